@@ -1,0 +1,171 @@
+"""Request bodies: decode the transfer form, and check what the client said about the bytes.
+
+`body_stream` turns an aiohttp request into an async iterator of the object's bytes (plain,
+or aws-chunked with its framing and chunk signatures removed). `BodyCheck` hashes those bytes
+(MD5 for the ETag, plus whatever the client declared: signed SHA-256, Content-MD5,
+x-amz-checksum-*) and, once the body is complete, refuses it if any value disagrees — before
+any manifest points at the data.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from collections.abc import AsyncIterator, Mapping
+
+from aiohttp import web
+
+from gateway import errors
+from gateway.checksums import ChecksumAlgorithm, Checksummer, algorithm_from_header_name
+from gateway.chunked import ChunkedDecoder, Data, Trailers
+from gateway.sigv4 import AuthResult, PayloadMode
+
+_READ_BYTES = 256 * 1024
+
+
+def declared_size(request: web.Request, auth: AuthResult | None) -> int:
+    """The object's size: x-amz-decoded-content-length for aws-chunked, else Content-Length."""
+    if _is_chunked(request, auth):
+        raw = request.headers.get("x-amz-decoded-content-length")
+        if raw is None or not raw.isdigit():
+            raise errors.MissingContentLength()
+        return int(raw)
+    if request.content_length is None:
+        if request.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            raise errors.MissingContentLength()
+        return 0
+    return request.content_length
+
+
+def _is_chunked(request: web.Request, auth: AuthResult | None) -> bool:
+    if auth is not None and auth.payload.streaming:
+        return True
+    encodings = request.headers.get("Content-Encoding", "").lower().replace(" ", "").split(",")
+    return "aws-chunked" in encodings
+
+
+class BodyCheck:
+    """Hashes of a body, and the values the client promised for them."""
+
+    def __init__(self, headers: Mapping[str, str], auth: AuthResult | None) -> None:
+        self.md5 = hashlib.md5()
+        self.sha256 = None
+        if auth is not None and auth.payload is PayloadMode.SIGNED and auth.payload_sha256:
+            self.sha256 = hashlib.sha256()
+            self.want_sha256 = auth.payload_sha256
+        self.want_md5 = _content_md5(headers.get("Content-MD5"))
+        self.sums: dict[ChecksumAlgorithm, Checksummer] = {}
+        self.want_sums: dict[ChecksumAlgorithm, str | None] = {}
+        for name, value in headers.items():
+            alg = algorithm_from_header_name(name.lower())
+            if alg is not None:
+                self._expect(alg, value)
+        for name in _trailer_names(headers):
+            alg = algorithm_from_header_name(name)
+            if alg is not None and alg not in self.want_sums:
+                self._expect(alg, None)     # value arrives in the trailer
+
+    def _expect(self, alg: ChecksumAlgorithm, value: str | None) -> None:
+        if self.want_sums:
+            raise errors.InvalidRequest("Expecting a single x-amz-checksum- header")
+        self.sums[alg] = Checksummer(alg)
+        self.want_sums[alg] = value
+
+    def update(self, data: bytes) -> None:
+        """Feed body bytes in order (called from a worker thread for large bodies)."""
+        self.md5.update(data)
+        if self.sha256 is not None:
+            self.sha256.update(data)
+        for s in self.sums.values():
+            s.update(data)
+
+    def finish(self, trailers: Mapping[str, str]) -> dict[str, str]:
+        """Check every promise; return the checksums to store (algorithm name -> base64)."""
+        if self.sha256 is not None and self.sha256.hexdigest() != self.want_sha256:
+            raise errors.XAmzContentSHA256Mismatch(
+                ClientComputedContentSHA256=self.want_sha256,
+                S3ComputedContentSHA256=self.sha256.hexdigest())
+        if self.want_md5 is not None and self.md5.digest() != self.want_md5:
+            raise errors.BadDigest()
+        stored = {}
+        for alg, summer in self.sums.items():
+            want = self.want_sums[alg] or trailers.get(f"x-amz-checksum-{alg.name.lower()}")
+            got = summer.b64()
+            if want is None:
+                raise errors.InvalidRequest(f"The {alg.name} checksum trailer is missing")
+            if want != got:
+                raise errors.BadDigest(
+                    f"The {alg.name} you specified did not match the calculated checksum.")
+            stored[alg.name] = got
+        return stored
+
+    @property
+    def etag(self) -> str:
+        return f'"{self.md5.hexdigest()}"'
+
+
+def _content_md5(value: str | None) -> bytes | None:
+    if value is None:
+        return None
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise errors.InvalidDigest() from None
+    if len(raw) != 16:
+        raise errors.InvalidDigest()
+    return raw
+
+
+def _trailer_names(headers: Mapping[str, str]) -> list[str]:
+    raw = headers.get("x-amz-trailer", "")
+    return [n.strip().lower() for n in raw.split(",") if n.strip()]
+
+
+class BodyReader:
+    """The decoded bytes of a request body; `trailers` holds aws-chunked trailers at the end."""
+
+    def __init__(self, request: web.Request, auth: AuthResult | None, size: int) -> None:
+        self.request = request
+        self.size = size
+        self.trailers: dict[str, str] = {}
+        self._decoder: ChunkedDecoder | None = None
+        if _is_chunked(request, auth):
+            mode = auth.payload if auth is not None else PayloadMode.STREAMING_UNSIGNED_TRAILER
+            self._decoder = ChunkedDecoder(mode, auth, _trailer_names(request.headers), size)
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        content = self.request.content
+        received = 0
+        while True:
+            try:
+                chunk = await content.read(_READ_BYTES)
+            except (ConnectionError, TimeoutError):
+                raise errors.IncompleteBody() from None
+            if not chunk:
+                break
+            if self._decoder is None:
+                received += len(chunk)
+                yield chunk
+                continue
+            for event in self._decoder.feed(chunk):
+                if isinstance(event, Data):
+                    received += len(event.data)
+                    yield bytes(event.data)
+                elif isinstance(event, Trailers):
+                    self.trailers.update(event.headers)
+        if self._decoder is not None:
+            self._decoder.eof()
+        if received != self.size:
+            raise errors.IncompleteBody()
+
+    async def read_all(self, limit: int) -> bytes:
+        """The whole body, for small objects and XML requests; over `limit` is refused."""
+        parts = []
+        total = 0
+        async for chunk in self:
+            total += len(chunk)
+            if total > limit:
+                raise errors.EntityTooLarge()
+            parts.append(chunk)
+        return b"".join(parts)

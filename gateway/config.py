@@ -1,0 +1,128 @@
+"""Configuration: one TOML file (conf/local.toml by default) read into frozen dataclasses.
+
+The same file drives `coffre up` (the whole local cluster) and `coffre gateway` (one gateway
+process); the data root comes from COFFRE_DATA when set, so several commands started with the
+same COFFRE_DATA see the same cluster.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from gateway import errors
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A storage policy: `ec k+m` (erasure code) or `replicate n` (k=1, m=n-1)."""
+
+    k: int
+    m: int
+
+    @property
+    def width(self) -> int:
+        return self.k + self.m
+
+    @property
+    def name(self) -> str:
+        return f"ec {self.k}+{self.m}" if self.k > 1 else f"replicate {self.width}"
+
+
+def parse_policy(text: str) -> Policy:
+    """Parse "ec 4+2" or "replicate 3"; raise ValueError on anything else."""
+    words = text.strip().lower().split()
+    if len(words) == 2 and words[0] == "ec" and "+" in words[1]:
+        k_text, m_text = words[1].split("+", 1)
+        k, m = int(k_text), int(m_text)
+        if not (1 <= k <= 32 and 0 <= m <= 16):
+            raise ValueError(f"ec policy out of range: {text!r}")
+        return Policy(k, m)
+    if len(words) == 2 and words[0] == "replicate":
+        n = int(words[1])
+        if not 1 <= n <= 16:
+            raise ValueError(f"replicate policy out of range: {text!r}")
+        return Policy(1, n - 1)
+    raise ValueError(f"unknown storage policy {text!r} (want 'ec K+M' or 'replicate N')")
+
+
+def policy_from_header(text: str) -> Policy:
+    try:
+        return parse_policy(text)
+    except ValueError as exc:
+        raise errors.InvalidArgument(str(exc)) from None
+
+
+@dataclass(frozen=True)
+class NodeLayout:
+    """How `coffre up` lays out the storage nodes of a local cluster."""
+
+    count: int = 6                  # storage node processes
+    first_port: int = 9101          # node i listens on first_port + i
+    devices_per_node: int = 1       # device directories per node
+    capacity_bytes: int = 0         # per device; 0 = the filesystem's free space
+
+
+@dataclass(frozen=True)
+class Config:
+    data_root: Path                 # rings/, nodes/, credentials.toml live here
+    region: str = "us-east-1"       # the only region this cluster answers for
+    listen: str = "127.0.0.1:9000"  # the gateway's S3 port
+    virtual_host_domain: str = ""   # e.g. "s3.local": bucket.s3.local addresses a bucket
+    part_power: int = 8             # 2**part_power partitions per ring
+    default_policy: Policy = Policy(4, 2)
+    extra_policies: tuple[Policy, ...] = ()  # more data rings to build (8+3, replicate 3)
+    inline_max_bytes: int = 64 * 1024        # objects up to this size live in the manifest
+    index_shards: int = 8           # bucket index shards, fixed at bucket creation
+    write_quorum_extra: int = 1     # a write needs k + this many durable fragments
+    meta_replicas: int = 3
+    max_skew_s: int = 900           # SigV4 clock skew window (AWS: 15 minutes)
+    node_timeout_s: float = 30.0    # one internal request
+    bucket_cache_s: float = 2.0     # how long a gateway trusts a cached bucket record
+    nodes: NodeLayout = NodeLayout()
+
+    @property
+    def rings_dir(self) -> Path:
+        return self.data_root / "rings"
+
+    @property
+    def credentials_path(self) -> Path:
+        return self.data_root / "credentials.toml"
+
+    @property
+    def all_policies(self) -> tuple[Policy, ...]:
+        seen: list[Policy] = [self.default_policy]
+        seen.extend(p for p in self.extra_policies if p not in seen)
+        return tuple(seen)
+
+
+def load(path: str | os.PathLike[str], data_root: str | None = None) -> Config:
+    """Read a TOML config; COFFRE_DATA (or `data_root`) overrides the file's data root."""
+    raw = tomllib.loads(Path(path).read_text())
+    cluster = raw.get("cluster", {})
+    gw = raw.get("gateway", {})
+    nodes = raw.get("nodes", {})
+    root = data_root or os.environ.get("COFFRE_DATA") or cluster.get("data_root", "var")
+    return Config(
+        data_root=Path(root).absolute(),
+        region=cluster.get("region", "us-east-1"),
+        listen=gw.get("listen", "127.0.0.1:9000"),
+        virtual_host_domain=gw.get("virtual_host_domain", ""),
+        part_power=int(cluster.get("part_power", 8)),
+        default_policy=parse_policy(cluster.get("default_policy", "ec 4+2")),
+        extra_policies=tuple(parse_policy(p) for p in cluster.get("extra_policies", [])),
+        inline_max_bytes=int(gw.get("inline_max_bytes", 64 * 1024)),
+        index_shards=int(gw.get("index_shards", 8)),
+        write_quorum_extra=int(gw.get("write_quorum_extra", 1)),
+        max_skew_s=int(gw.get("max_skew_s", 900)),
+        node_timeout_s=float(gw.get("node_timeout_s", 30.0)),
+        bucket_cache_s=float(gw.get("bucket_cache_s", 2.0)),
+        nodes=NodeLayout(
+            count=int(nodes.get("count", 6)),
+            first_port=int(nodes.get("first_port", 9101)),
+            devices_per_node=int(nodes.get("devices_per_node", 1)),
+            capacity_bytes=int(nodes.get("capacity_bytes", 0)),
+        ),
+    )

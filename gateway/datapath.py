@@ -1,0 +1,257 @@
+"""The erasure-coded data path: stream a body into k+m fragments, and stream it back.
+
+PUT: the body arrives in chunks; each stripe of k*block bytes is hashed and encoded in a
+worker thread (hashlib and zfec release the GIL), and block i goes into a small bounded queue
+that feeds the streaming upload of fragment i to the device in slot i. Memory per upload is
+bounded by the queues, whatever the object's size. The write succeeds when k + extra
+fragments are durable.
+
+GET: only the stripes that overlap the requested range are fetched, a batch at a time, with
+the next batch in flight while the current one is sent. The k data fragments are read
+directly (the code is systematic); a fragment that errors, is missing or fails its checksum
+is replaced by parity and the stripe decoded, invisibly to the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from storage.client import NodeClient, NodeError
+
+from gateway import errors, limits
+from gateway.manifest import DataRef
+from gateway.ranges import Layout
+from ring.model import Device, Ring
+from storage.erasure import Codec
+
+
+class DataRings(Protocol):
+    def data(self, width: int) -> Ring: ...
+
+
+def fragment_key(data_id: bytes, index: int) -> bytes:
+    return data_id + bytes([index])
+
+
+@dataclass
+class _Sink:
+    """One fragment's upload: a bounded queue of blocks and the task streaming it out."""
+
+    queue: asyncio.Queue[bytes | None]
+    task: asyncio.Task[None]
+
+    async def send(self, block: bytes | None) -> None:
+        if self.task.done():
+            return
+        put = asyncio.ensure_future(self.queue.put(block))
+        await asyncio.wait({put, self.task}, return_when=asyncio.FIRST_COMPLETED)
+        if not put.done():
+            put.cancel()
+
+
+async def _drain(queue: asyncio.Queue[bytes | None]) -> AsyncIterator[bytes]:
+    while (block := await queue.get()) is not None:
+        yield block
+
+
+class DataPath:
+    def __init__(self, rings: DataRings, client: NodeClient, write_extra: int = 1) -> None:
+        self.rings, self.client, self.write_extra = rings, client, write_extra
+        self._codecs: dict[tuple[int, int], Codec] = {}
+        self._background: set[asyncio.Task[None]] = set()
+
+    def codec(self, k: int, m: int) -> Codec:
+        codec = self._codecs.get((k, m))
+        if codec is None:
+            codec = self._codecs[(k, m)] = Codec(k, m)
+        return codec
+
+    # ---- write -----------------------------------------------------------------------
+
+    async def write(self, body: AsyncIterable[bytes], size: int, k: int, m: int,
+                    observe: Callable[[bytes], None]) -> DataRef:
+        """Store `size` bytes from `body`; `observe` sees every stripe (hashes, in a thread)."""
+        data_id = os.urandom(16)
+        ring = self.rings.data(k + m)
+        partition = ring.partition_of(data_id)
+        devices = ring.slots(partition)
+        layout = Layout(size, k, limits.stripe_block_bytes)
+        sinks = [self._open_sink(d, partition, fragment_key(data_id, i), layout.fragment_bytes)
+                 for i, d in enumerate(devices)]
+        try:
+            await self._pump(body, layout, self.codec(k, m), sinks, observe)
+        except BaseException:
+            for s in sinks:
+                s.task.cancel()
+            self._spawn(self._delete_fragments(devices, partition, data_id))
+            raise
+        results = await asyncio.gather(*(s.task for s in sinks), return_exceptions=True)
+        durable = sum(1 for r in results if not isinstance(r, BaseException))
+        need = min(k + self.write_extra, k + m)
+        if durable < need:
+            self._spawn(self._delete_fragments(devices, partition, data_id))
+            reasons = "; ".join(str(r) for r in results if isinstance(r, BaseException))
+            raise errors.SlowDown(f"only {durable} of {need} fragments stored: {reasons}")
+        return DataRef(data_id, size, k, m, limits.stripe_block_bytes)
+
+    def _open_sink(self, dev: Device, partition: int, key: bytes, length: int) -> _Sink:
+        queue: asyncio.Queue[bytes | None] = asyncio.Queue(limits.fragment_queue_blocks)
+        task = asyncio.ensure_future(
+            self.client.put_fragment(dev.addr, dev.id, partition, key, length, _drain(queue)))
+        return _Sink(queue, task)
+
+    async def _pump(self, body: AsyncIterable[bytes], layout: Layout, codec: Codec,
+                    sinks: Sequence[_Sink], observe: Callable[[bytes], None]) -> None:
+        buf = bytearray()
+        stripe = 0
+        received = 0
+        async for chunk in body:
+            received += len(chunk)
+            if received > layout.size:
+                raise errors.InvalidRequest("body longer than its declared length")
+            buf += chunk
+            while len(buf) >= layout.stripe_bytes and stripe < layout.stripes - 1:
+                data = bytes(buf[: layout.stripe_bytes])
+                del buf[: layout.stripe_bytes]
+                await self._send_stripe(data, layout.block_len(stripe), codec, sinks, observe)
+                stripe += 1
+        if received != layout.size:
+            raise errors.IncompleteBody()
+        if layout.stripes:
+            await self._send_stripe(bytes(buf), layout.block_len(stripe), codec, sinks, observe)
+        for s in sinks:
+            await s.send(None)
+
+    async def _send_stripe(self, data: bytes, block_len: int, codec: Codec,
+                           sinks: Sequence[_Sink], observe: Callable[[bytes], None]) -> None:
+        def work() -> list[bytes]:
+            observe(data)
+            return codec.encode(codec.split(data, block_len))
+
+        blocks = await asyncio.to_thread(work)
+        await asyncio.gather(*(s.send(b) for s, b in zip(sinks, blocks, strict=True)))
+
+    # ---- read ------------------------------------------------------------------------
+
+    async def read(self, ref: DataRef, start: int, end: int) -> AsyncIterator[bytes]:
+        """Yield object bytes start..end (inclusive) of one erasure-coded run."""
+        if ref.size == 0 or end < start:
+            return
+        layout = Layout(ref.size, ref.k, ref.block)
+        first, last = start // layout.stripe_bytes, end // layout.stripe_bytes
+        reader = _StripeReader(self, ref, layout)
+        step = limits.read_batch_stripes
+        batches = [(s, min(s + step - 1, last)) for s in range(first, last + 1, step)]
+        nxt: asyncio.Task[bytes] | None = asyncio.ensure_future(reader.batch(*batches[0]))
+        try:
+            for i, (s0, _s1) in enumerate(batches):
+                assert nxt is not None
+                data = await nxt
+                nxt = (asyncio.ensure_future(reader.batch(*batches[i + 1]))
+                       if i + 1 < len(batches) else None)
+                base = s0 * layout.stripe_bytes
+                lo = max(start - base, 0)
+                hi = min(end - base + 1, len(data))
+                yield data[lo:hi]
+        finally:
+            if nxt is not None:
+                nxt.cancel()
+
+    # ---- delete ----------------------------------------------------------------------
+
+    def forget(self, refs: Sequence[DataRef]) -> None:
+        """Remove the fragments of data no manifest points at any more (in the background)."""
+        for ref in refs:
+            ring = self.rings.data(ref.k + ref.m)
+            partition = ring.partition_of(ref.data_id)
+            self._spawn(self._delete_fragments(ring.slots(partition), partition, ref.data_id))
+
+    async def _delete_fragments(self, devices: Sequence[Device], partition: int,
+                                data_id: bytes) -> None:
+        async def one(i: int, d: Device) -> None:
+            try:
+                await self.client.delete_fragment(d.addr, d.id, partition,
+                                                  fragment_key(data_id, i))
+            except NodeError:
+                pass    # an orphan: the collector removes it later
+        await asyncio.gather(*(one(i, d) for i, d in enumerate(devices)))
+
+    def _spawn(self, coro: AsyncIterator[None] | object) -> None:
+        task = asyncio.ensure_future(coro)  # type: ignore[call-overload]
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+
+class _StripeReader:
+    """Reads batches of whole stripes of one DataRef, falling back to parity on errors."""
+
+    def __init__(self, path: DataPath, ref: DataRef, layout: Layout) -> None:
+        self.path, self.ref, self.layout = path, ref, layout
+        self.codec = path.codec(ref.k, ref.m)
+        ring = path.rings.data(ref.k + ref.m)
+        self.partition = ring.partition_of(ref.data_id)
+        self.devices = ring.slots(self.partition)
+        self.previous = ring.previous_slots(self.partition)
+        self.bad: set[int] = set()      # fragments that failed once: not asked again
+
+    async def batch(self, s0: int, s1: int) -> bytes:
+        offset = self.layout.fragment_offset(s0)
+        length = sum(self.layout.block_len(s) for s in range(s0, s1 + 1))
+        width = self.ref.k + self.ref.m
+        wanted = [i for i in range(width) if i not in self.bad][: self.ref.k]
+        got: dict[int, bytes] = {}
+        tried: set[int] = set()
+        while len(got) < self.ref.k:
+            if not wanted:
+                raise errors.ServiceUnavailable(
+                    f"only {len(got)} of {self.ref.k} fragments readable")
+            tried.update(wanted)
+            results = await asyncio.gather(*(self._fetch(i, offset, length) for i in wanted))
+            for i, res in zip(wanted, results, strict=True):
+                if res is None or len(res) != length:
+                    self.bad.add(i)
+                else:
+                    got[i] = res
+            spare = [i for i in range(width) if i not in tried and i not in self.bad]
+            wanted = spare[: self.ref.k - len(got)]
+        if all(i in got for i in range(self.ref.k)):
+            return self._interleave(got, s0, s1)
+        return await asyncio.to_thread(self._decode, got, s0, s1)
+
+    async def _fetch(self, index: int, offset: int, length: int) -> bytes | None:
+        key = fragment_key(self.ref.data_id, index)
+        places = [self.devices[index]]
+        if self.previous is not None and self.previous[index].id != self.devices[index].id:
+            places.append(self.previous[index])
+        for dev in places:
+            try:
+                return await self.path.client.read_fragment(
+                    dev.addr, dev.id, self.partition, key, offset, length)
+            except NodeError:
+                continue
+        return None
+
+    def _interleave(self, got: dict[int, bytes], s0: int, s1: int) -> bytes:
+        """Stripe by stripe, concatenate the data blocks (dropping the last stripe's pad)."""
+        out = bytearray()
+        pos = 0
+        for s in range(s0, s1 + 1):
+            blen = self.layout.block_len(s)
+            stripe = b"".join(got[i][pos:pos + blen] for i in range(self.ref.k))
+            out += stripe[: self.layout.data_len(s)]
+            pos += blen
+        return bytes(out)
+
+    def _decode(self, got: dict[int, bytes], s0: int, s1: int) -> bytes:
+        out = bytearray()
+        pos = 0
+        for s in range(s0, s1 + 1):
+            blen = self.layout.block_len(s)
+            blocks = self.codec.decode({i: b[pos:pos + blen] for i, b in got.items()})
+            out += b"".join(blocks)[: self.layout.data_len(s)]
+            pos += blen
+        return bytes(out)

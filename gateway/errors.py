@@ -1,0 +1,187 @@
+"""S3 errors: each one knows its code and HTTP status, and renders itself as AWS's XML.
+
+Every client-visible failure in the gateway is raised as an `S3Error` subclass and turned
+into the response in exactly one place (the server's error middleware), so that the code,
+status and document shape cannot drift between handlers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from xml.sax.saxutils import escape
+
+
+class S3Error(Exception):
+    """Base of every error the gateway returns to a client."""
+
+    code = "InternalError"
+    status = 500
+    default_message = "We encountered an internal error. Please try again."
+
+    def __init__(self, message: str | None = None, **extra: str) -> None:
+        self.message = message or self.default_message
+        # Extra elements AWS adds to some errors (BucketName, Key, Condition, ...).
+        self.extra: dict[str, str] = dict(extra)
+        self.headers: dict[str, str] = {}
+        super().__init__(self.message)
+
+    def to_xml(self, resource: str, request_id: str) -> bytes:
+        parts = [
+            '<?xml version="1.0" encoding="UTF-8"?>\n<Error>',
+            f"<Code>{self.code}</Code>",
+            f"<Message>{escape(self.message)}</Message>",
+        ]
+        parts.extend(f"<{k}>{escape(v)}</{k}>" for k, v in self.extra.items())
+        parts.append(f"<Resource>{escape(resource)}</Resource>")
+        parts.append(f"<RequestId>{request_id}</RequestId></Error>")
+        return "".join(parts).encode()
+
+
+def _error(name: str, status: int, message: str) -> type[S3Error]:
+    return type(name, (S3Error,), {"code": name, "status": status, "default_message": message})
+
+
+# 400
+AuthorizationHeaderMalformed = _error(
+    "AuthorizationHeaderMalformed", 400, "The authorization header is malformed."
+)
+AuthorizationQueryParametersError = _error(
+    "AuthorizationQueryParametersError", 400, "Error parsing the X-Amz-Credential parameter."
+)
+BadDigest = _error(
+    "BadDigest", 400, "The Content-MD5 or checksum you specified did not match what we received."
+)
+EntityTooSmall = _error(
+    "EntityTooSmall", 400, "Your proposed upload is smaller than the minimum allowed object size."
+)
+EntityTooLarge = _error(
+    "EntityTooLarge", 400, "Your proposed upload exceeds the maximum allowed object size."
+)
+InvalidURI = _error("InvalidURI", 400, "Couldn't parse the specified URI.")
+IncompleteBody = _error(
+    "IncompleteBody", 400, "You did not provide the number of bytes specified by the header."
+)
+InvalidArgument = _error("InvalidArgument", 400, "Invalid Argument")
+InvalidBucketName = _error("InvalidBucketName", 400, "The specified bucket is not valid.")
+InvalidDigest = _error("InvalidDigest", 400, "The Content-MD5 you specified is not valid.")
+InvalidPart = _error(
+    "InvalidPart",
+    400,
+    "One or more of the specified parts could not be found. The part may not have been "
+    "uploaded, or the specified entity tag may not match the part's entity tag.",
+)
+InvalidPartOrder = _error(
+    "InvalidPartOrder",
+    400,
+    "The list of parts was not in ascending order. Parts must be ordered by part number.",
+)
+InvalidRequest = _error("InvalidRequest", 400, "Invalid Request")
+InvalidStorageClass = _error(
+    "InvalidStorageClass", 400, "The storage class you specified is not valid."
+)
+InvalidLocationConstraint = _error(
+    "InvalidLocationConstraint", 400, "The specified location-constraint is not valid."
+)
+IllegalLocationConstraintException = _error(
+    "IllegalLocationConstraintException",
+    400,
+    "The unspecified location constraint is incompatible for the region specific endpoint "
+    "this request was sent to.",
+)
+KeyTooLongError = _error("KeyTooLongError", 400, "Your key is too long.")
+MalformedXML = _error(
+    "MalformedXML",
+    400,
+    "The XML you provided was not well-formed or did not validate against our published schema.",
+)
+MetadataTooLarge = _error(
+    "MetadataTooLarge", 400, "Your metadata headers exceed the maximum allowed metadata size."
+)
+RequestTimeout = _error(
+    "RequestTimeout",
+    400,
+    "Your socket connection to the server was not read from or written to within the timeout "
+    "period.",
+)
+TooManyParts = _error("InvalidArgument", 400, "Part number must be an integer between 1 and 10000")
+UnexpectedContent = _error(
+    "UnexpectedContent", 400, "This request does not support content."
+)
+XAmzContentSHA256Mismatch = _error(
+    "XAmzContentSHA256Mismatch",
+    400,
+    "The provided 'x-amz-content-sha256' header does not match what was computed.",
+)
+InvalidTag = _error("InvalidTag", 400, "The tag provided was not a valid tag.")
+# 403
+AccessDenied = _error("AccessDenied", 403, "Access Denied")
+InvalidAccessKeyId = _error(
+    "InvalidAccessKeyId", 403, "The AWS Access Key Id you provided does not exist in our records."
+)
+RequestTimeTooSkewed = _error(
+    "RequestTimeTooSkewed",
+    403,
+    "The difference between the request time and the current time is too large.",
+)
+SignatureDoesNotMatch = _error(
+    "SignatureDoesNotMatch",
+    403,
+    "The request signature we calculated does not match the signature you provided. "
+    "Check your key and signing method.",
+)
+# 404
+NoSuchBucket = _error("NoSuchBucket", 404, "The specified bucket does not exist")
+NoSuchKey = _error("NoSuchKey", 404, "The specified key does not exist.")
+NoSuchUpload = _error(
+    "NoSuchUpload",
+    404,
+    "The specified upload does not exist. The upload ID may be invalid, or the upload may "
+    "have been aborted or completed.",
+)
+NoSuchTagSet = _error("NoSuchTagSet", 404, "The TagSet does not exist")
+# 405, 409, 411, 412, 416
+MethodNotAllowed = _error(
+    "MethodNotAllowed", 405, "The specified method is not allowed against this resource."
+)
+BucketAlreadyExists = _error(
+    "BucketAlreadyExists",
+    409,
+    "The requested bucket name is not available. The bucket namespace is shared by all users "
+    "of the system. Please select a different name and try again.",
+)
+BucketAlreadyOwnedByYou = _error(
+    "BucketAlreadyOwnedByYou",
+    409,
+    "Your previous request to create the named bucket succeeded and you already own it.",
+)
+BucketNotEmpty = _error("BucketNotEmpty", 409, "The bucket you tried to delete is not empty")
+ConditionalRequestConflict = _error(
+    "ConditionalRequestConflict",
+    409,
+    "A conflicting conditional action is currently in progress against this resource.",
+)
+MissingContentLength = _error(
+    "MissingContentLength", 411, "You must provide the Content-Length HTTP header."
+)
+PreconditionFailed = _error(
+    "PreconditionFailed", 412, "At least one of the pre-conditions you specified did not hold"
+)
+InvalidRange = _error("InvalidRange", 416, "The requested range is not satisfiable")
+# 5xx
+InternalError = _error(
+    "InternalError", 500, "We encountered an internal error. Please try again."
+)
+NotImplementedError_ = _error(
+    "NotImplemented", 501, "A header or operation you provided implies functionality that is not "
+    "implemented."
+)
+ServiceUnavailable = _error(
+    "ServiceUnavailable", 503, "Service is unable to handle request. Please retry."
+)
+SlowDown = _error("SlowDown", 503, "Please reduce your request rate.")
+
+
+def with_headers(err: S3Error, headers: Mapping[str, str]) -> S3Error:
+    """Attach response headers (e.g. Content-Range on 416) to an error before raising it."""
+    err.headers.update(headers)
+    return err

@@ -1,0 +1,1 @@
+"""S3 operation handlers, one module per family; `HANDLERS` maps AWS operation names to them."""

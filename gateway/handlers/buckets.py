@@ -1,0 +1,123 @@
+"""Bucket operations: Create, Head, Delete, ListBuckets, location, tagging, versioning."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from aiohttp import web
+
+from gateway import errors, limits, s3xml
+from gateway.body import BodyReader, declared_size
+from gateway.config import policy_from_header
+from gateway.handlers.objects import owned_bucket
+from gateway.listing import bucket_is_empty
+from gateway.names import check_bucket_name
+from gateway.state import Ctx
+
+XML = "application/xml"
+POLICY_HEADER = "x-coffre-storage-policy"
+
+
+async def read_xml_body(ctx: Ctx) -> bytes:
+    size = declared_size(ctx.request, ctx.auth)
+    if size > limits.xml_body_bytes_max:
+        raise errors.MalformedXML()
+    return await BodyReader(ctx.request, ctx.auth, size).read_all(limits.xml_body_bytes_max)
+
+
+def _location_constraint(body: bytes, region: str) -> None:
+    if not body.strip():
+        return
+    root = s3xml.parse(body, "CreateBucketConfiguration")
+    wanted = s3xml.child_text(root, "LocationConstraint")
+    if wanted is None or (wanted == region and region != "us-east-1"):
+        return
+    if wanted == "" and region == "us-east-1":
+        return
+    if wanted == "us-east-1" or wanted == "":
+        raise errors.InvalidLocationConstraint(LocationConstraint=wanted)
+    raise errors.IllegalLocationConstraintException(
+        f"The {wanted} location constraint is incompatible for the region specific endpoint "
+        "this request was sent to.")
+
+
+async def create_bucket(ctx: Ctx) -> web.StreamResponse:
+    state = ctx.state
+    name = ctx.bucket_name
+    check_bucket_name(name)
+    _location_constraint(await read_xml_body(ctx), state.config.region)
+    raw_policy = ctx.request.headers.get(POLICY_HEADER)
+    policy = policy_from_header(raw_policy) if raw_policy else state.config.default_policy
+    if policy.width not in state.rings.widths:
+        raise errors.InvalidArgument(
+            f"Storage policy '{policy.name}' needs {policy.width} devices per partition; "
+            "this cluster has no ring of that width",
+            ArgumentName=POLICY_HEADER, ArgumentValue=raw_policy or policy.name)
+    assert ctx.tenant is not None
+    await state.catalog.create_bucket(name, ctx.tenant, policy.k, policy.m,
+                                      state.config.index_shards)
+    return web.Response(status=200, headers={"Location": f"/{name}"})
+
+
+async def head_bucket(ctx: Ctx) -> web.StreamResponse:
+    await owned_bucket(ctx)
+    return web.Response(status=200, headers={"x-amz-bucket-region": ctx.state.config.region})
+
+
+async def delete_bucket(ctx: Ctx) -> web.StreamResponse:
+    bucket = await owned_bucket(ctx)
+    if not await bucket_is_empty(ctx.state.catalog, bucket):
+        raise errors.BucketNotEmpty(BucketName=bucket.name)
+    await ctx.state.catalog.delete_bucket(bucket)
+    return web.Response(status=204)
+
+
+async def list_buckets(ctx: Ctx) -> web.StreamResponse:
+    records = await ctx.state.catalog.list_buckets()
+    mine = [(b.name, b.created_ms) for b in records if b.owner == ctx.tenant]
+    assert ctx.tenant is not None
+    body = s3xml.list_buckets(ctx.tenant, mine, ctx.state.config.region)
+    return web.Response(body=body, content_type=XML)
+
+
+async def get_bucket_location(ctx: Ctx) -> web.StreamResponse:
+    await owned_bucket(ctx)
+    return web.Response(body=s3xml.location(ctx.state.config.region), content_type=XML)
+
+
+async def get_bucket_versioning(ctx: Ctx) -> web.StreamResponse:
+    await owned_bucket(ctx)
+    # Versioning has never been enabled on a Coffre bucket: AWS answers an empty document.
+    return web.Response(body=s3xml.simple("VersioningConfiguration", []), content_type=XML)
+
+
+async def get_bucket_tagging(ctx: Ctx) -> web.StreamResponse:
+    bucket = await owned_bucket(ctx)
+    if not bucket.tags:
+        raise errors.NoSuchTagSet(BucketName=bucket.name)
+    return web.Response(body=s3xml.tagging(bucket.tags), content_type=XML)
+
+
+async def put_bucket_tagging(ctx: Ctx) -> web.StreamResponse:
+    bucket = await owned_bucket(ctx)
+    tags = s3xml.parse_tagging(await read_xml_body(ctx))
+    check_tags(tags, limit=50)
+    await ctx.state.catalog.save_bucket(dataclasses.replace(bucket, tags=tuple(tags)))
+    return web.Response(status=204)
+
+
+async def delete_bucket_tagging(ctx: Ctx) -> web.StreamResponse:
+    bucket = await owned_bucket(ctx)
+    await ctx.state.catalog.save_bucket(dataclasses.replace(bucket, tags=()))
+    return web.Response(status=204)
+
+
+def check_tags(tags: list[tuple[str, str]], limit: int) -> None:
+    if len(tags) > limit:
+        raise errors.InvalidTag(f"Object tags cannot be greater than {limit}")
+    keys = [k for k, _ in tags]
+    if len(set(keys)) != len(keys):
+        raise errors.InvalidTag("Cannot provide multiple Tags with the same key")
+    for k, v in tags:
+        if not 1 <= len(k) <= 128 or len(v) > 256:
+            raise errors.InvalidTag("The TagKey or TagValue you have provided is too long")

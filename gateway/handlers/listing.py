@@ -1,0 +1,85 @@
+"""ListObjects (V1) and ListObjectsV2."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from aiohttp import web
+
+from gateway import errors, limits, s3xml
+from gateway.handlers.objects import owned_bucket
+from gateway.listing import list_page
+from gateway.state import Ctx
+
+XML = "application/xml"
+
+
+def _max_keys(raw: str | None) -> int:
+    if raw is None:
+        return limits.list_keys_max
+    try:
+        value = int(raw)
+    except ValueError:
+        raise errors.InvalidArgument("Provided max-keys not an integer or within integer range",
+                                     ArgumentName="max-keys", ArgumentValue=raw) from None
+    if value < 0:
+        raise errors.InvalidArgument("Argument maxKeys must be an integer between 0 and "
+                                     "2147483647", ArgumentName="maxKeys",
+                                     ArgumentValue=raw)
+    return min(value, limits.list_keys_max)
+
+
+def _encoding(raw: str | None) -> bool:
+    if raw is None:
+        return False
+    if raw.lower() != "url":
+        raise errors.InvalidArgument("Invalid Encoding Method specified in Request",
+                                     ArgumentName="encoding-type", ArgumentValue=raw)
+    return True
+
+
+def _token_out(key: str) -> str:
+    return base64.urlsafe_b64encode(key.encode("utf-8", "surrogateescape")).decode()
+
+
+def _token_in(token: str) -> str:
+    try:
+        raw = base64.urlsafe_b64decode(token.encode())
+        return raw.decode("utf-8", "surrogateescape")
+    except (binascii.Error, ValueError):
+        raise errors.InvalidArgument("The continuation token provided is incorrect",
+                                     ArgumentName="continuation-token") from None
+
+
+async def list_objects_v2(ctx: Ctx) -> web.StreamResponse:
+    q = ctx.request.query
+    bucket = await owned_bucket(ctx)
+    prefix = q.get("prefix", "")
+    delimiter = q.get("delimiter") or None
+    max_keys = _max_keys(q.get("max-keys"))
+    url = _encoding(q.get("encoding-type"))
+    token = q.get("continuation-token")
+    start_after = q.get("start-after") or None
+    after = _token_in(token) if token is not None else start_after
+    page = await list_page(ctx.state.catalog, bucket, prefix, delimiter, max_keys, after)
+    next_token = _token_out(page.next_key) if page.truncated and page.next_key else None
+    owner = bucket.owner if q.get("fetch-owner") == "true" else None
+    body = s3xml.list_objects_v2(bucket.name, prefix, delimiter, max_keys, page, url, token,
+                                 next_token, start_after, owner)
+    return web.Response(body=body, content_type=XML)
+
+
+async def list_objects(ctx: Ctx) -> web.StreamResponse:
+    q = ctx.request.query
+    bucket = await owned_bucket(ctx)
+    prefix = q.get("prefix", "")
+    delimiter = q.get("delimiter") or None
+    max_keys = _max_keys(q.get("max-keys"))
+    url = _encoding(q.get("encoding-type"))
+    marker = q.get("marker", "")
+    page = await list_page(ctx.state.catalog, bucket, prefix, delimiter, max_keys,
+                           marker or None)
+    body = s3xml.list_objects_v1(bucket.name, prefix, delimiter, max_keys, page, url, marker,
+                                 bucket.owner)
+    return web.Response(body=body, content_type=XML)

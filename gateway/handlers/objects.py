@@ -1,0 +1,171 @@
+"""PutObject, GetObject, HeadObject, DeleteObject."""
+
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+
+from gateway import conditions, errors, headers, limits
+from gateway.body import BodyCheck, BodyReader, declared_size
+from gateway.manifest import BucketRecord, Manifest
+from gateway.names import check_key
+from gateway.ranges import ByteRange, parse_range
+from gateway.state import Ctx
+
+CHECKSUM_HEADER = "x-amz-checksum-{}"
+
+
+async def owned_bucket(ctx: Ctx) -> BucketRecord:
+    """The request's bucket, if it exists and belongs to the caller."""
+    bucket = await ctx.state.catalog.bucket(ctx.bucket_name)
+    if bucket.owner != ctx.tenant:
+        raise errors.AccessDenied()
+    return bucket
+
+
+async def receive_object(ctx: Ctx, bucket: BucketRecord, size: int) -> Manifest:
+    """Read, check and store a request body; the manifest to commit (not yet committed)."""
+    req = ctx.request
+    if size > limits.put_object_bytes_max:
+        raise errors.EntityTooLarge()
+    meta = headers.user_metadata(req.headers)
+    stored = headers.stored_headers(req.headers)
+    check = BodyCheck(req.headers, ctx.auth)
+    body = BodyReader(req, ctx.auth, size)
+    state = ctx.state
+    if size <= state.config.inline_max_bytes:
+        data = await body.read_all(size)
+        check.update(data)
+        sums = check.finish(body.trailers)
+        return Manifest(size, check.etag, int(time.time() * 1000), stored, meta, inline=data,
+                        checksums=sums)
+    ref = await state.data.write(body, size, bucket.k, bucket.m, check.update)
+    try:
+        sums = check.finish(body.trailers)
+    except errors.S3Error:
+        state.data.forget([ref])
+        raise
+    return Manifest(size, check.etag, int(time.time() * 1000), stored, meta, parts=(ref,),
+                    checksums=sums)
+
+
+def checksum_headers(m: Manifest) -> dict[str, str]:
+    return {CHECKSUM_HEADER.format(alg.lower()): v for alg, v in m.checksums.items()}
+
+
+async def put_object(ctx: Ctx) -> web.StreamResponse:
+    bucket = await owned_bucket(ctx)
+    key = check_key(ctx.key)
+    size = declared_size(ctx.request, ctx.auth)
+    catalog = ctx.state.catalog
+    old = await catalog.get_object(bucket, key)
+    conditions.check_write(ctx.request.headers, old[0].etag if old else None)
+    manifest = await receive_object(ctx, bucket, size)
+    await commit(ctx, bucket, key, manifest, old[0] if old else None)
+    hdrs = {"ETag": manifest.etag, **checksum_headers(manifest)}
+    return web.Response(status=200, headers=hdrs)
+
+
+async def commit(ctx: Ctx, bucket: BucketRecord, key: bytes, manifest: Manifest,
+                 old: Manifest | None) -> None:
+    """Commit a new manifest; then the replaced object's data can go."""
+    state = ctx.state
+    try:
+        await state.catalog.put_object(bucket, key, manifest)
+    except errors.S3Error:
+        state.data.forget(manifest.parts)
+        raise
+    if old is not None and old.parts:
+        state.data.forget(old.parts)
+
+
+async def _manifest(ctx: Ctx) -> Manifest:
+    bucket = await owned_bucket(ctx)
+    key = check_key(ctx.key)
+    found = await ctx.state.catalog.get_object(bucket, key)
+    if found is None:
+        raise errors.NoSuchKey(Key=ctx.key)
+    return found[0]
+
+
+async def head_object(ctx: Ctx) -> web.StreamResponse:
+    m = await _manifest(ctx)
+    hdrs = headers.object_headers(m, ctx.request.query)
+    if ctx.request.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED":
+        hdrs.update(checksum_headers(m))
+    outcome = conditions.evaluate(ctx.request.headers, m.etag, m.mtime_ms)
+    if outcome is conditions.Outcome.NOT_MODIFIED:
+        return web.Response(status=304, headers=_not_modified(hdrs))
+    rng = parse_range(ctx.request.headers.get("Range"), m.size)
+    return web.Response(status=206 if rng else 200, headers=_length_headers(hdrs, rng, m.size))
+
+
+def _not_modified(hdrs: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in hdrs.items() if k in ("ETag", "Last-Modified")}
+
+
+def _length_headers(hdrs: dict[str, str], rng: ByteRange | None, size: int) -> dict[str, str]:
+    if rng is None:
+        hdrs["Content-Length"] = str(size)
+    else:
+        hdrs["Content-Length"] = str(rng.length)
+        hdrs["Content-Range"] = f"bytes {rng.start}-{rng.end}/{size}"
+    return hdrs
+
+
+async def get_object(ctx: Ctx) -> web.StreamResponse:
+    m = await _manifest(ctx)
+    req = ctx.request
+    hdrs = headers.object_headers(m, req.query)
+    if req.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED" and "Range" not in \
+            req.headers:
+        hdrs.update(checksum_headers(m))
+    if conditions.evaluate(req.headers, m.etag, m.mtime_ms) is conditions.Outcome.NOT_MODIFIED:
+        return web.Response(status=304, headers=_not_modified(hdrs))
+    rng = parse_range(req.headers.get("Range"), m.size)
+    start, end = (rng.start, rng.end) if rng else (0, m.size - 1)
+    resp = web.StreamResponse(status=206 if rng else 200,
+                              headers=_length_headers(hdrs, rng, m.size))
+    resp.headers["x-amz-request-id"] = ctx.request_id
+    if m.inline is not None:
+        await resp.prepare(req)
+        await resp.write(m.inline[start:end + 1])
+        await resp.write_eof()
+        return resp
+    await resp.prepare(req)
+    async for chunk in stream_parts(ctx, m, start, end):
+        await resp.write(chunk)
+    await resp.write_eof()
+    return resp
+
+
+async def stream_parts(ctx: Ctx, m: Manifest, start: int, end: int):  # type: ignore[no-untyped-def]
+    """Bytes start..end of an object stored as one or more erasure-coded parts."""
+    base = 0
+    for ref in m.parts:
+        lo, hi = max(start, base), min(end, base + ref.size - 1)
+        if lo <= hi:
+            async for chunk in ctx.state.data.read(ref, lo - base, hi - base):
+                yield chunk
+        base += ref.size
+        if base > end:
+            break
+
+
+async def delete_object(ctx: Ctx) -> web.StreamResponse:
+    bucket = await owned_bucket(ctx)
+    key = check_key(ctx.key)
+    await delete_key(ctx, bucket, key)
+    return web.Response(status=204)
+
+
+async def delete_key(ctx: Ctx, bucket: BucketRecord, key: bytes) -> None:
+    """Tombstone a key (a no-op success when it does not exist, as S3 answers)."""
+    catalog = ctx.state.catalog
+    old = await catalog.get_object(bucket, key)
+    if old is None:
+        return
+    await catalog.delete_object(bucket, key)
+    if old[0].parts:
+        ctx.state.data.forget(old[0].parts)

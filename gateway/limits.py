@@ -1,0 +1,33 @@
+"""Limits of the S3 front, each with its unit in the name.
+
+AWS's published limits where S3 has one; our own otherwise. Relations between them are
+asserted at import so that a change that breaks one fails at start, not under load.
+"""
+
+from __future__ import annotations
+
+KIB = 1024
+MIB = 1024 * KIB
+GIB = 1024 * MIB
+
+key_bytes_max = 1024                      # S3: object keys are at most 1024 bytes of UTF-8
+bucket_name_chars_min = 3
+bucket_name_chars_max = 63
+user_metadata_bytes_max = 2 * KIB         # S3: x-amz-meta-* names + values
+object_bytes_max = 5 * 1024 * GIB         # S3: 5 TiB
+put_object_bytes_max = 5 * GIB            # S3: a single PUT is at most 5 GiB
+part_bytes_min = 5 * MIB                  # S3: every part but the last
+part_number_max = 10_000
+list_keys_max = 1000                      # max-keys is capped at 1000
+delete_objects_keys_max = 1000
+xml_body_bytes_max = 2 * MIB              # request bodies we parse as XML
+tags_per_object_max = 10
+
+# Data path.
+stripe_block_bytes = 256 * KIB            # one fragment block per stripe
+read_batch_stripes = 4                    # stripes fetched per round trip on GET
+fragment_queue_blocks = 4                 # blocks buffered per fragment stream on PUT
+
+assert stripe_block_bytes % 4096 == 0
+assert put_object_bytes_max <= object_bytes_max
+assert part_bytes_min < put_object_bytes_max

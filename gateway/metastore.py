@@ -1,0 +1,232 @@
+"""Replicated metadata records: quorum writes and reads, and ordered listing cursors.
+
+Every record lives on the `width` (3) devices the metadata ring gives for its partition.
+A write goes to all of them and succeeds once W answer; a read asks all of them, takes the
+newest of the first R answers (W + R > N, so that set always holds the newest acknowledged
+write) and repairs a stale replica in the background. Timestamps come from the gateway's
+hybrid logical clock; nodes keep the newest and ignore older puts, so concurrent writers
+converge on one winner everywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from storage.client import MetaRecord, NodeClient, NodeError
+
+from gateway import errors
+from gateway.hlc import Clock
+from ring.model import Device, Ring
+
+
+class MetaRings(Protocol):
+    @property
+    def meta(self) -> Ring: ...
+
+
+@dataclass(frozen=True)
+class Quorum:
+    write: int = 2
+    read: int = 2
+
+
+class MetaStore:
+    def __init__(self, rings: MetaRings, client: NodeClient, clock: Clock,
+                 quorum: Quorum = Quorum()) -> None:
+        self.rings, self.client, self.clock, self.quorum = rings, client, clock, quorum
+        self._background: set[asyncio.Task[None]] = set()
+
+    def partition(self, name: bytes) -> int:
+        return self.rings.meta.partition_of(name)
+
+    def replicas(self, partition: int) -> tuple[Device, ...]:
+        return self.rings.meta.slots(partition)
+
+    async def put(self, partition: int, key: bytes, value: bytes | None,
+                  ts: int | None = None) -> int:
+        """Write (or, with value None, tombstone) a record; return its timestamp."""
+        stamp = self.clock.now() if ts is None else ts
+        calls = [
+            lambda d=d: self.client.put_meta(d.addr, d.id, partition, key, stamp, value)
+            for d in self.replicas(partition)
+        ]
+        await self._gather_quorum(calls, self.quorum.write, "write")
+        return stamp
+
+    async def get(self, partition: int, key: bytes) -> MetaRecord | None:
+        """The newest record among a read quorum (tombstones included), or None."""
+        devices = self.replicas(partition)
+        calls = [
+            lambda d=d: self.client.get_meta(d.addr, d.id, partition, key) for d in devices
+        ]
+        answers = await self._gather_quorum(calls, self.quorum.read, "read")
+        newest = _newest(rec for _, rec in answers)
+        if newest is not None:
+            self.clock.observe(newest.ts)
+            stale = [devices[i] for i, rec in answers if rec is None or rec.ts < newest.ts]
+            for dev in stale:
+                self._spawn(self._repair(dev, partition, newest))
+        return newest
+
+    async def get_live(self, partition: int, key: bytes) -> MetaRecord | None:
+        rec = await self.get(partition, key)
+        return rec if rec is not None and rec.value is not None else None
+
+    async def _repair(self, dev: Device, partition: int, rec: MetaRecord) -> None:
+        try:
+            await self.client.put_meta(dev.addr, dev.id, partition, rec.key, rec.ts, rec.value)
+        except NodeError:
+            pass    # anti-entropy will bring it up to date later
+
+    async def _gather_quorum(
+        self, calls: Sequence[Callable[[], Awaitable[MetaRecord | None]]], need: int, what: str
+    ) -> list[tuple[int, MetaRecord | None]]:
+        """Run all calls; return the first `need` successes as (index, result)."""
+        tasks = {asyncio.ensure_future(c()): i for i, c in enumerate(calls)}
+        done_ok: list[tuple[int, MetaRecord | None]] = []
+        reasons: list[str] = []
+        pending = set(tasks)
+        while pending and len(done_ok) < need:
+            finished, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for t in finished:
+                exc = t.exception()
+                if exc is None:
+                    done_ok.append((tasks[t], t.result()))
+                else:
+                    reasons.append(f"{type(exc).__name__}: {exc}")
+        for t in pending:   # stragglers finish in the background (a write still lands)
+            self._background.add(t)  # type: ignore[arg-type]
+            t.add_done_callback(_discard(self._background))
+        if len(done_ok) < need:
+            raise errors.ServiceUnavailable(
+                f"metadata {what} quorum not reached ({len(done_ok)}/{need}): "
+                + "; ".join(reasons)
+            )
+        return done_ok
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(_discard(self._background))
+
+    def cursor(self, partition: int, prefix: bytes, start_after: bytes | None) -> RecordCursor:
+        """Records of one partition under `prefix`, in key order, merged over R replicas."""
+        devices = self.replicas(partition)
+        n = len(devices)
+        # Replica cursor i falls back to the devices after the first R: with N=3, R=2 the
+        # two cursors read (d0, d1) and fail over to d2, so any single failure keeps R=2.
+        children = [
+            ReplicaCursor(self.client, [devices[i], *devices[self.quorum.read:]], partition,
+                          prefix, start_after)
+            for i in range(min(self.quorum.read, n))
+        ]
+        return RecordCursor(children)
+
+
+def _newest(records: object) -> MetaRecord | None:
+    best: MetaRecord | None = None
+    for rec in records:  # type: ignore[attr-defined]
+        if rec is not None and (best is None or rec.ts > best.ts):
+            best = rec
+    return best
+
+
+def _discard(pool: set[asyncio.Task[None]]) -> Callable[[asyncio.Future[object]], None]:
+    return lambda t: pool.discard(t)  # type: ignore[arg-type]
+
+
+class Cursor(Protocol):
+    async def peek(self) -> MetaRecord | None: ...
+    async def pop(self) -> MetaRecord | None: ...
+    def seek(self, start_at: bytes) -> None: ...
+
+
+class ReplicaCursor:
+    """Pages through one replica's records; fails over to the next device on an error."""
+
+    page_size = 1000
+
+    def __init__(self, client: NodeClient, devices: Sequence[Device], partition: int,
+                 prefix: bytes, start_after: bytes | None) -> None:
+        self.client, self.devices, self.partition = client, list(devices), partition
+        self.prefix = prefix
+        self._after: bytes | None = start_after
+        self._at: bytes | None = None
+        self._buf: list[MetaRecord] = []
+        self._pos = 0
+        self._exhausted = False
+
+    def seek(self, start_at: bytes) -> None:
+        """Jump forward to the first key >= start_at (skips a whole common prefix)."""
+        while self._pos < len(self._buf) and self._buf[self._pos].key < start_at:
+            self._pos += 1
+        if self._pos >= len(self._buf) and not self._exhausted:
+            self._buf, self._pos = [], 0
+            self._after, self._at = None, start_at
+
+    async def peek(self) -> MetaRecord | None:
+        if self._pos >= len(self._buf) and not self._exhausted:
+            await self._fetch()
+        return self._buf[self._pos] if self._pos < len(self._buf) else None
+
+    async def pop(self) -> MetaRecord | None:
+        rec = await self.peek()
+        if rec is not None:
+            self._pos += 1
+        return rec
+
+    async def _fetch(self) -> None:
+        reasons = []
+        while self.devices:
+            dev = self.devices[0]
+            try:
+                page = await self.client.list_meta(
+                    dev.addr, dev.id, self.partition, self.prefix,
+                    start_after=self._after, start_at=self._at, limit=self.page_size)
+                break
+            except NodeError as exc:
+                reasons.append(str(exc))
+                self.devices.pop(0)
+        else:
+            raise errors.ServiceUnavailable("listing: no replica answered: " + "; ".join(reasons))
+        self._buf, self._pos = page, 0
+        self._exhausted = len(page) < self.page_size
+        if page:
+            self._after, self._at = page[-1].key, None
+
+
+class RecordCursor:
+    """K-way merge of cursors by key; for a key several cursors hold, the newest wins.
+
+    Serves both levels of a listing: the replicas of one shard, and the shards of a bucket.
+    """
+
+    def __init__(self, children: Sequence[Cursor]) -> None:
+        self.children = list(children)
+
+    def seek(self, start_at: bytes) -> None:
+        for c in self.children:
+            c.seek(start_at)
+
+    async def peek(self) -> MetaRecord | None:
+        heads = await asyncio.gather(*(c.peek() for c in self.children))
+        best: MetaRecord | None = None
+        for rec in heads:
+            if rec is None:
+                continue
+            if best is None or rec.key < best.key or (rec.key == best.key and rec.ts > best.ts):
+                best = rec
+        return best
+
+    async def pop(self) -> MetaRecord | None:
+        best = await self.peek()
+        if best is None:
+            return None
+        for c in self.children:
+            head = await c.peek()
+            if head is not None and head.key == best.key:
+                await c.pop()
+        return best

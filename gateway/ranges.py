@@ -1,0 +1,106 @@
+"""Byte ranges (the Range header) and the stripe arithmetic of erasure-coded objects.
+
+Pure functions: a Range header and a size in, a resolved (start, end) out; an object layout
+and a byte range in, the stripes and per-fragment byte ranges that hold it out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gateway import errors
+
+
+@dataclass(frozen=True)
+class ByteRange:
+    start: int      # first byte, inclusive
+    end: int        # last byte, inclusive
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start + 1
+
+
+def parse_range(header: str | None, size: int) -> ByteRange | None:
+    """Resolve a Range header against an object size.
+
+    None means "the whole object" (no header, or one S3 ignores: a multi-range or a
+    syntactically invalid one). An unsatisfiable range raises InvalidRange (416).
+    """
+    if header is None:
+        return None
+    text = header.strip()
+    if not text.startswith("bytes=") or "," in text:
+        return None
+    spec = text[len("bytes="):].strip()
+    first, sep, last = spec.partition("-")
+    if not sep:
+        return None
+    first, last = first.strip(), last.strip()
+    if (first and not first.isdigit()) or (last and not last.isdigit()):
+        return None
+    if not first:
+        if not last:
+            return None
+        suffix = int(last)
+        if suffix == 0 or size == 0:
+            raise _unsatisfiable(size)
+        return ByteRange(max(0, size - suffix), size - 1)
+    start = int(first)
+    end = int(last) if last else size - 1
+    if last and end < start:
+        return None
+    if start >= size:
+        raise _unsatisfiable(size)
+    return ByteRange(start, min(end, size - 1))
+
+
+def _unsatisfiable(size: int) -> errors.S3Error:
+    err = errors.InvalidRange(RangeRequested="", ActualObjectSize=str(size))
+    err.extra.pop("RangeRequested")
+    return errors.with_headers(err, {"Content-Range": f"bytes */{size}"})
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How an object's bytes are cut into stripes of k blocks.
+
+    Every stripe holds k * block bytes except the last, whose blocks are shorter (the
+    remainder split in k, zero-padded): a 100 KiB object does not cost k full blocks.
+    """
+
+    size: int
+    k: int
+    block: int
+
+    @property
+    def stripe_bytes(self) -> int:
+        return self.k * self.block
+
+    @property
+    def stripes(self) -> int:
+        return -(-self.size // self.stripe_bytes) if self.size else 0
+
+    def block_len(self, stripe: int) -> int:
+        """Length of each of the k (and m) blocks of `stripe`."""
+        if stripe < self.stripes - 1:
+            return self.block
+        rest = self.size - stripe * self.stripe_bytes
+        return -(-rest // self.k)
+
+    def data_len(self, stripe: int) -> int:
+        """Object bytes held by `stripe` (the last one's padding excluded)."""
+        return min(self.stripe_bytes, self.size - stripe * self.stripe_bytes)
+
+    @property
+    def fragment_bytes(self) -> int:
+        if not self.stripes:
+            return 0
+        return (self.stripes - 1) * self.block + self.block_len(self.stripes - 1)
+
+    def fragment_offset(self, stripe: int) -> int:
+        return stripe * self.block
+
+    def stripe_span(self, rng: ByteRange) -> tuple[int, int]:
+        """First and last stripe that hold bytes of `rng`."""
+        return rng.start // self.stripe_bytes, rng.end // self.stripe_bytes

@@ -1,0 +1,223 @@
+"""S3 XML documents: rendering responses and parsing request bodies.
+
+Pure. Rendering builds strings directly (the documents are flat and hot on listings);
+parsing goes through defusedxml so that no entity is ever expanded and no DTD resolved.
+Element names and order follow botocore's service model for each shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import quote
+from xml.etree.ElementTree import Element
+
+import defusedxml.ElementTree as safe_et
+from defusedxml import DefusedXmlException
+
+from gateway import errors, limits
+
+NS = "http://s3.amazonaws.com/doc/2006-03-01/"
+HEAD = '<?xml version="1.0" encoding="UTF-8"?>\n'
+
+
+def esc(text: str) -> str:
+    """Escape for element content; control characters S3 keys may hold become references."""
+    out = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    if any(ord(c) < 0x20 for c in out):
+        out = "".join(f"&#x{ord(c):X};" if ord(c) < 0x20 else c for c in out)
+    return out
+
+
+def iso8601(ms: int) -> str:
+    """S3's timestamp form in XML: 2006-02-03T16:45:09.000Z."""
+    dt = datetime.fromtimestamp(ms / 1000, UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def http_date(ms: int) -> str:
+    """RFC 7231 date for Last-Modified headers."""
+    dt = datetime.fromtimestamp(ms // 1000, UTC)
+    return dt.strftime("%a, %d %b %Y %H:%M:%S GMT")
+
+
+def _el(name: str, value: str | int | bool | None) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        value = "true" if value else "false"
+    return f"<{name}>{esc(str(value))}</{name}>"
+
+
+def _owner(owner_id: str, display: str) -> str:
+    return f"<Owner><ID>{esc(owner_id)}</ID><DisplayName>{esc(display)}</DisplayName></Owner>"
+
+
+def list_buckets(owner_id: str, buckets: Iterable[tuple[str, int]], region: str) -> bytes:
+    items = "".join(
+        f"<Bucket><Name>{esc(n)}</Name><CreationDate>{iso8601(ms)}</CreationDate>"
+        f"<BucketRegion>{esc(region)}</BucketRegion></Bucket>"
+        for n, ms in buckets
+    )
+    body = (
+        f'{HEAD}<ListAllMyBucketsResult xmlns="{NS}"><Buckets>{items}</Buckets>'
+        f"{_owner(owner_id, owner_id)}</ListAllMyBucketsResult>"
+    )
+    return body.encode()
+
+
+@dataclass(frozen=True)
+class ListEntry:
+    key: str
+    last_modified_ms: int
+    etag: str
+    size: int
+    storage_class: str = "STANDARD"
+
+
+@dataclass(frozen=True)
+class ListPage:
+    """One page of a listing, before it is rendered as V1 or V2."""
+
+    entries: Sequence[ListEntry]
+    common_prefixes: Sequence[str]
+    truncated: bool
+    next_key: str | None          # last key or prefix returned, when truncated
+
+
+def _key_text(key: str, url: bool) -> str:
+    return quote(key, safe="/") if url else key
+
+
+def _entries(page: ListPage, url: bool, owner: str | None) -> str:
+    parts = []
+    for e in page.entries:
+        parts.append(
+            f"<Contents>{_el('Key', _key_text(e.key, url))}"
+            f"<LastModified>{iso8601(e.last_modified_ms)}</LastModified>"
+            f"<ETag>{esc(e.etag)}</ETag><Size>{e.size}</Size>"
+            + (_owner(owner, owner) if owner is not None else "")
+            + f"<StorageClass>{e.storage_class}</StorageClass></Contents>"
+        )
+    parts.extend(
+        f"<CommonPrefixes>{_el('Prefix', _key_text(p, url))}</CommonPrefixes>"
+        for p in page.common_prefixes
+    )
+    return "".join(parts)
+
+
+def list_objects_v2(
+    bucket: str, prefix: str, delimiter: str | None, max_keys: int, page: ListPage,
+    url: bool, continuation: str | None, next_token: str | None, start_after: str | None,
+    owner: str | None,
+) -> bytes:
+    count = len(page.entries) + len(page.common_prefixes)
+    body = (
+        f'{HEAD}<ListBucketResult xmlns="{NS}"><Name>{esc(bucket)}</Name>'
+        f"{_el('Prefix', _key_text(prefix, url))}"
+        + (_el("Delimiter", _key_text(delimiter, url)) if delimiter else "")
+        + f"<MaxKeys>{max_keys}</MaxKeys>"
+        + (_el("EncodingType", "url") if url else "")
+        + f"<KeyCount>{count}</KeyCount>"
+        + _el("ContinuationToken", continuation)
+        + _el("NextContinuationToken", next_token)
+        + (_el("StartAfter", _key_text(start_after, url)) if start_after else "")
+        + f"<IsTruncated>{'true' if page.truncated else 'false'}</IsTruncated>"
+        + _entries(page, url, owner)
+        + "</ListBucketResult>"
+    )
+    return body.encode()
+
+
+def list_objects_v1(
+    bucket: str, prefix: str, delimiter: str | None, max_keys: int, page: ListPage,
+    url: bool, marker: str, owner: str,
+) -> bytes:
+    # NextMarker is only returned when a delimiter is given (AWS's documented behaviour).
+    next_marker = page.next_key if page.truncated and delimiter else None
+    body = (
+        f'{HEAD}<ListBucketResult xmlns="{NS}"><Name>{esc(bucket)}</Name>'
+        f"{_el('Prefix', _key_text(prefix, url))}{_el('Marker', _key_text(marker, url))}"
+        + (_el("NextMarker", _key_text(next_marker, url)) if next_marker else "")
+        + f"<MaxKeys>{max_keys}</MaxKeys>"
+        + (_el("Delimiter", _key_text(delimiter, url)) if delimiter else "")
+        + (_el("EncodingType", "url") if url else "")
+        + f"<IsTruncated>{'true' if page.truncated else 'false'}</IsTruncated>"
+        + _entries(page, url, owner)
+        + "</ListBucketResult>"
+    )
+    return body.encode()
+
+
+def location(region: str) -> bytes:
+    # us-east-1 is the empty LocationConstraint, as AWS answers it.
+    value = "" if region == "us-east-1" else esc(region)
+    return f'{HEAD}<LocationConstraint xmlns="{NS}">{value}</LocationConstraint>'.encode()
+
+
+def simple(root: str, fields: Sequence[tuple[str, str | int | bool | None]]) -> bytes:
+    """A flat result document: <Root><A>..</A><B>..</B></Root>."""
+    inner = "".join(_el(k, v) for k, v in fields)
+    return f'{HEAD}<{root} xmlns="{NS}">{inner}</{root}>'.encode()
+
+
+def tagging(tags: Sequence[tuple[str, str]]) -> bytes:
+    items = "".join(f"<Tag>{_el('Key', k)}{_el('Value', v)}</Tag>" for k, v in tags)
+    return f'{HEAD}<Tagging xmlns="{NS}"><TagSet>{items}</TagSet></Tagging>'.encode()
+
+
+def delete_result(
+    deleted: Sequence[str], failed: Sequence[tuple[str, str, str]], quiet: bool
+) -> bytes:
+    parts = [] if quiet else [f"<Deleted>{_el('Key', k)}</Deleted>" for k in deleted]
+    parts.extend(
+        f"<Error>{_el('Key', k)}{_el('Code', c)}{_el('Message', m)}</Error>"
+        for k, c, m in failed
+    )
+    return f'{HEAD}<DeleteResult xmlns="{NS}">{"".join(parts)}</DeleteResult>'.encode()
+
+
+# ---- parsing -----------------------------------------------------------------------------
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def parse(body: bytes, root: str) -> Element:
+    """Parse a client's XML body safely; its root element must be `root`."""
+    if len(body) > limits.xml_body_bytes_max:
+        raise errors.MalformedXML()
+    try:
+        elem: Element = safe_et.fromstring(body)
+    except (DefusedXmlException, SyntaxError, ValueError):
+        raise errors.MalformedXML() from None
+    if _local(elem.tag) != root:
+        raise errors.MalformedXML()
+    return elem
+
+
+def children(elem: Element, name: str) -> list[Element]:
+    return [c for c in elem if _local(c.tag) == name]
+
+
+def child_text(elem: Element, name: str) -> str | None:
+    for c in elem:
+        if _local(c.tag) == name:
+            return c.text or ""
+    return None
+
+
+def parse_tagging(body: bytes) -> list[tuple[str, str]]:
+    root = parse(body, "Tagging")
+    tagsets = children(root, "TagSet")
+    if len(tagsets) != 1:
+        raise errors.MalformedXML()
+    tags: list[tuple[str, str]] = []
+    for tag in children(tagsets[0], "Tag"):
+        key, value = child_text(tag, "Key"), child_text(tag, "Value")
+        if key is None or value is None:
+            raise errors.MalformedXML()
+        tags.append((key, value))
+    return tags

@@ -1,0 +1,134 @@
+"""The S3 front's aiohttp application: one catch-all route, errors rendered in one place.
+
+Each request is routed to a typed Endpoint (gateway.router), authenticated (gateway.sigv4),
+and handed to its operation's handler. Every S3Error becomes AWS's XML error document here,
+with x-amz-request-id on every response, errors included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+from aiohttp import web
+from ring.ringset import RingSet
+from storage.client import NodeClient
+
+from gateway import errors, router, sigv4
+from gateway.catalog import Catalog
+from gateway.config import Config
+from gateway.credentials import load as load_keys
+from gateway.datapath import DataPath
+from gateway.handlers.table import HANDLERS
+from gateway.hlc import Clock
+from gateway.metastore import MetaStore
+from gateway.state import STATE, Ctx, State
+
+log = logging.getLogger("coffre.gateway")
+RING_CHECK_S = 2.0
+HOST_ID = secrets.token_hex(16)
+
+
+def _headers_list(request: web.Request) -> list[tuple[str, str]]:
+    return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.raw_headers]
+
+
+def _split_raw(request: web.Request) -> tuple[str, str]:
+    path, _, query = request.raw_path.partition("?")
+    return path, query
+
+
+def _resolve(request: web.Request, state: State) -> router.Endpoint:
+    path, _ = _split_raw(request)
+    host_bucket = router.split_host(request.host, state.config.virtual_host_domain)
+    try:
+        return router.route(request.method, path, request.query, request.headers, host_bucket)
+    except UnicodeDecodeError:
+        raise errors.InvalidURI() from None
+
+
+def _authenticate(request: web.Request, state: State) -> sigv4.AuthResult | None:
+    path, query = _split_raw(request)
+    return sigv4.authenticate(
+        request.method, path, query, _headers_list(request), state.secret_of,
+        datetime.now(UTC), state.config.region, state.config.max_skew_s)
+
+
+async def dispatch(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE]
+    request_id = secrets.token_hex(8).upper()
+    resource = request.path
+    try:
+        endpoint = _resolve(request, state)
+        auth = _authenticate(request, state)
+        if auth is None:
+            raise errors.AccessDenied()
+        key = state.keys.get(auth.access_key)
+        ctx = Ctx(request, state, endpoint, auth, key.tenant if key else None, request_id)
+        handler = HANDLERS.get(endpoint.op)
+        if handler is None:
+            raise errors.NotImplementedError_(f"{endpoint.op} is not implemented")
+        response = await handler(ctx)
+    except errors.S3Error as err:
+        response = _error_response(request, err, resource, request_id)
+    except (asyncio.CancelledError, ConnectionResetError):
+        raise
+    except Exception:
+        log.exception("internal error on %s %s", request.method, resource)
+        response = _error_response(request, errors.InternalError(), resource, request_id)
+    if not response.prepared:
+        response.headers["x-amz-request-id"] = request_id
+        response.headers["x-amz-id-2"] = HOST_ID
+    return response
+
+
+def _error_response(request: web.Request, err: errors.S3Error, resource: str,
+                    request_id: str) -> web.StreamResponse:
+    headers = {**err.headers, "x-amz-request-id": request_id, "x-amz-id-2": HOST_ID}
+    if request.method == "HEAD":
+        return web.Response(status=err.status, headers=headers)
+    return web.Response(status=err.status, body=err.to_xml(resource, request_id),
+                        content_type="application/xml", headers=headers)
+
+
+def make_state(config: Config) -> State:
+    rings = RingSet(config.rings_dir)
+    client = NodeClient(request_timeout_s=config.node_timeout_s)
+    clock = Clock()
+    meta = MetaStore(rings, client, clock)
+    state = State(config, rings, client, clock, meta, Catalog(meta, config.bucket_cache_s),
+                  DataPath(rings, client, config.write_quorum_extra))
+    state.keys = {k.access_key: k for k in load_keys(config.credentials_path)}
+    return state
+
+
+async def _ring_watcher(app: web.Application) -> AsyncIterator[None]:
+    state = app[STATE]
+
+    async def watch() -> None:
+        while True:
+            await asyncio.sleep(RING_CHECK_S)
+            try:
+                if state.rings.reload_if_changed():
+                    log.info("loaded new rings")
+            except Exception:
+                log.exception("could not reload rings; keeping the current ones")
+
+    task = asyncio.create_task(watch())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await state.client.close()
+
+
+def make_app(config: Config) -> web.Application:
+    app = web.Application(client_max_size=2 * 1024 * 1024)
+    app[STATE] = make_state(config)
+    app.router.add_route("*", "/{tail:.*}", dispatch)
+    app.cleanup_ctx.append(_ring_watcher)
+    return app

@@ -1,0 +1,237 @@
+"""NodeClient: what the gateway (and the rebalancer) call to talk to storage nodes.
+
+Rules: one aiohttp ClientSession with a keep-alive connector shared by every node; bodies are
+streamed both ways; every failure becomes a NodeError subclass that names the node (`addr`,
+"host:port") and the reason, so a quorum failure can list each node's reason. A stream cut
+short by the node (a corrupt piece after the first, or a crash) raises NodeUnavailable: no
+caller ever gets a short body silently.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+import aiohttp
+import msgpack
+
+from storage import wire
+
+
+class NodeError(Exception):
+    def __init__(self, addr: str, reason: str) -> None:
+        super().__init__(f"{addr}: {reason}")
+        self.addr = addr
+        self.reason = reason
+
+
+class FragmentNotFound(NodeError):
+    """404: the node does not hold this fragment or record."""
+
+
+class FragmentCorrupt(NodeError):
+    """422: checksum mismatch; the node quarantined the record and recorded a repair job."""
+
+
+class DeviceFull(NodeError):
+    """507: the device is out of space; retry elsewhere or later."""
+
+
+class NodeUnavailable(NodeError):
+    """Connection refused, timeout, device failed (503), any 5xx, or a cut stream."""
+
+
+class NodeRequestError(NodeError):
+    """400/416: the request itself was refused (a bug in the caller, or a bad range)."""
+
+
+@dataclass(frozen=True)
+class MetaRecord:
+    key: bytes
+    ts: int
+    value: bytes | None  # None = tombstone
+
+
+_SMALL_BODY_BYTES = 256 * 1024  # below this a PUT body is sent in one piece (fewer syscalls)
+
+
+class NodeClient:
+    def __init__(self, *, connect_timeout_s: float = 2.0, request_timeout_s: float = 60.0,
+                 connections_per_node: int = 64) -> None:
+        self._connector_args = {"limit": 0, "limit_per_host": connections_per_node,
+                                "keepalive_timeout": 60.0}
+        # sock_read bounds each wait for bytes, not the whole transfer: a 1 GiB fragment may
+        # take longer than request_timeout_s, a stalled node may not.
+        self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout_s,
+                                              sock_read=request_timeout_s)
+        self._session: aiohttp.ClientSession | None = None
+
+    def _s(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(**self._connector_args)  # type: ignore[arg-type]
+            self._session = aiohttp.ClientSession(
+                connector=connector, timeout=self._timeout, read_bufsize=1 << 20,
+                auto_decompress=False, skip_auto_headers=("User-Agent", "Accept-Encoding"))
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    # -- plumbing ------------------------------------------------------------------------
+    async def _request(self, method: str, addr: str, path: str, *, params: dict[str, str]
+                       | None = None, data: Any = None, headers: dict[str, str] | None = None,
+                       ok: tuple[int, ...] = (200, 204)) -> tuple[int, dict[str, str], bytes]:
+        try:
+            async with self._s().request(method, f"http://{addr}{path}", params=params,
+                                         data=data, headers=headers) as resp:
+                body = await resp.read()
+                if resp.status not in ok:
+                    _raise_for(addr, resp.status, body)
+                return resp.status, dict(resp.headers), body
+        except (TimeoutError, aiohttp.ClientError, OSError) as e:
+            raise NodeUnavailable(addr, f"{type(e).__name__}: {e}") from e
+
+    # -- fragments -----------------------------------------------------------------------
+    async def put_fragment(self, addr: str, device: int, partition: int, key: bytes,
+                           length: int, body: AsyncIterable[bytes]) -> None:
+        """Returns once the node made the fragment durable."""
+        counted = _exact(body, length, addr)
+        data: Any
+        if length <= _SMALL_BODY_BYTES:
+            data = b"".join([piece async for piece in counted])
+        else:
+            data = counted
+        headers = {"Content-Length": str(length), "Content-Type": "application/octet-stream"}
+        await self._request("PUT", addr, wire.frag_path(device, partition, key), data=data,
+                            headers=headers)
+
+    async def read_fragment(self, addr: str, device: int, partition: int, key: bytes,
+                            offset: int = 0, length: int | None = None) -> bytes:
+        params = _range(offset, length)
+        _, _, body = await self._request("GET", addr,
+                                               wire.frag_path(device, partition, key),
+                                               params=params)
+        return body
+
+    async def stream_fragment(self, addr: str, device: int, partition: int, key: bytes,
+                              offset: int = 0, length: int | None = None
+                              ) -> AsyncIterator[bytes]:
+        url = f"http://{addr}{wire.frag_path(device, partition, key)}"
+        try:
+            async with self._s().get(url, params=_range(offset, length)) as resp:
+                if resp.status != 200:
+                    _raise_for(addr, resp.status, await resp.read())
+                got = 0
+                async for piece in resp.content.iter_any():
+                    got += len(piece)
+                    yield piece
+                if resp.content_length is not None and got != resp.content_length:
+                    raise NodeUnavailable(addr, "stream cut short")
+        except (TimeoutError, aiohttp.ClientError, OSError) as e:
+            raise NodeUnavailable(addr, f"{type(e).__name__}: {e}") from e
+
+    async def fragment_size(self, addr: str, device: int, partition: int, key: bytes) -> int:
+        _, headers, _ = await self._request("HEAD", addr, wire.frag_path(device, partition, key))
+        return int(headers[wire.H_SIZE])
+
+    async def delete_fragment(self, addr: str, device: int, partition: int, key: bytes) -> None:
+        await self._request("DELETE", addr, wire.frag_path(device, partition, key))
+
+    async def list_fragments(self, addr: str, device: int, partition: int, after: bytes = b"",
+                             limit: int = 1000) -> list[tuple[bytes, int]]:
+        params = {"after": after.hex(), "limit": str(limit)}
+        _, _, body = await self._request("GET", addr, f"/v1/frags/{device}/{partition}",
+                                         params=params)
+        return [(bytes(k), int(n)) for k, n in msgpack.unpackb(body)]
+
+    async def partition_summary(self, addr: str, device: int, partition: int
+                                ) -> dict[str, int | str]:
+        _, _, body = await self._request("GET", addr, f"/v1/summary/{device}/{partition}")
+        out: dict[str, int | str] = json.loads(body)
+        return out
+
+    # -- metadata ------------------------------------------------------------------------
+    async def put_meta(self, addr: str, device: int, partition: int, key: bytes, ts: int,
+                       value: bytes | None) -> None:
+        """Durable on return; an older-or-equal ts is a silent no-op (the newest wins)."""
+        params = {"ts": str(ts)}
+        if value is None:
+            params["tombstone"] = "1"
+        await self._request("PUT", addr, wire.meta_path(device, partition, key), params=params,
+                            data=value or b"")
+
+    async def get_meta(self, addr: str, device: int, partition: int, key: bytes
+                       ) -> MetaRecord | None:
+        status, headers, body = await self._request(
+            "GET", addr, wire.meta_path(device, partition, key), ok=(200, 404))
+        if status == 404:
+            if b"NotFound" in body:
+                return None
+            _raise_for(addr, status, body)
+        value = None if headers.get(wire.H_TOMBSTONE) == "1" else body
+        return MetaRecord(key, int(headers[wire.H_TS]), value)
+
+    async def list_meta(self, addr: str, device: int, partition: int, prefix: bytes,
+                        start_after: bytes | None = None, start_at: bytes | None = None,
+                        limit: int = 1000) -> list[MetaRecord]:
+        params = {"prefix": prefix.hex(), "limit": str(limit)}
+        if start_after is not None:
+            params["start_after"] = start_after.hex()
+        if start_at is not None:
+            params["start_at"] = start_at.hex()
+        _, _, body = await self._request("GET", addr, f"/v1/metas/{device}/{partition}",
+                                         params=params)
+        return [MetaRecord(bytes(k), int.from_bytes(ts, "big"), None if v is None else bytes(v))
+                for k, ts, v in msgpack.unpackb(body)]
+
+    # -- admin ---------------------------------------------------------------------------
+    async def put_ring(self, addr: str, name: str, data: bytes) -> None:
+        await self._request("PUT", addr, f"/admin/rings/{name}", data=data)
+
+    async def get_ring(self, addr: str, name: str) -> bytes:
+        return (await self._request("GET", addr, f"/admin/rings/{name}"))[2]
+
+    async def info(self, addr: str) -> dict[str, object]:
+        _, _, body = await self._request("GET", addr, "/admin/info")
+        out: dict[str, object] = json.loads(body)
+        return out
+
+
+def _range(offset: int, length: int | None) -> dict[str, str]:
+    params = {"offset": str(offset)}
+    if length is not None:
+        params["length"] = str(length)
+    return params
+
+
+async def _exact(body: AsyncIterable[bytes], length: int, addr: str) -> AsyncIterator[bytes]:
+    """Pass the body through, raising (and so aborting the PUT) unless it is `length` bytes."""
+    sent = 0
+    async for piece in body:
+        sent += len(piece)
+        if sent > length:
+            raise NodeRequestError(addr, f"body longer than the declared {length} bytes")
+        yield piece
+    if sent != length:
+        raise NodeRequestError(addr, f"body of {sent} bytes, {length} declared")
+
+
+def _raise_for(addr: str, status: int, body: bytes) -> NoReturn:
+    try:
+        reason = str(json.loads(body).get("reason", ""))
+    except (ValueError, AttributeError):
+        reason = body[:200].decode("utf-8", "replace")
+    reason = f"HTTP {status} {reason}".strip()
+    if status == 404:
+        raise FragmentNotFound(addr, reason)
+    if status in (409, 422):
+        raise FragmentCorrupt(addr, reason)
+    if status == 507:
+        raise DeviceFull(addr, reason)
+    if status in (400, 411, 413, 416):
+        raise NodeRequestError(addr, reason)
+    raise NodeUnavailable(addr, reason)

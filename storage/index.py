@@ -1,0 +1,402 @@
+"""The device index: where each fragment lives, the metadata records, segment accounting,
+quarantine and repair jobs — on top of an ordered KV store (kv.py).
+
+Rules: all methods are synchronous and run in a worker thread. Mutations only happen through
+apply(), which runs a batch of operations in one transaction (the group commit's LMDB half).
+Every stored value starts with a format version byte. Keys are encoded by keys.py so a
+partition is one range and listings come out in exact key order.
+
+Values (all integers big-endian):
+    frag : v1 | ts u128 | Location | key (only for long keys)
+    meta : v1 | flags u8 | ts u128 | Location | xxh3_64(value) | key_len u16 | key | value
+    segs : segment u32 -> live bytes u64 (bytes of records the index points to)
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+import msgpack
+import xxhash
+
+from storage import keys, limits
+from storage.kv import KVStore, KVTxn
+
+VERSION = 1
+_LOC = struct.Struct(">IQIQIQ")
+_U64 = struct.Struct(">Q")
+_SEG = struct.Struct(">I")
+
+
+@dataclass(frozen=True)
+class Location:
+    segment: int
+    offset: int  # the record's first byte in the segment
+    head_bytes: int  # the body's chunks start at offset + head_bytes
+    body_len: int
+    chunk_size: int
+    stored_bytes: int
+
+    def pack(self) -> bytes:
+        return _LOC.pack(self.segment, self.offset, self.head_bytes, self.body_len,
+                         self.chunk_size, self.stored_bytes)
+
+    @staticmethod
+    def unpack(buf: bytes, pos: int) -> Location:
+        return Location(*_LOC.unpack_from(buf, pos))
+
+
+@dataclass(frozen=True)
+class FragmentEntry:
+    partition: int
+    key: bytes
+    ts: int
+    loc: Location
+
+
+@dataclass(frozen=True)
+class MetaEntry:
+    partition: int
+    key: bytes
+    ts: int
+    value: bytes | None  # None: tombstone
+    loc: Location
+    intact: bool = True  # the value matched its stored checksum
+
+
+@dataclass(frozen=True)
+class PutFragment:
+    entry: FragmentEntry
+
+
+@dataclass(frozen=True)
+class DeleteFragment:
+    partition: int
+    key: bytes
+
+
+@dataclass(frozen=True)
+class PutMeta:
+    entry: MetaEntry  # applied only when newer than the stored record
+
+
+@dataclass(frozen=True)
+class Relocate:
+    """Compaction moved a record; applies only if the index still points at `old`."""
+
+    is_meta: bool
+    partition: int
+    key: bytes
+    old: Location
+    new: Location
+
+
+@dataclass(frozen=True)
+class Quarantine:
+    """A checksum mismatch: drop the entry (if still at `loc`), keep a note, queue a repair."""
+
+    is_meta: bool
+    partition: int
+    key: bytes
+    loc: Location
+    reason: str
+
+
+@dataclass(frozen=True)
+class DropSegment:
+    segment: int
+
+
+Op = PutFragment | DeleteFragment | PutMeta | Relocate | Quarantine | DropSegment
+
+
+@dataclass(frozen=True)
+class RepairJob:
+    seq: int
+    partition: int
+    key: bytes
+    is_meta: bool
+    reason: str
+    time_s: float
+
+
+def _frag_value(e: FragmentEntry) -> bytes:
+    tail = e.key if keys.is_long(e.key) else b""
+    return bytes([VERSION]) + e.ts.to_bytes(16, "big") + e.loc.pack() + tail
+
+
+def _frag_entry(lmdb_key: bytes, value: bytes) -> FragmentEntry:
+    if value[0] != VERSION:
+        raise ValueError(f"unknown frag value version {value[0]}")
+    partition, key = keys.decode_short(lmdb_key)
+    tail_at = 1 + 16 + _LOC.size
+    if keys.group_of(lmdb_key) is not None:
+        key = value[tail_at:]
+    return FragmentEntry(partition, key, int.from_bytes(value[1:17], "big"),
+                         Location.unpack(value, 17))
+
+
+def _meta_value(e: MetaEntry) -> bytes:
+    flags = 1 if e.value is None else 0
+    body = e.value or b""
+    return (bytes([VERSION, flags]) + e.ts.to_bytes(16, "big") + e.loc.pack()
+            + xxhash.xxh3_64_digest(body) + len(e.key).to_bytes(2, "big") + e.key + body)
+
+
+def _meta_entry(partition: int, value: bytes) -> MetaEntry:
+    if value[0] != VERSION:
+        raise ValueError(f"unknown meta value version {value[0]}")
+    ts = int.from_bytes(value[2:18], "big")
+    loc = Location.unpack(value, 18)
+    pos = 18 + _LOC.size
+    digest = value[pos:pos + 8]
+    key_len = int.from_bytes(value[pos + 8:pos + 10], "big")
+    key = value[pos + 10:pos + 10 + key_len]
+    body = value[pos + 10 + key_len:]
+    intact = xxhash.xxh3_64_digest(body) == digest
+    return MetaEntry(partition, key, ts, None if value[1] & 1 else body, loc, intact)
+
+
+class Index:
+    def __init__(self, store: KVStore) -> None:
+        self._kv = store
+
+    def close(self) -> None:
+        self._kv.close()
+
+    # -- reads ---------------------------------------------------------------------------
+    def get_fragment(self, partition: int, key: bytes) -> FragmentEntry | None:
+        with self._kv.read() as txn:
+            return self._get_frag(txn, partition, key)
+
+    def get_meta(self, partition: int, key: bytes) -> MetaEntry | None:
+        with self._kv.read() as txn:
+            return self._get_meta(txn, partition, key)
+
+    def list_fragments(self, partition: int, after: bytes, limit: int) -> list[FragmentEntry]:
+        with self._kv.read() as txn:
+            rows = txn.scan("frag", keys.seek_key(partition, after), keys.partition_end(partition))
+            decoded = ((k, e.key, e) for k, e in ((k, _frag_entry(k, v)) for k, v in rows))
+            out = (e for key, e in keys.order_groups(decoded) if key > after or not after)
+            return _take(out, limit)
+
+    def list_meta(self, partition: int, prefix: bytes, start_after: bytes | None,
+                  start_at: bytes | None, limit: int) -> list[MetaEntry]:
+        low = max(prefix, start_at or b"", start_after or b"")
+        out: list[MetaEntry] = []
+        with self._kv.read() as txn:
+            for key, entry in self._meta_rows(txn, partition, low):
+                if not key.startswith(prefix):
+                    if key > prefix:
+                        break
+                    continue
+                if start_after is not None and key <= start_after:
+                    continue
+                if start_at is not None and key < start_at:
+                    continue
+                out.append(entry)
+                if len(out) >= limit:
+                    break
+        return out
+
+    def _meta_rows(self, txn: KVTxn, partition: int, low: bytes) -> Iterator[
+            tuple[bytes, MetaEntry]]:
+        rows = txn.scan("meta", keys.seek_key(partition, low), keys.partition_end(partition))
+        decoded = ((k, e.key, e) for k, e in ((k, _meta_entry(partition, v)) for k, v in rows))
+        return keys.order_groups(decoded)
+
+    def scan_fragments(self, cursor: bytes, limit: int) -> tuple[list[FragmentEntry], bytes]:
+        """All fragments of the device in LMDB order, a page at a time (for the scrubber)."""
+        with self._kv.read() as txn:
+            out: list[FragmentEntry] = []
+            last = cursor
+            for k, v in txn.scan("frag", cursor, None):
+                out.append(_frag_entry(k, v))
+                last = k + b"\x00"
+                if len(out) >= limit:
+                    break
+            return out, last
+
+    def scan_meta(self, cursor: bytes, limit: int) -> tuple[list[MetaEntry], bytes]:
+        """All metadata records of the device in LMDB order, a page at a time."""
+        with self._kv.read() as txn:
+            out: list[MetaEntry] = []
+            last = cursor
+            for k, v in txn.scan("meta", cursor, None):
+                out.append(_meta_entry(keys.decode_short(k)[0], v))
+                last = k + b"\x00"
+                if len(out) >= limit:
+                    break
+            return out, last
+
+    def segment_live_bytes(self) -> dict[int, int]:
+        with self._kv.read() as txn:
+            return {_SEG.unpack(k)[0]: _U64.unpack(v)[0] for k, v in txn.scan("segs", b"", None)}
+
+    def counts(self) -> dict[str, int]:
+        with self._kv.read() as txn:
+            return {name: txn.count(name) for name in ("frag", "meta", "quarantine", "repair")}
+
+    def repair_jobs(self, limit: int = 1000) -> list[RepairJob]:
+        with self._kv.read() as txn:
+            out: list[RepairJob] = []
+            for k, v in txn.scan("repair", b"", None):
+                d = msgpack.unpackb(v)
+                out.append(RepairJob(_U64.unpack(k)[0], d["p"], d["k"], d["m"], d["r"], d["t"]))
+                if len(out) >= limit:
+                    break
+            return out
+
+    def get_state(self, name: str) -> bytes | None:
+        with self._kv.read() as txn:
+            return txn.get("state", name.encode())
+
+    def partition_summary(self, partition: int) -> dict[str, int | str]:
+        h = xxhash.xxh3_128()
+        count = size = metas = 0
+        with self._kv.read() as txn:
+            for _, e in self._meta_rows(txn, partition, b""):
+                h.update(b"m" + _field(e.key) + e.ts.to_bytes(16, "big"))
+                metas += 1
+        for_frags = self._all_fragments(partition)
+        for fe in for_frags:
+            h.update(b"f" + _field(fe.key) + fe.loc.body_len.to_bytes(8, "big"))
+            count += 1
+            size += fe.loc.body_len
+        return {"count": count + metas, "bytes": size, "meta_count": metas,
+                "fragment_count": count, "hash": h.hexdigest()}
+
+    def _all_fragments(self, partition: int) -> Iterator[FragmentEntry]:
+        after = b""
+        while True:
+            page = self.list_fragments(partition, after, 1000)
+            yield from page
+            if len(page) < 1000:
+                return
+            after = page[-1].key
+
+    # -- the one write path --------------------------------------------------------------
+    def apply(self, ops: Sequence[Op]) -> list[bool]:
+        """Run ops in one durable transaction; each result says whether the op took effect."""
+        with self._kv.write() as txn:
+            live: dict[int, int] = {}
+            results = [self._apply_one(txn, op, live) for op in ops]
+            self._save_live(txn, live)
+        return results
+
+    def _apply_one(self, txn: KVTxn, op: Op, live: dict[int, int]) -> bool:
+        if isinstance(op, PutFragment):
+            return self._put_frag(txn, op.entry, live)
+        if isinstance(op, DeleteFragment):
+            return self._drop(txn, False, op.partition, op.key, None, live)
+        if isinstance(op, PutMeta):
+            return self._put_meta(txn, op.entry, live)
+        if isinstance(op, Relocate):
+            return self._relocate(txn, op, live)
+        if isinstance(op, Quarantine):
+            return self._quarantine(txn, op, live)
+        txn.delete("segs", _SEG.pack(op.segment))
+        live.pop(op.segment, None)
+        return True
+
+    def _put_frag(self, txn: KVTxn, e: FragmentEntry, live: dict[int, int]) -> bool:
+        old = self._get_frag(txn, e.partition, e.key)
+        if old is not None:
+            _add(live, old.loc, -1)
+        txn.put("frag", keys.encode(e.partition, e.key), _frag_value(e))
+        _add(live, e.loc, +1)
+        return True
+
+    def _put_meta(self, txn: KVTxn, e: MetaEntry, live: dict[int, int]) -> bool:
+        old = self._get_meta(txn, e.partition, e.key)
+        if old is not None and old.ts >= e.ts:
+            return False
+        if old is not None:
+            _add(live, old.loc, -1)
+        txn.put("meta", keys.encode(e.partition, e.key), _meta_value(e))
+        _add(live, e.loc, +1)
+        return True
+
+    def _drop(self, txn: KVTxn, is_meta: bool, partition: int, key: bytes,
+              at: Location | None, live: dict[int, int]) -> bool:
+        found = (self._get_meta(txn, partition, key) if is_meta
+                 else self._get_frag(txn, partition, key))
+        if found is None or (at is not None and found.loc != at):
+            return False
+        txn.delete("meta" if is_meta else "frag", keys.encode(partition, key))
+        _add(live, found.loc, -1)
+        return True
+
+    def _relocate(self, txn: KVTxn, op: Relocate, live: dict[int, int]) -> bool:
+        if op.is_meta:
+            m = self._get_meta(txn, op.partition, op.key)
+            if m is None or m.loc != op.old:
+                return False
+            txn.put("meta", keys.encode(op.partition, op.key), _meta_value(
+                MetaEntry(m.partition, m.key, m.ts, m.value, op.new)))
+        else:
+            f = self._get_frag(txn, op.partition, op.key)
+            if f is None or f.loc != op.old:
+                return False
+            txn.put("frag", keys.encode(op.partition, op.key), _frag_value(
+                FragmentEntry(f.partition, f.key, f.ts, op.new)))
+        _add(live, op.old, -1)
+        _add(live, op.new, +1)
+        return True
+
+    def _quarantine(self, txn: KVTxn, op: Quarantine, live: dict[int, int]) -> bool:
+        if not self._drop(txn, op.is_meta, op.partition, op.key, op.loc, live):
+            return False
+        now = time.time()
+        note = {"p": op.partition, "k": op.key, "m": op.is_meta, "r": op.reason, "t": now,
+                "loc": list(_LOC.unpack(op.loc.pack()))}
+        txn.put("quarantine", keys.encode(op.partition, op.key), msgpack.packb(note))
+        last = txn.last_key("repair")
+        seq = _U64.unpack(last)[0] + 1 if last else 1
+        txn.put("repair", _U64.pack(seq), msgpack.packb(note))
+        return True
+
+    def _save_live(self, txn: KVTxn, delta: dict[int, int]) -> None:
+        for seg, change in delta.items():
+            if change == 0:
+                continue
+            raw = txn.get("segs", _SEG.pack(seg))
+            now = (_U64.unpack(raw)[0] if raw else 0) + change
+            assert now >= 0, f"segment {seg} live bytes went negative"
+            txn.put("segs", _SEG.pack(seg), _U64.pack(now))
+
+    def _get_frag(self, txn: KVTxn, partition: int, key: bytes) -> FragmentEntry | None:
+        k = keys.encode(partition, key)
+        v = txn.get("frag", k)
+        if v is None:
+            return None
+        e = _frag_entry(k, v)
+        # A 64-bit hash collision between two long keys of one group would alias them.
+        return e if e.key == key else None
+
+    def _get_meta(self, txn: KVTxn, partition: int, key: bytes) -> MetaEntry | None:
+        v = txn.get("meta", keys.encode(partition, key))
+        if v is None:
+            return None
+        e = _meta_entry(partition, v)
+        return e if e.key == key else None
+
+
+def _add(live: dict[int, int], loc: Location, sign: int) -> None:
+    live[loc.segment] = live.get(loc.segment, 0) + sign * loc.stored_bytes
+
+
+def _field(b: bytes) -> bytes:
+    return len(b).to_bytes(2, "big") + b
+
+
+def _take(items: Iterable[FragmentEntry], limit: int) -> list[FragmentEntry]:
+    out: list[FragmentEntry] = []
+    for item in items:
+        if len(out) >= min(limit, limits.list_limit_max):
+            break
+        out.append(item)
+    return out

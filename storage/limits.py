@@ -1,0 +1,73 @@
+"""Every size and count limit of the storage node, with its unit in its name.
+
+Rules: other modules import limits from here and never hard-code them; the relations that the
+code relies on are asserted at import so that a bad edit fails loudly at start-up.
+"""
+
+from __future__ import annotations
+
+# Keys: S3 keys reach 1024 bytes; the gateway prefixes them (bucket shard, version), so the node
+# accepts a little more.
+key_size_bytes_max = 1100
+
+# LMDB's compiled-in key limit (MDB_MAXKEYSIZE).
+lmdb_key_size_bytes_max = 511
+# Bytes of the user key kept verbatim in an LMDB key; longer keys get a hash suffix (keys.py).
+lmdb_key_prefix_bytes = 480
+# Partition number at the head of every LMDB key (big-endian, so partitions sort numerically).
+partition_prefix_bytes = 4
+# The hash suffix that disambiguates long keys sharing their first lmdb_key_prefix_bytes.
+long_key_suffix_bytes = 8
+
+# Metadata records: the value (a manifest, maybe with an inlined small object).
+meta_value_size_bytes_max = 1024 * 1024
+# Timestamps are hybrid-logical-clock values compared as unsigned integers.
+meta_ts_bits = 128
+
+# Fragments: one erasure-coded fragment of one object.
+fragment_size_bytes_max = 5 * 1024 * 1024 * 1024
+# Body checksum granularity: a range read verifies only the chunks it touches. 64 KiB keeps the
+# checksum overhead at 8/65536 and the over-read of a small range at most 128 KiB.
+chunk_size_bytes = 64 * 1024
+
+# Segment files roll once they grow past this size (a record may end past it).
+segment_size_bytes_max = 256 * 1024 * 1024
+# Writes are batched into pwrites of about this size while a body streams in.
+write_batch_bytes = 1024 * 1024
+# Reads are verified and served in pieces of about this size.
+read_batch_bytes = 1024 * 1024
+# The largest range that read_range returns in one piece (the gateway asks a few MiB).
+read_range_bytes_max = 64 * 1024 * 1024
+
+# Group commit: the most operations folded into one fdatasync + LMDB transaction.
+commit_batch_ops_max = 4096
+
+# Listings and paging.
+list_limit_max = 10_000
+
+# LMDB map size: address space only (the file grows as needed).
+lmdb_map_size_bytes = 64 * 1024 * 1024 * 1024
+lmdb_max_readers = 512
+
+# Compaction rewrites a sealed segment whose live fraction fell below this.
+compaction_live_fraction_min = 0.5
+# Scrubber default rate.
+scrub_rate_bytes_per_s = 32 * 1024 * 1024
+
+# Ring files pushed to the admin API.
+ring_file_size_bytes_max = 64 * 1024 * 1024
+ring_name_chars_max = 64
+
+# Disk work runs in this many threads per node (reads and pwrites; commits have their own).
+io_threads = 16
+
+
+assert partition_prefix_bytes + lmdb_key_prefix_bytes + long_key_suffix_bytes <= (
+    lmdb_key_size_bytes_max
+)
+assert lmdb_key_prefix_bytes < key_size_bytes_max
+assert chunk_size_bytes <= write_batch_bytes
+assert write_batch_bytes % chunk_size_bytes == 0
+assert read_batch_bytes % chunk_size_bytes == 0
+assert meta_value_size_bytes_max <= segment_size_bytes_max
+assert 0.0 < compaction_live_fraction_min < 1.0

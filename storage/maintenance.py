@@ -1,0 +1,66 @@
+"""Background work of a node: compaction and scrubbing loops, one pair per node.
+
+Rules: each loop catches and logs its own failures (a failed device is skipped until the
+node restarts) so background work never takes the server down; stop() cancels both loops
+and waits for them, which the server does before closing the devices.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from storage import limits
+from storage.compaction import compact_device
+from storage.node import Node
+from storage.scrub import scrub_device
+
+log = logging.getLogger("coffre.storage.maintenance")
+
+COMPACTION_INTERVAL_S = 30.0
+SCRUB_PAUSE_S = 60.0  # between two full passes
+
+
+class Maintenance:
+    def __init__(self, node: Node, *, scrub_rate_bytes_per_s: float =
+                 limits.scrub_rate_bytes_per_s) -> None:
+        self._node = node
+        self._rate = scrub_rate_bytes_per_s
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._compaction_loop(), name="compaction"),
+                       asyncio.create_task(self._scrub_loop(), name="scrub")]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    async def _compaction_loop(self) -> None:
+        while True:
+            await asyncio.sleep(COMPACTION_INTERVAL_S)
+            for dev in self._node.devices.values():
+                if dev.failed:
+                    continue
+                try:
+                    for r in await compact_device(dev):
+                        log.info("device %s: compacted segment %s, copied %s bytes, "
+                                 "freed %s", dev.id, r.segment, r.bytes_copied, r.bytes_freed)
+                except Exception:
+                    log.exception("device %s: compaction failed", dev.id)
+
+    async def _scrub_loop(self) -> None:
+        while True:
+            await asyncio.sleep(SCRUB_PAUSE_S)
+            for dev in self._node.devices.values():
+                if dev.failed:
+                    continue
+                try:
+                    stats = await scrub_device(dev, self._rate)
+                    if stats.corrupt:
+                        log.warning("device %s: scrub found %s corrupt records",
+                                    dev.id, stats.corrupt)
+                except Exception:
+                    log.exception("device %s: scrub failed", dev.id)

@@ -1,0 +1,166 @@
+"""Unit tests of the gateway's pure modules: routing, ranges, stripes, conditions, names,
+XML, clocks and manifests."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gateway import errors
+from gateway.conditions import Outcome, check_write, evaluate
+from gateway.hlc import Clock, wall_ms
+from gateway.listing import successor
+from gateway.manifest import BucketRecord, DataRef, Manifest
+from gateway.names import check_bucket_name, check_key
+from gateway.ranges import ByteRange, Layout, parse_range
+from gateway.router import route, split_host
+from gateway.s3xml import parse, parse_tagging
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "query", "headers", "op", "bucket", "key"),
+    [
+        ("GET", "/", {}, {}, "ListBuckets", None, None),
+        ("PUT", "/b", {}, {}, "CreateBucket", "b", None),
+        ("GET", "/b", {"list-type": "2"}, {}, "ListObjectsV2", "b", None),
+        ("GET", "/b/", {}, {}, "ListObjects", "b", None),
+        ("GET", "/b", {"location": ""}, {}, "GetBucketLocation", "b", None),
+        ("PUT", "/b/k/with/slashes", {}, {}, "PutObject", "b", "k/with/slashes"),
+        ("PUT", "/b/k", {}, {"x-amz-copy-source": "/a/b"}, "CopyObject", "b", "k"),
+        ("PUT", "/b/k", {"partNumber": "1", "uploadId": "u"}, {}, "UploadPart", "b", "k"),
+        ("POST", "/b/k", {"uploads": ""}, {}, "CreateMultipartUpload", "b", "k"),
+        ("POST", "/b", {"delete": ""}, {}, "DeleteObjects", "b", None),
+        ("GET", "/b/a%20b%2Fc", {}, {}, "GetObject", "b", "a b/c"),
+        ("DELETE", "/b/k", {"tagging": ""}, {}, "DeleteObjectTagging", "b", "k"),
+    ],
+)
+def test_route(method: str, path: str, query: dict[str, str], headers: dict[str, str],
+               op: str, bucket: str | None, key: str | None) -> None:
+    ep = route(method, path, query, headers)
+    assert (ep.op, ep.bucket, ep.key) == (op, bucket, key)
+
+
+def test_route_virtual_host_and_unknown() -> None:
+    assert split_host("photos.s3.local:9000", "s3.local") == "photos"
+    assert split_host("127.0.0.1:9000", "s3.local") is None
+    ep = route("GET", "/a/b", {}, {}, host_bucket="photos")
+    assert (ep.bucket, ep.key) == ("photos", "a/b")
+    with pytest.raises(errors.S3Error) as exc:
+        route("PUT", "/b", {"website": ""}, {})
+    assert exc.value.status == 501
+    with pytest.raises(errors.S3Error) as exc:
+        route("PATCH", "/b/k", {}, {})
+    assert exc.value.status == 405
+
+
+def test_parse_range() -> None:
+    assert parse_range(None, 10) is None
+    assert parse_range("bytes=0-4", 10) == ByteRange(0, 4)
+    assert parse_range("bytes=5-", 10) == ByteRange(5, 9)
+    assert parse_range("bytes=-3", 10) == ByteRange(7, 9)
+    assert parse_range("bytes=-30", 10) == ByteRange(0, 9)
+    assert parse_range("bytes=2-100", 10) == ByteRange(2, 9)
+    assert parse_range("bytes=5-2", 10) is None          # invalid: ignored, as S3 does
+    assert parse_range("items=0-1", 10) is None
+    assert parse_range("bytes=0-1,3-4", 10) is None
+    for bad in ("bytes=10-", "bytes=-0", "bytes=10-20"):
+        with pytest.raises(errors.S3Error) as exc:
+            parse_range(bad, 10)
+        assert exc.value.status == 416
+        assert exc.value.headers["Content-Range"] == "bytes */10"
+
+
+@given(size=st.integers(0, 5000), k=st.integers(1, 10), block=st.integers(1, 64))
+def test_layout_covers_every_byte(size: int, k: int, block: int) -> None:
+    lay = Layout(size, k, block)
+    assert sum(lay.data_len(s) for s in range(lay.stripes)) == size
+    assert sum(lay.block_len(s) for s in range(lay.stripes)) == lay.fragment_bytes
+    for s in range(lay.stripes):
+        assert 0 < lay.data_len(s) <= k * lay.block_len(s)
+
+
+def test_conditions() -> None:
+    etag, mtime = '"abc"', 1_700_000_000_000
+    old, new = "Tue, 14 Nov 2023 22:00:00 GMT", "Wed, 15 Nov 2023 00:00:00 GMT"
+    assert evaluate({}, etag, mtime) is Outcome.PROCEED
+    assert evaluate({"If-None-Match": '"abc"'}, etag, mtime) is Outcome.NOT_MODIFIED
+    assert evaluate({"If-Modified-Since": new}, etag, mtime) is Outcome.NOT_MODIFIED
+    # A true If-None-Match wins over a false If-Modified-Since.
+    assert evaluate({"If-None-Match": '"x"', "If-Modified-Since": new}, etag,
+                    mtime) is Outcome.PROCEED
+    # A true If-Match wins over a false If-Unmodified-Since.
+    assert evaluate({"If-Match": "abc", "If-Unmodified-Since": old}, etag,
+                    mtime) is Outcome.PROCEED
+    for hdrs in ({"If-Match": '"x"'}, {"If-Unmodified-Since": old}):
+        with pytest.raises(errors.S3Error) as exc:
+            evaluate(hdrs, etag, mtime)
+        assert exc.value.status == 412
+    check_write({"If-None-Match": "*"}, None)
+    with pytest.raises(errors.S3Error):
+        check_write({"If-None-Match": "*"}, etag)
+    with pytest.raises(errors.S3Error) as exc:
+        check_write({"If-Match": etag}, None)
+    assert exc.value.code == "NoSuchKey"
+
+
+@pytest.mark.parametrize("name", ["ab", "-abc", "abc-", "a..b", "ABC", "192.168.1.1",
+                                  "xn--abc", "a" * 64, "a_b", "abc-s3alias"])
+def test_bad_bucket_names(name: str) -> None:
+    with pytest.raises(errors.S3Error) as exc:
+        check_bucket_name(name)
+    assert exc.value.code == "InvalidBucketName"
+
+
+def test_good_names_and_keys() -> None:
+    for name in ("abc", "my.bucket-1", "a" * 63):
+        check_bucket_name(name)
+    assert check_key("../etc/passwd") == b"../etc/passwd"   # opaque, never a path
+    with pytest.raises(errors.S3Error):
+        check_key("x" * 1025)
+    with pytest.raises(errors.S3Error):
+        check_key("")
+
+
+@given(st.binary(min_size=1, max_size=8), st.binary(max_size=4))
+def test_successor_bounds_every_extension(prefix: bytes, tail: bytes) -> None:
+    nxt = successor(prefix)
+    assert nxt > prefix + tail or prefix.endswith(b"\xff")
+    if not prefix.rstrip(b"\xff") == b"":
+        assert nxt > prefix + tail
+
+
+def test_xml_is_parsed_safely() -> None:
+    bomb = (b'<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;">]>'
+            b"<Tagging><TagSet><Tag><Key>&b;</Key><Value>v</Value></Tag></TagSet></Tagging>")
+    with pytest.raises(errors.S3Error) as exc:
+        parse_tagging(bomb)
+    assert exc.value.code == "MalformedXML"
+    with pytest.raises(errors.S3Error):
+        parse(b"<a><b></a>", "a")
+    tags = parse_tagging(b'<Tagging xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+                         b"<TagSet><Tag><Key>k</Key><Value>v</Value></Tag></TagSet></Tagging>")
+    assert tags == [("k", "v")]
+
+
+def test_hlc_is_monotonic_and_orders_writers() -> None:
+    wall = [1000]
+    clock = Clock(writer_id=7, wall_ms=lambda: wall[0])
+    a = clock.now()
+    wall[0] = 900                   # the wall clock steps back
+    b = clock.now()
+    assert b > a and wall_ms(b) == 1000
+    other = Clock(writer_id=9, wall_ms=lambda: 1000)
+    clock.observe(other.now() + (5 << 32))
+    assert clock.now() > other.now()
+
+
+def test_records_round_trip() -> None:
+    ref = DataRef(b"x" * 16, 10, 4, 2, 256, '"e"', (1, 2))
+    m = Manifest(10, '"e"', 5, {"Content-Type": "a/b"}, {"k": "v"}, None, (ref,),
+                 (("t", "v"),), {"CRC32": "AAAAAA=="}, (10,))
+    assert Manifest.decode(m.encode()) == m
+    b = BucketRecord("b", b"12345678", "admin", 1, 4, 2, 8, (("a", "b"),))
+    assert BucketRecord.decode(b.encode()) == b
+    with pytest.raises(errors.S3Error):
+        Manifest.decode(b"\x93\x02\x00\x00")
