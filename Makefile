@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run test test-long lint bench clean
+.PHONY: run test test-long lint bench bench-self-test clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -31,6 +31,13 @@ test-long: $(TEST_STAMP)
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check ring storage gateway tests bench
 	$(BIN)/mypy
+
+bench: $(TEST_STAMP)
+	bench/run_vs_swift.sh
+
+# The load generator's own ceiling against a trivial local server.
+bench-self-test: $(TEST_STAMP)
+	$(BIN)/python -m bench.loadgen --self-test
 
 clean:
 	rm -rf $(VENV)

@@ -19,12 +19,13 @@ import sys
 import tomllib
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import uvloop
 
 from bench.loadgen import (
+    TRANSPORT_ERRORS,
     Bench,
     RunOptions,
     Target,
@@ -34,7 +35,7 @@ from bench.loadgen import (
     write_json,
 )
 from bench.stats import PhaseReport, format_report
-from bench.workloads import Workload
+from bench.workloads import PrepareError, Workload
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -70,6 +71,7 @@ class SideSummary:
     p50_ms: float
     errors: int
     client_bound_rounds: int
+    client_cpu_max: float  # highest fraction of one core the client used in a round
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,7 @@ def summarize(workload: Workload, reports: Sequence[PhaseReport]) -> SideSummary
         p50_ms=statistics.median(r.p50_ms for r in reports),
         errors=sum(r.errors for r in reports),
         client_bound_rounds=sum(r.client_bound for r in reports),
+        client_cpu_max=max(r.client_cpu_fraction for r in reports),
     )
 
 
@@ -119,9 +122,9 @@ def _fmt(value: float) -> str:
 
 def _side_cells(s: SideSummary) -> list[str]:
     spread = f"{_fmt(s.low)}..{_fmt(s.high)}"
-    flags = f"{s.errors}" + (f", client-bound x{s.client_bound_rounds}" if s.client_bound_rounds
-                             else "")
-    return [_fmt(s.median), spread, f"{s.p50_ms:.1f}", flags]
+    bound = f", client-bound x{s.client_bound_rounds}" if s.client_bound_rounds else ""
+    return [_fmt(s.median), spread, f"{s.p50_ms:.1f}", f"{s.errors}",
+            f"{s.client_cpu_max:.0%}{bound}"]
 
 
 def _ratio_cells(row: Row) -> list[str]:
@@ -134,11 +137,12 @@ def _ratio_cells(row: Row) -> list[str]:
 
 
 def markdown_table(rows: Sequence[Row], a_name: str, b_name: str | None) -> str:
-    head = ["workload", "unit", f"{a_name} median", f"{a_name} min..max", f"{a_name} p50 ms",
-            f"{a_name} errors"]
+    head = [f"{a_name} median", f"{a_name} min..max", f"{a_name} p50 ms", f"{a_name} errors",
+            f"{a_name} client cpu"]
     if b_name is not None:
         head += [f"{b_name} median", f"{b_name} min..max", f"{b_name} p50 ms",
-                 f"{b_name} errors", f"{a_name}/{b_name}", "target"]
+                 f"{b_name} errors", f"{b_name} client cpu", f"{a_name}/{b_name}", "target"]
+    head = ["workload", "unit", *head]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
         cells = [row.workload.value, row.unit, *_side_cells(row.a)]
@@ -155,7 +159,7 @@ def core_count() -> int:
 
 def markdown_report(
     rows: Sequence[Row], a: Target, b: Target | None, options: RunOptions, rounds: int,
-    when: datetime.datetime, note: str,
+    when: datetime.datetime, note: str, load_at_start: str = "",
 ) -> str:
     sides = f"A = **{a.name}** ({a.endpoint})"
     if b is not None:
@@ -165,14 +169,17 @@ def markdown_report(
         f"# {a.name}" + (f" vs {b.name}" if b else "") + f" — {when:%Y-%m-%d %H:%M} UTC",
         "",
         f"- date: {when:%Y-%m-%d %H:%M:%S} UTC; machine: `nproc` = {core_count()}, "
-        f"{platform.machine()}, Python {platform.python_version()}",
+        f"{platform.machine()}, Python {platform.python_version()}; load average at start "
+        f"{load_at_start} (the machine is shared: compare ratios, not absolute figures)",
         f"- {sides}",
-        f"- {rounds} rounds, A then B each round; {options.duration_s:g} s per phase; "
+        f"- rounds: {rounds}, A then B in each; {options.duration_s:g} s per phase; "
         f"concurrency {conc}; seed {options.seed}; signer {options.signer.value}; "
         f"payload {'signed' if options.signed_payload else 'UNSIGNED-PAYLOAD'}",
         f"- sizes: {options.sizes}",
         "- median and min..max over the rounds; p50 is the median of the rounds' p50 latency; "
-        "errors are non-2xx answers plus wrong bytes or counts read back, summed over rounds",
+        "errors are non-2xx answers plus wrong bytes or counts read back, summed over rounds; "
+        "client cpu is the load generator's highest share of one core in a round (flagged "
+        "client-bound at 85%: that figure measured the client)",
         "",
         markdown_table(rows, a.name, b.name if b else None),
         "",
@@ -192,25 +199,54 @@ def results_path(name: str, when: datetime.datetime, directory: Path = RESULTS_D
     return path
 
 
+@dataclass
+class Comparison:
+    """Every round's reports per side, and the workloads left out (with the reason)."""
+
+    a: dict[Workload, list[PhaseReport]] = field(default_factory=dict)
+    b: dict[Workload, list[PhaseReport]] | None = None
+    skipped: dict[Workload, str] = field(default_factory=dict)
+
+    def all_reports(self) -> list[PhaseReport]:
+        return [r for side in (self.a, self.b or {}) for v in side.values() for r in v]
+
+
+async def _prepare_all(benches: Sequence[Bench], workloads: Sequence[Workload]) -> dict[
+        Workload, str]:
+    """Prepare each workload on every side; a workload one side cannot set up is skipped
+    (the table says why) rather than ending the whole comparison."""
+    skipped: dict[Workload, str] = {}
+    for workload in workloads:
+        for bench in benches:
+            print(f"# preparing {workload.value} on {bench.target.name}", flush=True)
+            try:
+                await bench.prepare(workload)
+            except (PrepareError, *TRANSPORT_ERRORS) as exc:
+                skipped[workload] = f"{bench.target.name}: {type(exc).__name__}: {exc}"
+                print(f"# skipping {workload.value}: {skipped[workload]}", flush=True)
+                break
+    return skipped
+
+
 async def compare(
     a: Target, b: Target | None, workloads: Sequence[Workload], options: RunOptions, rounds: int
-) -> tuple[dict[Workload, list[PhaseReport]], dict[Workload, list[PhaseReport]] | None]:
-    """Prepare every workload on both sides, then run the rounds; reports per side."""
+) -> Comparison:
+    """Prepare every workload on both sides, then run the rounds, A then B."""
+    result = Comparison(b={} if b is not None else None)
     async with AsyncExitStack() as stack:
         benches = [await stack.enter_async_context(Bench(t, options)) for t in (a, b) if t]
-        for workload in workloads:
-            for bench in benches:
-                print(f"# preparing {workload.value} on {bench.target.name}", flush=True)
-                await bench.prepare(workload)
-        results: list[dict[Workload, list[PhaseReport]]] = [{} for _ in benches]
+        result.skipped = await _prepare_all(benches, workloads)
+        sides = [result.a] + ([result.b] if result.b is not None else [])
         for round_no in range(1, rounds + 1):
             print(f"# round {round_no}/{rounds}", flush=True)
             for workload in workloads:
-                for bench, reports in zip(benches, results, strict=True):
+                if workload in result.skipped:
+                    continue
+                for bench, reports in zip(benches, sides, strict=True):
                     report = await bench.run(workload)
                     reports.setdefault(workload, []).append(report)
                     print(format_report(report), flush=True)
-    return results[0], (results[1] if b is not None else None)
+    return result
 
 
 def read_credentials(path: str) -> tuple[str, str]:
@@ -269,9 +305,13 @@ async def _main(args: argparse.Namespace) -> int:
         raise SystemExit("--rounds must be in 1..100")
     workloads = parse_workloads(args.workloads)
     when = datetime.datetime.now(datetime.UTC)
-    a_reports, b_reports = await compare(a, b, workloads, options, args.rounds)
-    rows = build_rows(workloads, a_reports, b_reports)
-    text = markdown_report(rows, a, b, options, args.rounds, when, args.note)
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    result = await compare(a, b, workloads, options, args.rounds)
+    ran = [w for w in workloads if w not in result.skipped]
+    rows = build_rows(ran, result.a, result.b)
+    note = "\n".join([args.note] * bool(args.note) + [
+        f"- skipped {w.value} ({why})" for w, why in result.skipped.items()])
+    text = markdown_report(rows, a, b, options, args.rounds, when, note, load)
     print(text)
     name = args.name or (f"{a.name}-vs-{b.name}" if b else a.name)
     path = results_path(name, when, Path(args.results_dir))
@@ -279,11 +319,8 @@ async def _main(args: argparse.Namespace) -> int:
     path.write_text(text, encoding="utf-8")
     print(f"# wrote {path}")
     if args.json:
-        write_json(args.json, [r for side in (a_reports, b_reports or {}) for w in workloads
-                               for r in side.get(w, [])])
-    errors = sum(r.errors for side in (a_reports, b_reports or {}) for v in side.values()
-                 for r in v)
-    return 1 if errors else 0
+        write_json(args.json, result.all_reports())
+    return 1 if result.skipped or any(r.errors for r in result.all_reports()) else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

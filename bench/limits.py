@@ -37,7 +37,7 @@ LATENCY_SAMPLES_MAX = 2_000_000
 CONCURRENCY_MAX = 1024
 REQUEST_TIMEOUT_S = 300.0
 # Setup (prepare) work runs with this many requests in flight.
-PREPARE_CONCURRENCY = 16
+PREPARE_CONCURRENCY = 32
 
 # A run whose client used more than this fraction of one core measured the client, not the
 # server: it is flagged in the report.

@@ -54,7 +54,7 @@ class RunOptions:
     duration_s: float = limits.DURATION_S_DEFAULT
     max_ops: int = limits.MAX_OPS_DEFAULT
     seed: int = 1
-    signer: SignerKind = SignerKind.GATEWAY
+    signer: SignerKind = SignerKind.FAST
     signed_payload: bool = False
     sizes: Sizes = field(default_factory=Sizes)
 
@@ -187,7 +187,7 @@ def add_run_args(parser: argparse.ArgumentParser) -> None:
                    help="seconds per timed phase")
     p.add_argument("--max-ops", type=int, default=limits.MAX_OPS_DEFAULT)
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--signer", choices=[k.value for k in SignerKind], default="gateway")
+    p.add_argument("--signer", choices=[k.value for k in SignerKind], default="fast")
     p.add_argument("--signed-payload", action="store_true",
                    help="sign body SHA-256 (default UNSIGNED-PAYLOAD)")
     d = Sizes()

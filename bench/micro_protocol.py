@@ -2,8 +2,9 @@
 
 Prints, for one core: SigV4 verification and signing cost per request (µs), the aws-chunked
 decoder's throughput in each payload mode (MB/s of decoded data), and each checksum's
-throughput (MB/s), all in process CPU time, with ratios to the cheapest reference (memcpy, plain MD5). Seeded; nothing
-here asserts a time. Run: `.venv/bin/python -m bench.micro_protocol [--seconds S]`.
+throughput (MB/s), all in process CPU time, with ratios to the cheapest reference (memcpy,
+plain MD5). Seeded; nothing here asserts a time.
+Run: `.venv/bin/python -m bench.micro_protocol [--seconds S]`.
 """
 
 from __future__ import annotations

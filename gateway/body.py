@@ -9,15 +9,13 @@ any manifest points at the data.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 from collections.abc import AsyncIterator, Mapping
 
 from aiohttp import web
 
 from gateway import errors
-from gateway.checksums import ChecksumAlgorithm, Checksummer, algorithm_from_header_name
+from gateway.checksums import Checksummer, request_checksums, verify, verify_md5
 from gateway.chunked import ChunkedDecoder, Data, Trailers
 from gateway.sigv4 import AuthResult, PayloadMode
 
@@ -51,34 +49,21 @@ class BodyCheck:
     def __init__(self, headers: Mapping[str, str], auth: AuthResult | None) -> None:
         self.md5 = hashlib.md5()
         self.sha256 = None
+        self.want_sha256 = ""
         if auth is not None and auth.payload is PayloadMode.SIGNED and auth.payload_sha256:
             self.sha256 = hashlib.sha256()
             self.want_sha256 = auth.payload_sha256
-        self.want_md5 = _content_md5(headers.get("Content-MD5"))
-        self.sums: dict[ChecksumAlgorithm, Checksummer] = {}
-        self.want_sums: dict[ChecksumAlgorithm, str | None] = {}
-        for name, value in headers.items():
-            alg = algorithm_from_header_name(name.lower())
-            if alg is not None:
-                self._expect(alg, value)
-        for name in _trailer_names(headers):
-            alg = algorithm_from_header_name(name)
-            if alg is not None and alg not in self.want_sums:
-                self._expect(alg, None)     # value arrives in the trailer
-
-    def _expect(self, alg: ChecksumAlgorithm, value: str | None) -> None:
-        if self.want_sums:
-            raise errors.InvalidRequest("Expecting a single x-amz-checksum- header")
-        self.sums[alg] = Checksummer(alg)
-        self.want_sums[alg] = value
+        self.declared = request_checksums(headers)
+        alg = self.declared.algorithm
+        self.summer = Checksummer(alg) if alg is not None else None
 
     def update(self, data: bytes) -> None:
         """Feed body bytes in order (called from a worker thread for large bodies)."""
         self.md5.update(data)
         if self.sha256 is not None:
             self.sha256.update(data)
-        for s in self.sums.values():
-            s.update(data)
+        if self.summer is not None:
+            self.summer.update(data)
 
     def finish(self, trailers: Mapping[str, str]) -> dict[str, str]:
         """Check every promise; return the checksums to store (algorithm name -> base64)."""
@@ -86,35 +71,24 @@ class BodyCheck:
             raise errors.XAmzContentSHA256Mismatch(
                 ClientComputedContentSHA256=self.want_sha256,
                 S3ComputedContentSHA256=self.sha256.hexdigest())
-        if self.want_md5 is not None and self.md5.digest() != self.want_md5:
-            raise errors.BadDigest()
-        stored = {}
-        for alg, summer in self.sums.items():
-            want = self.want_sums[alg] or trailers.get(f"x-amz-checksum-{alg.name.lower()}")
-            got = summer.b64()
+        if self.declared.content_md5 is not None:
+            verify_md5(self.declared.content_md5, self.md5.digest())
+        alg = self.declared.algorithm
+        if alg is None or self.summer is None:
+            return {}
+        got = self.summer.b64()
+        want = self.declared.value_b64
+        if self.declared.in_trailer:
+            want = trailers.get(alg.header_name)
             if want is None:
-                raise errors.InvalidRequest(f"The {alg.name} checksum trailer is missing")
-            if want != got:
-                raise errors.BadDigest(
-                    f"The {alg.name} you specified did not match the calculated checksum.")
-            stored[alg.name] = got
-        return stored
+                raise errors.InvalidRequest(f"The {alg.header_name} trailer is missing")
+        if want is not None:
+            verify(alg, want, got)
+        return {alg.name: got}
 
     @property
     def etag(self) -> str:
         return f'"{self.md5.hexdigest()}"'
-
-
-def _content_md5(value: str | None) -> bytes | None:
-    if value is None:
-        return None
-    try:
-        raw = base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        raise errors.InvalidDigest() from None
-    if len(raw) != 16:
-        raise errors.InvalidDigest()
-    return raw
 
 
 def _trailer_names(headers: Mapping[str, str]) -> list[str]:

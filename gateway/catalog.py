@@ -12,11 +12,11 @@ import os
 import time
 
 import xxhash
-from storage.client import MetaRecord
 
 from gateway import errors
 from gateway.manifest import BucketRecord, Manifest
 from gateway.metastore import MetaStore, RecordCursor
+from storage.client import MetaRecord
 
 _BUCKETS_PARTITION_NAME = b"coffre:buckets"
 _BUCKET_PREFIX = b"B"

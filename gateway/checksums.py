@@ -29,6 +29,7 @@ CHECKSUM_HEADER_PREFIX = "x-amz-checksum-"
 SDK_ALGORITHM_HEADER = "x-amz-sdk-checksum-algorithm"
 TRAILER_HEADER = "x-amz-trailer"
 CHECKSUM_TYPE_HEADER = "x-amz-checksum-type"
+UPLOAD_ALGORITHM_HEADER = "x-amz-checksum-algorithm"   # CreateMultipartUpload
 
 
 class ChecksumAlgorithm(Enum):
@@ -130,7 +131,9 @@ def checksum_b64(alg: ChecksumAlgorithm, data: bytes | memoryview) -> str:
 
 @dataclass(frozen=True)
 class RequestChecksums:
-    algorithm: ChecksumAlgorithm | None   # the one to compute, verify and store
+    # The one to compute, verify and store; for CreateMultipartUpload, the one its parts use
+    # (x-amz-checksum-algorithm).
+    algorithm: ChecksumAlgorithm | None
     value_b64: str | None                 # from a header; None when absent or in a trailer
     in_trailer: bool                      # the value arrives in the aws-chunked trailers
     content_md5: bytes | None             # decoded Content-MD5, to check against the body
@@ -155,7 +158,7 @@ def _header_checksum(headers: Mapping[str, str]) -> tuple[ChecksumAlgorithm, str
     for name, value in headers.items():
         lower = name.lower()
         if not lower.startswith(CHECKSUM_HEADER_PREFIX) or lower in (
-            CHECKSUM_TYPE_HEADER, "x-amz-checksum-mode", "x-amz-checksum-algorithm",
+            CHECKSUM_TYPE_HEADER, UPLOAD_ALGORITHM_HEADER, "x-amz-checksum-mode",
         ):
             continue
         alg = algorithm_from_header_name(lower)
@@ -220,6 +223,19 @@ def _checksum_type(headers: Mapping[str, str]) -> ChecksumType | None:
         raise _invalid(CHECKSUM_TYPE_HEADER) from None
 
 
+def _upload_algorithm(headers: Mapping[str, str]) -> ChecksumAlgorithm | None:
+    value = _get(headers, UPLOAD_ALGORITHM_HEADER)
+    if value is None:
+        return None
+    alg = algorithm_from_aws_name(value)
+    if alg is None:
+        raise errors.InvalidRequest(
+            "Checksum algorithm provided is unsupported. Please try again with any of the "
+            "valid types: [CRC32, CRC32C, CRC64NVME, SHA1, SHA256]"
+        )
+    return alg
+
+
 def request_checksums(headers: Mapping[str, str]) -> RequestChecksums:
     """Which checksum a request declares, from its headers; refuses what AWS refuses."""
     in_header = _header_checksum(headers)
@@ -229,6 +245,11 @@ def request_checksums(headers: Mapping[str, str]) -> RequestChecksums:
             "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed."
         )
     alg = in_header[0] if in_header else in_trailer
+    upload_alg = _upload_algorithm(headers)
+    if upload_alg is not None:
+        if alg is not None and alg is not upload_alg:
+            raise _invalid(UPLOAD_ALGORITHM_HEADER)
+        alg = upload_alg
     sdk_value = _get(headers, SDK_ALGORITHM_HEADER)
     if sdk_value is not None:
         sdk = algorithm_from_aws_name(sdk_value)

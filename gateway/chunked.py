@@ -133,6 +133,7 @@ class ChunkedDecoder:
 
     @property
     def decoded_bytes(self) -> int:
+        """Payload bytes announced by the chunk headers read so far."""
         return self._total
 
     @property

@@ -20,12 +20,11 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from storage.client import NodeClient, NodeError
-
 from gateway import errors, limits
 from gateway.manifest import DataRef
 from gateway.ranges import Layout
 from ring.model import Device, Ring
+from storage.client import NodeClient, NodeError
 from storage.erasure import Codec
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from urllib.parse import parse_qsl
 
 from gateway import errors, limits
 from gateway.manifest import Manifest
@@ -68,3 +69,20 @@ def object_headers(m: Manifest, query: Mapping[str, str]) -> dict[str, str]:
         if param in query:
             out[header] = query[param]
     return out
+
+
+def tagging_header(headers: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """x-amz-tagging: URL-query-encoded tags, as PutObject and CreateMultipartUpload take."""
+    raw = headers.get("x-amz-tagging")
+    if not raw:
+        return ()
+    pairs = parse_qsl(raw, keep_blank_values=True)
+    keys = [k for k, _ in pairs]
+    if len(pairs) > limits.tags_per_object_max:
+        raise errors.InvalidTag("Object tags cannot be greater than 10")
+    if len(set(keys)) != len(keys):
+        raise errors.InvalidTag("Cannot provide multiple Tags with the same key")
+    for k, v in pairs:
+        if not 1 <= len(k) <= 128 or len(v) > 256:
+            raise errors.InvalidTag("The TagKey or TagValue you have provided is too long")
+    return tuple(pairs)

@@ -11,15 +11,14 @@ converge on one winner everywhere.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
-
-from storage.client import MetaRecord, NodeClient, NodeError
+from typing import Any, Protocol
 
 from gateway import errors
 from gateway.hlc import Clock
 from ring.model import Device, Ring
+from storage.client import MetaRecord, NodeClient, NodeError
 
 
 class MetaRings(Protocol):
@@ -37,7 +36,7 @@ class MetaStore:
     def __init__(self, rings: MetaRings, client: NodeClient, clock: Clock,
                  quorum: Quorum = Quorum()) -> None:
         self.rings, self.client, self.clock, self.quorum = rings, client, clock, quorum
-        self._background: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Future[Any]] = set()
 
     def partition(self, name: bytes) -> int:
         return self.rings.meta.partition_of(name)
@@ -98,8 +97,8 @@ class MetaStore:
                 else:
                     reasons.append(f"{type(exc).__name__}: {exc}")
         for t in pending:   # stragglers finish in the background (a write still lands)
-            self._background.add(t)  # type: ignore[arg-type]
-            t.add_done_callback(_discard(self._background))
+            self._background.add(t)
+            t.add_done_callback(self._background.discard)
         if len(done_ok) < need:
             raise errors.ServiceUnavailable(
                 f"metadata {what} quorum not reached ({len(done_ok)}/{need}): "
@@ -110,7 +109,7 @@ class MetaStore:
     def _spawn(self, coro: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coro)
         self._background.add(task)
-        task.add_done_callback(_discard(self._background))
+        task.add_done_callback(self._background.discard)
 
     def cursor(self, partition: int, prefix: bytes, start_after: bytes | None) -> RecordCursor:
         """Records of one partition under `prefix`, in key order, merged over R replicas."""
@@ -126,16 +125,12 @@ class MetaStore:
         return RecordCursor(children)
 
 
-def _newest(records: object) -> MetaRecord | None:
+def _newest(records: Iterable[MetaRecord | None]) -> MetaRecord | None:
     best: MetaRecord | None = None
-    for rec in records:  # type: ignore[attr-defined]
+    for rec in records:
         if rec is not None and (best is None or rec.ts > best.ts):
             best = rec
     return best
-
-
-def _discard(pool: set[asyncio.Task[None]]) -> Callable[[asyncio.Future[object]], None]:
-    return lambda t: pool.discard(t)  # type: ignore[arg-type]
 
 
 class Cursor(Protocol):

@@ -15,8 +15,6 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 from aiohttp import web
-from ring.ringset import RingSet
-from storage.client import NodeClient
 
 from gateway import errors, router, sigv4
 from gateway.catalog import Catalog
@@ -27,6 +25,8 @@ from gateway.handlers.table import HANDLERS
 from gateway.hlc import Clock
 from gateway.metastore import MetaStore
 from gateway.state import STATE, Ctx, State
+from ring.ringset import RingSet
+from storage.client import NodeClient
 
 log = logging.getLogger("coffre.gateway")
 RING_CHECK_S = 2.0

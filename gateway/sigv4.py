@@ -45,20 +45,11 @@ presign_expires_s_min = 1
 auth_header_chars_max = 8192             # far above any real Authorization header
 signed_headers_count_max = 128           # a request signing more headers is not a client
 
-_V4_ONLY_MESSAGE = (
-    "The authorization mechanism you have provided is not supported. "
-    "Please use AWS4-HMAC-SHA256."
-)
-_ONE_MECHANISM_MESSAGE = (
-    "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, Signature "
-    "query string parameter or the Authorization header should be specified"
-)
-_PRESIGN_PARAMS_MESSAGE = (
-    "Query-string authentication version 4 requires the X-Amz-Algorithm, X-Amz-Credential, "
-    "X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and X-Amz-Expires parameters."
-)
-_AMZ_DATE_RE = re.compile(r"\d{8}T\d{6}Z\Z")
+_V4_ONLY_MESSAGE = ("The authorization mechanism you have provided is not supported. "
+                    "Please use AWS4-HMAC-SHA256.")
+_AMZ_DATE_RE = re.compile(r"[0-9]{8}T[0-9]{6}Z\Z")
 _HEX64_RE = re.compile(r"[0-9a-fA-F]{64}\Z")
+_EXPIRES_RE = re.compile(r"[0-9]{1,10}\Z")
 # Raw path / query parts made only of characters that UriEncode keeps: already canonical.
 _PLAIN_PATH_RE = re.compile(r"[A-Za-z0-9\-._~/]*\Z")
 _PLAIN_QUERY_RE = re.compile(r"[A-Za-z0-9\-._~]*\Z")
@@ -220,18 +211,16 @@ def _header_malformed(detail: str) -> errors.S3Error:
 
 
 def _query_malformed(detail: str) -> errors.S3Error:
-    return errors.AuthorizationQueryParametersError(
-        f"Error parsing the X-Amz-Credential parameter; {detail}"
-    )
+    msg = f"Error parsing the X-Amz-Credential parameter; {detail}"
+    return errors.AuthorizationQueryParametersError(msg)
 
 
 def _split_credential(credential: str, presigned: bool) -> tuple[str, str, str, str, str]:
     parts = credential.split("/")
     if len(parts) != 5 or not all(parts):
-        expect = 'expecting "<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request".'
-        if presigned:
-            raise _query_malformed(f"the Credential is mal-formed; {expect}")
-        raise _header_malformed(f"the Credential is mal-formed; {expect}")
+        malformed = _query_malformed if presigned else _header_malformed
+        raise malformed('the Credential is mal-formed; expecting '
+                        '"<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request".')
     return parts[0], parts[1], parts[2], parts[3], parts[4]
 
 
@@ -239,7 +228,7 @@ def _parse_authorization(value: str) -> tuple[str, str, str]:
     """Credential, SignedHeaders, Signature from an `AWS4-HMAC-SHA256 ...` header."""
     if len(value) > auth_header_chars_max:
         raise _header_malformed("the header is too long.")
-    _, _, rest = value.partition(" ")
+    _, _, rest = value.strip().partition(" ")
     fields: dict[str, str] = {}
     for item in rest.split(","):
         name, sep, field = item.strip().partition("=")
@@ -264,7 +253,7 @@ def _date_from_headers(table: dict[str, list[str]]) -> str:
         http_date = table["date"]
         try:
             when = parsedate_to_datetime(http_date[0]) if len(http_date) == 1 else None
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, IndexError, OverflowError):
             when = None
         if when is not None:
             return _utc(when).strftime(AMZ_DATE_FORMAT)
@@ -298,14 +287,15 @@ def _claim_from_query(params: dict[str, str]) -> _Claim:
     needed = ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Signature", "X-Amz-Date",
               "X-Amz-SignedHeaders", "X-Amz-Expires")
     if any(n not in params for n in needed):
-        raise errors.AuthorizationQueryParametersError(_PRESIGN_PARAMS_MESSAGE)
+        raise errors.AuthorizationQueryParametersError(
+            f"Query-string authentication version 4 requires the {', '.join(needed[:-1])}, "
+            f"and {needed[-1]} parameters."
+        )
     if params["X-Amz-Algorithm"] != ALGORITHM:
         raise errors.AuthorizationQueryParametersError(
-            f'X-Amz-Algorithm only supports "{ALGORITHM}"'
-        )
+            f'X-Amz-Algorithm only supports "{ALGORITHM}"')
     akid, date, region, service, terminator = _split_credential(
-        params["X-Amz-Credential"], presigned=True
-    )
+        params["X-Amz-Credential"], presigned=True)
     if _parse_amz_date(params["X-Amz-Date"]) is None:
         raise errors.AuthorizationQueryParametersError(
             "X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\""
@@ -323,9 +313,8 @@ def _check_scope(claim: _Claim, region: str, presigned: bool) -> None:
     if claim.service != SERVICE:
         raise malformed(f'incorrect service "{claim.service}". This endpoint belongs to "s3".')
     if claim.terminator != TERMINATOR:
-        raise malformed(
-            f'incorrect terminal "{claim.terminator}". This endpoint uses "{TERMINATOR}".'
-        )
+        raise malformed(f'incorrect terminal "{claim.terminator}". This endpoint uses '
+                        f'"{TERMINATOR}".')
     if claim.date != claim.amz_date[:8]:
         raise malformed(
             f'Invalid credential date "{claim.date}". This date is not the same as '
@@ -355,17 +344,15 @@ def _check_skew(claim: _Claim, now: datetime, max_skew_s: int) -> None:
 def _check_presign_window(
     claim: _Claim, expires_raw: str, now: datetime, max_skew_s: int
 ) -> None:
-    if not expires_raw.isdigit():
-        raise errors.AuthorizationQueryParametersError(
-            "X-Amz-Expires should be a number"
-        )
+    if not _EXPIRES_RE.match(expires_raw):
+        raise errors.AuthorizationQueryParametersError("X-Amz-Expires should be a number")
     expires_s = int(expires_raw)
     if expires_s < presign_expires_s_min:
         raise errors.AuthorizationQueryParametersError("X-Amz-Expires must be non-negative")
     if expires_s > presign_expires_s_max:
         raise errors.AuthorizationQueryParametersError(
-            "X-Amz-Expires must be less than a week (in seconds) that is 604800"
-        )
+            f"X-Amz-Expires must be less than a week (in seconds) that is "
+            f"{presign_expires_s_max}")
     signed_at = _parse_amz_date(claim.amz_date)
     assert signed_at is not None  # _claim_from_query checked the format
     if signed_at - now > timedelta(seconds=max_skew_s):
@@ -404,13 +391,10 @@ def _payload_claim(table: dict[str, list[str]], presigned: bool) -> str:
         if presigned:
             return UNSIGNED_PAYLOAD
         raise errors.InvalidRequest(
-            "Missing required header for this request: x-amz-content-sha256"
-        )
+            "Missing required header for this request: x-amz-content-sha256")
     if len(values) != 1:
-        raise errors.InvalidArgument(
-            "x-amz-content-sha256 appears more than once.",
-            ArgumentName="x-amz-content-sha256",
-        )
+        raise errors.InvalidArgument("x-amz-content-sha256 appears more than once.",
+                                     ArgumentName="x-amz-content-sha256")
     return values[0]
 
 
@@ -421,9 +405,7 @@ def _signed_names(signed_headers: str, presigned: bool) -> list[str]:
     names = signed_headers.split(";")
     if not signed_headers or len(names) > signed_headers_count_max or not all(names):
         if presigned:
-            raise errors.AuthorizationQueryParametersError(
-                "X-Amz-SignedHeaders is mal-formed."
-            )
+            raise errors.AuthorizationQueryParametersError("X-Amz-SignedHeaders is mal-formed.")
         raise _header_malformed("SignedHeaders is mal-formed.")
     return [n.lower() for n in names]
 
@@ -439,22 +421,21 @@ def _check_all_signed(table: dict[str, list[str]], names: Sequence[str]) -> None
     if "host" not in table and "host" not in signed:
         unsigned.append("host")
     if unsigned:
-        raise errors.AccessDenied(
-            "There were headers present in the request which were not signed",
-            HeadersNotSigned=", ".join(unsigned),
-        )
+        raise errors.AccessDenied("There were headers present in the request which were not "
+                                  "signed", HeadersNotSigned=", ".join(unsigned))
 
 
-def _mechanism(
-    table: dict[str, list[str]], params: dict[str, str]
-) -> str | None:
+def _mechanism(table: dict[str, list[str]], params: dict[str, str]) -> str | None:
     """'header', 'query', or None (anonymous); refuses SigV2 and mixtures."""
     auth = table.get("authorization")
     v4_query = any(n in params for n in ("X-Amz-Algorithm", "X-Amz-Credential",
                                          "X-Amz-Signature"))
     v2_query = "Signature" in params and "AWSAccessKeyId" in params
     if auth and (v4_query or v2_query):
-        raise errors.InvalidArgument(_ONE_MECHANISM_MESSAGE)
+        raise errors.InvalidArgument(
+            "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, "
+            "Signature query string parameter or the Authorization header should be specified"
+        )
     if auth:
         if len(auth) != 1:
             raise _header_malformed("more than one Authorization header.")
@@ -504,6 +485,8 @@ def authenticate(
         claim = _claim_from_query(params)
     else:
         claim = _claim_from_header(table["authorization"][0], table)
+    # Cheap structural checks first, then time, then the key, then the HMACs: the order in
+    # which AWS reports them.
     _check_scope(claim, region, presigned)
     names = _signed_names(claim.signed_headers, presigned)
     _check_all_signed(table, names)
@@ -516,36 +499,32 @@ def authenticate(
     secret = lookup_secret(claim.access_key)
     if secret is None:
         raise errors.InvalidAccessKeyId(AWSAccessKeyId=claim.access_key)
-    scope = f"{claim.date}/{claim.region}/{SERVICE}/{TERMINATOR}"
     canonical = canonical_request(
-        method.upper(),
-        canonical_uri(raw_path),
+        method.upper(), canonical_uri(raw_path),
         canonical_query(raw_query, drop="X-Amz-Signature" if presigned else None),
-        canonical_headers(table, names),
-        claim.signed_headers,
-        payload_claim,
+        canonical_headers(table, names), claim.signed_headers, payload_claim,
     )
-    to_sign = string_to_sign(claim.amz_date, scope, canonical)
+    key, expected = _expected_signature(claim, secret, canonical)
+    return AuthResult(claim.access_key, claim.region, claim.amz_date, _scope(claim.amz_date,
+                      claim.region), key, expected, mode, payload_sha256, presigned)
+
+
+def _scope(amz_date: str, region: str) -> str:
+    return f"{amz_date[:8]}/{region}/{SERVICE}/{TERMINATOR}"
+
+
+def _expected_signature(claim: _Claim, secret: str, canonical: str) -> tuple[bytes, str]:
+    """The signing key and the signature; SignatureDoesNotMatch when the claim differs."""
+    to_sign = string_to_sign(claim.amz_date, _scope(claim.amz_date, claim.region), canonical)
     key = signing_key(secret, claim.date, claim.region)
     expected = hmac_hex(key, to_sign)
     if not signatures_equal(expected, claim.signature):
+        # AWS returns what it signed, so that a client author can diff it with their own.
         raise errors.SignatureDoesNotMatch(
-            AWSAccessKeyId=claim.access_key,
-            StringToSign=to_sign,
-            SignatureProvided=claim.signature[:128],
-            CanonicalRequest=canonical,
+            AWSAccessKeyId=claim.access_key, StringToSign=to_sign,
+            SignatureProvided=claim.signature[:128], CanonicalRequest=canonical,
         )
-    return AuthResult(
-        access_key=claim.access_key,
-        region=claim.region,
-        amz_date=claim.amz_date,
-        scope=scope,
-        signing_key=key,
-        signature=expected,
-        payload=mode,
-        payload_sha256=payload_sha256,
-        presigned=presigned,
-    )
+    return key, expected
 
 
 # ---------------------------------------------------------------- client side
@@ -562,8 +541,7 @@ _UNSIGNABLE = frozenset({
 def _host_of(url: str) -> str:
     parts = urlsplit(url)
     host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
+    host = f"[{host}]" if ":" in host else host   # IPv6 literal
     default = {"http": 80, "https": 443}.get(parts.scheme)
     if parts.port is not None and parts.port != default:
         host = f"{host}:{parts.port}"
@@ -571,14 +549,8 @@ def _host_of(url: str) -> str:
 
 
 def sign_request(
-    method: str,
-    url: str,
-    headers: dict[str, str],
-    access_key: str,
-    secret_key: str,
-    region: str,
-    now: datetime,
-    payload_sha256: str = UNSIGNED_PAYLOAD,
+    method: str, url: str, headers: dict[str, str], access_key: str, secret_key: str,
+    region: str, now: datetime, payload_sha256: str = UNSIGNED_PAYLOAD,
 ) -> dict[str, str]:
     """The headers to send: the caller's plus host, x-amz-date, x-amz-content-sha256 and
     authorization. Every caller header but the hop-by-hop ones is signed."""
@@ -592,48 +564,37 @@ def sign_request(
     table = _header_map([(k, v) for k, v in out.items() if k.lower() not in _UNSIGNABLE])
     names = sorted(table)
     parts = urlsplit(url)
-    scope = f"{amz_date[:8]}/{region}/{SERVICE}/{TERMINATOR}"
-    canonical = canonical_request(
-        method.upper(), canonical_uri(parts.path), canonical_query(parts.query),
-        canonical_headers(table, names), ";".join(names), payload_sha256,
-    )
-    key = signing_key(secret_key, amz_date[:8], region)
-    signature = hmac_hex(key, string_to_sign(amz_date, scope, canonical))
-    out["authorization"] = (
-        f"{ALGORITHM} Credential={access_key}/{scope}, "
-        f"SignedHeaders={';'.join(names)}, Signature={signature}"
-    )
+    signature = _client_signature(
+        method, parts.path, parts.query, canonical_headers(table, names), ";".join(names),
+        payload_sha256, secret_key, region, amz_date)
+    out["authorization"] = (f"{ALGORITHM} Credential={access_key}/{_scope(amz_date, region)}, "
+                            f"SignedHeaders={';'.join(names)}, Signature={signature}")
     return out
 
 
 def presign_url(
-    method: str,
-    url: str,
-    access_key: str,
-    secret_key: str,
-    region: str,
-    now: datetime,
+    method: str, url: str, access_key: str, secret_key: str, region: str, now: datetime,
     expires_s: int,
 ) -> str:
     """`url` with the X-Amz-* query parameters of a presigned request (host signed only)."""
     amz_date = _utc(now).strftime(AMZ_DATE_FORMAT)
-    scope = f"{amz_date[:8]}/{region}/{SERVICE}/{TERMINATOR}"
+    scope = _scope(amz_date, region)
     parts = urlsplit(url)
-    auth = [
-        ("X-Amz-Algorithm", ALGORITHM),
-        ("X-Amz-Credential", f"{access_key}/{scope}"),
-        ("X-Amz-Date", amz_date),
-        ("X-Amz-Expires", str(expires_s)),
-        ("X-Amz-SignedHeaders", "host"),
-    ]
-    auth_query = "&".join(
-        f"{uri_encode(n.encode(), False)}={uri_encode(v.encode(), False)}" for n, v in auth
-    )
+    auth = [("X-Amz-Algorithm", ALGORITHM), ("X-Amz-Credential", f"{access_key}/{scope}"),
+            ("X-Amz-Date", amz_date), ("X-Amz-Expires", str(expires_s)),
+            ("X-Amz-SignedHeaders", "host")]
+    auth_query = "&".join(f"{n}={uri_encode(v.encode(), False)}" for n, v in auth)
     query = f"{parts.query}&{auth_query}" if parts.query else auth_query
-    canonical = canonical_request(
-        method.upper(), canonical_uri(parts.path), canonical_query(query),
-        f"host:{_host_of(url)}\n", "host", UNSIGNED_PAYLOAD,
-    )
-    key = signing_key(secret_key, amz_date[:8], region)
-    signature = hmac_hex(key, string_to_sign(amz_date, scope, canonical))
+    signature = _client_signature(method, parts.path, query, f"host:{_host_of(url)}\n", "host",
+                                  UNSIGNED_PAYLOAD, secret_key, region, amz_date)
     return urlunsplit(parts._replace(query=f"{query}&X-Amz-Signature={signature}"))
+
+
+def _client_signature(
+    method: str, path: str, query: str, headers: str, signed: str, payload: str,
+    secret_key: str, region: str, amz_date: str,
+) -> str:
+    canonical = canonical_request(method.upper(), canonical_uri(path), canonical_query(query),
+                                  headers, signed, payload)
+    key = signing_key(secret_key, amz_date[:8], region)
+    return hmac_hex(key, string_to_sign(amz_date, _scope(amz_date, region), canonical))

@@ -6,8 +6,6 @@ import secrets
 from dataclasses import dataclass, field
 
 from aiohttp import web
-from ring.ringset import RingSet
-from storage.client import NodeClient
 
 from gateway.catalog import Catalog
 from gateway.config import Config
@@ -17,6 +15,8 @@ from gateway.hlc import Clock
 from gateway.metastore import MetaStore
 from gateway.router import Endpoint
 from gateway.sigv4 import AuthResult
+from ring.ringset import RingSet
+from storage.client import NodeClient
 
 
 @dataclass

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from ring import limits
 from ring.model import Device, Ring
 from ring.state import BuilderState, RingInputError, add_device, new_state
-from ring.tiers import Tree, build_tree
+from ring.tiers import Tree, build_tree, ceil_eps, floor_eps
 
 EMPTY = limits.empty_slot_id
 _HOUR_SECONDS = 3600
@@ -55,13 +55,20 @@ class _Work:
         self.target = [q * self.parts for q in tree.quota]
         self.assigned = [0] * len(tree.names)
         self.slots = array("H", ring.assignment) if ring.built else self._empty(ring)
+        # Slots where original != current already move in this rebalance: sending them
+        # somewhere else instead costs no extra move and no budget.
+        self.original = array("H", self.slots)
         self.budget = array("B", [state.max_moves]) * self.parts
         self.frozen = self._recently_moved(state, now)
-        rank = list(range(len(tree.names)))
-        rng.shuffle(rank)
-        self.rank = [r / (len(rank) + 1) for r in rank]  # tie-break between equal items
+        self.rng = rng
+        self.step = [1.0 / t if t > 0 else 0.0 for t in self.target]
+        # Noise only for a fresh build (see _choose); a rebalance places few slots and noise
+        # there would push devices past their targets and cost extra moves to undo.
+        self.noise = 0.0 if ring.built else 1.0
         self.order = list(range(self.parts))
         rng.shuffle(self.order)
+        # Domains that every partition must use (floor >= 1), top-down.
+        self.required = [i for i in range(1, len(tree.names)) if tree.lo[i] >= 1]
 
     def _empty(self, ring: Ring) -> array[int]:
         return array("H", [EMPTY]) * (ring.partitions * ring.width)
@@ -104,10 +111,23 @@ class _Work:
 
     def unassign(self, p: int, slot: int, voluntary: bool) -> None:
         index = p * self.width + slot
+        if voluntary and not self.is_free(index):
+            self.budget[p] -= 1
         self._add(self.slots[index], -1)
         self.slots[index] = EMPTY
-        if voluntary:
-            self.budget[p] -= 1
+
+    def is_free(self, index: int) -> bool:
+        return self.slots[index] != self.original[index]
+
+    def may_move(self, p: int, slot: int, free_only: bool) -> bool:
+        if self.is_free(p * self.width + slot):
+            return True
+        return not free_only and self.movable(p)
+
+    def moving_partitions(self) -> list[int]:
+        w = self.width
+        return [p for p in self.order if self.slots[p * w : (p + 1) * w] != self.original[
+            p * w : (p + 1) * w]]
 
     def movable(self, p: int) -> bool:
         return not self.frozen[p] and self.budget[p] > 0
@@ -123,34 +143,57 @@ class _Work:
 
     # -- phase 2: domain spread ---------------------------------------------------------------
 
-    def fix_spread(self, p: int, required: Sequence[int]) -> None:
+    def fix_spread(self, p: int) -> None:
+        """Give up slots of `p` that sit where the quotas forbid, then refill them."""
         while self.movable(p):
             ids = self.ids(p)
-            slot = self._spread_donor(ids, self.counts(ids), required)
+            slot = self._spread_donor(ids, self.counts(ids))
             if slot < 0:
                 return
             self.unassign(p, slot, voluntary=True)
+            self.fill(p)
 
-    def _spread_donor(self, ids: list[int], counts: dict[int, int], required: Sequence[int]) -> int:
+    def _spread_donor(self, ids: list[int], counts: dict[int, int]) -> int:
         """The slot to give up to improve the spread of this partition, or -1."""
         for item, n in counts.items():
             if n > self.hi[item]:
                 return self._worst_slot(ids, item)
-        if EMPTY in ids:
-            return -1  # phase 3 fills the empty slots below-floor domains first
-        for item in required:
+        for item in self.required:
             if counts.get(item, 0) < self.lo[item]:
-                siblings = self.tree.children[self.tree.parent[item]]
-                for sib in siblings:
-                    if counts.get(sib, 0) > self.lo[sib]:
-                        return self._worst_slot(ids, sib)
+                return self._floor_donor(ids, counts, item)
         return -1
 
     def _worst_slot(self, ids: list[int], item: int) -> int:
         """The slot under `item` whose device is the most over its target."""
         level = self.tree.level[item] - 1
-        under = [s for s, d in enumerate(ids) if d != EMPTY and self.path[d][level] == item]
+        under = [s for s, d in enumerate(ids) if self.path[d][level] == item]
         return max(under, key=lambda s: (self.excess(ids[s]), -s))
+
+    def _floor_donor(self, ids: list[int], counts: dict[int, int], item: int) -> int:
+        """The slot of the most over-target device that can move under `item` (below its
+        floor) without taking any other domain out of its bounds. A sibling of `item` above
+        its own floor always qualifies, so there is one."""
+        want = self.tree_path(item)
+        best, best_excess = -1, 0.0
+        for slot, dev in enumerate(ids):
+            path = self.path[dev]
+            if item in path:
+                continue
+            fits = all(
+                a == b or (counts[a] - 1 >= self.lo[a] and counts.get(b, 0) < self.hi[b])
+                for a, b in zip(path, want, strict=False)
+            ) and all(counts[a] - 1 >= self.lo[a] for a in path[len(want) :])
+            if fits and (best < 0 or self.excess(dev) > best_excess):
+                best, best_excess = slot, self.excess(dev)
+        return best
+
+    def tree_path(self, item: int) -> list[int]:
+        """Items from a region down to `item`."""
+        out = []
+        while item > 0:
+            out.append(item)
+            item = self.tree.parent[item]
+        return out[::-1]
 
     # -- phase 3: fill empty slots ------------------------------------------------------------
 
@@ -162,23 +205,35 @@ class _Work:
         counts = self.counts(ids)
         for slot, dev in enumerate(ids):
             if dev == EMPTY:
-                chosen = self._choose(counts)
+                chosen = self._choose(counts, self._wanting(counts))
                 self.slots[base + slot] = chosen
                 self._add(chosen, 1)
                 for item in self.path[chosen]:
                     counts[item] = counts.get(item, 0) + 1
 
-    def _choose(self, counts: dict[int, int]) -> int:
+    def _wanting(self, counts: dict[int, int]) -> set[int]:
+        """Items below their floor in this partition, and all their ancestors."""
+        out: set[int] = set()
+        for item in self.required:
+            if counts.get(item, 0) < self.lo[item]:
+                out.update(self.tree_path(item))
+        return out
+
+    def _choose(self, counts: dict[int, int], wanting: set[int]) -> int:
         tree, item = self.tree, 0
+        random_ = self.rng.random if self.noise else float
         while tree.children[item]:
             best, best_score = -1, 0.0
             for kid in tree.children[item]:
                 n = counts.get(kid, 0)
                 if n >= self.hi[kid]:
                     continue
-                # Below-floor children first, then the least filled relative to target.
-                score = (n < self.lo[kid]) * 1e9 - self.assigned[kid] / self.target[kid]
-                score += self.rank[kid] * 1e-9
+                # Domains below their floor first, then the least filled relative to target.
+                score = (kid in wanting) * 1e9 - self.assigned[kid] * self.step[kid]
+                # Up to one slot's worth of noise: without it, equal devices are picked in a
+                # fixed cycle and the same few device combinations repeat across partitions,
+                # which leaves later rebalances few ways to move a slot in one step.
+                score += random_() * self.step[kid]
                 if best < 0 or score > best_score:
                     best, best_score = kid, score
             item = best if best >= 0 else self._fallback(item, counts)
@@ -188,45 +243,91 @@ class _Work:
         """A child with a free device when every child is at its ceiling (a partition that
         phase 2 could not fix yet): keep devices distinct, spread as well as possible."""
         kids = [k for k in self.tree.children[item] if counts.get(k, 0) < self.tree.capacity[k]]
-        return min(kids, key=lambda k: (counts.get(k, 0) - self.hi[k], self.rank[k]))
+        return min(kids, key=lambda k: (counts.get(k, 0) - self.hi[k], k))
 
     # -- phase 4: balance -------------------------------------------------------------------------
 
     def balance(self) -> None:
+        """Bring every device to floor(target) <= slots <= ceil(target), one move at a time.
+        A move needs one side outside its interval and the other side inside it after the
+        move, so no slot moves only to shuffle rounding. The first pass only redirects slots
+        that move anyway."""
         devices = sorted(self.path)
-        for _ in range(_BALANCE_PASSES):
-            needy = sorted(devices, key=lambda d: (self.excess(d), d))
-            if not any([self._fill_device(d, devices) for d in needy]):
+        for attempt in range(_BALANCE_PASSES + 1):
+            free_only = attempt == 0
+            parts = self.moving_partitions() if free_only else self.order
+            moved = False
+            for dev in sorted(devices, key=lambda d: (self.excess(d), d)):
+                moved |= self._fill_device(dev, parts, free_only)
+            for dev in sorted(devices, key=lambda d: (-self.excess(d), d)):
+                moved |= self._drain_device(dev, devices, parts, free_only)
+            if not moved and not free_only:
                 return
 
-    def _fill_device(self, dev: int, devices: list[int]) -> bool:
-        """Move slots to `dev` while that improves balance. False if none moved."""
+    def _low(self, dev: int) -> int:
+        return floor_eps(self.target[self.path[dev][-1]])
+
+    def _high(self, dev: int) -> int:
+        return ceil_eps(self.target[self.path[dev][-1]])
+
+    def _slots_of(self, dev: int) -> int:
+        return self.assigned[self.path[dev][-1]]
+
+    def _fill_device(self, dev: int, parts: list[int], free_only: bool) -> bool:
+        """Move slots to `dev` while it is under its floor. False if none moved."""
         moved = False
-        most = max(self.excess(d) for d in devices)
-        for p in self.order:
-            if most - self.excess(dev) <= 1.0 + 1e-9:
+        for p in parts:
+            if self._slots_of(dev) >= self._low(dev):
                 break
-            if self.movable(p) and self._swap_into(p, dev):
-                moved = True
-                most = max(self.excess(d) for d in devices)
+            moved |= self._swap_into(p, dev, free_only)
         return moved
 
-    def _swap_into(self, p: int, dev: int) -> bool:
+    def _swap_into(self, p: int, dev: int, free_only: bool) -> bool:
         ids = self.ids(p)
         if dev in ids:
             return False
         counts = self.counts(ids)
-        best, best_excess = -1, 1.0 + self.excess(dev) + 1e-9
+        best, best_excess = -1, 0.0
         for slot, old in enumerate(ids):
             exc = self.excess(old)
-            if exc > best_excess and self._swap_keeps_spread(counts, old, dev):
+            if (
+                self._slots_of(old) > self._low(old)
+                and (best < 0 or exc > best_excess)
+                and self.may_move(p, slot, free_only)
+                and self._swap_keeps_spread(counts, old, dev)
+            ):
                 best, best_excess = slot, exc
         if best < 0:
             return False
-        self.unassign(p, best, voluntary=True)
-        self.slots[p * self.width + best] = dev
-        self._add(dev, 1)
+        self._move(p, best, dev)
         return True
+
+    def _move(self, p: int, slot: int, dev: int) -> None:
+        self.unassign(p, slot, voluntary=True)
+        self.slots[p * self.width + slot] = dev
+        self._add(dev, 1)
+
+    def _drain_device(
+        self, dev: int, devices: list[int], parts: list[int], free_only: bool
+    ) -> bool:
+        """Move slots away from `dev` while it is over its ceiling. False if none moved."""
+        moved = False
+        for p in parts:
+            if self._slots_of(dev) <= self._high(dev):
+                break
+            ids = self.ids(p)
+            if dev not in ids or not self.may_move(p, ids.index(dev), free_only):
+                continue
+            counts = self.counts(ids)
+            room = [
+                d for d in devices
+                if self._slots_of(d) < self._high(d) and d not in ids
+                and self._swap_keeps_spread(counts, dev, d)
+            ]
+            if room:
+                self._move(p, ids.index(dev), min(room, key=lambda d: (self.excess(d), d)))
+                moved = True
+        return moved
 
     def _swap_keeps_spread(self, counts: dict[int, int], old: int, new: int) -> bool:
         for a_old, a_new in zip(self.path[old], self.path[new], strict=True):
@@ -274,11 +375,9 @@ def rebalance(state: BuilderState, now: int, version: int | None = None) -> Reba
     work = _Work(state, tree, now, random.Random(f"{state.seed}:{old.version}"))
     work.drop_gone()
     work.total_up()
-    required = [i for i in range(1, len(tree.names)) if tree.lo[i] >= 1]
     for p in work.order:
-        work.fix_spread(p, required)
-    for p in range(old.partitions):
         work.fill(p)
+        work.fix_spread(p)
     work.balance()
     return _finish(state, work.slots, now, old.version + 1 if version is None else version)
 

@@ -2,7 +2,9 @@
 
 Rules: pure. The tree has one item per region, zone, node and device (levels 1..4) under a
 root (level 0). Each item gets a quota q = the number of a partition's slots it holds on
-average; every partition then gives it floor(q) or ceil(q) slots (`lo`/`hi`).
+average; every partition gives it at least floor(q) slots (`lo`, so that every domain with a
+quota >= 1 is used) and at most its dispersion cap (`hi`, below), so that a change of weights
+does not force moves that durability does not need.
 
 Quotas are computed top-down. Dispersion comes first, weight second (the documented rule
 when they conflict): a parent with quota Q splits it among its children in proportion to
@@ -43,8 +45,8 @@ class Tree:
     weight: tuple[float, ...]  # sum of device weights under the item
     capacity: tuple[int, ...]  # devices under the item: most slots it can take per partition
     quota: tuple[float, ...]
-    lo: tuple[int, ...]
-    hi: tuple[int, ...]
+    lo: tuple[int, ...]  # floor(quota): fewest slots of any partition the item holds
+    hi: tuple[int, ...]  # its dispersion cap: most slots of any partition it may hold
     device_ids: tuple[int, ...]  # leaf item -> device id (-1 for inner items)
     leaf_of: dict[int, int]  # device id -> leaf item
     path_of: dict[int, tuple[int, ...]]  # device id -> (region, zone, node, leaf) items
@@ -54,8 +56,11 @@ class Tree:
         return self.weight[item] / self.weight[0]
 
 
-def _split(q: float, kids: Sequence[int], weight: list[float], cap: list[int]) -> list[float]:
-    """Water-fill q over kids by weight, each kid bounded by the dispersion cap."""
+def _split(
+    q: float, kids: Sequence[int], weight: list[float], cap: list[int]
+) -> list[tuple[float, int]]:
+    """Water-fill q over kids by weight, each kid bounded by the dispersion cap. Returns
+    each kid's quota and cap."""
     need = ceil_eps(q)
     spread = 1
     while sum(min(spread, cap[k]) for k in kids) < need and spread < need:
@@ -70,7 +75,7 @@ def _split(q: float, kids: Sequence[int], weight: list[float], cap: list[int]) -
         out[k] = min(float(bound[k]), fair)
         left -= out[k]
         wleft -= weight[k]
-    return [out[k] for k in kids]
+    return [(out[k], bound[k]) for k in kids]
 
 
 def build_tree(devices: Sequence[Device], width: int) -> Tree:
@@ -109,11 +114,13 @@ def build_tree(devices: Sequence[Device], width: int) -> Tree:
             capacity[item] += 1
     quota = [0.0] * n
     quota[0] = float(min(width, capacity[0]))
+    hi = [min(width, capacity[0])] * n
     for item in range(n):  # parents come before children: items were numbered top-down
         kids = children[item]
         if kids:
-            for k, q in zip(kids, _split(quota[item], kids, weight, capacity), strict=True):
-                quota[k] = q
+            split = _split(quota[item], kids, weight, capacity)
+            for k, (q, bound) in zip(kids, split, strict=True):
+                quota[k], hi[k] = q, bound
     return Tree(
         names=tuple(names),
         level=tuple(level),
@@ -123,7 +130,7 @@ def build_tree(devices: Sequence[Device], width: int) -> Tree:
         capacity=tuple(capacity),
         quota=tuple(quota),
         lo=tuple(floor_eps(q) for q in quota),
-        hi=tuple(ceil_eps(q) for q in quota),
+        hi=tuple(hi),
         device_ids=tuple(dev_ids),
         leaf_of=leaf_of,
         path_of=path_of,

@@ -1,9 +1,12 @@
 """NodeClient: what the gateway (and the rebalancer) call to talk to storage nodes.
 
-Rules: one aiohttp ClientSession with a keep-alive connector shared by every node; bodies are
-streamed both ways; every failure becomes a NodeError subclass that names the node (`addr`,
-"host:port") and the reason, so a quorum failure can list each node's reason. A stream cut
-short by the node (a corrupt piece after the first, or a crash) raises NodeUnavailable: no
+Rules: one aiohttp ClientSession with a keep-alive connector shared by every node. Small calls
+go over the framed RPC channel (rpc_client.py: many calls in flight per connection, several
+times cheaper per call); streamed bodies (fragment PUTs above limits.rpc_put_body_bytes_max,
+stream_fragment, reads larger than limits.rpc_read_bytes_max) and admin calls use plain HTTP.
+transport="http" sends everything over HTTP. Bodies are streamed both ways; every failure
+becomes a NodeError subclass that names the node (`addr`, "host:port") and the reason, so a
+quorum failure can list each node's reason. A stream cut short by the node (a corrupt piece after the first, or a crash) raises NodeUnavailable: no
 caller ever gets a short body silently.
 """
 
@@ -17,7 +20,8 @@ from typing import Any, NoReturn
 import aiohttp
 import msgpack
 
-from storage import wire
+from storage import limits, wire
+from storage.rpc_client import ChannelError, RpcPool
 
 
 class NodeError(Exception):
@@ -59,7 +63,9 @@ _SMALL_BODY_BYTES = 256 * 1024  # below this a PUT body is sent in one piece (fe
 
 class NodeClient:
     def __init__(self, *, connect_timeout_s: float = 2.0, request_timeout_s: float = 60.0,
-                 connections_per_node: int = 64) -> None:
+                 connections_per_node: int = 64, transport: str = "rpc") -> None:
+        if transport not in ("rpc", "http"):
+            raise ValueError("transport must be 'rpc' or 'http'")
         self._connector_args = {"limit": 0, "limit_per_host": connections_per_node,
                                 "keepalive_timeout": 60.0}
         # sock_read bounds each wait for bytes, not the whole transfer: a 1 GiB fragment may
@@ -67,6 +73,8 @@ class NodeClient:
         self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout_s,
                                               sock_read=request_timeout_s)
         self._session: aiohttp.ClientSession | None = None
+        self._rpc = RpcPool(self._s, timeout_s=request_timeout_s,
+                            connect_timeout_s=connect_timeout_s) if transport == "rpc" else None
 
     def _s(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -77,6 +85,8 @@ class NodeClient:
         return self._session
 
     async def close(self) -> None:
+        if self._rpc is not None:
+            await self._rpc.close()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -95,12 +105,29 @@ class NodeClient:
         except (TimeoutError, aiohttp.ClientError, OSError) as e:
             raise NodeUnavailable(addr, f"{type(e).__name__}: {e}") from e
 
+    async def _call(self, addr: str, op: str, *args: Any) -> Any:
+        """One RPC call; _TOO_BIG when the node wants it over HTTP instead."""
+        assert self._rpc is not None
+        try:
+            status, payload = await self._rpc.call(addr, op, *args)
+        except ChannelError as e:
+            raise NodeUnavailable(addr, e.reason) from e
+        if status == 413:
+            return _TOO_BIG
+        if status >= 400:
+            _raise_status(addr, status, f"{status} {payload}")
+        return payload
+
     # -- fragments -----------------------------------------------------------------------
     async def put_fragment(self, addr: str, device: int, partition: int, key: bytes,
                            length: int, body: AsyncIterable[bytes]) -> None:
         """Returns once the node made the fragment durable."""
         counted = _exact(body, length, addr)
         data: Any
+        if self._rpc is not None and length <= limits.rpc_put_body_bytes_max:
+            whole = b"".join([piece async for piece in counted])
+            await self._call(addr, "fput", device, partition, key, whole)
+            return
         if length <= _SMALL_BODY_BYTES:
             data = b"".join([piece async for piece in counted])
         else:
@@ -111,6 +138,10 @@ class NodeClient:
 
     async def read_fragment(self, addr: str, device: int, partition: int, key: bytes,
                             offset: int = 0, length: int | None = None) -> bytes:
+        if self._rpc is not None:
+            got = await self._call(addr, "fget", device, partition, key, offset, length)
+            if got is not _TOO_BIG:
+                return bytes(got)
         params = _range(offset, length)
         _, _, body = await self._request("GET", addr,
                                                wire.frag_path(device, partition, key),
@@ -135,14 +166,22 @@ class NodeClient:
             raise NodeUnavailable(addr, f"{type(e).__name__}: {e}") from e
 
     async def fragment_size(self, addr: str, device: int, partition: int, key: bytes) -> int:
+        if self._rpc is not None:
+            return int(await self._call(addr, "fsize", device, partition, key))
         _, headers, _ = await self._request("HEAD", addr, wire.frag_path(device, partition, key))
         return int(headers[wire.H_SIZE])
 
     async def delete_fragment(self, addr: str, device: int, partition: int, key: bytes) -> None:
+        if self._rpc is not None:
+            await self._call(addr, "fdel", device, partition, key)
+            return
         await self._request("DELETE", addr, wire.frag_path(device, partition, key))
 
     async def list_fragments(self, addr: str, device: int, partition: int, after: bytes = b"",
                              limit: int = 1000) -> list[tuple[bytes, int]]:
+        if self._rpc is not None:
+            rows = await self._call(addr, "flist", device, partition, after, limit)
+            return [(bytes(k), int(n)) for k, n in rows]
         params = {"after": after.hex(), "limit": str(limit)}
         _, _, body = await self._request("GET", addr, f"/v1/frags/{device}/{partition}",
                                          params=params)
@@ -150,6 +189,9 @@ class NodeClient:
 
     async def partition_summary(self, addr: str, device: int, partition: int
                                 ) -> dict[str, int | str]:
+        if self._rpc is not None:
+            summary: dict[str, int | str] = await self._call(addr, "summary", device, partition)
+            return summary
         _, _, body = await self._request("GET", addr, f"/v1/summary/{device}/{partition}")
         out: dict[str, int | str] = json.loads(body)
         return out
@@ -158,6 +200,9 @@ class NodeClient:
     async def put_meta(self, addr: str, device: int, partition: int, key: bytes, ts: int,
                        value: bytes | None) -> None:
         """Durable on return; an older-or-equal ts is a silent no-op (the newest wins)."""
+        if self._rpc is not None:
+            await self._call(addr, "mput", device, partition, key, ts.to_bytes(16, "big"), value)
+            return
         params = {"ts": str(ts)}
         if value is None:
             params["tombstone"] = "1"
@@ -166,6 +211,12 @@ class NodeClient:
 
     async def get_meta(self, addr: str, device: int, partition: int, key: bytes
                        ) -> MetaRecord | None:
+        if self._rpc is not None:
+            try:
+                ts_bytes, value = await self._call(addr, "mget", device, partition, key)
+            except FragmentNotFound:
+                return None
+            return MetaRecord(key, int.from_bytes(ts_bytes, "big"), value)
         status, headers, body = await self._request(
             "GET", addr, wire.meta_path(device, partition, key), ok=(200, 404))
         if status == 404:
@@ -178,6 +229,10 @@ class NodeClient:
     async def list_meta(self, addr: str, device: int, partition: int, prefix: bytes,
                         start_after: bytes | None = None, start_at: bytes | None = None,
                         limit: int = 1000) -> list[MetaRecord]:
+        if self._rpc is not None:
+            rows = await self._call(addr, "mlist", device, partition, prefix, start_after,
+                                    start_at, limit)
+            return [MetaRecord(bytes(k), int.from_bytes(ts, "big"), v) for k, ts, v in rows]
         params = {"prefix": prefix.hex(), "limit": str(limit)}
         if start_after is not None:
             params["start_after"] = start_after.hex()
@@ -220,12 +275,18 @@ async def _exact(body: AsyncIterable[bytes], length: int, addr: str) -> AsyncIte
         raise NodeRequestError(addr, f"body of {sent} bytes, {length} declared")
 
 
+_TOO_BIG = object()  # the RPC channel refused the call as too large: use HTTP
+
+
 def _raise_for(addr: str, status: int, body: bytes) -> NoReturn:
     try:
         reason = str(json.loads(body).get("reason", ""))
     except (ValueError, AttributeError):
         reason = body[:200].decode("utf-8", "replace")
-    reason = f"HTTP {status} {reason}".strip()
+    _raise_status(addr, status, f"HTTP {status} {reason}".strip())
+
+
+def _raise_status(addr: str, status: int, reason: str) -> NoReturn:
     if status == 404:
         raise FragmentNotFound(addr, reason)
     if status in (409, 422):

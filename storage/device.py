@@ -289,15 +289,15 @@ class Device:
             raise BadRequest("ts out of range")
         if value is not None and len(value) > limits.meta_value_size_bytes_max:
             raise BadRequest("metadata value too large")
-        old = await self._run(self.index.get_meta, partition, key)
-        if old is not None and old.ts >= ts:
-            return False
         body = value if value is not None else b""
         flags = RecordFlag.TOMBSTONE if value is None else RecordFlag.NONE
         head = RecordHead(RecordKind.META, flags, partition, key, ts, len(body),
                           limits.chunk_size_bytes)
         record = encode_record(head, body)
-        seg, offset = await self._run(self.segments.reserve, len(record), record)
+        region = await self._run(self._append_meta_if_newer, head, record)
+        if region is None:
+            return False
+        seg, offset = region
         try:
             loc = Location(seg.id, offset, head.head_bytes, len(body), head.chunk_size,
                            head.stored_bytes)
@@ -305,6 +305,15 @@ class Device:
                 PutMeta(MetaEntry(partition, key, ts, value, loc)), {seg.id})
         finally:
             self.segments.done_writing(seg)
+
+    def _append_meta_if_newer(self, head: RecordHead, record: bytes
+                              ) -> tuple[SegmentFile, int] | None:
+        # One thread hop for the check and the write; the commit checks again (a racing
+        # newer put may land in between) so this is only the cheap common-case filter.
+        old = self.index.get_meta(head.partition, head.key)
+        if old is not None and old.ts >= head.ts:
+            return None
+        return self.segments.reserve(len(record), record)
 
     async def get_meta(self, partition: int, key: bytes) -> MetaEntry | None:
         _check_key(key, partition)

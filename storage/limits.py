@@ -58,6 +58,16 @@ scrub_rate_bytes_per_s = 32 * 1024 * 1024
 ring_file_size_bytes_max = 64 * 1024 * 1024
 ring_name_chars_max = 64
 
+# The framed RPC channel (a WebSocket on the node's HTTP port, rpc.py) carries small calls;
+# bodies above these sizes go over plain streamed HTTP instead.
+rpc_put_body_bytes_max = 1024 * 1024
+rpc_read_bytes_max = 4 * 1024 * 1024
+rpc_message_bytes_max = 8 * 1024 * 1024
+# Calls one RPC connection may have running on the node at once (backpressure beyond it).
+rpc_inflight_per_connection_max = 256
+# RPC connections a client keeps to each node (each carries many calls in flight).
+rpc_connections_per_node = 2
+
 # Disk work runs in this many threads per node (reads and pwrites; commits have their own).
 io_threads = 16
 
@@ -71,3 +81,6 @@ assert write_batch_bytes % chunk_size_bytes == 0
 assert read_batch_bytes % chunk_size_bytes == 0
 assert meta_value_size_bytes_max <= segment_size_bytes_max
 assert 0.0 < compaction_live_fraction_min < 1.0
+assert rpc_put_body_bytes_max + key_size_bytes_max + 1024 <= rpc_message_bytes_max
+assert rpc_read_bytes_max + 1024 <= rpc_message_bytes_max
+assert meta_value_size_bytes_max + key_size_bytes_max + 1024 <= rpc_message_bytes_max

@@ -1,4 +1,4 @@
-"""The node's aiohttp server: the internal API of wire.py over a Node.
+"""The node's aiohttp server: the internal API of wire.py over a Node (and rpc.py's channel).
 
 Rules: bodies are streamed both ways (request.content chunks in, StreamResponse writes out,
 both with backpressure); a storage error becomes its status plus a small JSON body; no other
@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import msgpack
 from aiohttp import web
 
-from storage import limits, wire
+from storage import limits, rpc, wire
 from storage.errors import BadRequest, StorageError
 from storage.node import Node
 
@@ -95,10 +95,17 @@ async def get_fragment(request: web.Request) -> web.StreamResponse:
     start = min(offset, size)
     resp.content_length = size - start if length is None else min(length, size - start)
     await resp.prepare(request)
-    if first:
-        await resp.write(first)
-    async for piece in pieces:
-        await resp.write(piece)
+    try:
+        if first:
+            await resp.write(first)
+        async for piece in pieces:
+            await resp.write(piece)
+    except StorageError:
+        # The status line is gone: cut the connection so that the client sees a short body
+        # (and raises), rather than an error message spliced into the data.
+        if request.transport is not None:
+            request.transport.abort()
+        return resp
     await resp.write_eof()
     return resp
 
@@ -199,6 +206,7 @@ def make_app(node: Node, *, background: bool = True) -> web.Application:
     app.router.add_get("/admin/rings/{name}", get_ring)
     app.router.add_get("/admin/info", info)
     app.router.add_get("/health/live", live)
+    rpc.install(app, wire.RPC_PATH, node)
     app.cleanup_ctx.append(_node_lifecycle)
     if background:
         app.cleanup_ctx.append(_background_work)

@@ -12,11 +12,14 @@ Paths (keys travel as "k" + hex so that an empty key still makes a path segment)
                                                 msgpack [[key, ts (16 bytes), value|nil], ...]
     GET    /v1/summary/{dev}/{part}             JSON
     PUT|GET /admin/rings/{name}; GET /admin/info; GET /health/live
+    GET    /v1/rpc                              WebSocket: the framed RPC channel (rpc.py)
 Statuses: 404 missing, 416 bad range, 422 corrupt (quarantined), 507 full, 503 device failed,
 400 bad request. Error bodies are JSON {"error": class name, "reason": text}.
 """
 
 from __future__ import annotations
+
+RPC_PATH = "/v1/rpc"
 
 H_SIZE = "X-Coffre-Size"
 H_TS = "X-Coffre-Ts"

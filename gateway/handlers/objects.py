@@ -31,6 +31,7 @@ async def receive_object(ctx: Ctx, bucket: BucketRecord, size: int) -> Manifest:
         raise errors.EntityTooLarge()
     meta = headers.user_metadata(req.headers)
     stored = headers.stored_headers(req.headers)
+    tags = headers.tagging_header(req.headers)
     check = BodyCheck(req.headers, ctx.auth)
     body = BodyReader(req, ctx.auth, size)
     state = ctx.state
@@ -39,7 +40,7 @@ async def receive_object(ctx: Ctx, bucket: BucketRecord, size: int) -> Manifest:
         check.update(data)
         sums = check.finish(body.trailers)
         return Manifest(size, check.etag, int(time.time() * 1000), stored, meta, inline=data,
-                        checksums=sums)
+                        tags=tags, checksums=sums)
     ref = await state.data.write(body, size, bucket.k, bucket.m, check.update)
     try:
         sums = check.finish(body.trailers)
@@ -47,7 +48,7 @@ async def receive_object(ctx: Ctx, bucket: BucketRecord, size: int) -> Manifest:
         state.data.forget([ref])
         raise
     return Manifest(size, check.etag, int(time.time() * 1000), stored, meta, parts=(ref,),
-                    checksums=sums)
+                    tags=tags, checksums=sums)
 
 
 def checksum_headers(m: Manifest) -> dict[str, str]:

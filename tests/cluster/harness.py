@@ -101,6 +101,20 @@ class Cluster:
                               retries={"max_attempts": 1}, **cfg),  # type: ignore[arg-type]
         )
 
+    def add_gateway(self, name: str) -> str:
+        """Declare one more gateway process on the same cluster; return its endpoint."""
+        port = free_ports(1)[0]
+        base = self.specs["gateway"]
+        argv = [*base.argv[:-1], f"127.0.0.1:{port}"]    # the last argument is --listen's
+        self.specs[name] = ProcessSpec(name, argv, port)
+        return f"http://127.0.0.1:{port}"
+
+    def client_for(self, endpoint: str) -> object:
+        return boto3.client(
+            "s3", endpoint_url=endpoint, region_name=self.config.region,
+            aws_access_key_id=self.key.access_key, aws_secret_access_key=self.key.secret_key,
+            config=BotoConfig(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
+
     def node_names(self) -> list[str]:
         return [n for n in self.specs if n.startswith("node")]
 

@@ -103,6 +103,15 @@ def test_nothing_declared() -> None:
     assert found.algorithm is None and found.checksum_type is None
 
 
+def test_multipart_upload_algorithm() -> None:
+    found = request_checksums({"x-amz-checksum-algorithm": "SHA256",
+                               "x-amz-checksum-type": "COMPOSITE"})
+    assert found.algorithm is ChecksumAlgorithm.SHA256
+    assert found.checksum_type is ChecksumType.COMPOSITE and found.value_b64 is None
+    with pytest.raises(errors.InvalidRequest, match="unsupported"):
+        request_checksums({"x-amz-checksum-algorithm": "MD5"})
+
+
 def test_content_md5_and_type() -> None:
     md5 = hashlib.md5(b"x").digest()
     found = request_checksums({"Content-MD5": b64(md5), "x-amz-checksum-type": "full_object"})

@@ -8,11 +8,12 @@ import io
 import os
 import random
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from botocore import httpchecksum  # type: ignore[import-untyped]
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway import errors
 from gateway.checksums import ChecksumAlgorithm, checksum_b64
@@ -365,6 +366,32 @@ def test_constructor_refuses_misuse() -> None:
         ChunkedDecoder(SIGNED, None, [], None)
 
 
-def test_now_is_unused_but_datetime_imported() -> None:
-    # The decoder takes no clock: the same bytes decode the same way at any time.
-    assert datetime(2013, 5, 24, tzinfo=UTC).year == 2013
+@settings(max_examples=300, deadline=None)
+@given(wire=st.binary(max_size=300), mode=st.sampled_from([SIGNED, SIGNED_TRAILER,
+                                                          UNSIGNED_TRAILER]))
+def test_garbage_only_raises_s3_errors(wire: bytes, mode: PayloadMode) -> None:
+    auth = example_auth(SEED_SIGNED, mode)
+    decoder = ChunkedDecoder(mode, auth, ["x-amz-checksum-crc32"], None)
+    try:
+        decoder.feed(wire)
+        decoder.eof()
+    except errors.S3Error:
+        pass
+
+
+@settings(max_examples=200, deadline=None)
+@given(cut=st.integers(min_value=0, max_value=10_000), flip=st.integers(1, 255))
+def test_corruption_of_a_signed_body_never_changes_what_is_accepted(cut: int, flip: int) -> None:
+    # Either refused, or (a case change in a hex size or a trailer name) the same result.
+    auth = example_auth(SEED_TRAILER, SIGNED_TRAILER)
+    body = bytes(range(256)) * 30
+    trailers = [("x-amz-checksum-crc32", "AAAAAA==")]
+    wire = encode_chunked(body, SIGNED_TRAILER, 1000, auth, trailers)
+    index = cut % len(wire)
+    corrupted = wire[:index] + bytes([wire[index] ^ flip]) + wire[index + 1:]
+    decoder = ChunkedDecoder(SIGNED_TRAILER, auth, ["x-amz-checksum-crc32"], len(body))
+    try:
+        data, events = decode(decoder, [corrupted])
+    except errors.S3Error:
+        return
+    assert data == body and events == [Trailers(tuple(trailers)), End()]

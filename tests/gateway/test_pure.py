@@ -126,7 +126,7 @@ def test_good_names_and_keys() -> None:
 def test_successor_bounds_every_extension(prefix: bytes, tail: bytes) -> None:
     nxt = successor(prefix)
     assert nxt > prefix + tail or prefix.endswith(b"\xff")
-    if not prefix.rstrip(b"\xff") == b"":
+    if prefix.rstrip(b"\xff") != b"":
         assert nxt > prefix + tail
 
 

@@ -15,6 +15,8 @@ from botocore.auth import S3SigV4Auth, S3SigV4QueryAuth  # type: ignore[import-u
 from botocore.awsrequest import AWSRequest, AWSResponse  # type: ignore[import-untyped]
 from botocore.config import Config  # type: ignore[import-untyped]
 from botocore.credentials import Credentials  # type: ignore[import-untyped]
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway import errors
 from gateway.sigv4 import (
@@ -434,7 +436,7 @@ def test_presigned_not_yet_valid() -> None:
         verify("GET", url.path, url.query, [("Host", "h")], now=NOW)
 
 
-@pytest.mark.parametrize("expires", ["0", "604801", "-1", "abc", ""])
+@pytest.mark.parametrize("expires", ["0", "604801", "-1", "abc", "", "٣", "9" * 5000])
 def test_presigned_expires_bounds(expires: str) -> None:
     url = urlsplit(presign_url("GET", "http://h/b/k", AKID, SECRET, REGION, NOW, 60))
     query = url.query.replace("X-Amz-Expires=60", f"X-Amz-Expires={expires}")
@@ -566,3 +568,23 @@ def test_boto3_default_presign_in_us_east_1_is_sigv2_and_refused() -> None:
     with pytest.raises(errors.InvalidRequest, match="AWS4-HMAC-SHA256"):
         authenticate("GET", url.path, url.query, [("Host", url.netloc)], secrets,
                      datetime.now(UTC), REGION)
+
+
+# ------------------------------------------------------------ nothing crashes
+
+
+@settings(max_examples=300, deadline=None)
+@given(path=st.text(max_size=40), query=st.text(max_size=80),
+       authorization=st.one_of(st.none(), st.text(max_size=200)),
+       amz_date=st.text(max_size=20), sha=st.text(max_size=70))
+def test_garbage_only_raises_s3_errors(
+    path: str, query: str, authorization: str | None, amz_date: str, sha: str
+) -> None:
+    headers = [("Host", "h"), ("x-amz-date", amz_date), ("x-amz-content-sha256", sha)]
+    if authorization is not None:
+        headers.append(("Authorization", "AWS4-HMAC-SHA256 " + authorization))
+    for q in (query, "X-Amz-Algorithm=AWS4-HMAC-SHA256&" + query):
+        try:
+            authenticate("GET", path, q, headers, secrets, NOW, REGION)
+        except errors.S3Error:
+            pass

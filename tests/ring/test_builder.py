@@ -75,7 +75,8 @@ def test_add_moves_about_its_share_and_sets_previous() -> None:
     old_ring, ring = state.ring, after.state.ring
     assert ring.version == old_ring.version + 1
     moved = moved_slots(old_ring, ring)
-    assert moved == slot_counts(ring)[100] > 0
+    # Everything the new device holds moved; the rest is rounding (a few slots).
+    assert 0 < slot_counts(ring)[100] <= moved <= slot_counts(ring)[100] + 6
     assert max_moved_per_partition(old_ring, ring) <= state.max_moves
     for p in range(ring.partitions):
         prev = ring.previous_slots(p)

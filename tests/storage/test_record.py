@@ -105,8 +105,8 @@ def test_parser_events_do_not_depend_on_feeding() -> None:
     for seed in range(5):
         print("seed", seed)
         rng = random.Random(seed)
-        data, _ = _segment(seed)
-        data = bytearray(rng.randbytes(50) + data + rng.randbytes(30))
+        clean, _ = _segment(seed)
+        data = bytearray(rng.randbytes(50) + clean + rng.randbytes(30))
         for _ in range(5):  # flips anywhere: heads, chunks, trailers
             data[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
         data = data[:rng.randrange(len(data) // 2, len(data))]  # and a torn tail
