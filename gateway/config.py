@@ -77,7 +77,7 @@ class Config:
     inline_max_bytes: int = 64 * 1024        # objects up to this size live in the manifest
     index_shards: int = 8           # bucket index shards, fixed at bucket creation
     write_quorum_extra: int = 1     # a write needs k + this many durable fragments
-    meta_replicas: int = 3
+    meta_replicas: int = 3         # metadata copies; quorums are majorities of them
     max_skew_s: int = 900           # SigV4 clock skew window (AWS: 15 minutes)
     node_timeout_s: float = 30.0    # one internal request
     bucket_cache_s: float = 2.0     # how long a gateway trusts a cached bucket record
@@ -116,6 +116,7 @@ def load(path: str | os.PathLike[str], data_root: str | None = None) -> Config:
         inline_max_bytes=int(gw.get("inline_max_bytes", 64 * 1024)),
         index_shards=int(gw.get("index_shards", 8)),
         write_quorum_extra=int(gw.get("write_quorum_extra", 1)),
+        meta_replicas=int(cluster.get("meta_replicas", 3)),
         max_skew_s=int(gw.get("max_skew_s", 900)),
         node_timeout_s=float(gw.get("node_timeout_s", 30.0)),
         bucket_cache_s=float(gw.get("bucket_cache_s", 2.0)),

@@ -1,9 +1,10 @@
 """Replicated metadata records: quorum writes and reads, and ordered listing cursors.
 
-Every record lives on the `width` (3) devices the metadata ring gives for its partition.
-A write goes to all of them and succeeds once W answer; a read asks all of them, takes the
-newest of the first R answers (W + R > N, so that set always holds the newest acknowledged
-write) and repairs a stale replica in the background. Timestamps come from the gateway's
+Every record lives on the N devices the metadata ring gives for its partition (N is the
+meta ring's width). A write goes to all of them and succeeds once a majority W answers; a
+read asks all of them, takes the newest of the first R (a majority too: W + R > N, so that
+set always holds the newest acknowledged write) and repairs stale replicas in the
+background. Timestamps come from the gateway's
 hybrid logical clock; nodes keep the newest and ignore older puts, so concurrent writers
 converge on one winner everywhere.
 """
@@ -28,14 +29,22 @@ class MetaRings(Protocol):
 
 @dataclass(frozen=True)
 class Quorum:
-    write: int = 2
-    read: int = 2
+    write: int
+    read: int
+
+    @classmethod
+    def majority(cls, replicas: int) -> Quorum:
+        """W = R = a majority: any read set meets any write set, and the store keeps
+        working with a minority of replicas down (3 -> 2/2, 5 -> 3/3)."""
+        need = replicas // 2 + 1
+        return cls(need, need)
 
 
 class MetaStore:
     def __init__(self, rings: MetaRings, client: NodeClient, clock: Clock,
-                 quorum: Quorum = Quorum()) -> None:
-        self.rings, self.client, self.clock, self.quorum = rings, client, clock, quorum
+                 quorum: Quorum | None = None) -> None:
+        self.rings, self.client, self.clock = rings, client, clock
+        self.quorum = quorum or Quorum.majority(rings.meta.width)
         self._background: set[asyncio.Future[Any]] = set()
 
     def partition(self, name: bytes) -> int:
@@ -114,14 +123,12 @@ class MetaStore:
     def cursor(self, partition: int, prefix: bytes, start_after: bytes | None) -> RecordCursor:
         """Records of one partition under `prefix`, in key order, merged over R replicas."""
         devices = self.replicas(partition)
-        n = len(devices)
-        # Replica cursor i falls back to the devices after the first R: with N=3, R=2 the
-        # two cursors read (d0, d1) and fail over to d2, so any single failure keeps R=2.
-        children = [
-            ReplicaCursor(self.client, [devices[i], *devices[self.quorum.read:]], partition,
-                          prefix, start_after)
-            for i in range(min(self.quorum.read, n))
-        ]
+        read = min(self.quorum.read, len(devices))
+        # R cursors on distinct replicas; a cursor whose replica fails takes the next unused
+        # one from a shared pool, so the merge always covers R distinct replicas.
+        spares = list(devices[read:])
+        children = [ReplicaCursor(self.client, devices[i], spares, partition, prefix,
+                                  start_after) for i in range(read)]
         return RecordCursor(children)
 
 
@@ -140,13 +147,14 @@ class Cursor(Protocol):
 
 
 class ReplicaCursor:
-    """Pages through one replica's records; fails over to the next device on an error."""
+    """Pages through one replica's records; fails over to a spare replica on an error."""
 
     page_size = 1000
 
-    def __init__(self, client: NodeClient, devices: Sequence[Device], partition: int,
-                 prefix: bytes, start_after: bytes | None) -> None:
-        self.client, self.devices, self.partition = client, list(devices), partition
+    def __init__(self, client: NodeClient, device: Device, spares: list[Device],
+                 partition: int, prefix: bytes, start_after: bytes | None) -> None:
+        self.client, self.device, self.spares = client, device, spares
+        self.partition = partition
         self.prefix = prefix
         self._after: bytes | None = start_after
         self._at: bytes | None = None
@@ -175,8 +183,8 @@ class ReplicaCursor:
 
     async def _fetch(self) -> None:
         reasons = []
-        while self.devices:
-            dev = self.devices[0]
+        while True:
+            dev = self.device
             try:
                 page = await self.client.list_meta(
                     dev.addr, dev.id, self.partition, self.prefix,
@@ -184,9 +192,11 @@ class ReplicaCursor:
                 break
             except NodeError as exc:
                 reasons.append(str(exc))
-                self.devices.pop(0)
-        else:
-            raise errors.ServiceUnavailable("listing: no replica answered: " + "; ".join(reasons))
+                if not self.spares:
+                    raise errors.ServiceUnavailable(
+                        "listing: not enough replicas answered: " + "; ".join(reasons)
+                    ) from None
+                self.device = self.spares.pop(0)
         self._buf, self._pos = page, 0
         self._exhausted = len(page) < self.page_size
         if page:

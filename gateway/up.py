@@ -22,8 +22,6 @@ from ring import ringfile
 from ring.builder import build_ring
 from ring.model import Device
 
-META_WIDTH = 3
-
 
 @dataclass(frozen=True)
 class ProcessSpec:
@@ -61,7 +59,7 @@ def prepare(config: Config) -> AccessKey:
     for width in sorted(widths):
         _ensure_ring(config.rings_dir / f"data-{width}.ring", devs, config.part_power, width)
     _ensure_ring(config.rings_dir / "meta.ring", devs, config.part_power,
-                 min(META_WIDTH, len(devs)))
+                 min(config.meta_replicas, len(devs)))
     host, port = config.listen.rsplit(":", 1)
     return ensure(config.credentials_path, f"http://{host}:{port}", config.region)
 

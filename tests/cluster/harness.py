@@ -63,7 +63,8 @@ class Cluster:
         first = consecutive_free_ports(self.nodes + 1)
         gw_port = first + self.nodes
         self.config_path.write_text(
-            f'[cluster]\ndata_root = "{self.root}"\npart_power = 6\n{self.extra}\n'
+            f'[cluster]\ndata_root = "{self.root}"\npart_power = 6\nmeta_replicas = 5\n'
+            f"{self.extra}\n"
             f'[gateway]\nlisten = "127.0.0.1:{gw_port}"\n'
             f"[nodes]\ncount = {self.nodes}\nfirst_port = {first}\n"
             f"devices_per_node = {self.devices_per_node}\n"

@@ -1,0 +1,139 @@
+"""CopyObject and the copy source shared with UploadPartCopy.
+
+A copy reads the source through the normal data path and writes fresh data (a new data id),
+so source and destination never share fragments and deleting one never touches the other.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+from aiohttp import web
+
+from gateway import conditions, errors, headers, s3xml
+from gateway.handlers.objects import commit, owned_bucket, stream_parts
+from gateway.manifest import BucketRecord, DataRef, Manifest
+from gateway.names import check_key
+from gateway.state import Ctx
+
+XML = "application/xml"
+
+
+@dataclass(frozen=True)
+class CopySource:
+    bucket: BucketRecord
+    key: bytes
+    manifest: Manifest
+
+    async def copy_bytes(self, ctx: Ctx, dest: BucketRecord, start: int, end: int,
+                         observe: Callable[[bytes], None]) -> DataRef | None:
+        """Write source bytes start..end as new erasure-coded data of the destination."""
+        size = end - start + 1
+        if size <= 0:
+            return None
+        m = self.manifest
+        if m.inline is not None:
+            data = m.inline[start:end + 1]
+
+            async def one() -> object:
+                yield data
+            body = one()
+        else:
+            body = stream_parts(ctx, m, start, end)
+        return await ctx.state.data.write(body, size, dest.k, dest.m,  # type: ignore[arg-type]
+                                          observe)
+
+
+def _parse_source(raw: str) -> tuple[str, str]:
+    text = unquote(raw.split("?", 1)[0])
+    text = text[1:] if text.startswith("/") else text
+    bucket, _, key = text.partition("/")
+    if not bucket or not key:
+        raise errors.InvalidArgument("Copy Source must mention the source bucket and key: "
+                                     "sourcebucket/sourcekey",
+                                     ArgumentName="x-amz-copy-source", ArgumentValue=raw)
+    return bucket, key
+
+
+def _copy_conditions(h: object, m: Manifest) -> None:
+    """x-amz-copy-source-if-*: the same rules as GET's, but every failure is a 412."""
+    get = h.get  # type: ignore[attr-defined]
+    mapped = {
+        "If-Match": get("x-amz-copy-source-if-match"),
+        "If-None-Match": get("x-amz-copy-source-if-none-match"),
+        "If-Modified-Since": get("x-amz-copy-source-if-modified-since"),
+        "If-Unmodified-Since": get("x-amz-copy-source-if-unmodified-since"),
+    }
+    given = {k: v for k, v in mapped.items() if v is not None}
+    if conditions.evaluate(given, m.etag, m.mtime_ms) is conditions.Outcome.NOT_MODIFIED:
+        raise errors.PreconditionFailed(Condition="x-amz-copy-source-If-None-Match")
+
+
+async def open_copy_source(ctx: Ctx) -> CopySource:
+    raw = ctx.request.headers["x-amz-copy-source"]
+    bucket_name, key = _parse_source(raw)
+    bucket = await ctx.state.catalog.bucket(bucket_name)
+    if bucket.owner != ctx.tenant:
+        raise errors.AccessDenied()
+    key_bytes = check_key(key)
+    found = await ctx.state.catalog.get_object(bucket, key_bytes)
+    if found is None:
+        raise errors.NoSuchKey(Key=key)
+    _copy_conditions(ctx.request.headers, found[0])
+    return CopySource(bucket, key_bytes, found[0])
+
+
+def copy_source_range(raw: str | None, size: int) -> tuple[int, int] | None:
+    """x-amz-copy-source-range: bytes=first-last, both required and inside the object."""
+    if raw is None:
+        return None
+    spec = raw.strip().removeprefix("bytes=")
+    first, sep, last = spec.partition("-")
+    if not sep or not first.isdigit() or not last.isdigit() or int(last) < int(first):
+        raise errors.InvalidArgument("The x-amz-copy-source-range value must be of the form "
+                                     "bytes=first-last where first and last are the "
+                                     "zero-based offsets of the first and last bytes to copy",
+                                     ArgumentName="x-amz-copy-source-range",
+                                     ArgumentValue=raw)
+    if int(last) >= size:
+        raise errors.InvalidRange()
+    return int(first), int(last)
+
+
+async def copy_object(ctx: Ctx) -> web.StreamResponse:
+    dest = await owned_bucket(ctx)
+    key = check_key(ctx.key)
+    src = await open_copy_source(ctx)
+    req = ctx.request
+    directive = req.headers.get("x-amz-metadata-directive", "COPY").upper()
+    tag_directive = req.headers.get("x-amz-tagging-directive", "COPY").upper()
+    if directive not in ("COPY", "REPLACE") or tag_directive not in ("COPY", "REPLACE"):
+        raise errors.InvalidArgument("Unknown metadata directive.")
+    same = src.bucket.name == dest.name and src.key == key
+    if same and directive == "COPY" and tag_directive == "COPY" and \
+            "x-amz-storage-class" not in req.headers:
+        raise errors.InvalidRequest(
+            "This copy request is illegal because it is trying to copy an object to itself "
+            "without changing the object's metadata, storage class, website redirect "
+            "location or encryption attributes.")
+    m = src.manifest
+    stored, meta = (m.headers, m.meta) if directive == "COPY" else (
+        headers.stored_headers(req.headers), headers.user_metadata(req.headers))
+    tags = m.tags if tag_directive == "COPY" else headers.tagging_header(req.headers)
+    old = await ctx.state.catalog.get_object(dest, key)
+    if m.inline is not None:
+        new = Manifest(m.size, m.etag, int(time.time() * 1000), stored, meta,
+                       inline=m.inline, tags=tags, checksums=m.checksums)
+    else:
+        md5 = hashlib.md5()     # a copy is one part: its ETag is the MD5 of the bytes
+        ref = await src.copy_bytes(ctx, dest, 0, m.size - 1, md5.update)
+        new = Manifest(m.size, f'"{md5.hexdigest()}"', int(time.time() * 1000), stored, meta,
+                       parts=(ref,) if ref else (), tags=tags, checksums=m.checksums)
+    await commit(ctx, dest, key, new, old[0] if old else None)
+    body = s3xml.simple("CopyObjectResult", [("ETag", new.etag),
+                                             ("LastModified", s3xml.iso8601(new.mtime_ms))])
+    return web.Response(body=body, content_type=XML)

@@ -1,0 +1,281 @@
+"""Multipart uploads: Create, UploadPart, UploadPartCopy, Complete, Abort, ListParts,
+ListMultipartUploads.
+
+Each part is stored as its own erasure-coded data; Complete writes one manifest that lists
+the parts in order, so a GET streams across part boundaries and nothing is copied.
+"""
+
+from __future__ import annotations
+
+import binascii
+import hashlib
+import time
+
+from aiohttp import web
+
+from gateway import conditions, errors, headers, limits, s3xml
+from gateway.body import BodyCheck, BodyReader, declared_size
+from gateway.handlers.buckets import read_xml_body
+from gateway.handlers.copy import copy_source_range, open_copy_source
+from gateway.handlers.objects import commit, owned_bucket
+from gateway.manifest import BucketRecord, Manifest
+from gateway.names import check_key
+from gateway.state import Ctx
+from gateway.uploads import Part, Upload, Uploads, new_upload_id
+
+XML = "application/xml"
+
+
+def _uploads(ctx: Ctx) -> Uploads:
+    return Uploads(ctx.state.catalog)
+
+
+def _part_number(ctx: Ctx) -> int:
+    raw = ctx.request.query.get("partNumber", "")
+    if not raw.isdigit() or not 1 <= int(raw) <= limits.part_number_max:
+        raise errors.InvalidArgument("Part number must be an integer between 1 and 10000, "
+                                     "inclusive", ArgumentName="partNumber", ArgumentValue=raw)
+    return int(raw)
+
+
+async def create_multipart_upload(ctx: Ctx) -> web.StreamResponse:
+    bucket = await owned_bucket(ctx)
+    key = check_key(ctx.key)
+    req = ctx.request
+    upload = Upload(ctx.key, new_upload_id(), int(time.time() * 1000),
+                    headers.stored_headers(req.headers), headers.user_metadata(req.headers),
+                    headers.tagging_header(req.headers),
+                    req.headers.get("x-amz-checksum-algorithm", "").upper())
+    await _uploads(ctx).create(bucket, key, upload)
+    body = s3xml.simple("InitiateMultipartUploadResult",
+                        [("Bucket", bucket.name), ("Key", ctx.key),
+                         ("UploadId", upload.upload_id)])
+    return web.Response(body=body, content_type=XML)
+
+
+async def _upload_of(ctx: Ctx) -> tuple[BucketRecord, bytes, Upload]:
+    bucket = await owned_bucket(ctx)
+    key = check_key(ctx.key)
+    upload_id = ctx.request.query.get("uploadId", "")
+    return bucket, key, await _uploads(ctx).get(bucket, key, upload_id)
+
+
+async def _store_part(ctx: Ctx, bucket: BucketRecord, key: bytes, upload: Upload,
+                      part: Part) -> None:
+    replaced = await _uploads(ctx).put_part(bucket, key, upload.upload_id, part)
+    if replaced is not None and replaced.data is not None:
+        ctx.state.data.forget([replaced.data])
+
+
+async def upload_part(ctx: Ctx) -> web.StreamResponse:
+    number = _part_number(ctx)
+    bucket, key, upload = await _upload_of(ctx)
+    size = declared_size(ctx.request, ctx.auth)
+    if size > limits.put_object_bytes_max:
+        raise errors.EntityTooLarge()
+    check = BodyCheck(ctx.request.headers, ctx.auth)
+    body = BodyReader(ctx.request, ctx.auth, size)
+    state = ctx.state
+    ref = None
+    if size:
+        ref = await state.data.write(body, size, bucket.k, bucket.m, check.update)
+    else:
+        await body.read_all(0)
+    try:
+        sums = check.finish(body.trailers)
+    except errors.S3Error:
+        if ref is not None:
+            state.data.forget([ref])
+        raise
+    part = Part(number, check.etag, size, int(time.time() * 1000), ref,
+                next(iter(sums.values()), ""))
+    await _store_part(ctx, bucket, key, upload, part)
+    hdrs = {"ETag": part.etag}
+    hdrs.update({f"x-amz-checksum-{a.lower()}": v for a, v in sums.items()})
+    return web.Response(status=200, headers=hdrs)
+
+
+async def upload_part_copy(ctx: Ctx) -> web.StreamResponse:
+    number = _part_number(ctx)
+    bucket, key, upload = await _upload_of(ctx)
+    src = await open_copy_source(ctx)
+    rng = copy_source_range(ctx.request.headers.get("x-amz-copy-source-range"),
+                            src.manifest.size)
+    start, end = rng if rng else (0, src.manifest.size - 1)
+    md5 = hashlib.md5()
+    ref = await src.copy_bytes(ctx, bucket, start, end, md5.update)
+    part = Part(number, f'"{md5.hexdigest()}"', end - start + 1, int(time.time() * 1000), ref)
+    await _store_part(ctx, bucket, key, upload, part)
+    body = s3xml.simple("CopyPartResult", [("ETag", part.etag),
+                                           ("LastModified", s3xml.iso8601(part.mtime_ms))])
+    return web.Response(body=body, content_type=XML)
+
+
+def _requested_parts(body: bytes) -> list[tuple[int, str]]:
+    root = s3xml.parse(body, "CompleteMultipartUpload")
+    out = []
+    for el in s3xml.children(root, "Part"):
+        num, etag = s3xml.child_text(el, "PartNumber"), s3xml.child_text(el, "ETag")
+        if num is None or etag is None or not num.strip().isdigit():
+            raise errors.MalformedXML()
+        out.append((int(num), etag.strip()))
+    if not out:
+        raise errors.MalformedXML()
+    return out
+
+
+def _multipart_etag(parts: list[Part]) -> str:
+    digest = hashlib.md5()
+    for p in parts:
+        try:
+            digest.update(binascii.unhexlify(p.etag.strip('"')))
+        except binascii.Error:
+            raise errors.InvalidPart() from None
+    return f'"{digest.hexdigest()}-{len(parts)}"'
+
+
+def _chosen_parts(requested: list[tuple[int, str]], stored: dict[int, Part]) -> list[Part]:
+    chosen: list[Part] = []
+    for i, (num, etag) in enumerate(requested):
+        if i and num <= requested[i - 1][0]:
+            raise errors.InvalidPartOrder()
+        part = stored.get(num)
+        if part is None or part.etag.strip('"') != etag.strip('"'):
+            raise errors.InvalidPart(PartNumber=str(num), ETag=etag)
+        chosen.append(part)
+    for part in chosen[:-1]:
+        if part.size < limits.part_bytes_min:
+            raise errors.EntityTooSmall(ProposedSize=str(part.size),
+                                        MinSizeAllowed=str(limits.part_bytes_min))
+    return chosen
+
+
+async def complete_multipart_upload(ctx: Ctx) -> web.StreamResponse:
+    bucket, key, upload = await _upload_of(ctx)
+    requested = _requested_parts(await read_xml_body(ctx))
+    uploads = _uploads(ctx)
+    stored = {p.number: p for p in await uploads.parts(bucket, key, upload.upload_id)}
+    chosen = _chosen_parts(requested, stored)
+    old = await ctx.state.catalog.get_object(bucket, key)
+    conditions.check_write(ctx.request.headers, old[0].etag if old else None)
+    manifest = Manifest(
+        size=sum(p.size for p in chosen), etag=_multipart_etag(chosen),
+        mtime_ms=int(time.time() * 1000), headers=upload.headers, meta=upload.meta,
+        parts=tuple(p.data for p in chosen if p.data is not None), tags=upload.tags,
+        part_sizes=tuple(p.size for p in chosen))
+    await commit(ctx, bucket, key, manifest, old[0] if old else None)
+    used = {p.number for p in chosen}
+    unused = [p.data for p in stored.values() if p.number not in used and p.data is not None]
+    ctx.state.data.forget(unused)
+    await uploads.finish(bucket, key, upload.upload_id, list(stored.values()))
+    body = s3xml.simple("CompleteMultipartUploadResult", [
+        ("Location", f"/{bucket.name}/{ctx.key}"), ("Bucket", bucket.name), ("Key", ctx.key),
+        ("ETag", manifest.etag)])
+    return web.Response(body=body, content_type=XML)
+
+
+async def abort_multipart_upload(ctx: Ctx) -> web.StreamResponse:
+    bucket, key, upload = await _upload_of(ctx)
+    uploads = _uploads(ctx)
+    parts = await uploads.parts(bucket, key, upload.upload_id)
+    await uploads.finish(bucket, key, upload.upload_id, parts)
+    ctx.state.data.forget([p.data for p in parts if p.data is not None])
+    return web.Response(status=204)
+
+
+def _int_param(ctx: Ctx, name: str, default: int, cap: int) -> int:
+    raw = ctx.request.query.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit():
+        raise errors.InvalidArgument(f"Provided {name} not an integer or within integer range",
+                                     ArgumentName=name, ArgumentValue=raw)
+    return min(int(raw), cap)
+
+
+async def list_parts(ctx: Ctx) -> web.StreamResponse:
+    bucket, key, upload = await _upload_of(ctx)
+    max_parts = _int_param(ctx, "max-parts", 1000, 1000)
+    marker = _int_param(ctx, "part-number-marker", 0, limits.part_number_max)
+    cursor = _uploads(ctx).part_cursor(bucket, key, upload.upload_id, marker)
+    parts: list[Part] = []
+    truncated = False
+    while (rec := await cursor.pop()) is not None:
+        if rec.value is None:
+            continue
+        if len(parts) >= max_parts:
+            truncated = True
+            break
+        parts.append(Part.decode(rec.value))
+    items = "".join(
+        f"<Part><PartNumber>{p.number}</PartNumber>"
+        f"<LastModified>{s3xml.iso8601(p.mtime_ms)}</LastModified>"
+        f"<ETag>{s3xml.esc(p.etag)}</ETag><Size>{p.size}</Size></Part>" for p in parts)
+    owner = f"<ID>{s3xml.esc(bucket.owner)}</ID><DisplayName>{s3xml.esc(bucket.owner)}" \
+            "</DisplayName>"
+    nxt = parts[-1].number if parts else 0
+    body = (
+        f'{s3xml.HEAD}<ListPartsResult xmlns="{s3xml.NS}"><Bucket>{s3xml.esc(bucket.name)}'
+        f"</Bucket><Key>{s3xml.esc(ctx.key)}</Key><UploadId>{upload.upload_id}</UploadId>"
+        f"<Initiator>{owner}</Initiator><Owner>{owner}</Owner>"
+        f"<StorageClass>STANDARD</StorageClass><PartNumberMarker>{marker}</PartNumberMarker>"
+        f"<NextPartNumberMarker>{nxt}</NextPartNumberMarker><MaxParts>{max_parts}</MaxParts>"
+        f"<IsTruncated>{'true' if truncated else 'false'}</IsTruncated>{items}"
+        "</ListPartsResult>")
+    return web.Response(body=body.encode(), content_type=XML)
+
+
+async def list_multipart_uploads(ctx: Ctx) -> web.StreamResponse:
+    bucket = await owned_bucket(ctx)
+    q = ctx.request.query
+    prefix = q.get("prefix", "")
+    delimiter = q.get("delimiter") or None
+    max_uploads = _int_param(ctx, "max-uploads", 1000, 1000)
+    key_marker = q.get("key-marker", "")
+    id_marker = q.get("upload-id-marker", "")
+    after = None
+    if key_marker:
+        after = key_marker.encode() + (b"\x00" + id_marker.encode() if id_marker else b"\xff")
+    cursor = _uploads(ctx).upload_cursor(bucket, prefix.encode(), after)
+    uploads: list[Upload] = []
+    prefixes: list[str] = []
+    truncated = False
+    while (rec := await cursor.pop()) is not None:
+        if rec.value is None:
+            continue
+        up = Upload.decode(rec.value)
+        rolled = None
+        if delimiter:
+            at = up.key.find(delimiter, len(prefix))
+            rolled = up.key[: at + len(delimiter)] if at >= 0 else None
+        if rolled is not None and prefixes and prefixes[-1] == rolled:
+            continue
+        if len(uploads) + len(prefixes) >= max_uploads:
+            truncated = True
+            break
+        if rolled is not None:
+            prefixes.append(rolled)
+        else:
+            uploads.append(up)
+    owner = f"<ID>{s3xml.esc(bucket.owner)}</ID><DisplayName>{s3xml.esc(bucket.owner)}" \
+            "</DisplayName>"
+    items = "".join(
+        f"<Upload><Key>{s3xml.esc(u.key)}</Key><UploadId>{u.upload_id}</UploadId>"
+        f"<Initiator>{owner}</Initiator><Owner>{owner}</Owner>"
+        f"<StorageClass>STANDARD</StorageClass>"
+        f"<Initiated>{s3xml.iso8601(u.initiated_ms)}</Initiated></Upload>" for u in uploads)
+    items += "".join(f"<CommonPrefixes><Prefix>{s3xml.esc(p)}</Prefix></CommonPrefixes>"
+                     for p in prefixes)
+    nxt = ""
+    if truncated and uploads:
+        nxt = (f"<NextKeyMarker>{s3xml.esc(uploads[-1].key)}</NextKeyMarker>"
+               f"<NextUploadIdMarker>{uploads[-1].upload_id}</NextUploadIdMarker>")
+    body = (
+        f'{s3xml.HEAD}<ListMultipartUploadsResult xmlns="{s3xml.NS}">'
+        f"<Bucket>{s3xml.esc(bucket.name)}</Bucket><KeyMarker>{s3xml.esc(key_marker)}"
+        f"</KeyMarker><UploadIdMarker>{s3xml.esc(id_marker)}</UploadIdMarker>{nxt}"
+        + (f"<Delimiter>{s3xml.esc(delimiter)}</Delimiter>" if delimiter else "")
+        + f"<Prefix>{s3xml.esc(prefix)}</Prefix><MaxUploads>{max_uploads}</MaxUploads>"
+        f"<IsTruncated>{'true' if truncated else 'false'}</IsTruncated>{items}"
+        "</ListMultipartUploadsResult>")
+    return web.Response(body=body.encode(), content_type=XML)

@@ -1,0 +1,145 @@
+"""Multipart upload records: the upload itself and each uploaded part.
+
+Both live in the metadata partition of the object's index shard, next to the object's own
+record: the upload under `U bucket_id key NUL upload_id`, its parts under
+`P bucket_id upload_id part_number`, so ListParts is one ordered scan and Complete touches
+one partition.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+
+from gateway import errors
+from gateway.catalog import Catalog
+from gateway.manifest import BucketRecord, DataRef
+from gateway.metastore import RecordCursor
+
+UPLOAD_V1 = 1
+PART_V1 = 1
+
+
+@dataclass(frozen=True)
+class Upload:
+    key: str
+    upload_id: str
+    initiated_ms: int
+    headers: dict[str, str] = field(default_factory=dict)
+    meta: dict[str, str] = field(default_factory=dict)
+    tags: tuple[tuple[str, str], ...] = ()
+    checksum_alg: str = ""
+
+    def encode(self) -> bytes:
+        out: bytes = msgpack.packb(
+            [UPLOAD_V1, self.key, self.upload_id, self.initiated_ms, self.headers, self.meta,
+             [list(t) for t in self.tags], self.checksum_alg], use_bin_type=True)
+        return out
+
+    @classmethod
+    def decode(cls, raw: bytes) -> Upload:
+        b = msgpack.unpackb(raw, raw=False)
+        if b[0] != UPLOAD_V1:
+            raise errors.InternalError(f"upload record version {b[0]}")
+        return cls(b[1], b[2], b[3], dict(b[4]), dict(b[5]), tuple((x, y) for x, y in b[6]),
+                   b[7])
+
+
+@dataclass(frozen=True)
+class Part:
+    number: int
+    etag: str
+    size: int
+    mtime_ms: int
+    data: DataRef | None          # None for an empty part
+    checksum: str = ""
+
+    def encode(self) -> bytes:
+        out: bytes = msgpack.packb(
+            [PART_V1, self.number, self.etag, self.size, self.mtime_ms,
+             self.data.pack() if self.data else None, self.checksum], use_bin_type=True)
+        return out
+
+    @classmethod
+    def decode(cls, raw: bytes) -> Part:
+        b: list[Any] = msgpack.unpackb(raw, raw=False)
+        if b[0] != PART_V1:
+            raise errors.InternalError(f"part record version {b[0]}")
+        return cls(b[1], b[2], b[3], b[4], DataRef.unpack(b[5]) if b[5] else None, b[6])
+
+
+def new_upload_id() -> str:
+    return secrets.token_urlsafe(24)
+
+
+class Uploads:
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self.store = catalog.store
+
+    @staticmethod
+    def _upload_key(bucket: BucketRecord, key: bytes, upload_id: str) -> bytes:
+        return b"U" + bucket.bucket_id + key + b"\x00" + upload_id.encode()
+
+    @staticmethod
+    def _part_prefix(bucket: BucketRecord, upload_id: str) -> bytes:
+        return b"P" + bucket.bucket_id + upload_id.encode() + b"\x00"
+
+    async def create(self, bucket: BucketRecord, key: bytes, upload: Upload) -> None:
+        partition = self.catalog.object_partition(bucket, key)
+        await self.store.put(partition, self._upload_key(bucket, key, upload.upload_id),
+                             upload.encode())
+
+    async def get(self, bucket: BucketRecord, key: bytes, upload_id: str) -> Upload:
+        partition = self.catalog.object_partition(bucket, key)
+        rec = await self.store.get_live(partition, self._upload_key(bucket, key, upload_id))
+        if rec is None or rec.value is None:
+            raise errors.NoSuchUpload(UploadId=upload_id)
+        return Upload.decode(rec.value)
+
+    async def finish(self, bucket: BucketRecord, key: bytes, upload_id: str,
+                     parts: list[Part]) -> None:
+        """Drop the upload and its part records (tombstones)."""
+        partition = self.catalog.object_partition(bucket, key)
+        await self.store.put(partition, self._upload_key(bucket, key, upload_id), None)
+        prefix = self._part_prefix(bucket, upload_id)
+        for p in parts:
+            await self.store.put(partition, prefix + p.number.to_bytes(4, "big"), None)
+
+    async def put_part(self, bucket: BucketRecord, key: bytes, upload_id: str,
+                       part: Part) -> Part | None:
+        """Record a part; return the part it replaced, if any."""
+        partition = self.catalog.object_partition(bucket, key)
+        rec_key = self._part_prefix(bucket, upload_id) + part.number.to_bytes(4, "big")
+        old = await self.store.get_live(partition, rec_key)
+        await self.store.put(partition, rec_key, part.encode())
+        return Part.decode(old.value) if old is not None and old.value else None
+
+    def part_cursor(self, bucket: BucketRecord, key: bytes, upload_id: str,
+                    after: int = 0) -> RecordCursor:
+        partition = self.catalog.object_partition(bucket, key)
+        prefix = self._part_prefix(bucket, upload_id)
+        start = prefix + after.to_bytes(4, "big") if after else None
+        return self.store.cursor(partition, prefix, start)
+
+    async def parts(self, bucket: BucketRecord, key: bytes, upload_id: str) -> list[Part]:
+        cursor = self.part_cursor(bucket, key, upload_id)
+        out = []
+        while (rec := await cursor.pop()) is not None:
+            if rec.value is not None:
+                out.append(Part.decode(rec.value))
+        return out
+
+    def upload_cursor(self, bucket: BucketRecord, prefix: bytes,
+                      after: bytes | None) -> RecordCursor:
+        """Uploads of a bucket under a key prefix, in (key, upload id) order."""
+        shards = [
+            self.store.cursor(self.catalog.shard_partition(bucket, s),
+                              b"U" + bucket.bucket_id + prefix,
+                              None if after is None else b"U" + bucket.bucket_id + after)
+            for s in range(bucket.shards)
+        ]
+        return RecordCursor(shards)

@@ -1,0 +1,147 @@
+"""Read-after-write and list-after-write across two gateways, with a node killed and
+restarted in the middle; and a stateful model test of S3's semantics (hypothesis)."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import pytest
+from botocore.exceptions import ClientError
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    rule,
+    run_state_machine_as_test,
+)
+
+from tests.cluster.harness import Cluster
+
+ROUNDS = int(os.environ.get("COFFRE_CONSISTENCY_ROUNDS", "150"))
+
+
+@pytest.fixture(scope="module")
+def two(cluster: Cluster):  # type: ignore[no-untyped-def]
+    endpoint = cluster.add_gateway("gateway2")
+    cluster.start("gateway2")
+    return cluster.s3(), cluster.client_for(endpoint)
+
+
+def test_write_one_gateway_read_other(cluster: Cluster, two) -> None:  # type: ignore[no-untyped-def]
+    a, b = two
+    a.create_bucket(Bucket="consistent")
+    seed = random.randrange(1 << 30)
+    print("seed", seed)
+    rnd = random.Random(seed)
+    model: dict[str, bytes] = {}
+    victim = rnd.choice(cluster.node_names())
+    for i in range(ROUNDS):
+        if i == ROUNDS // 3:
+            cluster.kill(victim)
+        if i == 2 * ROUNDS // 3:
+            cluster.start(victim)
+        writer, reader = (a, b) if i % 2 == 0 else (b, a)
+        key = f"k{rnd.randrange(40):02d}"
+        action = rnd.random()
+        if action < 0.75:
+            body = rnd.randbytes(rnd.choice([0, 10, 5000, 70_000, 300_000]))
+            writer.put_object(Bucket="consistent", Key=key, Body=body)
+            model[key] = body
+            assert reader.get_object(Bucket="consistent", Key=key)["Body"].read() == body
+        else:
+            writer.delete_object(Bucket="consistent", Key=key)
+            model.pop(key, None)
+            with pytest.raises(ClientError) as exc:
+                reader.head_object(Bucket="consistent", Key=key)
+            assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+        listed = reader.list_objects_v2(Bucket="consistent").get("Contents", [])
+        assert [o["Key"] for o in listed] == sorted(model), f"round {i}"
+    if victim not in cluster.procs:
+        cluster.start(victim)
+
+
+def test_deleted_bucket_not_served_long(cluster: Cluster, two) -> None:  # type: ignore[no-untyped-def]
+    a, b = two
+    a.create_bucket(Bucket="short-lived")
+    b.head_bucket(Bucket="short-lived")      # gateway 2 caches the bucket record
+    a.delete_bucket(Bucket="short-lived")
+    import time
+    time.sleep(cluster.config.bucket_cache_s + 0.5)
+    with pytest.raises(ClientError) as exc:
+        b.head_bucket(Bucket="short-lived")
+    assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+
+
+class S3Model(RuleBasedStateMachine):
+    """Random put/overwrite/delete/list/multipart sequences against a real cluster, checked
+    against a dict of what S3 would hold."""
+
+    client: object = None
+    bucket = "stateful"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.s3 = type(self).client
+        self.model: dict[str, bytes] = {}
+        for obj in self.s3.list_objects_v2(Bucket=self.bucket).get("Contents", []):  # type: ignore[attr-defined]
+            self.s3.delete_object(Bucket=self.bucket, Key=obj["Key"])  # type: ignore[attr-defined]
+
+    keys = st.sampled_from(["a", "a/b", "a/b/c", "b", "d/e", "d/f", "z" * 300])
+    bodies = st.sampled_from([0, 1, 4096, 65_536, 65_537, 1_048_577]).flatmap(
+        lambda n: st.binary(min_size=n, max_size=n) if n < 10 else st.just(os.urandom(n)))
+
+    @rule(key=keys, body=bodies)
+    def put(self, key: str, body: bytes) -> None:
+        self.s3.put_object(Bucket=self.bucket, Key=key, Body=body)  # type: ignore[attr-defined]
+        self.model[key] = body
+
+    @rule(key=keys)
+    def delete(self, key: str) -> None:
+        self.s3.delete_object(Bucket=self.bucket, Key=key)  # type: ignore[attr-defined]
+        self.model.pop(key, None)
+
+    @rule(key=keys, tail=st.binary(min_size=0, max_size=100))
+    def multipart(self, key: str, tail: bytes) -> None:
+        s3 = self.s3
+        uid = s3.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"]  # type: ignore[attr-defined]
+        first = os.urandom(5 * 1024 * 1024)
+        e1 = s3.upload_part(Bucket=self.bucket, Key=key, UploadId=uid, PartNumber=1,  # type: ignore[attr-defined]
+                            Body=first)["ETag"]
+        e2 = s3.upload_part(Bucket=self.bucket, Key=key, UploadId=uid, PartNumber=2,  # type: ignore[attr-defined]
+                            Body=tail)["ETag"]
+        s3.complete_multipart_upload(Bucket=self.bucket, Key=key, UploadId=uid,  # type: ignore[attr-defined]
+                                     MultipartUpload={"Parts": [
+                                         {"PartNumber": 1, "ETag": e1},
+                                         {"PartNumber": 2, "ETag": e2}]})
+        self.model[key] = first + tail
+
+    @rule(key=keys)
+    def get(self, key: str) -> None:
+        if key in self.model:
+            got = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()  # type: ignore[attr-defined]
+            assert got == self.model[key]
+        else:
+            with pytest.raises(ClientError):
+                self.s3.get_object(Bucket=self.bucket, Key=key)  # type: ignore[attr-defined]
+
+    @invariant()
+    def listing_matches(self) -> None:
+        got = self.s3.list_objects_v2(Bucket=self.bucket).get("Contents", [])  # type: ignore[attr-defined]
+        assert [(o["Key"], o["Size"]) for o in got] == [
+            (k, len(v)) for k, v in sorted(self.model.items())]
+        top = self.s3.list_objects_v2(Bucket=self.bucket, Delimiter="/")  # type: ignore[attr-defined]
+        want_keys = sorted(k for k in self.model if "/" not in k)
+        want_prefixes = sorted({k.split("/")[0] + "/" for k in self.model if "/" in k})
+        assert [o["Key"] for o in top.get("Contents", [])] == want_keys
+        assert [p["Prefix"] for p in top.get("CommonPrefixes", [])] == want_prefixes
+
+
+def test_stateful_model(cluster: Cluster) -> None:
+    s3 = cluster.s3()
+    s3.create_bucket(Bucket=S3Model.bucket)
+    S3Model.client = s3
+    run_state_machine_as_test(S3Model, settings=settings(
+        max_examples=8, stateful_step_count=12, deadline=None,
+        suppress_health_check=list(HealthCheck)))

@@ -1,0 +1,129 @@
+"""The erasure-coded data path on real processes: random ranges against reference bytes,
+a corrupted fragment, any m nodes down, and storage policies beside the default."""
+
+from __future__ import annotations
+
+import itertools
+import random
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from botocore.exceptions import ClientError
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.cluster.harness import Cluster, new_cluster
+
+MIB = 1024 * 1024
+SIZES = [1, 65_537, 1_048_576 + 1, 3 * MIB + 17]
+BODIES = {n: random.Random(n).randbytes(n) for n in SIZES}
+
+
+@pytest.fixture(scope="module")
+def s3(cluster: Cluster):  # type: ignore[no-untyped-def]
+    client = cluster.s3()
+    client.create_bucket(Bucket="data")
+    for n, body in BODIES.items():
+        client.put_object(Bucket="data", Key=f"obj-{n}", Body=body)
+    return client
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_random_ranges(s3, data: st.DataObject) -> None:  # type: ignore[no-untyped-def]
+    size = data.draw(st.sampled_from(SIZES))
+    start = data.draw(st.integers(0, size - 1))
+    end = data.draw(st.integers(start, size - 1))
+    got = s3.get_object(Bucket="data", Key=f"obj-{size}", Range=f"bytes={start}-{end}")
+    assert got["Body"].read() == BODIES[size][start:end + 1]
+    assert got["ContentRange"] == f"bytes {start}-{end}/{size}"
+
+
+def _segments(cluster: Cluster, node: int) -> list[Path]:
+    return sorted((cluster.root / "nodes" / f"n{node}").rglob("*.seg"),
+                  key=lambda p: p.stat().st_mtime)
+
+
+def test_corrupted_fragment_still_reads(cluster: Cluster, s3) -> None:  # type: ignore[no-untyped-def]
+    body = random.Random(99).randbytes(8 * MIB)
+    s3.put_object(Bucket="data", Key="to-corrupt", Body=body)
+    for node in range(2):                    # m = 2 corrupted fragments: still readable
+        seg = _segments(cluster, node)[-1]
+        size = seg.stat().st_size
+        with open(seg, "r+b") as f:          # flip bytes inside the newest fragment's data
+            f.seek(size - MIB)
+            chunk = bytearray(f.read(64))
+            f.seek(size - MIB)
+            f.write(bytes(b ^ 0xFF for b in chunk))
+    assert s3.get_object(Bucket="data", Key="to-corrupt")["Body"].read() == body
+    rng = s3.get_object(Bucket="data", Key="to-corrupt", Range=f"bytes={MIB}-{6 * MIB}")
+    assert rng["Body"].read() == body[MIB:6 * MIB + 1]
+
+
+def test_any_two_nodes_down(cluster: Cluster, s3) -> None:  # type: ignore[no-untyped-def]
+    names = cluster.node_names()
+    pairs = list(itertools.combinations(names, 2))
+    seed = random.randrange(1 << 30)
+    print("seed", seed)
+    for pair in random.Random(seed).sample(pairs, 3):
+        for n in pair:
+            cluster.kill(n)
+        try:
+            for n, body in BODIES.items():
+                assert s3.get_object(Bucket="data", Key=f"obj-{n}")["Body"].read() == body
+        finally:
+            for n in pair:
+                cluster.start(n)
+
+
+@pytest.fixture(scope="module")
+def wide() -> Iterator[Cluster]:
+    c = new_cluster(devices_per_node=2,
+                    extra='extra_policies = ["ec 8+3", "replicate 3"]')
+    c.start()
+    yield c
+    c.stop()
+    shutil.rmtree(c.root, ignore_errors=True)
+
+
+def _create_with_policy(s3, bucket: str, policy: str) -> None:  # type: ignore[no-untyped-def]
+    def add(request, **_kw):  # type: ignore[no-untyped-def]
+        request.headers["x-coffre-storage-policy"] = policy
+
+    s3.meta.events.register_first("before-sign.s3.CreateBucket", add)
+    try:
+        s3.create_bucket(Bucket=bucket)
+    finally:
+        s3.meta.events.unregister("before-sign.s3.CreateBucket", add)
+
+
+def _device_bytes(cluster: Cluster) -> list[int]:
+    return [sum(p.stat().st_size for p in d.rglob("*.seg"))
+            for d in sorted((cluster.root / "nodes").glob("n*/d*"))]
+
+
+def test_storage_policies(wide: Cluster) -> None:
+    s3 = wide.s3()
+    policies = {"ec42": None, "ec83": "ec 8+3", "rep3": "replicate 3"}
+    for bucket, policy in policies.items():
+        if policy is None:
+            s3.create_bucket(Bucket=bucket)
+        else:
+            _create_with_policy(s3, bucket, policy)
+    for bucket in policies:
+        for n in (100, 70_000, 5 * MIB + 3):
+            body = random.Random(n).randbytes(n)
+            s3.put_object(Bucket=bucket, Key=f"k{n}", Body=body)
+            assert s3.get_object(Bucket=bucket, Key=f"k{n}")["Body"].read() == body
+    # Where the bytes go: 8+3 spreads 11 fragments of size/8; replicate 3 keeps 3 copies.
+    for bucket, pieces, piece in (("ec83", 11, 8 * MIB / 8), ("rep3", 3, 8 * MIB)):
+        before = _device_bytes(wide)
+        s3.put_object(Bucket=bucket, Key="placed", Body=random.Random(5).randbytes(8 * MIB))
+        grown = [b - a for a, b in zip(before, _device_bytes(wide), strict=True)]
+        holders = [g for g in grown if g > piece * 0.9]
+        assert len(holders) == pieces, (bucket, grown)
+    with pytest.raises(ClientError) as exc:
+        _create_with_policy(s3, "too-wide", "ec 10+4")
+    assert exc.value.response["Error"]["Code"] == "InvalidArgument"

@@ -1,0 +1,193 @@
+"""S3 operations beyond the skeleton, through boto3 against a real cluster: multipart,
+copy, batch delete, tagging, conditional requests, metadata and header overrides."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.cluster.harness import Cluster
+
+MIB = 1024 * 1024
+
+
+def _code(exc: pytest.ExceptionInfo[ClientError]) -> str:
+    return str(exc.value.response["Error"]["Code"])
+
+
+@pytest.fixture(scope="module")
+def s3(cluster: Cluster):  # type: ignore[no-untyped-def]
+    client = cluster.s3()
+    client.create_bucket(Bucket="ops")
+    return client
+
+
+def test_multipart_round_trip(s3) -> None:  # type: ignore[no-untyped-def]
+    rnd = random.Random(1)
+    parts = [rnd.randbytes(5 * MIB), rnd.randbytes(5 * MIB + 123), rnd.randbytes(777)]
+    up = s3.create_multipart_upload(Bucket="ops", Key="mp/big", ContentType="text/csv",
+                                    Metadata={"origin": "census"})
+    uid = up["UploadId"]
+    # Part 2 uploaded twice: the second replaces the first.
+    s3.upload_part(Bucket="ops", Key="mp/big", UploadId=uid, PartNumber=2, Body=b"x" * 100)
+    etags = [s3.upload_part(Bucket="ops", Key="mp/big", UploadId=uid, PartNumber=i + 1,
+                            Body=p)["ETag"] for i, p in enumerate(parts)]
+    listed = s3.list_parts(Bucket="ops", Key="mp/big", UploadId=uid)
+    assert [p["PartNumber"] for p in listed["Parts"]] == [1, 2, 3]
+    assert [p["Size"] for p in listed["Parts"]] == [len(p) for p in parts]
+    uploads = s3.list_multipart_uploads(Bucket="ops")
+    assert [u["UploadId"] for u in uploads["Uploads"]] == [uid]
+    done = s3.complete_multipart_upload(
+        Bucket="ops", Key="mp/big", UploadId=uid,
+        MultipartUpload={"Parts": [{"PartNumber": i + 1, "ETag": e}
+                                   for i, e in enumerate(etags)]})
+    md5s = b"".join(hashlib.md5(p).digest() for p in parts)
+    assert done["ETag"] == f'"{hashlib.md5(md5s).hexdigest()}-3"'
+    whole = b"".join(parts)
+    got = s3.get_object(Bucket="ops", Key="mp/big")
+    assert got["Body"].read() == whole
+    assert got["ContentType"] == "text/csv" and got["Metadata"] == {"origin": "census"}
+    # A range across the part boundary.
+    rng = s3.get_object(Bucket="ops", Key="mp/big", Range=f"bytes={5 * MIB - 10}-{5 * MIB + 9}")
+    assert rng["Body"].read() == whole[5 * MIB - 10: 5 * MIB + 10]
+    assert s3.list_multipart_uploads(Bucket="ops").get("Uploads", []) == []
+
+
+def test_multipart_errors(s3) -> None:  # type: ignore[no-untyped-def]
+    uid = s3.create_multipart_upload(Bucket="ops", Key="mp/bad")["UploadId"]
+    e1 = s3.upload_part(Bucket="ops", Key="mp/bad", UploadId=uid, PartNumber=1,
+                        Body=b"small")["ETag"]
+    e2 = s3.upload_part(Bucket="ops", Key="mp/bad", UploadId=uid, PartNumber=2,
+                        Body=b"tail")["ETag"]
+    with pytest.raises(ClientError) as exc:
+        s3.complete_multipart_upload(Bucket="ops", Key="mp/bad", UploadId=uid,
+                                     MultipartUpload={"Parts": [
+                                         {"PartNumber": 1, "ETag": e1},
+                                         {"PartNumber": 2, "ETag": e2}]})
+    assert _code(exc) == "EntityTooSmall"
+    with pytest.raises(ClientError) as exc:
+        s3.complete_multipart_upload(Bucket="ops", Key="mp/bad", UploadId=uid,
+                                     MultipartUpload={"Parts": [
+                                         {"PartNumber": 2, "ETag": e2},
+                                         {"PartNumber": 1, "ETag": e1}]})
+    assert _code(exc) == "InvalidPartOrder"
+    with pytest.raises(ClientError) as exc:
+        s3.complete_multipart_upload(Bucket="ops", Key="mp/bad", UploadId=uid,
+                                     MultipartUpload={"Parts": [
+                                         {"PartNumber": 1, "ETag": '"0" * 32'}]})
+    assert _code(exc) == "InvalidPart"
+    s3.abort_multipart_upload(Bucket="ops", Key="mp/bad", UploadId=uid)
+    with pytest.raises(ClientError) as exc:
+        s3.list_parts(Bucket="ops", Key="mp/bad", UploadId=uid)
+    assert _code(exc) == "NoSuchUpload"
+    with pytest.raises(ClientError) as exc:
+        s3.head_object(Bucket="ops", Key="mp/bad")
+    assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+
+
+def test_upload_part_copy(s3) -> None:  # type: ignore[no-untyped-def]
+    src = random.Random(2).randbytes(6 * MIB)
+    s3.put_object(Bucket="ops", Key="copy/src", Body=src)
+    uid = s3.create_multipart_upload(Bucket="ops", Key="copy/parts")["UploadId"]
+    r1 = s3.upload_part_copy(Bucket="ops", Key="copy/parts", UploadId=uid, PartNumber=1,
+                             CopySource={"Bucket": "ops", "Key": "copy/src"},
+                             CopySourceRange=f"bytes=0-{5 * MIB}")
+    r2 = s3.upload_part_copy(Bucket="ops", Key="copy/parts", UploadId=uid, PartNumber=2,
+                             CopySource={"Bucket": "ops", "Key": "copy/src"},
+                             CopySourceRange="bytes=10-19")
+    s3.complete_multipart_upload(Bucket="ops", Key="copy/parts", UploadId=uid,
+                                 MultipartUpload={"Parts": [
+                                     {"PartNumber": 1, "ETag": r1["CopyPartResult"]["ETag"]},
+                                     {"PartNumber": 2, "ETag": r2["CopyPartResult"]["ETag"]}]})
+    got = s3.get_object(Bucket="ops", Key="copy/parts")["Body"].read()
+    assert got == src[: 5 * MIB + 1] + src[10:20]
+
+
+def test_copy_object(s3) -> None:  # type: ignore[no-untyped-def]
+    body = random.Random(3).randbytes(300_000)
+    s3.put_object(Bucket="ops", Key="c/a", Body=body, Metadata={"v": "1"},
+                  ContentType="image/png")
+    s3.copy_object(Bucket="ops", Key="c/b", CopySource={"Bucket": "ops", "Key": "c/a"})
+    got = s3.get_object(Bucket="ops", Key="c/b")
+    assert got["Body"].read() == body and got["Metadata"] == {"v": "1"}
+    assert got["ContentType"] == "image/png"
+    with pytest.raises(ClientError) as exc:
+        s3.copy_object(Bucket="ops", Key="c/a", CopySource={"Bucket": "ops", "Key": "c/a"})
+    assert _code(exc) == "InvalidRequest"
+    s3.copy_object(Bucket="ops", Key="c/a", CopySource={"Bucket": "ops", "Key": "c/a"},
+                   MetadataDirective="REPLACE", Metadata={"v": "2"}, ContentType="text/plain")
+    head = s3.head_object(Bucket="ops", Key="c/a")
+    assert head["Metadata"] == {"v": "2"} and head["ContentType"] == "text/plain"
+    assert s3.get_object(Bucket="ops", Key="c/a")["Body"].read() == body
+    with pytest.raises(ClientError) as exc:
+        s3.copy_object(Bucket="ops", Key="c/c", CopySource={"Bucket": "ops", "Key": "c/a"},
+                       CopySourceIfMatch='"nope"')
+    assert _code(exc) == "PreconditionFailed"
+    with pytest.raises(ClientError) as exc:
+        s3.copy_object(Bucket="ops", Key="c/c", CopySource={"Bucket": "ops", "Key": "c/none"})
+    assert _code(exc) == "NoSuchKey"
+
+
+def test_delete_objects(s3) -> None:  # type: ignore[no-untyped-def]
+    keys = [f"del/{i}" for i in range(5)]
+    for k in keys:
+        s3.put_object(Bucket="ops", Key=k, Body=b"x")
+    out = s3.delete_objects(Bucket="ops", Delete={"Objects": [{"Key": k} for k in keys[:3]]
+                                                  + [{"Key": "del/missing"}]})
+    assert sorted(d["Key"] for d in out["Deleted"]) == [*keys[:3], "del/missing"]
+    left = s3.list_objects_v2(Bucket="ops", Prefix="del/")
+    assert [o["Key"] for o in left["Contents"]] == keys[3:]
+    quiet = s3.delete_objects(Bucket="ops", Delete={"Objects": [{"Key": k} for k in keys[3:]],
+                                                    "Quiet": True})
+    assert "Deleted" not in quiet
+    assert s3.list_objects_v2(Bucket="ops", Prefix="del/")["KeyCount"] == 0
+
+
+def test_tagging(s3) -> None:  # type: ignore[no-untyped-def]
+    s3.put_object(Bucket="ops", Key="t", Body=b"x", Tagging="a=1&b=two")
+    tags = s3.get_object_tagging(Bucket="ops", Key="t")["TagSet"]
+    assert tags == [{"Key": "a", "Value": "1"}, {"Key": "b", "Value": "two"}]
+    s3.put_object_tagging(Bucket="ops", Key="t", Tagging={"TagSet": [{"Key": "c",
+                                                                      "Value": "3"}]})
+    assert s3.get_object_tagging(Bucket="ops", Key="t")["TagSet"] == [{"Key": "c",
+                                                                       "Value": "3"}]
+    s3.delete_object_tagging(Bucket="ops", Key="t")
+    assert s3.get_object_tagging(Bucket="ops", Key="t")["TagSet"] == []
+    assert s3.get_object(Bucket="ops", Key="t")["Body"].read() == b"x"
+    s3.put_bucket_tagging(Bucket="ops", Tagging={"TagSet": [{"Key": "team", "Value": "a"}]})
+    assert s3.get_bucket_tagging(Bucket="ops")["TagSet"] == [{"Key": "team", "Value": "a"}]
+    s3.delete_bucket_tagging(Bucket="ops")
+    with pytest.raises(ClientError) as exc:
+        s3.get_bucket_tagging(Bucket="ops")
+    assert _code(exc) == "NoSuchTagSet"
+
+
+def test_conditionals_and_headers(s3) -> None:  # type: ignore[no-untyped-def]
+    put = s3.put_object(Bucket="ops", Key="cond", Body=b"hello", CacheControl="max-age=60",
+                        ContentDisposition="attachment", ContentLanguage="fr")
+    etag = put["ETag"]
+    got = s3.get_object(Bucket="ops", Key="cond", IfMatch=etag,
+                        ResponseContentType="text/x-override")
+    assert got["ContentType"] == "text/x-override"
+    assert got["CacheControl"] == "max-age=60" and got["ContentLanguage"] == "fr"
+    with pytest.raises(ClientError) as exc:
+        s3.get_object(Bucket="ops", Key="cond", IfNoneMatch=etag)
+    assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 304
+    with pytest.raises(ClientError) as exc:
+        s3.get_object(Bucket="ops", Key="cond", IfMatch='"other"')
+    assert _code(exc) == "PreconditionFailed"
+    future = datetime.now(UTC) + timedelta(days=1)
+    with pytest.raises(ClientError) as exc:
+        s3.get_object(Bucket="ops", Key="cond", IfModifiedSince=future)
+    assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 304
+    with pytest.raises(ClientError) as exc:
+        s3.put_object(Bucket="ops", Key="cond", Body=b"again", IfNoneMatch="*")
+    assert _code(exc) == "PreconditionFailed"
+    s3.put_object(Bucket="ops", Key="cond", Body=b"v2", IfMatch=etag)
+    assert s3.get_object(Bucket="ops", Key="cond")["Body"].read() == b"v2"
+    loc = s3.get_bucket_location(Bucket="ops")
+    assert loc["LocationConstraint"] is None
