@@ -10,7 +10,7 @@ any manifest points at the data.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 
 from aiohttp import web
 
@@ -57,8 +57,18 @@ class BodyCheck:
         alg = self.declared.algorithm
         self.summer = Checksummer(alg) if alg is not None else None
 
+    def updaters(self) -> list[Callable[[bytes], None]]:
+        """One update function per hash: each must see the bytes in order, but they are
+        independent of each other, so large bodies hash in parallel threads."""
+        fns: list[Callable[[bytes], None]] = [self.md5.update]
+        if self.sha256 is not None:
+            fns.append(self.sha256.update)
+        if self.summer is not None:
+            fns.append(self.summer.update)
+        return fns
+
     def update(self, data: bytes) -> None:
-        """Feed body bytes in order (called from a worker thread for large bodies)."""
+        """Feed body bytes in order (all hashes at once)."""
         self.md5.update(data)
         if self.sha256 is not None:
             self.sha256.update(data)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -40,10 +41,10 @@ def fragment_key(data_id: bytes, index: int) -> bytes:
 class _Sink:
     """One fragment's upload: a bounded queue of blocks and the task streaming it out."""
 
-    queue: asyncio.Queue[bytes | None]
+    queue: asyncio.Queue[bytes | memoryview | None]
     task: asyncio.Task[None]
 
-    async def send(self, block: bytes | None) -> None:
+    async def send(self, block: bytes | memoryview | None) -> None:
         if self.task.done():
             return
         put = asyncio.ensure_future(self.queue.put(block))
@@ -52,7 +53,18 @@ class _Sink:
             put.cancel()
 
 
-async def _drain(queue: asyncio.Queue[bytes | None]) -> AsyncIterator[bytes]:
+async def _after(before: asyncio.Future[None] | None, fn: Callable[[bytes], None],
+                 data: bytes) -> None:
+    """Run fn(data) in a worker thread once `before` is done (keeps hashing in order)."""
+    if before is not None:
+        await before
+    await asyncio.to_thread(fn, data)
+
+
+Block = bytes | memoryview
+
+
+async def _drain(queue: asyncio.Queue[Block | None]) -> AsyncIterator[Block]:
     while (block := await queue.get()) is not None:
         yield block
 
@@ -72,8 +84,14 @@ class DataPath:
     # ---- write -----------------------------------------------------------------------
 
     async def write(self, body: AsyncIterable[bytes], size: int, k: int, m: int,
-                    observe: Callable[[bytes], None]) -> DataRef:
-        """Store `size` bytes from `body`; `observe` sees every stripe (hashes, in a thread)."""
+                    observe: Callable[[bytes], None] | Sequence[Callable[[bytes], None]],
+                    ) -> DataRef:
+        """Store `size` bytes from `body`.
+
+        Each of `observe` (hash updates) sees every stripe in order, in a worker thread;
+        several observers run in parallel with each other (MD5 beside SHA-256).
+        """
+        observers = [observe] if callable(observe) else list(observe)
         data_id = os.urandom(16)
         ring = self.rings.data(k + m)
         partition = ring.partition_of(data_id)
@@ -82,7 +100,7 @@ class DataPath:
         sinks = [self._open_sink(d, partition, fragment_key(data_id, i), layout.fragment_bytes)
                  for i, d in enumerate(devices)]
         try:
-            await self._pump(body, layout, self.codec(k, m), sinks, observe)
+            await self._pump(body, layout, self.codec(k, m), sinks, observers)
         except BaseException:
             for s in sinks:
                 s.task.cancel()
@@ -98,46 +116,78 @@ class DataPath:
         return DataRef(data_id, size, k, m, limits.stripe_block_bytes)
 
     def _open_sink(self, dev: Device, partition: int, key: bytes, length: int) -> _Sink:
-        queue: asyncio.Queue[bytes | None] = asyncio.Queue(limits.fragment_queue_blocks)
+        queue: asyncio.Queue[bytes | memoryview | None] = asyncio.Queue(
+            limits.fragment_queue_blocks)
         task = asyncio.ensure_future(
             self.client.put_fragment(dev.addr, dev.id, partition, key, length, _drain(queue)))
         return _Sink(queue, task)
 
     async def _pump(self, body: AsyncIterable[bytes], layout: Layout, codec: Codec,
-                    sinks: Sequence[_Sink], observe: Callable[[bytes], None]) -> None:
-        buf = bytearray()
+                    sinks: Sequence[_Sink], observers: Sequence[Callable[[bytes], None]]
+                    ) -> None:
+        """Cut the body into stripes and keep up to two of them in flight.
+
+        Per stripe, hashing (ordered: MD5 is a chain) and encoding (independent) run in
+        worker threads while the loop reads the next stripe, so the two cores each take a
+        share; blocks leave for the nodes strictly in stripe order.
+        """
+        pending: list[bytes] = []
+        pending_len = 0
         stripe = 0
         received = 0
-        async for chunk in body:
-            received += len(chunk)
-            if received > layout.size:
-                raise errors.InvalidRequest("body longer than its declared length")
-            buf += chunk
-            while len(buf) >= layout.stripe_bytes and stripe < layout.stripes - 1:
-                data = bytes(buf[: layout.stripe_bytes])
-                del buf[: layout.stripe_bytes]
-                await self._send_stripe(data, layout.block_len(stripe), codec, sinks, observe)
-                stripe += 1
-        if received != layout.size:
-            raise errors.IncompleteBody()
-        if layout.stripes:
-            await self._send_stripe(bytes(buf), layout.block_len(stripe), codec, sinks, observe)
+        hashes: list[asyncio.Future[None] | None] = [None] * len(observers)
+        prev_send: asyncio.Future[None] | None = None
+        inflight: deque[asyncio.Future[None]] = deque()
+
+        def launch(data: bytes) -> None:
+            nonlocal stripe, prev_send
+            for i, fn in enumerate(observers):
+                hashes[i] = asyncio.ensure_future(_after(hashes[i], fn, data))
+            prev_send = asyncio.ensure_future(self._stripe(
+                data, layout.block_len(stripe), codec, sinks, prev_send))
+            inflight.append(prev_send)
+            stripe += 1
+
+        try:
+            async for chunk in body:
+                received += len(chunk)
+                if received > layout.size:
+                    raise errors.InvalidRequest("body longer than its declared length")
+                pending.append(chunk)
+                pending_len += len(chunk)
+                while pending_len >= layout.stripe_bytes and stripe < layout.stripes - 1:
+                    joined = b"".join(pending)
+                    launch(joined[: layout.stripe_bytes])
+                    rest = joined[layout.stripe_bytes:]
+                    pending, pending_len = ([rest] if rest else []), len(rest)
+                    while len(inflight) > 1:
+                        await inflight.popleft()
+            if received != layout.size:
+                raise errors.IncompleteBody()
+            if layout.stripes:
+                launch(b"".join(pending))
+            for fut in (*inflight, *hashes):
+                if fut is not None:
+                    await fut
+        except BaseException:
+            for fut in (*inflight, *hashes):
+                if fut is not None:
+                    fut.cancel()
+            raise
         for s in sinks:
             await s.send(None)
 
-    async def _send_stripe(self, data: bytes, block_len: int, codec: Codec,
-                           sinks: Sequence[_Sink], observe: Callable[[bytes], None]) -> None:
-        def work() -> list[bytes]:
-            observe(data)
-            return codec.encode(codec.split(data, block_len))
-
-        blocks = await asyncio.to_thread(work)
+    async def _stripe(self, data: bytes, block_len: int, codec: Codec, sinks: Sequence[_Sink],
+                      before: asyncio.Future[None] | None) -> None:
+        blocks = await asyncio.to_thread(lambda: codec.encode(codec.split(data, block_len)))
+        if before is not None:
+            await before
         await asyncio.gather(*(s.send(b) for s, b in zip(sinks, blocks, strict=True)))
 
     # ---- read ------------------------------------------------------------------------
 
-    async def read(self, ref: DataRef, start: int, end: int) -> AsyncIterator[bytes]:
-        """Yield object bytes start..end (inclusive) of one erasure-coded run."""
+    async def read(self, ref: DataRef, start: int, end: int) -> AsyncIterator[memoryview]:
+        """Yield object bytes start..end (inclusive) of one erasure-coded run, as views."""
         if ref.size == 0 or end < start:
             return
         layout = Layout(ref.size, ref.k, ref.block)
@@ -145,17 +195,20 @@ class DataPath:
         reader = _StripeReader(self, ref, layout)
         step = limits.read_batch_stripes
         batches = [(s, min(s + step - 1, last)) for s in range(first, last + 1, step)]
-        nxt: asyncio.Task[bytes] | None = asyncio.ensure_future(reader.batch(*batches[0]))
+        nxt: asyncio.Task[list[memoryview]] | None = asyncio.ensure_future(
+            reader.batch(*batches[0]))
         try:
             for i, (s0, _s1) in enumerate(batches):
                 assert nxt is not None
-                data = await nxt
+                pieces = await nxt
                 nxt = (asyncio.ensure_future(reader.batch(*batches[i + 1]))
                        if i + 1 < len(batches) else None)
-                base = s0 * layout.stripe_bytes
-                lo = max(start - base, 0)
-                hi = min(end - base + 1, len(data))
-                yield data[lo:hi]
+                pos = s0 * layout.stripe_bytes     # object offset of the first piece
+                for piece in pieces:
+                    lo, hi = max(start - pos, 0), min(end + 1 - pos, len(piece))
+                    if lo < hi:
+                        yield piece[lo:hi]
+                    pos += len(piece)
         finally:
             if nxt is not None:
                 nxt.cancel()
@@ -197,7 +250,7 @@ class _StripeReader:
         self.previous = ring.previous_slots(self.partition)
         self.bad: set[int] = set()      # fragments that failed once: not asked again
 
-    async def batch(self, s0: int, s1: int) -> bytes:
+    async def batch(self, s0: int, s1: int) -> list[memoryview]:
         offset = self.layout.fragment_offset(s0)
         length = sum(self.layout.block_len(s) for s in range(s0, s1 + 1))
         width = self.ref.k + self.ref.m
@@ -234,23 +287,36 @@ class _StripeReader:
                 continue
         return None
 
-    def _interleave(self, got: dict[int, bytes], s0: int, s1: int) -> bytes:
-        """Stripe by stripe, concatenate the data blocks (dropping the last stripe's pad)."""
-        out = bytearray()
+    def _interleave(self, got: dict[int, bytes], s0: int, s1: int) -> list[memoryview]:
+        """Stripe by stripe, the data blocks as views (the last stripe's pad dropped)."""
+        views = {i: memoryview(b) for i, b in got.items()}
+        out: list[memoryview] = []
         pos = 0
         for s in range(s0, s1 + 1):
             blen = self.layout.block_len(s)
-            stripe = b"".join(got[i][pos:pos + blen] for i in range(self.ref.k))
-            out += stripe[: self.layout.data_len(s)]
+            left = self.layout.data_len(s)
+            for i in range(self.ref.k):
+                take = min(blen, left)
+                if take <= 0:
+                    break
+                out.append(views[i][pos:pos + take])
+                left -= take
             pos += blen
-        return bytes(out)
+        return out
 
-    def _decode(self, got: dict[int, bytes], s0: int, s1: int) -> bytes:
-        out = bytearray()
+    def _decode(self, got: dict[int, bytes], s0: int, s1: int) -> list[memoryview]:
+        out: list[memoryview] = []
         pos = 0
         for s in range(s0, s1 + 1):
             blen = self.layout.block_len(s)
-            blocks = self.codec.decode({i: b[pos:pos + blen] for i, b in got.items()})
-            out += b"".join(blocks)[: self.layout.data_len(s)]
+            blocks = self.codec.decode({i: memoryview(b)[pos:pos + blen]
+                                        for i, b in got.items()})
+            left = self.layout.data_len(s)
+            for b in blocks:
+                take = min(blen, left)
+                if take <= 0:
+                    break
+                out.append(memoryview(b)[:take])
+                left -= take
             pos += blen
-        return bytes(out)
+        return out

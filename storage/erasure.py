@@ -23,15 +23,19 @@ class Codec:
         self._enc = zfec.Encoder(k, k + m) if m else None
         self._dec = zfec.Decoder(k, k + m) if m else None
 
-    def split(self, data: bytes | memoryview, block_len: int) -> list[bytes]:
-        """Cut a stripe's data into k blocks of block_len bytes, zero-padding the tail."""
-        need = self.k * block_len
-        raw = bytes(data)
-        if len(raw) < need:
-            raw += bytes(need - len(raw))
-        return [raw[i * block_len:(i + 1) * block_len] for i in range(self.k)]
+    def split(self, data: bytes, block_len: int) -> list[memoryview]:
+        """Cut a stripe's data into k blocks of block_len bytes, zero-padding the tail.
 
-    def encode(self, blocks: Sequence[bytes]) -> list[bytes]:
+        The blocks are views of `data` (no copy) unless padding is needed; `data` must not
+        be mutated while they are in use.
+        """
+        need = self.k * block_len
+        if len(data) < need:
+            data = bytes(data) + bytes(need - len(data))
+        view = memoryview(data)
+        return [view[i * block_len:(i + 1) * block_len] for i in range(self.k)]
+
+    def encode(self, blocks: Sequence[bytes | memoryview]) -> list[bytes | memoryview]:
         """The k data blocks followed by the m parity blocks."""
         if self._enc is None:
             return list(blocks)
@@ -40,7 +44,7 @@ class Codec:
         parity: list[bytes] = self._enc.encode(tuple(blocks), self._parity_nums)
         return [*blocks, *parity]
 
-    def decode(self, have: Mapping[int, bytes]) -> list[bytes]:
+    def decode(self, have: Mapping[int, bytes | memoryview]) -> list[bytes | memoryview]:
         """The k data blocks from any k blocks, given as {block number: bytes}."""
         if all(i in have for i in range(self.k)):
             return [have[i] for i in range(self.k)]
@@ -51,9 +55,9 @@ class Codec:
         assert self._dec is not None
         nums = sorted(have)[: self.k]
         out: list[bytes] = self._dec.decode([have[n] for n in nums], nums)
-        return out
+        return list(out)
 
-    def rebuild(self, have: Mapping[int, bytes], want: int) -> bytes:
+    def rebuild(self, have: Mapping[int, bytes | memoryview], want: int) -> bytes | memoryview:
         """Block number `want` of a stripe, from any k others (repair of one fragment)."""
         data = self.decode(have)
         if want < self.k:

@@ -78,7 +78,7 @@ async def upload_part(ctx: Ctx) -> web.StreamResponse:
     state = ctx.state
     ref = None
     if size:
-        ref = await state.data.write(body, size, bucket.k, bucket.m, check.update)
+        ref = await state.data.write(body, size, bucket.k, bucket.m, check.updaters())
     else:
         await body.read_all(0)
     try:

@@ -41,7 +41,7 @@ async def receive_object(ctx: Ctx, bucket: BucketRecord, size: int) -> Manifest:
         sums = check.finish(body.trailers)
         return Manifest(size, check.etag, int(time.time() * 1000), stored, meta, inline=data,
                         tags=tags, checksums=sums)
-    ref = await state.data.write(body, size, bucket.k, bucket.m, check.update)
+    ref = await state.data.write(body, size, bucket.k, bucket.m, check.updaters())
     try:
         sums = check.finish(body.trailers)
     except errors.S3Error:
@@ -52,7 +52,13 @@ async def receive_object(ctx: Ctx, bucket: BucketRecord, size: int) -> Manifest:
 
 
 def checksum_headers(m: Manifest) -> dict[str, str]:
-    return {CHECKSUM_HEADER.format(alg.lower()): v for alg, v in m.checksums.items()}
+    out = {CHECKSUM_HEADER.format(alg.lower()): v for alg, v in m.checksums.items()}
+    if out:
+        # AWS names how the value was made. "-N" (never in base64) marks a checksum of N part
+        # checksums; anything else covers the whole object, as every single PUT's does.
+        composite = any("-" in v for v in m.checksums.values())
+        out["x-amz-checksum-type"] = "COMPOSITE" if composite else "FULL_OBJECT"
+    return out
 
 
 async def put_object(ctx: Ctx) -> web.StreamResponse:
