@@ -56,11 +56,11 @@ class BodySource:
         """True if *data* are the bytes of object *key* from offset *start*."""
         pos = 0
         for piece in self.chunks(key, start, len(data)):
-            n = len(piece)
-            # bytes == bytes is a memcmp; comparing memoryviews goes item by item (50x slower).
-            if data[pos : pos + n] != piece.tobytes():
+            # startswith(buffer, pos) is a memcmp in place: no copy of either side, where
+            # comparing memoryviews goes item by item (50x slower) and slicing copies.
+            if not data.startswith(piece, pos):
                 return False
-            pos += n
+            pos += len(piece)
         return True
 
 

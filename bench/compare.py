@@ -172,7 +172,8 @@ def markdown_report(
         f"{platform.machine()}, Python {platform.python_version()}; load average at start "
         f"{load_at_start} (the machine is shared: compare ratios, not absolute figures)",
         f"- {sides}",
-        f"- rounds: {rounds}, A then B in each; {options.duration_s:g} s per phase; "
+        f"- rounds: {rounds}{', A then B in each' if b else ''}; "
+        f"{options.duration_s:g} s per phase; "
         f"concurrency {conc}; seed {options.seed}; signer {options.signer.value}; "
         f"payload {'signed' if options.signed_payload else 'UNSIGNED-PAYLOAD'}",
         f"- sizes: {options.sizes}",

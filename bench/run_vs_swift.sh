@@ -14,6 +14,7 @@
 #   BENCH_ROUNDS (3)  BENCH_DURATION (10 seconds per phase)  BENCH_NAME (coffre-vs-swift)
 #   BENCH_ONLY=swift  measure Swift alone (no Coffre cluster)
 #   BENCH_KEEP_DATA=1 keep Coffre's temporary data root
+#   BENCH_SELF_TEST=0 skip the client-ceiling measurement printed under the table
 #   SWIFT_PEER_DIR    (../shared/peers/swift)   COFFRE_CONFIG (conf/local.toml)
 set -euo pipefail
 
@@ -134,5 +135,15 @@ else
     ARGS+=(--a-name coffre --a-endpoint "$COFFRE_ENDPOINT" --a-credentials "$DATA/credentials.toml"
            --b-name swift --b-endpoint "$SWIFT_ENDPOINT" --b-access-key test:tester
            --b-secret-key testing --name "$NAME")
+fi
+if [ "${BENCH_SELF_TEST:-1}" = 1 ]; then
+    # The client's own ceiling, measured in the same run, goes under the table.
+    log "measuring the load generator's ceiling (--self-test)"
+    CEILING="$("$PY" -m bench.loadgen --self-test | sed -n '/^signer/p;/^# ceiling/,$p' || true)"
+    ARGS+=(--note "Load generator ceiling in this run (\`python -m bench.loadgen --self-test\`):
+
+\`\`\`
+$CEILING
+\`\`\`")
 fi
 "$PY" -m bench.compare "${ARGS[@]}" "$@"

@@ -136,7 +136,8 @@ class S3Client:
             if length <= SMALL_BODY_BYTES:
                 checker.feed(await resp.read())  # one await instead of one per piece
             else:
-                async for data in resp.content.iter_any():
+                # iter_chunks hands over the received buffers; iter_any joins them (a copy).
+                async for data, _ in resp.content.iter_chunks():
                     checker.feed(data)
         if not checker.ok:
             return failed("bad bytes")

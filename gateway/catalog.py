@@ -118,13 +118,17 @@ class Catalog:
         return await self.store.put(self.object_partition(bucket, key),
                                     self.object_record_key(bucket, key), None)
 
-    def object_cursor(self, bucket: BucketRecord, prefix: bytes,
-                      start_after: bytes | None) -> RecordCursor:
-        """Live and deleted index records of a bucket under a key prefix, in key order."""
+    def object_cursor(self, bucket: BucketRecord, prefix: bytes, start_after: bytes | None,
+                      want: int = 1000) -> RecordCursor:
+        """Live and deleted index records of a bucket under a key prefix, in key order.
+
+        `want` is about how many records the caller needs: each shard is asked for a
+        share of it first (plus slack for uneven shards and tombstones)."""
         full_prefix = _OBJECT_PREFIX + bucket.bucket_id + prefix
         after = None if start_after is None else _OBJECT_PREFIX + bucket.bucket_id + start_after
+        first = want // bucket.shards + 16
         shards = [
-            self.store.cursor(self.shard_partition(bucket, s), full_prefix, after)
+            self.store.cursor(self.shard_partition(bucket, s), full_prefix, after, first)
             for s in range(bucket.shards)
         ]
         return RecordCursor(shards)

@@ -82,6 +82,7 @@ class Config:
     node_timeout_s: float = 30.0    # one internal request
     bucket_cache_s: float = 2.0     # how long a gateway trusts a cached bucket record
     nodes: NodeLayout = NodeLayout()
+    admin_listen: str = ""          # HOST:PORT of /metrics and /health; "" = none
 
     @property
     def rings_dir(self) -> Path:
@@ -120,6 +121,7 @@ def load(path: str | os.PathLike[str], data_root: str | None = None) -> Config:
         max_skew_s=int(gw.get("max_skew_s", 900)),
         node_timeout_s=float(gw.get("node_timeout_s", 30.0)),
         bucket_cache_s=float(gw.get("bucket_cache_s", 2.0)),
+        admin_listen=_admin_listen(raw.get("admin", {}), gw.get("listen", "127.0.0.1:9000")),
         nodes=NodeLayout(
             count=int(nodes.get("count", 6)),
             first_port=int(nodes.get("first_port", 9101)),
@@ -127,3 +129,13 @@ def load(path: str | os.PathLike[str], data_root: str | None = None) -> Config:
             capacity_bytes=int(nodes.get("capacity_bytes", 0)),
         ),
     )
+
+
+def _admin_listen(admin: dict[str, object], listen: str) -> str:
+    """`[admin] listen`; by default loopback on the S3 port + 1000; "off" disables it."""
+    text = str(admin.get("listen", ""))
+    if text == "off":
+        return ""
+    if text:
+        return text
+    return f"127.0.0.1:{int(listen.rsplit(':', 1)[1]) + 1000}"

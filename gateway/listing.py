@@ -22,7 +22,7 @@ def successor(prefix: bytes) -> bytes:
 async def list_page(catalog: Catalog, bucket: BucketRecord, prefix: str,
                     delimiter: str | None, max_keys: int, start_after: str | None) -> ListPage:
     after_raw = start_after.encode() if start_after else None
-    cursor = catalog.object_cursor(bucket, prefix.encode(), after_raw)
+    cursor = catalog.object_cursor(bucket, prefix.encode(), after_raw, max_keys + 1)
     entries: list[ListEntry] = []
     prefixes: list[str] = []
     last: str | None = None

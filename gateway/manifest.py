@@ -7,15 +7,20 @@ has one part). Every record starts with its format version so that old records s
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgpack
 
+from gateway import acl as aclmod
+from gateway import cors as corsmod
 from gateway import errors
 
 MANIFEST_V1 = 1
+MANIFEST_V2 = 2         # v2 adds the object ACL
 BUCKET_V1 = 1
+BUCKET_V2 = 2           # v2 adds ACL, policy, CORS rules and the public access block
 
 
 @dataclass(frozen=True)
@@ -52,12 +57,13 @@ class Manifest:
     tags: tuple[tuple[str, str], ...] = ()
     checksums: dict[str, str] = field(default_factory=dict)  # algorithm -> base64 value
     part_sizes: tuple[int, ...] = ()             # multipart: each part's size, for partNumber
+    acl: aclmod.Grants = ()                         # empty: the bucket owner only (private)
 
     def encode(self) -> bytes:
         body = [
-            MANIFEST_V1, self.size, self.etag, self.mtime_ms, self.headers, self.meta,
+            MANIFEST_V2, self.size, self.etag, self.mtime_ms, self.headers, self.meta,
             self.inline, [p.pack() for p in self.parts], [list(t) for t in self.tags],
-            self.checksums, list(self.part_sizes),
+            self.checksums, list(self.part_sizes), aclmod.pack(self.acl),
         ]
         out: bytes = msgpack.packb(body, use_bin_type=True)
         return out
@@ -66,7 +72,7 @@ class Manifest:
     def decode(cls, raw: bytes) -> Manifest:
         try:
             body = msgpack.unpackb(raw, raw=False)
-            if body[0] != MANIFEST_V1:
+            if body[0] not in (MANIFEST_V1, MANIFEST_V2):
                 raise ValueError(f"manifest version {body[0]}")
             return cls(
                 size=int(body[1]), etag=str(body[2]), mtime_ms=int(body[3]),
@@ -75,6 +81,7 @@ class Manifest:
                 parts=tuple(DataRef.unpack(p) for p in body[7]),
                 tags=tuple((str(a), str(b)) for a, b in body[8]),
                 checksums=dict(body[9]), part_sizes=tuple(body[10]),
+                acl=aclmod.unpack(body[11]) if body[0] >= MANIFEST_V2 else (),
             )
         except (ValueError, TypeError, IndexError, msgpack.UnpackException) as exc:
             raise errors.InternalError(f"unreadable manifest: {exc}") from None
@@ -90,11 +97,18 @@ class BucketRecord:
     m: int
     shards: int             # index shards, fixed at creation
     tags: tuple[tuple[str, str], ...] = ()
+    acl: aclmod.Grants = ()                # empty: the owner only (private)
+    policy: str = ""                    # bucket policy JSON as put ("" = none)
+    cors: corsmod.Rules = ()
+    # BlockPublicAcls, IgnorePublicAcls, BlockPublicPolicy, RestrictPublicBuckets
+    public_access_block: tuple[bool, bool, bool, bool] | None = None
 
     def encode(self) -> bytes:
+        pab = None if self.public_access_block is None else list(self.public_access_block)
         out: bytes = msgpack.packb(
-            [BUCKET_V1, self.name, self.bucket_id, self.owner, self.created_ms, self.k,
-             self.m, self.shards, [list(t) for t in self.tags]],
+            [BUCKET_V2, self.name, self.bucket_id, self.owner, self.created_ms, self.k,
+             self.m, self.shards, [list(t) for t in self.tags],
+             aclmod.pack(self.acl), self.policy, corsmod.pack(self.cors), pab],
             use_bin_type=True,
         )
         return out
@@ -103,9 +117,16 @@ class BucketRecord:
     def decode(cls, raw: bytes) -> BucketRecord:
         try:
             b = msgpack.unpackb(raw, raw=False)
-            if b[0] != BUCKET_V1:
+            if b[0] not in (BUCKET_V1, BUCKET_V2):
                 raise ValueError(f"bucket record version {b[0]}")
-            return cls(str(b[1]), bytes(b[2]), str(b[3]), int(b[4]), int(b[5]), int(b[6]),
-                       int(b[7]), tuple((str(x), str(y)) for x, y in b[8]))
-        except (ValueError, TypeError, IndexError, msgpack.UnpackException) as exc:
+            rec = cls(str(b[1]), bytes(b[2]), str(b[3]), int(b[4]), int(b[5]), int(b[6]),
+                      int(b[7]), tuple((str(x), str(y)) for x, y in b[8]))
+            if b[0] == BUCKET_V1:
+                return rec
+            pab = None if b[12] is None else (bool(b[12][0]), bool(b[12][1]),
+                                               bool(b[12][2]), bool(b[12][3]))
+            return dataclasses.replace(rec, acl=aclmod.unpack(b[9]), policy=str(b[10]),
+                                       cors=corsmod.unpack(b[11]), public_access_block=pab)
+        except (ValueError, TypeError, IndexError, KeyError,
+                msgpack.UnpackException) as exc:
             raise errors.InternalError(f"unreadable bucket record: {exc}") from None

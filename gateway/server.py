@@ -11,18 +11,21 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 from aiohttp import web
 
-from gateway import errors, router, sigv4
+from gateway import admin, errors, metrics, router, sigv4
 from gateway.catalog import Catalog
 from gateway.config import Config
+from gateway.counters import Counters
 from gateway.credentials import load as load_keys
 from gateway.datapath import DataPath
 from gateway.handlers.table import HANDLERS
 from gateway.hlc import Clock
+from gateway.logs import set_request_id
 from gateway.metastore import MetaStore
 from gateway.state import STATE, Ctx, State
 from ring.ringset import RingSet
@@ -62,8 +65,11 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     request_id = secrets.token_hex(8).upper()
     resource = request.path
+    started, op, code = time.monotonic(), metrics.UNKNOWN_OP, None  # for metrics and logs
+    set_request_id(request_id)
     try:
         endpoint = _resolve(request, state)
+        op = endpoint.op
         auth = _authenticate(request, state)
         if auth is None:
             raise errors.AccessDenied()
@@ -74,15 +80,18 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
             raise errors.NotImplementedError_(f"{endpoint.op} is not implemented")
         response = await handler(ctx)
     except errors.S3Error as err:
+        code = err.code
         response = _error_response(request, err, resource, request_id)
     except (asyncio.CancelledError, ConnectionResetError):
         raise
     except Exception:
         log.exception("internal error on %s %s", request.method, resource)
+        code = errors.InternalError.code
         response = _error_response(request, errors.InternalError(), resource, request_id)
     if not response.prepared:
         response.headers["x-amz-request-id"] = request_id
         response.headers["x-amz-id-2"] = HOST_ID
+    metrics.record(request, response, op, started, code)
     return response
 
 
@@ -100,8 +109,10 @@ def make_state(config: Config) -> State:
     client = NodeClient(request_timeout_s=config.node_timeout_s)
     clock = Clock()
     meta = MetaStore(rings, client, clock)
-    state = State(config, rings, client, clock, meta, Catalog(meta, config.bucket_cache_s),
-                  DataPath(rings, client, config.write_quorum_extra))
+    catalog = Catalog(meta, config.bucket_cache_s)
+    state = State(config, rings, client, clock, meta, catalog,
+                  DataPath(rings, client, config.write_quorum_extra),
+                  Counters(catalog, clock.writer_id))
     state.keys = {k.access_key: k for k in load_keys(config.credentials_path)}
     return state
 
@@ -129,6 +140,8 @@ async def _ring_watcher(app: web.Application) -> AsyncIterator[None]:
 def make_app(config: Config) -> web.Application:
     app = web.Application(client_max_size=2 * 1024 * 1024)
     app[STATE] = make_state(config)
+    app[metrics.METRICS] = metrics.GatewayMetrics(app[STATE].rings.versions)
     app.router.add_route("*", "/{tail:.*}", dispatch)
     app.cleanup_ctx.append(_ring_watcher)
+    app.cleanup_ctx.append(admin.admin_listener)
     return app

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from gateway.catalog import Catalog
 from gateway.config import Config
+from gateway.counters import Counters
 from gateway.credentials import AccessKey
 from gateway.datapath import DataPath
 from gateway.hlc import Clock
@@ -28,6 +29,7 @@ class State:
     meta: MetaStore
     catalog: Catalog
     data: DataPath
+    counters: Counters
     keys: dict[str, AccessKey] = field(default_factory=dict)
 
     def secret_of(self, access_key: str) -> str | None:

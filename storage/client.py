@@ -6,8 +6,8 @@ times cheaper per call); streamed bodies (fragment PUTs above limits.rpc_put_bod
 stream_fragment, reads larger than limits.rpc_read_bytes_max) and admin calls use plain HTTP.
 transport="http" sends everything over HTTP. Bodies are streamed both ways; every failure
 becomes a NodeError subclass that names the node (`addr`, "host:port") and the reason, so a
-quorum failure can list each node's reason. A stream cut short by the node (a corrupt piece after the first, or a crash) raises NodeUnavailable: no
-caller ever gets a short body silently.
+quorum failure can list each node's reason. A stream cut short by the node (a corrupt piece
+after the first, or a crash) raises NodeUnavailable: no caller ever gets a short body silently.
 """
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ class NodeClient:
 
     # -- fragments -----------------------------------------------------------------------
     async def put_fragment(self, addr: str, device: int, partition: int, key: bytes,
-                           length: int, body: AsyncIterable[bytes]) -> None:
+                           length: int, body: AsyncIterable[bytes | memoryview]) -> None:
         """Returns once the node made the fragment durable."""
         counted = _exact(body, length, addr)
         data: Any
@@ -244,6 +244,13 @@ class NodeClient:
                 for k, ts, v in msgpack.unpackb(body)]
 
     # -- admin ---------------------------------------------------------------------------
+    async def ping(self, addr: str) -> None:
+        """A round trip that touches no disk (RPC channel, or GET /health/live over HTTP)."""
+        if self._rpc is not None:
+            await self._call(addr, "ping")
+            return
+        await self._request("GET", addr, "/health/live")
+
     async def put_ring(self, addr: str, name: str, data: bytes) -> None:
         await self._request("PUT", addr, f"/admin/rings/{name}", data=data)
 
@@ -263,7 +270,8 @@ def _range(offset: int, length: int | None) -> dict[str, str]:
     return params
 
 
-async def _exact(body: AsyncIterable[bytes], length: int, addr: str) -> AsyncIterator[bytes]:
+async def _exact(body: AsyncIterable[bytes | memoryview], length: int,
+                 addr: str) -> AsyncIterator[bytes | memoryview]:
     """Pass the body through, raising (and so aborting the PUT) unless it is `length` bytes."""
     sent = 0
     async for piece in body:

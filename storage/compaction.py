@@ -91,7 +91,7 @@ def _copy(store: SegmentStore, src: SegmentFile, offset: int, size: int
     """Copy one stored record into the active segment; the destination stays reserved (busy
     for compaction) until the caller's done_writing."""
     first = store.pread(src, offset, min(size, limits.write_batch_bytes))
-    dst, dst_offset = store.reserve(size, first)
+    dst, dst_offset = store.reserve(size, first, headroom_bytes=store.segment_size_bytes)
     done = len(first)
     while done < size:
         piece = store.pread(src, offset + done, min(size - done, limits.write_batch_bytes))

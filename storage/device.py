@@ -34,6 +34,7 @@ from storage.errors import (
     RangeNotSatisfiable,
     SegmentGone,
     StorageError,
+    TooLarge,
 )
 from storage.index import (
     DeleteFragment,
@@ -101,6 +102,7 @@ class Device:
                                      segment_size_bytes=self._segment_size)
         self.segments.extra_used = store.size_bytes
         self.segments.open()
+        self._last_ts = self.index.fragment_stamp()
 
     async def close(self) -> None:
         await self.committer.close()
@@ -191,8 +193,10 @@ class Device:
                 self.segments.done_writing(region[0])
 
     async def _append_small(self, record: bytes, op: Op) -> bool:
-        """Write a whole small record, then commit its index op (delete, metadata)."""
-        seg, _ = await self._run(self.segments.reserve, len(record), record)
+        """Write a fragment delete record, then commit its index op."""
+        # Deletes may go past the capacity a little: a full device must be able to free space.
+        seg, _ = await self._run(self.segments.reserve, len(record), record,
+                                 self.segments.segment_size_bytes)
         try:
             return await self.committer.submit(op, {seg.id})
         finally:
@@ -206,7 +210,7 @@ class Device:
         head = RecordHead(RecordKind.FRAGMENT_DELETE, RecordFlag.NONE, partition, key,
                           self._next_ts(), 4, limits.chunk_size_bytes)
         record = encode_record(head, old.loc.segment.to_bytes(4, "big"))
-        return await self._append_small(record, DeleteFragment(partition, key))
+        return await self._append_small(record, DeleteFragment(partition, key, head.ts))
 
     # -- fragments: read -----------------------------------------------------------------
     async def stat_fragment(self, partition: int, key: bytes) -> FragmentEntry:
@@ -217,21 +221,24 @@ class Device:
         return entry
 
     async def read_fragment(self, partition: int, key: bytes, offset: int = 0,
-                            length: int | None = None) -> bytes:
+                            length: int | None = None,
+                            max_bytes: int = limits.read_range_bytes_max) -> bytes:
+        """A verified range in one piece; TooLarge if it would exceed max_bytes."""
         _check_key(key, partition)
         try:
-            return await self._run(self._read_sync, partition, key, offset, length)
+            return await self._run(self._read_sync, partition, key, offset, length, max_bytes)
         except _FoundCorrupt as e:
             raise await self._quarantine(e) from None
 
-    def _read_sync(self, partition: int, key: bytes, offset: int, length: int | None) -> bytes:
+    def _read_sync(self, partition: int, key: bytes, offset: int, length: int | None,
+                   max_bytes: int) -> bytes:
         for _ in range(3):  # compaction may move the record between lookup and read
             entry = self.index.get_fragment(partition, key)
             if entry is None:
                 raise NotFound("no such fragment")
             start, size = clamp_range(entry.loc.body_len, offset, length)
-            if size > limits.read_range_bytes_max:
-                raise BadRequest("range too large for one read; stream it")
+            if size > max_bytes:
+                raise TooLarge(f"{size} bytes asked, {max_bytes} allowed in one piece")
             try:
                 return self._read_verified(entry, start, size)
             except SegmentGone:

@@ -23,6 +23,12 @@ class NotFound(StorageError):
     status = 404
 
 
+class TooLarge(StorageError):
+    """The answer would exceed the caller's size bound (the RPC channel: use HTTP)."""
+
+    status = 413
+
+
 class RangeNotSatisfiable(StorageError):
     status = 416
 

@@ -76,6 +76,7 @@ class PutFragment:
 class DeleteFragment:
     partition: int
     key: bytes
+    ts: int = 0  # the delete record's device stamp
 
 
 @dataclass(frozen=True)
@@ -285,7 +286,23 @@ class Index:
             live: dict[int, int] = {}
             results = [self._apply_one(txn, op, live) for op in ops]
             self._save_live(txn, live)
+            self._save_stamp(txn, ops)
         return results
+
+    def fragment_stamp(self) -> int:
+        """The newest device stamp a fragment record was committed with (0 if none)."""
+        raw = self.get_state("frag_ts")
+        return int.from_bytes(raw, "big") if raw else 0
+
+    def _save_stamp(self, txn: KVTxn, ops: Sequence[Op]) -> None:
+        # Stamps must grow across restarts even if the clock steps back, or rebuild-index
+        # (newest stamp wins) could prefer an older record of a key.
+        newest = max((op.entry.ts if isinstance(op, PutFragment) else op.ts for op in ops
+                      if isinstance(op, PutFragment | DeleteFragment)), default=0)
+        if newest:
+            raw = txn.get("state", b"frag_ts")
+            if newest > (int.from_bytes(raw, "big") if raw else 0):
+                txn.put("state", b"frag_ts", newest.to_bytes(16, "big"))
 
     def _apply_one(self, txn: KVTxn, op: Op, live: dict[int, int]) -> bool:
         if isinstance(op, PutFragment):

@@ -23,9 +23,15 @@ SCRUB_PAUSE_S = 60.0  # between two full passes
 
 class Maintenance:
     def __init__(self, node: Node, *, scrub_rate_bytes_per_s: float =
-                 limits.scrub_rate_bytes_per_s) -> None:
+                 limits.scrub_rate_bytes_per_s,
+                 compaction_interval_s: float = COMPACTION_INTERVAL_S,
+                 scrub_pause_s: float = SCRUB_PAUSE_S) -> None:
         self._node = node
         self._rate = scrub_rate_bytes_per_s
+        self._compaction_interval_s = compaction_interval_s
+        self._scrub_pause_s = scrub_pause_s
+        self.compacted = 0  # segments compacted so far
+        self.scrub_passes = 0
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
@@ -40,12 +46,13 @@ class Maintenance:
 
     async def _compaction_loop(self) -> None:
         while True:
-            await asyncio.sleep(COMPACTION_INTERVAL_S)
+            await asyncio.sleep(self._compaction_interval_s)
             for dev in self._node.devices.values():
                 if dev.failed:
                     continue
                 try:
                     for r in await compact_device(dev):
+                        self.compacted += 1
                         log.info("device %s: compacted segment %s, copied %s bytes, "
                                  "freed %s", dev.id, r.segment, r.bytes_copied, r.bytes_freed)
                 except Exception:
@@ -53,12 +60,13 @@ class Maintenance:
 
     async def _scrub_loop(self) -> None:
         while True:
-            await asyncio.sleep(SCRUB_PAUSE_S)
+            await asyncio.sleep(self._scrub_pause_s)
             for dev in self._node.devices.values():
                 if dev.failed:
                     continue
                 try:
                     stats = await scrub_device(dev, self._rate)
+                    self.scrub_passes += 1
                     if stats.corrupt:
                         log.warning("device %s: scrub found %s corrupt records",
                                     dev.id, stats.corrupt)

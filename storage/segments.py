@@ -91,12 +91,16 @@ class SegmentStore:
         return f
 
     # -- writing ---------------------------------------------------------------------------
-    def reserve(self, size: int, first: bytes) -> tuple[SegmentFile, int]:
-        """Hand out `size` bytes in the active segment and write `first` at their start."""
+    def reserve(self, size: int, first: bytes, headroom_bytes: int = 0
+                ) -> tuple[SegmentFile, int]:
+        """Hand out `size` bytes in the active segment and write `first` at their start.
+
+        headroom_bytes lets compaction go past the capacity by that much: it must copy before
+        it can free, and a full device must still be able to reclaim its deleted space."""
         assert len(first) <= size
         with self._lock:
-            if self.capacity_bytes is not None and (
-                    self._used + size + self.extra_used() > self.capacity_bytes):
+            if self.capacity_bytes is not None and (self._used + size + self.extra_used()
+                                                    > self.capacity_bytes + headroom_bytes):
                 raise DeviceFull("device capacity reached")
             f = self._active
             if f is None or f.end >= self.segment_size_bytes:

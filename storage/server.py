@@ -16,6 +16,7 @@ import msgpack
 from aiohttp import web
 
 from storage import limits, rpc, wire
+from storage import metrics as node_metrics
 from storage.errors import BadRequest, StorageError
 from storage.node import Node
 
@@ -189,7 +190,9 @@ async def live(request: web.Request) -> web.StreamResponse:
 
 def make_app(node: Node, *, background: bool = True) -> web.Application:
     """The composition root. The node is opened on startup and closed on cleanup."""
-    app = web.Application(middlewares=[_errors], client_max_size=limits.ring_file_size_bytes_max)
+    # Metrics outermost: it sees the status that _errors made of a StorageError.
+    app = web.Application(middlewares=[node_metrics.middleware, _errors],
+                          client_max_size=limits.ring_file_size_bytes_max)
     app[NODE] = node
     frag = "/v1/frag/{dev}/{part}/{key}"
     meta = "/v1/meta/{dev}/{part}/{key}"
@@ -207,6 +210,7 @@ def make_app(node: Node, *, background: bool = True) -> web.Application:
     app.router.add_get("/admin/info", info)
     app.router.add_get("/health/live", live)
     rpc.install(app, wire.RPC_PATH, node)
+    node_metrics.install(app, node)  # GET /metrics, GET /health/ready
     app.cleanup_ctx.append(_node_lifecycle)
     if background:
         app.cleanup_ctx.append(_background_work)

@@ -60,8 +60,12 @@ async def create_bucket(ctx: Ctx) -> web.StreamResponse:
 
 
 async def head_bucket(ctx: Ctx) -> web.StreamResponse:
-    await owned_bucket(ctx)
-    return web.Response(status=200, headers={"x-amz-bucket-region": ctx.state.config.region})
+    bucket = await owned_bucket(ctx)
+    usage = await ctx.state.counters.usage(bucket)
+    return web.Response(status=200, headers={
+        "x-amz-bucket-region": ctx.state.config.region,
+        # Coffre's own: what the bucket holds, for quotas and usage reports.
+        "x-coffre-object-count": str(usage.objects), "x-coffre-bytes-used": str(usage.bytes)})
 
 
 async def delete_bucket(ctx: Ctx) -> web.StreamResponse:

@@ -85,6 +85,7 @@ async def commit(ctx: Ctx, bucket: BucketRecord, key: bytes, manifest: Manifest,
         raise
     if old is not None and old.parts:
         state.data.forget(old.parts)
+    await state.counters.add(bucket, 0 if old else 1, manifest.size - (old.size if old else 0))
 
 
 async def _manifest(ctx: Ctx) -> Manifest:
@@ -176,3 +177,4 @@ async def delete_key(ctx: Ctx, bucket: BucketRecord, key: bytes) -> None:
     await catalog.delete_object(bucket, key)
     if old[0].parts:
         ctx.state.data.forget(old[0].parts)
+    await ctx.state.counters.add(bucket, -1, -old[0].size)

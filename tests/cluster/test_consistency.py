@@ -145,3 +145,31 @@ def test_stateful_model(cluster: Cluster) -> None:
     run_state_machine_as_test(S3Model, settings=settings(
         max_examples=8, stateful_step_count=12, deadline=None,
         suppress_health_check=list(HealthCheck)))
+
+
+def _usage(s3, bucket: str) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+    hdrs = s3.head_bucket(Bucket=bucket)["ResponseMetadata"]["HTTPHeaders"]
+    return int(hdrs["x-coffre-object-count"]), int(hdrs["x-coffre-bytes-used"])
+
+
+def test_bucket_counters_exact_across_gateways(cluster: Cluster, two) -> None:  # type: ignore[no-untyped-def]
+    a, b = two
+    a.create_bucket(Bucket="counted")
+    rnd = random.Random(11)
+    model: dict[str, int] = {}
+    for i in range(60):
+        gw = a if i % 2 else b
+        key = f"k{rnd.randrange(20)}"
+        if rnd.random() < 0.7:
+            size = rnd.choice([0, 10, 70_000, 200_000])
+            gw.put_object(Bucket="counted", Key=key, Body=b"x" * size)
+            model[key] = size
+        else:
+            gw.delete_object(Bucket="counted", Key=key)
+            model.pop(key, None)
+    want = (len(model), sum(model.values()))
+    assert _usage(a, "counted") == want
+    # A gateway restart keeps its acknowledged counts (they were durable before the ack).
+    cluster.kill("gateway2")
+    cluster.start("gateway2")
+    assert _usage(b, "counted") == want

@@ -1,0 +1,261 @@
+"""Authorization: may this principal (a tenant, or anonymous) do this operation here?
+
+Runs after authentication and before the handler. The order is IAM's, narrowed to what
+Coffre stores:
+1. the bucket policy's explicit Deny refuses, the owner included (but never the owner's
+   own policy management, so an owner cannot lock itself out);
+2. the bucket owner may do anything;
+3. operations only an owner may do (bucket configuration, deletion) stop here;
+4. a policy Allow grants, unless RestrictPublicBuckets is set and the policy is public;
+5. an ACL grant (the bucket's for listing and writes, the object's for reads and the
+   object's ACL) grants, with group grants ignored under IgnorePublicAcls;
+6. anything else is AccessDenied.
+A granted non-owner acts as the bucket owner for the handler (Coffre's objects belong to
+their bucket's owner), so the handlers keep one rule: the bucket must be the acting
+tenant's. Requests that name no bucket (ListBuckets, CreateBucket) need a signature.
+
+`decide` is pure; `authorize` fetches the bucket record (cached) and, only when a
+non-owner's read depends on it, the object's manifest for its ACL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+from urllib.parse import unquote
+
+from gateway import acl, errors, policy
+from gateway.acl import Permission
+from gateway.catalog import Catalog
+from gateway.manifest import BucketRecord
+
+
+class Basis(Enum):
+    """Why a request was let through (for the audit log and the tests)."""
+
+    OWNER = "owner"
+    POLICY = "policy"
+    ACL = "acl"
+    SIGNED = "signed"           # no bucket involved (or none exists): a signature suffices
+
+
+class Scope(Enum):
+    BUCKET = "bucket"
+    OBJECT = "object"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What one operation needs: its IAM action, the resource it acts on, and which ACL
+    permission (on the bucket's or the object's ACL) grants it, if any."""
+
+    action: str
+    resource: Scope
+    acl_perm: Permission | None = None
+    acl_on: Scope = Scope.BUCKET
+    owner_only: bool = False
+    manages_policy: bool = False
+
+
+_READ_OBJ = Rule("s3:GetObject", Scope.OBJECT, Permission.READ, Scope.OBJECT)
+_WRITE_OBJ = Rule("s3:PutObject", Scope.OBJECT, Permission.WRITE)
+_LIST = Rule("s3:ListBucket", Scope.BUCKET, Permission.READ)
+
+
+def _owner(action: str, manages_policy: bool = False) -> Rule:
+    return Rule(action, Scope.BUCKET, owner_only=True, manages_policy=manages_policy)
+
+
+RULES: Mapping[str, Rule] = {
+    "HeadBucket": _LIST,
+    "ListObjects": _LIST,
+    "ListObjectsV2": _LIST,
+    "ListObjectVersions": Rule("s3:ListBucketVersions", Scope.BUCKET, Permission.READ),
+    "ListMultipartUploads": Rule("s3:ListBucketMultipartUploads", Scope.BUCKET,
+                                 Permission.READ),
+    "GetObject": _READ_OBJ,
+    "HeadObject": _READ_OBJ,
+    "GetObjectAttributes": Rule("s3:GetObjectAttributes", Scope.OBJECT, Permission.READ,
+                                Scope.OBJECT),
+    "GetObjectTagging": Rule("s3:GetObjectTagging", Scope.OBJECT),
+    "PutObjectTagging": Rule("s3:PutObjectTagging", Scope.OBJECT),
+    "DeleteObjectTagging": Rule("s3:DeleteObjectTagging", Scope.OBJECT),
+    "PutObject": _WRITE_OBJ,
+    "CopyObject": _WRITE_OBJ,
+    "PostObject": _WRITE_OBJ,
+    "CreateMultipartUpload": _WRITE_OBJ,
+    "UploadPart": _WRITE_OBJ,
+    "UploadPartCopy": _WRITE_OBJ,
+    "CompleteMultipartUpload": _WRITE_OBJ,
+    "AbortMultipartUpload": Rule("s3:AbortMultipartUpload", Scope.OBJECT, Permission.WRITE),
+    "ListParts": Rule("s3:ListMultipartUploadParts", Scope.OBJECT, Permission.READ),
+    "DeleteObject": Rule("s3:DeleteObject", Scope.OBJECT, Permission.WRITE),
+    "DeleteObjects": Rule("s3:DeleteObject", Scope.OBJECT, Permission.WRITE),
+    "GetObjectAcl": Rule("s3:GetObjectAcl", Scope.OBJECT, Permission.READ_ACP, Scope.OBJECT),
+    "PutObjectAcl": Rule("s3:PutObjectAcl", Scope.OBJECT, Permission.WRITE_ACP, Scope.OBJECT),
+    "GetBucketAcl": Rule("s3:GetBucketAcl", Scope.BUCKET, Permission.READ_ACP),
+    "PutBucketAcl": Rule("s3:PutBucketAcl", Scope.BUCKET, Permission.WRITE_ACP),
+    "GetBucketLocation": Rule("s3:GetBucketLocation", Scope.BUCKET),
+    "GetBucketPolicy": _owner("s3:GetBucketPolicy", manages_policy=True),
+    "PutBucketPolicy": _owner("s3:PutBucketPolicy", manages_policy=True),
+    "DeleteBucketPolicy": _owner("s3:DeleteBucketPolicy", manages_policy=True),
+    "GetBucketPolicyStatus": _owner("s3:GetBucketPolicyStatus", manages_policy=True),
+}
+_DEFAULT = _owner("s3:*")            # every other bucket operation: the owner's alone
+_NO_BUCKET_OPS = frozenset({"ListBuckets", "CreateBucket"})
+_OBJECT_ACL_OPS = frozenset(op for op, r in RULES.items() if r.acl_on is Scope.OBJECT
+                            and r.acl_perm is not None)
+
+
+@dataclass(frozen=True)
+class AccessRequest:
+    op: str
+    bucket: str | None
+    key: str | None
+    principal: str | None          # the authenticated tenant; None = anonymous
+    source_ip: str = ""
+    prefix: str | None = None      # ListObjects' prefix: the s3:prefix condition key
+    copy_source: str | None = None  # x-amz-copy-source, raw
+
+
+@dataclass(frozen=True)
+class Decision:
+    acting_tenant: str | None      # whom the handler acts for
+    basis: Basis
+    bucket: BucketRecord | None
+
+
+@dataclass(frozen=True)
+class PublicAccessBlock:
+    block_public_acls: bool = False
+    ignore_public_acls: bool = False
+    block_public_policy: bool = False
+    restrict_public_buckets: bool = False
+
+    @classmethod
+    def of(cls, bucket: BucketRecord) -> PublicAccessBlock:
+        pab = bucket.public_access_block
+        return cls() if pab is None else cls(*pab)
+
+    def as_tuple(self) -> tuple[bool, bool, bool, bool]:
+        return (self.block_public_acls, self.ignore_public_acls, self.block_public_policy,
+                self.restrict_public_buckets)
+
+
+def rule_of(op: str) -> Rule:
+    return RULES.get(op, _DEFAULT)
+
+
+def _context(req: AccessRequest) -> dict[str, str]:
+    ctx = {"aws:sourceip": req.source_ip}
+    if req.prefix is not None:
+        ctx["s3:prefix"] = req.prefix
+    return ctx
+
+
+def _resource(req: AccessRequest, rule: Rule, bucket: BucketRecord) -> str:
+    if rule.resource is Scope.BUCKET:
+        return policy.bucket_arn(bucket.name)
+    # DeleteObjects names its keys in the body: it is checked against the whole bucket.
+    key = "*" if req.op == "DeleteObjects" else (req.key or "")
+    return policy.object_arn(bucket.name, key)
+
+
+def _policy_verdict(req: AccessRequest, rule: Rule, bucket: BucketRecord,
+                    doc: policy.Policy | None) -> policy.Verdict:
+    if doc is None:
+        return policy.Verdict.NONE
+    ctx = _context(req)
+    if req.op == "DeleteObjects" and policy.denies_somewhere(doc, req.principal,
+                                                             rule.action, ctx):
+        return policy.Verdict.DENY
+    return policy.evaluate(doc, req.principal, rule.action, _resource(req, rule, bucket), ctx)
+
+
+def needs_object_acl(req: AccessRequest, bucket: BucketRecord) -> bool:
+    """True when the decision may hang on the object's own ACL (a non-owner's read)."""
+    return req.principal != bucket.owner and req.op in _OBJECT_ACL_OPS and req.key is not None
+
+
+def decide(req: AccessRequest, bucket: BucketRecord,
+           object_acl: acl.Grants | None = None) -> Basis:
+    """Allow (with its basis) or raise AccessDenied. `object_acl` None: no such object."""
+    rule = rule_of(req.op)
+    owner = req.principal is not None and req.principal == bucket.owner
+    doc = policy.parse_cached(bucket.policy, bucket.name) if bucket.policy else None
+    verdict = policy.Verdict.NONE
+    if not (owner and rule.manages_policy):
+        verdict = _policy_verdict(req, rule, bucket, doc)
+    if verdict is policy.Verdict.DENY:
+        raise errors.AccessDenied()
+    if owner:
+        return Basis.OWNER
+    if rule.owner_only:
+        raise errors.AccessDenied()
+    pab = PublicAccessBlock.of(bucket)
+    if verdict is policy.Verdict.ALLOW and not (
+            pab.restrict_public_buckets and doc is not None and policy.is_public(doc)):
+        return Basis.POLICY
+    if rule.acl_perm is not None:
+        grants = bucket.acl if rule.acl_on is Scope.BUCKET else object_acl
+        if grants is not None and acl.allows(acl.effective(grants, bucket.owner),
+                                             req.principal, rule.acl_perm,
+                                             ignore_public=pab.ignore_public_acls):
+            return Basis.ACL
+    raise errors.AccessDenied()
+
+
+def copy_source_of(raw: str) -> tuple[str, str] | None:
+    text = unquote(raw.split("?", 1)[0]).lstrip("/")
+    bucket, _, key = text.partition("/")
+    return (bucket, key) if bucket and key else None
+
+
+async def _object_acl(catalog: Catalog, bucket: BucketRecord, key: str) -> acl.Grants | None:
+    try:
+        found = await catalog.get_object(bucket, key.encode("utf-8", "surrogateescape"))
+    except UnicodeEncodeError:
+        return None
+    return None if found is None else found[0].acl
+
+
+async def _decide_on(catalog: Catalog, req: AccessRequest, bucket: BucketRecord) -> Basis:
+    object_acl = None
+    if needs_object_acl(req, bucket):
+        assert req.key is not None
+        object_acl = await _object_acl(catalog, bucket, req.key)
+    return decide(req, bucket, object_acl)
+
+
+async def _check_copy_source(catalog: Catalog, req: AccessRequest) -> None:
+    """A copy reads its source: the principal must be allowed to GET it too."""
+    assert req.copy_source is not None
+    parsed = copy_source_of(req.copy_source)
+    if parsed is None:
+        return      # the handler answers the malformed header with its own error
+    src = await catalog.find_bucket(parsed[0])
+    if src is None:
+        return      # and NoSuchBucket
+    read = AccessRequest("GetObject", parsed[0], parsed[1], req.principal, req.source_ip)
+    basis = await _decide_on(catalog, read, src)
+    if basis is not Basis.OWNER:
+        # The handlers read a copy source as the destination's acting tenant; reading
+        # another tenant's object through a grant is not supported yet.
+        raise errors.AccessDenied()
+
+
+async def authorize(catalog: Catalog, req: AccessRequest) -> Decision:
+    if req.bucket is None or req.op in _NO_BUCKET_OPS:
+        if req.principal is None:
+            raise errors.AccessDenied()
+        return Decision(req.principal, Basis.SIGNED, None)
+    bucket = await catalog.find_bucket(req.bucket)
+    if bucket is None:
+        # The handler answers NoSuchBucket, as S3 does to anyone.
+        return Decision(req.principal, Basis.SIGNED, None)
+    basis = await _decide_on(catalog, req, bucket)
+    if req.copy_source is not None and req.op in ("CopyObject", "UploadPartCopy"):
+        await _check_copy_source(catalog, req)
+    acting = req.principal if basis is Basis.OWNER else bucket.owner
+    return Decision(acting, basis, bucket)

@@ -1,0 +1,175 @@
+"""The node's framed RPC channel: many small calls in flight on one WebSocket.
+
+Why: an HTTP request/response through aiohttp costs several hundred microseconds of CPU per
+call on each side; msgpack messages on a persistent WebSocket, with calls pipelined, cost a
+fraction of that (bench/storage_bench.py prints both). Streamed bodies (large fragment PUTs,
+stream_fragment) stay on plain HTTP, where TCP gives each stream its own flow control.
+
+Protocol (wire.RPC_PATH, binary messages, msgpack arrays):
+    request : [call_id, op, *args]
+    response: [call_id, status, payload]      status as in HTTP: 200 ok, 404, 413, 507...
+Ops and their payloads are the table in _OPS. A status >= 400 carries a reason string.
+413 means "too large for this channel": the client retries the call over HTTP.
+Rules: each call runs in its own task (so concurrent calls share group commits); at most
+limits.rpc_inflight_per_connection_max run per connection, then reading pauses (backpressure).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import msgpack
+from aiohttp import WSMsgType, web
+
+from storage import limits
+from storage.errors import BadRequest, StorageError
+from storage.node import Node
+
+Result = tuple[int, Any]
+OpFn = Callable[[Node, list[Any]], Awaitable[Result]]
+
+def _bytes(x: Any) -> bytes:
+    if not isinstance(x, bytes):
+        raise BadRequest("expected bytes")
+    return x
+
+
+def _int(x: Any) -> int:
+    if not isinstance(x, int) or isinstance(x, bool):
+        raise BadRequest("expected an integer")
+    return x
+
+
+def _opt_bytes(x: Any) -> bytes | None:
+    return None if x is None else _bytes(x)
+
+
+async def _fput(node: Node, a: list[Any]) -> Result:
+    body = _bytes(a[3])
+
+    async def one() -> AsyncIterator[bytes]:
+        yield body
+
+    await node.device(_int(a[0])).put_fragment(_int(a[1]), _bytes(a[2]), len(body), one())
+    return 204, None
+
+
+async def _fget(node: Node, a: list[Any]) -> Result:
+    length = None if a[4] is None else _int(a[4])
+    data = await node.device(_int(a[0])).read_fragment(
+        _int(a[1]), _bytes(a[2]), _int(a[3]), length, max_bytes=limits.rpc_read_bytes_max)
+    return 200, data
+
+
+async def _fsize(node: Node, a: list[Any]) -> Result:
+    entry = await node.device(_int(a[0])).stat_fragment(_int(a[1]), _bytes(a[2]))
+    return 200, entry.loc.body_len
+
+
+async def _fdel(node: Node, a: list[Any]) -> Result:
+    await node.device(_int(a[0])).delete_fragment(_int(a[1]), _bytes(a[2]))
+    return 204, None
+
+
+async def _flist(node: Node, a: list[Any]) -> Result:
+    entries = await node.device(_int(a[0])).list_fragments(_int(a[1]), _bytes(a[2]), _int(a[3]))
+    return 200, [[e.key, e.loc.body_len] for e in entries]
+
+
+async def _mput(node: Node, a: list[Any]) -> Result:
+    ts = int.from_bytes(_bytes(a[3]), "big")
+    applied = await node.device(_int(a[0])).put_meta(_int(a[1]), _bytes(a[2]), ts,
+                                                     _opt_bytes(a[4]))
+    return 200, applied
+
+
+async def _mget(node: Node, a: list[Any]) -> Result:
+    e = await node.device(_int(a[0])).get_meta(_int(a[1]), _bytes(a[2]))
+    if e is None:
+        return 404, "no record"
+    return 200, [e.ts.to_bytes(16, "big"), e.value]
+
+
+async def _mlist(node: Node, a: list[Any]) -> Result:
+    entries = await node.device(_int(a[0])).list_meta(
+        _int(a[1]), _bytes(a[2]), _opt_bytes(a[3]), _opt_bytes(a[4]), _int(a[5]))
+    return 200, [[e.key, e.ts.to_bytes(16, "big"), e.value] for e in entries]
+
+
+async def _summary(node: Node, a: list[Any]) -> Result:
+    return 200, await node.device(_int(a[0])).partition_summary(_int(a[1]))
+
+
+async def _ping(node: Node, a: list[Any]) -> Result:
+    return 200, None
+
+
+_OPS: dict[str, OpFn] = {
+    "ping": _ping,
+    "fput": _fput, "fget": _fget, "fsize": _fsize, "fdel": _fdel, "flist": _flist,
+    "mput": _mput, "mget": _mget, "mlist": _mlist, "summary": _summary,
+}
+
+
+async def _call(node: Node, op: Any, args: list[Any]) -> Result:
+    fn = _OPS.get(op) if isinstance(op, str) else None
+    if fn is None:
+        return 400, f"unknown op {op!r}"
+    try:
+        return await fn(node, args)
+    except StorageError as e:
+        return e.status, e.reason
+    except (IndexError, TypeError, ValueError, OverflowError) as e:
+        return 400, f"bad arguments: {e}"
+
+
+async def _serve_one(node: Node, ws: web.WebSocketResponse, call_id: Any, op: Any,
+                     args: list[Any], slots: asyncio.Semaphore) -> None:
+    try:
+        status, payload = await _call(node, op, args)
+        if not ws.closed:
+            await ws.send_bytes(msgpack.packb([call_id, status, payload]))
+    except (ConnectionError, RuntimeError):
+        pass  # the client went away; its calls' outcomes are its own to retry
+    finally:
+        slots.release()
+
+
+async def handle(node: Node, sockets: set[Any], request: web.Request) -> web.StreamResponse:
+    ws = web.WebSocketResponse(max_msg_size=limits.rpc_message_bytes_max, compress=False,
+                               autoping=True)
+    await ws.prepare(request)
+    sockets.add(ws)
+    slots = asyncio.Semaphore(limits.rpc_inflight_per_connection_max)
+    running: set[asyncio.Task[None]] = set()
+    async for msg in ws:
+        if msg.type != WSMsgType.BINARY:
+            break
+        try:
+            call_id, op, *args = msgpack.unpackb(msg.data)
+        except (ValueError, TypeError, msgpack.UnpackException):
+            break  # not our protocol: drop the connection
+        await slots.acquire()
+        task = asyncio.create_task(_serve_one(node, ws, call_id, op, args, slots))
+        running.add(task)
+        task.add_done_callback(running.discard)
+    if running:
+        await asyncio.gather(*running, return_exceptions=True)
+    await ws.close()
+    sockets.discard(ws)
+    return ws
+
+
+def install(app: web.Application, path: str, node: Node) -> None:
+    sockets: set[Any] = set()
+
+    async def close_all(_app: web.Application) -> None:
+        # End open RPC connections so that a graceful stop does not wait for them.
+        for ws in list(sockets):
+            await ws.close(code=1001, message=b"node shutting down")
+
+    app.router.add_get(path, functools.partial(handle, node, sockets))
+    app.on_shutdown.append(close_all)

@@ -1,0 +1,131 @@
+"""Client half of the framed RPC channel (see rpc.py): a few WebSockets per node, each
+carrying many calls in flight, matched to their answers by call id.
+
+Rules: connections open lazily and are replaced when they die; a call that could not be
+sent on a dead connection is sent once more on a fresh one (nothing reached the node), a
+call whose connection died after sending fails with ChannelError (the caller cannot know
+whether it ran). Every call has a deadline. NodeClient maps ChannelError to NodeUnavailable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+import msgpack
+
+from storage import limits, wire
+
+
+class ChannelError(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class _NotSent(Exception):
+    """The connection was dead before the call left: safe to try another one."""
+
+
+class _Conn:
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.ws = ws
+        self.pending: dict[int, asyncio.Future[tuple[int, Any]]] = {}
+        self._ids = itertools.count(1)
+        self.reader = asyncio.create_task(self._read(), name="rpc-reader")
+
+    @property
+    def alive(self) -> bool:
+        return not self.ws.closed and not self.reader.done()
+
+    async def call(self, op: str, args: tuple[Any, ...], timeout_s: float) -> tuple[int, Any]:
+        if not self.alive:
+            raise _NotSent()
+        call_id = next(self._ids)
+        future: asyncio.Future[tuple[int, Any]] = asyncio.get_running_loop().create_future()
+        self.pending[call_id] = future
+        try:
+            try:
+                await self.ws.send_bytes(msgpack.packb([call_id, op, *args]))
+            except (ConnectionError, RuntimeError, aiohttp.ClientError) as e:
+                raise _NotSent() from e
+            return await asyncio.wait_for(future, timeout_s)
+        except TimeoutError:
+            raise ChannelError(f"rpc {op} timed out after {timeout_s}s") from None
+        finally:
+            self.pending.pop(call_id, None)
+
+    async def _read(self) -> None:
+        try:
+            async for msg in self.ws:
+                if msg.type != aiohttp.WSMsgType.BINARY:
+                    break
+                call_id, status, payload = msgpack.unpackb(msg.data)
+                future = self.pending.get(call_id)
+                if future is not None and not future.done():
+                    future.set_result((status, payload))
+        except (aiohttp.ClientError, ConnectionError, ValueError):
+            pass
+        finally:
+            lost = ChannelError("rpc connection lost")
+            for future in self.pending.values():
+                if not future.done():
+                    future.set_exception(lost)
+
+    async def close(self) -> None:
+        await self.ws.close()
+        self.reader.cancel()
+
+
+class RpcPool:
+    def __init__(self, session: Callable[[], aiohttp.ClientSession], *, timeout_s: float,
+                 connect_timeout_s: float,
+                 connections_per_node: int = limits.rpc_connections_per_node) -> None:
+        self._session = session
+        self._timeout_s = timeout_s
+        self._connect_timeout_s = connect_timeout_s
+        self._per_node = connections_per_node
+        self._conns: dict[str, list[_Conn]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._turn = itertools.count()
+
+    async def call(self, addr: str, op: str, *args: Any) -> tuple[int, Any]:
+        for attempt in range(2):
+            conn = await self._pick(addr)
+            try:
+                return await conn.call(op, args, self._timeout_s)
+            except _NotSent:
+                if attempt:
+                    raise ChannelError("rpc connection lost before sending") from None
+        raise AssertionError("unreachable")
+
+    async def _pick(self, addr: str) -> _Conn:
+        conns = [c for c in self._conns.get(addr, []) if c.alive]
+        if len(conns) >= self._per_node:
+            return conns[next(self._turn) % len(conns)]
+        lock = self._locks.setdefault(addr, asyncio.Lock())
+        async with lock:
+            conns = [c for c in self._conns.get(addr, []) if c.alive]
+            if len(conns) < self._per_node:
+                conns.append(await self._connect(addr))
+                self._conns[addr] = conns
+        return conns[next(self._turn) % len(conns)]
+
+    async def _connect(self, addr: str) -> _Conn:
+        try:
+            ws = await self._session().ws_connect(
+                f"http://{addr}{wire.RPC_PATH}", max_msg_size=limits.rpc_message_bytes_max,
+                compress=0, autoping=True,
+                timeout=aiohttp.ClientWSTimeout(ws_close=self._connect_timeout_s))
+        except (aiohttp.ClientError, OSError, TimeoutError) as e:
+            raise ChannelError(f"rpc connect: {type(e).__name__}: {e}") from e
+        return _Conn(ws)
+
+    async def close(self) -> None:
+        for conns in self._conns.values():
+            for conn in conns:
+                await conn.close()
+        self._conns.clear()
