@@ -44,13 +44,22 @@ class _Sink:
     queue: asyncio.Queue[bytes | memoryview | None]
     task: asyncio.Task[None]
 
-    async def send(self, block: bytes | memoryview | None) -> None:
+    async def send(self, block: bytes | memoryview | None,
+                   timeout_s: float | None = None) -> bool:
+        """Queue a block; False if the fragment's node did not take it within timeout_s."""
         if self.task.done():
-            return
+            return True
         put = asyncio.ensure_future(self.queue.put(block))
-        await asyncio.wait({put, self.task}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({put, self.task}, timeout=timeout_s,
+                           return_when=asyncio.FIRST_COMPLETED)
         if not put.done():
             put.cancel()
+            return self.task.done()
+        return True
+
+    @property
+    def alive(self) -> bool:
+        return not self.task.done()
 
 
 async def _after(before: asyncio.Future[None] | None, fn: Callable[[bytes], None],
@@ -62,6 +71,28 @@ async def _after(before: asyncio.Future[None] | None, fn: Callable[[bytes], None
 
 
 Block = bytes | memoryview
+
+
+async def _durable_quorum(tasks: Sequence[asyncio.Task[None]], need: int,
+                          ) -> tuple[int, list[str]]:
+    """Wait for fragment uploads: once `need` are durable, stragglers get a short grace
+    and are then dropped (a frozen node must not hold the client; repair rebuilds them)."""
+    pending: set[asyncio.Task[None]] = set(tasks)
+    durable, reasons = 0, []
+    while pending:
+        grace = limits.write_straggler_s if durable >= need else None
+        done, pending = await asyncio.wait(pending, timeout=grace,
+                                           return_when=asyncio.FIRST_COMPLETED)
+        if not done:
+            break
+        for t in done:
+            if t.cancelled() or t.exception() is not None:
+                reasons.append(str(t.exception()) if not t.cancelled() else "dropped")
+            else:
+                durable += 1
+    for t in pending:
+        t.cancel()
+    return durable, reasons
 
 
 async def _drain(queue: asyncio.Queue[Block | None]) -> AsyncIterator[Block]:
@@ -106,13 +137,12 @@ class DataPath:
                 s.task.cancel()
             self._spawn(self._delete_fragments(devices, partition, data_id))
             raise
-        results = await asyncio.gather(*(s.task for s in sinks), return_exceptions=True)
-        durable = sum(1 for r in results if not isinstance(r, BaseException))
         need = min(k + self.write_extra, k + m)
+        durable, reasons = await _durable_quorum([s.task for s in sinks], need)
         if durable < need:
             self._spawn(self._delete_fragments(devices, partition, data_id))
-            reasons = "; ".join(str(r) for r in results if isinstance(r, BaseException))
-            raise errors.SlowDown(f"only {durable} of {need} fragments stored: {reasons}")
+            raise errors.SlowDown(f"only {durable} of {need} fragments stored: "
+                                  + "; ".join(reasons))
         return DataRef(data_id, size, k, m, limits.stripe_block_bytes)
 
     def _open_sink(self, dev: Device, partition: int, key: bytes, length: int) -> _Sink:
@@ -182,7 +212,19 @@ class DataPath:
         blocks = await asyncio.to_thread(lambda: codec.encode(codec.split(data, block_len)))
         if before is not None:
             await before
-        await asyncio.gather(*(s.send(b) for s, b in zip(sinks, blocks, strict=True)))
+        pairs = list(zip(sinks, blocks, strict=True))
+        taken = await asyncio.gather(*(s.send(b, limits.write_straggler_s) for s, b in pairs))
+        late = [(s, b) for (s, b), ok in zip(pairs, taken, strict=True) if not ok]
+        if not late:
+            return
+        # A node that stopped taking blocks must not stall the upload: drop its fragment
+        # (repair rebuilds it) as long as enough fragments remain for the write quorum.
+        need = min(codec.k + self.write_extra, codec.k + codec.m)
+        if sum(s.alive for s in sinks) - len(late) >= need:
+            for s, _ in late:
+                s.task.cancel()
+            return
+        await asyncio.gather(*(s.send(b) for s, b in late))
 
     # ---- read ------------------------------------------------------------------------
 
@@ -251,26 +293,48 @@ class _StripeReader:
         self.bad: set[int] = set()      # fragments that failed once: not asked again
 
     async def batch(self, s0: int, s1: int) -> list[memoryview]:
+        """Stripes s0..s1 from any k fragments: the data ones first; parity replaces a
+        fragment that fails, and is asked in parallel (a hedge) when one is slow."""
         offset = self.layout.fragment_offset(s0)
         length = sum(self.layout.block_len(s) for s in range(s0, s1 + 1))
-        width = self.ref.k + self.ref.m
-        wanted = [i for i in range(width) if i not in self.bad][: self.ref.k]
+        k = self.ref.k
+        order = [i for i in range(k + self.ref.m) if i not in self.bad]
+        spares = order[k:]
+        running: dict[asyncio.Task[bytes | None], int] = {}
         got: dict[int, bytes] = {}
-        tried: set[int] = set()
-        while len(got) < self.ref.k:
-            if not wanted:
-                raise errors.ServiceUnavailable(
-                    f"only {len(got)} of {self.ref.k} fragments readable")
-            tried.update(wanted)
-            results = await asyncio.gather(*(self._fetch(i, offset, length) for i in wanted))
-            for i, res in zip(wanted, results, strict=True):
-                if res is None or len(res) != length:
-                    self.bad.add(i)
-                else:
-                    got[i] = res
-            spare = [i for i in range(width) if i not in tried and i not in self.bad]
-            wanted = spare[: self.ref.k - len(got)]
-        if all(i in got for i in range(self.ref.k)):
+
+        def start(i: int) -> None:
+            running[asyncio.ensure_future(self._fetch(i, offset, length))] = i
+
+        for i in order[:k]:
+            start(i)
+        hedged = False
+        try:
+            while len(got) < k:
+                if not running:
+                    raise errors.ServiceUnavailable(
+                        f"only {len(got)} of {k} fragments readable")
+                done, _ = await asyncio.wait(
+                    running, timeout=None if hedged else limits.read_hedge_after_s,
+                    return_when=asyncio.FIRST_COMPLETED)
+                if not done:                    # slow fragments: ask parity beside them
+                    hedged = True
+                    for _ in range(min(len(running), len(spares))):
+                        start(spares.pop(0))
+                    continue
+                for task in done:
+                    i = running.pop(task)
+                    res = task.result()
+                    if res is None or len(res) != length:
+                        self.bad.add(i)
+                        if spares:
+                            start(spares.pop(0))
+                    else:
+                        got[i] = res
+        finally:
+            for task in running:
+                task.cancel()
+        if all(i in got for i in range(k)):
             return self._interleave(got, s0, s1)
         return await asyncio.to_thread(self._decode, got, s0, s1)
 

@@ -93,13 +93,13 @@ class Cluster:
         stop_all(list(self.procs.values()))
         self.procs.clear()
 
-    def s3(self, secret: str | None = None, **cfg: object) -> object:
+    def s3(self, secret: str | None = None, config_read_timeout: float = 60) -> object:
         return boto3.client(
             "s3", endpoint_url=self.endpoint, region_name=self.config.region,
             aws_access_key_id=self.key.access_key,
             aws_secret_access_key=secret or self.key.secret_key,
-            config=BotoConfig(s3={"addressing_style": "path"},
-                              retries={"max_attempts": 1}, **cfg),  # type: ignore[arg-type]
+            config=BotoConfig(s3={"addressing_style": "path"}, retries={"max_attempts": 1},
+                              read_timeout=config_read_timeout),
         )
 
     def add_gateway(self, name: str) -> str:

@@ -127,3 +127,25 @@ def test_storage_policies(wide: Cluster) -> None:
     with pytest.raises(ClientError) as exc:
         _create_with_policy(s3, "too-wide", "ec 10+4")
     assert exc.value.response["Error"]["Code"] == "InvalidArgument"
+
+
+def test_stalled_node_is_hedged(cluster: Cluster, s3) -> None:  # type: ignore[no-untyped-def]
+    """A node frozen with SIGSTOP neither answers nor fails: reads must go to parity after
+    the hedge delay and writes must drop its fragment, well before the 30 s node timeout
+    (the client gives up after 15 s)."""
+    import os
+    import signal
+
+    impatient = cluster.s3(config_read_timeout=15)
+    body = random.Random(7).randbytes(3 * MIB + 5)
+    impatient.put_object(Bucket="data", Key="hedged", Body=body)
+    frozen = cluster.procs[cluster.node_names()[0]]
+    os.kill(frozen.pid, signal.SIGSTOP)
+    try:
+        for n, ref in BODIES.items():
+            assert impatient.get_object(Bucket="data", Key=f"obj-{n}")["Body"].read() == ref
+        assert impatient.get_object(Bucket="data", Key="hedged")["Body"].read() == body
+        impatient.put_object(Bucket="data", Key="while-frozen", Body=body)
+        assert impatient.get_object(Bucket="data", Key="while-frozen")["Body"].read() == body
+    finally:
+        os.kill(frozen.pid, signal.SIGCONT)
