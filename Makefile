@@ -23,6 +23,7 @@ run: $(STAMP)
 	$(BIN)/coffre up --config conf/local.toml
 
 test: $(TEST_STAMP)
+	sh tests/clients/setup.sh
 	$(BIN)/python -m pytest -q tests
 
 test-long: $(TEST_STAMP)
