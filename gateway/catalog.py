@@ -119,7 +119,7 @@ class Catalog:
                                     self.object_record_key(bucket, key), None)
 
     def object_cursor(self, bucket: BucketRecord, prefix: bytes, start_after: bytes | None,
-                      want: int = 1000) -> RecordCursor:
+                      want: int = 1000, delimiter: bytes | None = None) -> RecordCursor:
         """Live and deleted index records of a bucket under a key prefix, in key order.
 
         `want` is about how many records the caller needs: each shard is asked for a
@@ -128,7 +128,8 @@ class Catalog:
         after = None if start_after is None else _OBJECT_PREFIX + bucket.bucket_id + start_after
         first = want // bucket.shards + 16
         shards = [
-            self.store.cursor(self.shard_partition(bucket, s), full_prefix, after, first)
+            self.store.cursor(self.shard_partition(bucket, s), full_prefix, after, first,
+                              delimiter)
             for s in range(bucket.shards)
         ]
         return RecordCursor(shards)

@@ -1,7 +1,8 @@
 """One page of a bucket listing: merge the index shards, roll keys up under a delimiter.
 
 A common prefix is emitted once and the shard cursors then jump past every key under it
-(seek to the prefix's successor), so a folder of a million keys costs one step, not a million.
+(seek to the prefix's successor); the nodes do the same inside each page (they cut a group
+short at its first live key), so a folder of a million keys costs one step, not a million.
 """
 
 from __future__ import annotations
@@ -9,20 +10,14 @@ from __future__ import annotations
 from gateway.catalog import Catalog
 from gateway.manifest import BucketRecord, Manifest
 from gateway.s3xml import ListEntry, ListPage
-
-
-def successor(prefix: bytes) -> bytes:
-    """The smallest byte string greater than every string that starts with `prefix`."""
-    trimmed = prefix.rstrip(b"\xff")
-    if not trimmed:
-        return prefix + b"\xff"
-    return trimmed[:-1] + bytes([trimmed[-1] + 1])
+from storage.keys import successor
 
 
 async def list_page(catalog: Catalog, bucket: BucketRecord, prefix: str,
                     delimiter: str | None, max_keys: int, start_after: str | None) -> ListPage:
     after_raw = start_after.encode() if start_after else None
-    cursor = catalog.object_cursor(bucket, prefix.encode(), after_raw, max_keys + 1)
+    cursor = catalog.object_cursor(bucket, prefix.encode(), after_raw, max_keys + 1,
+                                   delimiter.encode() if delimiter else None)
     entries: list[ListEntry] = []
     prefixes: list[str] = []
     last: str | None = None

@@ -121,7 +121,7 @@ class MetaStore:
         task.add_done_callback(self._background.discard)
 
     def cursor(self, partition: int, prefix: bytes, start_after: bytes | None,
-               first_page: int = 1000) -> RecordCursor:
+               first_page: int = 1000, delimiter: bytes | None = None) -> RecordCursor:
         """Records of one partition under `prefix`, in key order, merged over R replicas.
 
         `first_page` is how many records to ask each replica for at first (a listing of
@@ -133,7 +133,7 @@ class MetaStore:
         # one from a shared pool, so the merge always covers R distinct replicas.
         spares = list(devices[read:])
         children = [ReplicaCursor(self.client, devices[i], spares, partition, prefix,
-                                  start_after, first_page) for i in range(read)]
+                                  start_after, first_page, delimiter) for i in range(read)]
         return RecordCursor(children)
 
 
@@ -179,8 +179,9 @@ class ReplicaCursor(_Peekable):
 
     def __init__(self, client: NodeClient, device: Device, spares: list[Device],
                  partition: int, prefix: bytes, start_after: bytes | None,
-                 first_page: int = page_max) -> None:
+                 first_page: int = page_max, delimiter: bytes | None = None) -> None:
         self.client, self.device, self.spares = client, device, spares
+        self.delimiter = delimiter
         self.page_size = max(1, min(first_page, self.page_max))
         self.partition = partition
         self.prefix = prefix
@@ -215,7 +216,8 @@ class ReplicaCursor(_Peekable):
             try:
                 page = await self.client.list_meta(
                     dev.addr, dev.id, self.partition, self.prefix,
-                    start_after=self._after, start_at=self._at, limit=self.page_size)
+                    start_after=self._after, start_at=self._at, limit=self.page_size,
+                    delimiter=self.delimiter)
                 break
             except NodeError as exc:
                 reasons.append(str(exc))

@@ -228,16 +228,21 @@ class NodeClient:
 
     async def list_meta(self, addr: str, device: int, partition: int, prefix: bytes,
                         start_after: bytes | None = None, start_at: bytes | None = None,
-                        limit: int = 1000) -> list[MetaRecord]:
+                        limit: int = 1000, delimiter: bytes | None = None
+                        ) -> list[MetaRecord]:
+        """Records under prefix in key order; with a delimiter, each group of keys sharing
+        prefix...delimiter ends at its first live record (see Index.list_meta)."""
         if self._rpc is not None:
             rows = await self._call(addr, "mlist", device, partition, prefix, start_after,
-                                    start_at, limit)
+                                    start_at, limit, delimiter)
             return [MetaRecord(bytes(k), int.from_bytes(ts, "big"), v) for k, ts, v in rows]
         params = {"prefix": prefix.hex(), "limit": str(limit)}
         if start_after is not None:
             params["start_after"] = start_after.hex()
         if start_at is not None:
             params["start_at"] = start_at.hex()
+        if delimiter:
+            params["delimiter"] = delimiter.hex()
         _, _, body = await self._request("GET", addr, f"/v1/metas/{device}/{partition}",
                                          params=params)
         return [MetaRecord(bytes(k), int.from_bytes(ts, "big"), None if v is None else bytes(v))
@@ -261,6 +266,19 @@ class NodeClient:
         _, _, body = await self._request("GET", addr, "/admin/info")
         out: dict[str, object] = json.loads(body)
         return out
+
+    async def fragment_checksum(self, addr: str, device: int, partition: int, key: bytes
+                                ) -> tuple[int, str] | None:
+        """(size, xxh3_64 hex) of a stored fragment, computed on the node; None if absent.
+        The rebalancer checks a pushed fragment with it before deleting its own copy."""
+        status, _, body = await self._request(
+            "GET", addr, wire.fragsum_path(device, partition, key), ok=(200, 404))
+        if status == 404:
+            if b"NotFound" in body:
+                return None
+            _raise_for(addr, status, body)
+        doc = json.loads(body)
+        return int(doc["size"]), str(doc["xxh3"])
 
 
 def _range(offset: int, length: int | None) -> dict[str, str]:

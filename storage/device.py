@@ -333,9 +333,9 @@ class Device:
 
     async def list_meta(self, partition: int, prefix: bytes = b"",
                         start_after: bytes | None = None, start_at: bytes | None = None,
-                        limit: int = 1000) -> list[MetaEntry]:
+                        limit: int = 1000, delimiter: bytes | None = None) -> list[MetaEntry]:
         entries = await self._run(self.index.list_meta, partition, prefix, start_after,
-                                  start_at, min(limit, limits.list_limit_max))
+                                  start_at, min(limit, limits.list_limit_max), delimiter)
         for e in entries:
             if not e.intact:
                 await self.committer.submit(

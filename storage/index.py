@@ -185,23 +185,42 @@ class Index:
             return _take(out, limit)
 
     def list_meta(self, partition: int, prefix: bytes, start_after: bytes | None,
-                  start_at: bytes | None, limit: int) -> list[MetaEntry]:
-        low = max(prefix, start_at or b"", start_after or b"")
+                  start_at: bytes | None, limit: int,
+                  delimiter: bytes | None = None) -> list[MetaEntry]:
+        """Records under `prefix` in key order. With a delimiter, a group of keys that share
+        prefix + ... + delimiter is cut short after its first live record (tombstones before
+        it included, so a reader merging replicas still sees deletes): the scan then jumps
+        past the group, and a folder of a million keys costs one seek."""
+        low: bytes | None = max(prefix, start_at or b"", start_after or b"")
         out: list[MetaEntry] = []
         with self._kv.read() as txn:
-            for key, entry in self._meta_rows(txn, partition, low):
-                if not key.startswith(prefix):
-                    if key > prefix:
-                        break
-                    continue
-                if start_after is not None and key <= start_after:
-                    continue
-                if start_at is not None and key < start_at:
-                    continue
-                out.append(entry)
-                if len(out) >= limit:
-                    break
+            while low is not None and len(out) < limit:
+                low = self._scan_meta(txn, partition, prefix, low, start_after, start_at,
+                                      limit, delimiter, out)
         return out
+
+    def _scan_meta(self, txn: KVTxn, partition: int, prefix: bytes, low: bytes,
+                   start_after: bytes | None, start_at: bytes | None, limit: int,
+                   delimiter: bytes | None, out: list[MetaEntry]) -> bytes | None:
+        """Append matching records from `low` on; return where to resume after a group
+        jump, or None when the scan is over."""
+        for key, entry in self._meta_rows(txn, partition, low):
+            if not key.startswith(prefix):
+                if key > prefix:
+                    return None
+                continue
+            # A long `low` seeks to the start of its hashed group: skip what lies before it.
+            if key < low or (start_after is not None and key <= start_after) or (
+                    start_at is not None and key < start_at):
+                continue
+            out.append(entry)
+            if len(out) >= limit:
+                return None
+            if delimiter and entry.value is not None:
+                at = key.find(delimiter, len(prefix))
+                if at >= 0:
+                    return keys.successor(key[: at + len(delimiter)])
+        return None
 
     def _meta_rows(self, txn: KVTxn, partition: int, low: bytes) -> Iterator[
             tuple[bytes, MetaEntry]]:

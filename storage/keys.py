@@ -79,3 +79,11 @@ def order_groups(rows: Iterable[tuple[bytes, bytes, T]]) -> Iterator[tuple[bytes
             group.append((key, item))
         group_prefix = prefix
     yield from sorted(group, key=lambda pair: pair[0])
+
+
+def successor(prefix: bytes) -> bytes:
+    """The smallest byte string greater than every string that starts with `prefix`."""
+    trimmed = prefix.rstrip(b"\xff")
+    if not trimmed:
+        return prefix + b"\xff"
+    return trimmed[:-1] + bytes([trimmed[-1] + 1])

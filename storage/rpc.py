@@ -94,8 +94,9 @@ async def _mget(node: Node, a: list[Any]) -> Result:
 
 
 async def _mlist(node: Node, a: list[Any]) -> Result:
+    delimiter = _opt_bytes(a[6]) if len(a) > 6 else None
     entries = await node.device(_int(a[0])).list_meta(
-        _int(a[1]), _bytes(a[2]), _opt_bytes(a[3]), _opt_bytes(a[4]), _int(a[5]))
+        _int(a[1]), _bytes(a[2]), _opt_bytes(a[3]), _opt_bytes(a[4]), _int(a[5]), delimiter)
     return 200, [[e.key, e.ts.to_bytes(16, "big"), e.value] for e in entries]
 
 

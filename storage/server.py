@@ -15,10 +15,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import msgpack
 from aiohttp import web
 
-from storage import limits, rpc, wire
+from storage import limits, rebalancer, rpc, wire
 from storage import metrics as node_metrics
 from storage.errors import BadRequest, StorageError
 from storage.node import Node
+from storage.rebalance_units import local_checksum
 
 NODE = web.AppKey("node", Node)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -155,7 +156,7 @@ async def list_meta(request: web.Request) -> web.StreamResponse:
     q = request.query
     entries = await node.device(dev).list_meta(
         part, _hex(q.get("prefix")) or b"", _hex(q.get("start_after")),
-        _hex(q.get("start_at")), _int(q.get("limit"), "limit", 1000))
+        _hex(q.get("start_at")), _int(q.get("limit"), "limit", 1000), _hex(q.get("delimiter")))
     body = msgpack.packb([[e.key, e.ts.to_bytes(16, "big"), e.value] for e in entries])
     return web.Response(body=body, content_type="application/msgpack")
 
@@ -182,6 +183,47 @@ async def get_ring(request: web.Request) -> web.StreamResponse:
 
 async def info(request: web.Request) -> web.StreamResponse:
     return web.json_response(await request.app[NODE].info())
+
+
+# -- rebalancer (storage/rebalancer.py) -------------------------------------------------------
+REBALANCER = web.AppKey("rebalancer", rebalancer.Rebalancer)
+
+
+async def rebalance_status(request: web.Request) -> web.StreamResponse:
+    reb = request.app[REBALANCER]
+    action = request.match_info.get("action")
+    if action == "pause":
+        await reb.pause()
+    elif action == "resume":
+        await reb.resume()
+    return web.json_response(reb.status())
+
+
+async def rebalance_throttle(request: web.Request) -> web.StreamResponse:
+    q = request.query
+    try:
+        rate = float(q["bytes_per_s"]) if "bytes_per_s" in q else None
+    except ValueError:
+        raise BadRequest("bad bytes_per_s") from None
+    conc = _int(q["concurrency"], "concurrency") if "concurrency" in q else None
+    if rate is not None and not 0 <= rate < float("inf"):
+        raise BadRequest("bytes_per_s must be >= 0 (0: unlimited)")
+    if conc is not None and not 1 <= conc <= rebalancer.concurrency_max:
+        raise BadRequest(f"concurrency must be 1..{rebalancer.concurrency_max}")
+    await request.app[REBALANCER].throttle(rate, conc)
+    return web.json_response(request.app[REBALANCER].status())
+
+
+async def rebalance_sizes(request: web.Request) -> web.StreamResponse:
+    return web.json_response({"devices": await request.app[REBALANCER].sizes()})
+
+
+async def fragment_checksum(request: web.Request) -> web.StreamResponse:
+    node, dev, part, key = _target(request)
+    device = node.device(dev)
+    entry = await device.stat_fragment(part, key)
+    return web.json_response({"size": entry.loc.body_len,
+                              "xxh3": await local_checksum(device, entry)})
 
 
 async def live(request: web.Request) -> web.StreamResponse:
@@ -212,6 +254,15 @@ def make_app(node: Node, *, background: bool = True) -> web.Application:
     rpc.install(app, wire.RPC_PATH, node)
     node_metrics.install(app, node)  # GET /metrics, GET /health/ready
     app.cleanup_ctx.append(_node_lifecycle)
+    # After the node's lifecycle: the rebalancer reads its progress from opened devices.
+    reb = app[REBALANCER] = rebalancer.Rebalancer(node)
+    app[node_metrics.NODE_METRICS].add_status_source("rebalance", reb.status)
+    app.router.add_get(wire.REBALANCE_PATH, rebalance_status)
+    app.router.add_post(wire.REBALANCE_PATH + "/{action:pause|resume}", rebalance_status)
+    app.router.add_post(wire.REBALANCE_PATH + "/throttle", rebalance_throttle)
+    app.router.add_get(wire.REBALANCE_PATH + "/sizes", rebalance_sizes)
+    app.router.add_get(wire.FRAGSUM_PATH, fragment_checksum)
+    app.cleanup_ctx.append(rebalancer.lifecycle(reb, background=background))
     if background:
         app.cleanup_ctx.append(_background_work)
     return app

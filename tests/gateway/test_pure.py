@@ -10,12 +10,12 @@ from hypothesis import strategies as st
 from gateway import errors
 from gateway.conditions import Outcome, check_write, evaluate
 from gateway.hlc import Clock, wall_ms
-from gateway.listing import successor
 from gateway.manifest import BucketRecord, DataRef, Manifest
 from gateway.names import check_bucket_name, check_key
 from gateway.ranges import ByteRange, Layout, parse_range
 from gateway.router import route, split_host
 from gateway.s3xml import parse, parse_tagging
+from storage.keys import successor
 
 
 @pytest.mark.parametrize(

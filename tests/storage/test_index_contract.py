@@ -186,3 +186,21 @@ def test_writes_are_atomic(index: Index) -> None:
     with pytest.raises(struct.error):
         index.apply([PutFragment(frag(1, b"b")), PutFragment(frag(1, b"c", seg=-1))])
     assert index.get_fragment(1, b"b") is None  # the failed batch left nothing behind
+
+
+def test_list_meta_cuts_delimiter_groups_after_first_live(index: Index) -> None:
+    """Within a group (prefix ... delimiter) the scan returns tombstones up to the first
+    live record and then jumps past the group; keys without the delimiter all come back."""
+    rows = [(b"a/1", None), (b"a/2", b"v"), (b"a/3", b"v"), (b"b", b"v"),
+            (b"c/x/1", b"v"), (b"c/y", b"v"), (b"d/1", None)]
+    index.apply([PutMeta(meta(3, k, ts, v)) for ts, (k, v) in enumerate(rows, start=1)])
+    got = [(e.key, e.value is not None)
+           for e in index.list_meta(3, b"", None, None, 100, b"/")]
+    assert got == [(b"a/1", False), (b"a/2", True), (b"b", True), (b"c/x/1", True),
+                   (b"d/1", False)]
+    under_c = [e.key for e in index.list_meta(3, b"c/", None, None, 100, b"/")]
+    assert under_c == [b"c/x/1", b"c/y"]
+    long = b"L" * 600 + b"/"          # groups of long keys (hashed LMDB keys) jump too
+    index.apply([PutMeta(meta(3, long + b"%d" % i, 10 + i)) for i in range(5)])
+    got_long = [e.key for e in index.list_meta(3, b"L", None, None, 100, b"/")]
+    assert got_long == [long + b"0"]
