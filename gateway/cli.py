@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
+import dataclasses
 import signal
 import sys
 
 from gateway import config as config_mod
+from gateway import logs
 
 
 def _gateway(args: argparse.Namespace) -> int:
     cfg = config_mod.load(args.config, args.data)
-    listen = args.listen or cfg.listen
+    if args.listen:
+        cfg = dataclasses.replace(cfg, listen=args.listen)
+    listen = cfg.listen
     host, port = listen.rsplit(":", 1)
     from gateway.server import make_app  # heavy imports only for the server itself
 
@@ -49,10 +52,12 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from gateway.status import add_commands as status_commands
     from ring.cli import add_commands as ring_commands
     from storage.cli import add_commands as node_commands
 
     parser = argparse.ArgumentParser(prog="coffre", description="Coffre object store")
+    logs.add_arguments(parser)
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start a local cluster (nodes + gateway)")
     up.add_argument("--config", default="conf/local.toml")
@@ -65,12 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
     gw.set_defaults(func=_gateway)
     ring_commands(sub)
     node_commands(sub)
+    status_commands(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     args = build_parser().parse_args(argv)
+    logs.setup_from_args(args)
     code: int = args.func(args)
     return code
 

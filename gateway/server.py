@@ -17,17 +17,20 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from gateway import admin, errors, metrics, router, sigv4
+from gateway import access, admin, audit, errors, metrics, router, sigv4
 from gateway.catalog import Catalog
 from gateway.config import Config
 from gateway.counters import Counters
 from gateway.credentials import load as load_keys
 from gateway.datapath import DataPath
+from gateway.handlers import access_ops
 from gateway.handlers.table import HANDLERS
 from gateway.hlc import Clock
 from gateway.logs import set_request_id
 from gateway.metastore import MetaStore
+from gateway.quotas import Quotas
 from gateway.state import STATE, Ctx, State
+from gateway.tenants import Directory, KeyCache, SecretBox, load_master_key
 from ring.ringset import RingSet
 from storage.client import NodeClient
 
@@ -49,6 +52,9 @@ def _resolve(request: web.Request, state: State) -> router.Endpoint:
     path, _ = _split_raw(request)
     host_bucket = router.split_host(request.host, state.config.virtual_host_domain)
     try:
+        if request.method == "OPTIONS":     # a CORS preflight: what it names, not what it does
+            target = router.route("GET", path, {}, {}, host_bucket)
+            return router.Endpoint(access_ops.PREFLIGHT, target.bucket, target.key)
         return router.route(request.method, path, request.query, request.headers, host_bucket)
     except UnicodeDecodeError:
         raise errors.InvalidURI() from None
@@ -67,18 +73,29 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     resource = request.path
     started, op, code = time.monotonic(), metrics.UNKNOWN_OP, None  # for metrics and logs
     set_request_id(request_id)
+    # For the audit line, whatever happens below.
+    endpoint: router.Endpoint | None = None
+    auth: sigv4.AuthResult | None = None
+    principal: str | None = None
+    decision: access.Decision | None = None
     try:
         endpoint = _resolve(request, state)
         op = endpoint.op
         auth = _authenticate(request, state)
-        if auth is None:
-            raise errors.AccessDenied()
-        key = state.keys.get(auth.access_key)
-        ctx = Ctx(request, state, endpoint, auth, key.tenant if key else None, request_id)
+        principal = state.keys.tenant_of(auth.access_key) if auth is not None else None
+        if auth is not None and principal is None:
+            raise errors.InvalidAccessKeyId()       # revoked between two lookups
+        decision = await access.authorize(state.catalog, access.request_for(
+            endpoint, principal, request.remote or "", request.query, request.headers))
+        request[access_ops.CORS_HEADERS] = access_ops.actual_headers(request, decision.bucket)
+        ctx = Ctx(request, state, endpoint, auth, decision.acting_tenant, request_id, principal)
         handler = HANDLERS.get(endpoint.op)
         if handler is None:
             raise errors.NotImplementedError_(f"{endpoint.op} is not implemented")
+        acl_grants = await access_ops.check_acl_headers(ctx)
+        await access_ops.check_quota(ctx, decision.bucket)
         response = await handler(ctx)
+        await access_ops.apply_acl_headers(ctx, acl_grants, response)
     except errors.S3Error as err:
         code = err.code
         response = _error_response(request, err, resource, request_id)
@@ -92,6 +109,9 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         response.headers["x-amz-request-id"] = request_id
         response.headers["x-amz-id-2"] = HOST_ID
     metrics.record(request, response, op, started, code)
+    if state.audit is not None:
+        state.audit.record(audit.entry_for(request, response, request_id, endpoint, auth,
+                                           principal, decision, code))
     return response
 
 
@@ -113,8 +133,25 @@ def make_state(config: Config) -> State:
     state = State(config, rings, client, clock, meta, catalog,
                   DataPath(rings, client, config.write_quorum_extra),
                   Counters(catalog, clock.writer_id))
-    state.keys = {k.access_key: k for k in load_keys(config.credentials_path)}
+    bootstrap = load_keys(config.credentials_path) if config.credentials_path.exists() else []
+    directory = Directory(meta, SecretBox(load_master_key(config.data_root)))
+    state.keys = KeyCache(directory, bootstrap)
+    state.quotas = Quotas(meta, catalog, state.counters)
+    state.audit = audit.AuditLog(config.data_root / "audit")
     return state
+
+
+async def _key_refresher(app: web.Application) -> AsyncIterator[None]:
+    """Keeps the access key cache within seconds of the metadata store (revocations);
+    flushes the audit log at exit."""
+    task = asyncio.create_task(app[STATE].keys.run())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    audit_log = app[STATE].audit
+    if audit_log is not None:
+        audit_log.close()
 
 
 async def _ring_watcher(app: web.Application) -> AsyncIterator[None]:
@@ -143,5 +180,7 @@ def make_app(config: Config) -> web.Application:
     app[metrics.METRICS] = metrics.GatewayMetrics(app[STATE].rings.versions)
     app.router.add_route("*", "/{tail:.*}", dispatch)
     app.cleanup_ctx.append(_ring_watcher)
+    app.cleanup_ctx.append(_key_refresher)
+    app.on_response_prepare.append(access_ops.add_cors_headers)
     app.cleanup_ctx.append(admin.admin_listener)
     return app

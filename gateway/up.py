@@ -18,6 +18,7 @@ from pathlib import Path
 
 from gateway.config import Config
 from gateway.credentials import AccessKey, ensure
+from gateway.tenants import ensure_master_key
 from ring import ringfile
 from ring.builder import build_ring
 from ring.model import Device
@@ -60,6 +61,9 @@ def prepare(config: Config) -> AccessKey:
         _ensure_ring(config.rings_dir / f"data-{width}.ring", devs, config.part_power, width)
     _ensure_ring(config.rings_dir / "meta.ring", devs, config.part_power,
                  min(config.meta_replicas, len(devs)))
+    # The key that seals access key secrets in the metadata store (0600). The gateway
+    # writes the admin tenant and this admin key into the store when it first starts.
+    ensure_master_key(config.data_root)
     host, port = config.listen.rsplit(":", 1)
     return ensure(config.credentials_path, f"http://{host}:{port}", config.region)
 
@@ -153,6 +157,8 @@ def _banner(config: Config, key: AccessKey) -> str:
     return (
         f"Coffre is up: {config.nodes.count} storage nodes, data in {config.data_root}\n"
         f"  endpoint    http://{config.listen}\n  region      {config.region}\n"
-        f"  access key  {key.access_key}\n  secret key  {key.secret_key}\n"
+        + (f"  admin       http://{config.admin_listen}/metrics (and /health/ready)\n"
+           if config.admin_listen else "")
+        + f"  access key  {key.access_key}\n  secret key  {key.secret_key}\n"
         f"  (also in {config.credentials_path}); Ctrl-C stops the cluster."
     )

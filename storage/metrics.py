@@ -16,6 +16,7 @@ around the handler, so every log line on both sides carries the same id.
 from __future__ import annotations
 
 import contextvars
+import re
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
@@ -38,7 +39,7 @@ REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("coffre_request
 REQUEST_ID_HEADER = "X-Coffre-Request-Id"
 request_id_chars_max = 64  # a longer header is cut: it only ever goes into log lines
 # `*_created` series double every counter for a timestamp nobody alerts on (process-wide).
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 RPC_PATH_PREFIX = "rpc/"
 # Seconds: an fdatasync on NVMe (~50 us) up to a stalled disk.
@@ -51,6 +52,8 @@ BATCH_BUCKETS_OPS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Snapshot = dict[str, Any]  # Node.info(): {"devices": [...], "rings": {...}}
+StatusSource = Callable[[], dict[str, Any]]
+_METRIC_NAME = re.compile(r"[a-z_][a-z0-9_]*")
 
 # Node.info() device fields exported as gauges: (field, metric name, help).
 _DEVICE_GAUGES = (
@@ -106,6 +109,24 @@ class _SnapshotCollector(Collector):
         return family
 
 
+class _StatusCollector(Collector):
+    """`coffre_<prefix>_<field>` gauges from the numbers of a status dict, read at scrape
+    time (e.g. the rebalancer's status(): progress, rate, ETA, bytes left)."""
+
+    def __init__(self, prefix: str, source: StatusSource) -> None:
+        self._prefix, self._source = prefix, source
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            status = self._source()
+        except Exception:  # a broken source must not take the whole scrape down
+            return
+        for field, value in sorted(status.items()):
+            if isinstance(value, bool | int | float) and _METRIC_NAME.fullmatch(field):
+                yield GaugeMetricFamily(f"coffre_{self._prefix}_{field}",
+                                        f"{self._prefix} status field {field}", value=value)
+
+
 class NodeMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -143,6 +164,12 @@ class NodeMetrics:
         """One group commit of `device`: its batch size and its fdatasync time."""
         self.batch.labels(str(device)).observe(ops)
         self.fsync.labels(str(device)).observe(max(0.0, fsync_seconds))
+
+    def add_status_source(self, prefix: str, source: StatusSource) -> None:
+        """Export the numeric fields of `source()` (called at each scrape) as gauges."""
+        if not _METRIC_NAME.fullmatch(prefix):
+            raise ValueError(f"bad metric prefix {prefix!r}")
+        self.registry.register(_StatusCollector(prefix, source))
 
     def render(self, snapshot: Snapshot) -> bytes:
         self._snapshot.snapshot = snapshot
