@@ -31,12 +31,14 @@ class Upload:
     headers: dict[str, str] = field(default_factory=dict)
     meta: dict[str, str] = field(default_factory=dict)
     tags: tuple[tuple[str, str], ...] = ()
-    checksum_alg: str = ""
+    checksum_alg: str = ""          # x-amz-checksum-algorithm at Create ("" = none)
+    checksum_type: str = ""         # COMPOSITE or FULL_OBJECT ("" = the algorithm's default)
 
     def encode(self) -> bytes:
         out: bytes = msgpack.packb(
             [UPLOAD_V1, self.key, self.upload_id, self.initiated_ms, self.headers, self.meta,
-             [list(t) for t in self.tags], self.checksum_alg], use_bin_type=True)
+             [list(t) for t in self.tags], self.checksum_alg, self.checksum_type],
+            use_bin_type=True)
         return out
 
     @classmethod
@@ -44,8 +46,9 @@ class Upload:
         b = msgpack.unpackb(raw, raw=False)
         if b[0] != UPLOAD_V1:
             raise errors.InternalError(f"upload record version {b[0]}")
+        # The checksum type was added later within version 1: absent means "".
         return cls(b[1], b[2], b[3], dict(b[4]), dict(b[5]), tuple((x, y) for x, y in b[6]),
-                   b[7])
+                   b[7], b[8] if len(b) > 8 else "")
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,20 @@ from __future__ import annotations
 import binascii
 import hashlib
 import time
+from dataclasses import dataclass
 
 from aiohttp import web
 
 from gateway import conditions, errors, headers, limits, s3xml
 from gateway.body import BodyCheck, BodyReader, declared_size
+from gateway.checksums import (
+    ChecksumAlgorithm,
+    ChecksumType,
+    algorithm_from_aws_name,
+    combine_crc,
+    composite_checksum,
+    request_checksums,
+)
 from gateway.handlers.buckets import read_xml_body
 from gateway.handlers.copy import copy_source_range, open_copy_source
 from gateway.handlers.objects import commit, owned_bucket
@@ -42,15 +51,28 @@ async def create_multipart_upload(ctx: Ctx) -> web.StreamResponse:
     bucket = await owned_bucket(ctx)
     key = check_key(ctx.key)
     req = ctx.request
+    declared = request_checksums(req.headers)
+    alg = declared.algorithm
+    kind = declared.checksum_type
+    if kind is ChecksumType.FULL_OBJECT and alg is not None and not alg.is_crc:
+        raise errors.InvalidRequest(
+            f"The FULL_OBJECT checksum type is not supported for {alg.aws_name}.")
+    if kind is None and alg is ChecksumAlgorithm.CRC64NVME:
+        kind = ChecksumType.FULL_OBJECT         # AWS: CRC64NVME is always full-object
     upload = Upload(ctx.key, new_upload_id(), int(time.time() * 1000),
                     headers.stored_headers(req.headers), headers.user_metadata(req.headers),
                     headers.tagging_header(req.headers),
-                    req.headers.get("x-amz-checksum-algorithm", "").upper())
+                    alg.aws_name if alg else "",
+                    (kind or ChecksumType.COMPOSITE).value if alg else "")
     await _uploads(ctx).create(bucket, key, upload)
     body = s3xml.simple("InitiateMultipartUploadResult",
                         [("Bucket", bucket.name), ("Key", ctx.key),
                          ("UploadId", upload.upload_id)])
-    return web.Response(body=body, content_type=XML)
+    hdrs = {}
+    if upload.checksum_alg:
+        hdrs = {"x-amz-checksum-algorithm": upload.checksum_alg,
+                "x-amz-checksum-type": upload.checksum_type}
+    return web.Response(body=body, content_type=XML, headers=hdrs)
 
 
 async def _upload_of(ctx: Ctx) -> tuple[BucketRecord, bytes, Upload]:
@@ -111,14 +133,23 @@ async def upload_part_copy(ctx: Ctx) -> web.StreamResponse:
     return web.Response(body=body, content_type=XML)
 
 
-def _requested_parts(body: bytes) -> list[tuple[int, str]]:
+@dataclass(frozen=True)
+class _Requested:
+    number: int
+    etag: str
+    checksums: dict[str, str]       # ChecksumCRC32 -> value, as the client listed them
+
+
+def _requested_parts(body: bytes) -> list[_Requested]:
     root = s3xml.parse(body, "CompleteMultipartUpload")
     out = []
     for el in s3xml.children(root, "Part"):
         num, etag = s3xml.child_text(el, "PartNumber"), s3xml.child_text(el, "ETag")
         if num is None or etag is None or not num.strip().isdigit():
             raise errors.MalformedXML()
-        out.append((int(num), etag.strip()))
+        sums = {a.aws_name: v.strip() for a in ChecksumAlgorithm
+                if (v := s3xml.child_text(el, "Checksum" + a.aws_name)) is not None}
+        out.append(_Requested(int(num), etag.strip(), sums))
     if not out:
         raise errors.MalformedXML()
     return out
@@ -134,14 +165,18 @@ def _multipart_etag(parts: list[Part]) -> str:
     return f'"{digest.hexdigest()}-{len(parts)}"'
 
 
-def _chosen_parts(requested: list[tuple[int, str]], stored: dict[int, Part]) -> list[Part]:
+def _chosen_parts(requested: list[_Requested], stored: dict[int, Part],
+                  upload: Upload) -> list[Part]:
     chosen: list[Part] = []
-    for i, (num, etag) in enumerate(requested):
-        if i and num <= requested[i - 1][0]:
+    for i, req in enumerate(requested):
+        if i and req.number <= requested[i - 1].number:
             raise errors.InvalidPartOrder()
-        part = stored.get(num)
-        if part is None or part.etag.strip('"') != etag.strip('"'):
-            raise errors.InvalidPart(PartNumber=str(num), ETag=etag)
+        part = stored.get(req.number)
+        if part is None or part.etag.strip('"') != req.etag.strip('"'):
+            raise errors.InvalidPart(PartNumber=str(req.number), ETag=req.etag)
+        given = req.checksums.get(upload.checksum_alg)
+        if given is not None and given != part.checksum:
+            raise errors.InvalidPart(PartNumber=str(req.number), ETag=req.etag)
         chosen.append(part)
     for part in chosen[:-1]:
         if part.size < limits.part_bytes_min:
@@ -155,23 +190,42 @@ async def complete_multipart_upload(ctx: Ctx) -> web.StreamResponse:
     requested = _requested_parts(await read_xml_body(ctx))
     uploads = _uploads(ctx)
     stored = {p.number: p for p in await uploads.parts(bucket, key, upload.upload_id)}
-    chosen = _chosen_parts(requested, stored)
+    chosen = _chosen_parts(requested, stored, upload)
+    sums = _object_checksum(upload, chosen)
     old = await ctx.state.catalog.get_object(bucket, key)
     conditions.check_write(ctx.request.headers, old[0].etag if old else None)
     manifest = Manifest(
         size=sum(p.size for p in chosen), etag=_multipart_etag(chosen),
         mtime_ms=int(time.time() * 1000), headers=upload.headers, meta=upload.meta,
         parts=tuple(p.data for p in chosen if p.data is not None), tags=upload.tags,
-        part_sizes=tuple(p.size for p in chosen))
+        checksums=sums, part_sizes=tuple(p.size for p in chosen))
     await commit(ctx, bucket, key, manifest, old[0] if old else None)
     used = {p.number for p in chosen}
     unused = [p.data for p in stored.values() if p.number not in used and p.data is not None]
     ctx.state.data.forget(unused)
     await uploads.finish(bucket, key, upload.upload_id, list(stored.values()))
-    body = s3xml.simple("CompleteMultipartUploadResult", [
+    fields: list[tuple[str, str | int | bool | None]] = [
         ("Location", f"/{bucket.name}/{ctx.key}"), ("Bucket", bucket.name), ("Key", ctx.key),
-        ("ETag", manifest.etag)])
+        ("ETag", manifest.etag)]
+    fields += [("Checksum" + alg, value) for alg, value in sums.items()]
+    if sums:
+        fields.append(("ChecksumType", upload.checksum_type))
+    body = s3xml.simple("CompleteMultipartUploadResult", fields)
     return web.Response(body=body, content_type=XML)
+
+
+def _object_checksum(upload: Upload, parts: list[Part]) -> dict[str, str]:
+    """The whole upload's checksum from its parts' (AWS: composite "-N" or full-object)."""
+    alg = algorithm_from_aws_name(upload.checksum_alg) if upload.checksum_alg else None
+    if alg is None:
+        return {}
+    if any(not p.checksum for p in parts):
+        raise errors.InvalidRequest(
+            f"The upload was created using the {alg.aws_name} checksum algorithm; "
+            "every part must be uploaded with its checksum.")
+    if upload.checksum_type == ChecksumType.FULL_OBJECT.value:
+        return {alg.aws_name: combine_crc(alg, [(p.checksum, p.size) for p in parts])}
+    return {alg.aws_name: composite_checksum(alg, [p.checksum for p in parts])}
 
 
 async def abort_multipart_upload(ctx: Ctx) -> web.StreamResponse:

@@ -92,11 +92,6 @@ def test_default_upload_stores_its_crc32(cluster: Cluster, bucket: str) -> None:
     assert head.get("ChecksumCRC32") == _crc32_b64(body)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "CompleteMultipartUpload stores no object checksum: an upload created with "
-    "x-amz-checksum-algorithm CRC32 (what upload_fileobj sends by default) must end with the "
-    "COMPOSITE checksum crc32(part crc32s)-N, returned by HEAD/GET with checksum mode and in "
-    "the Complete result (ChecksumCRC32, ChecksumType)"))
 def test_default_multipart_has_composite_checksum(cluster: Cluster, bucket: str) -> None:
     s3: Any = tools.boto3_client(cluster)
     body = random.Random(SEED + 2).randbytes(9 * MIB)
