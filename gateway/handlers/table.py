@@ -6,7 +6,18 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
 
-from gateway.handlers import batch, buckets, copy, listing, multipart, objects, tagging
+from gateway.handlers import (
+    access_ops,
+    attributes,
+    batch,
+    buckets,
+    copy,
+    listing,
+    multipart,
+    objects,
+    post_object,
+    tagging,
+)
 from gateway.state import Ctx
 
 Handler = Callable[[Ctx], Awaitable[web.StreamResponse]]
@@ -28,6 +39,7 @@ HANDLERS: Mapping[str, Handler] = {
     "HeadObject": objects.head_object,
     "DeleteObject": objects.delete_object,
     "DeleteObjects": batch.delete_objects,
+    "GetObjectAttributes": attributes.get_object_attributes,
     "CopyObject": copy.copy_object,
     "GetObjectTagging": tagging.get_object_tagging,
     "PutObjectTagging": tagging.put_object_tagging,
@@ -39,4 +51,20 @@ HANDLERS: Mapping[str, Handler] = {
     "AbortMultipartUpload": multipart.abort_multipart_upload,
     "ListParts": multipart.list_parts,
     "ListMultipartUploads": multipart.list_multipart_uploads,
+    "GetBucketAcl": access_ops.get_bucket_acl,
+    "PutBucketAcl": access_ops.put_bucket_acl,
+    "GetObjectAcl": access_ops.get_object_acl,
+    "PutObjectAcl": access_ops.put_object_acl,
+    "GetBucketPolicy": access_ops.get_bucket_policy,
+    "PutBucketPolicy": access_ops.put_bucket_policy,
+    "DeleteBucketPolicy": access_ops.delete_bucket_policy,
+    "GetBucketPolicyStatus": access_ops.get_bucket_policy_status,
+    "GetPublicAccessBlock": access_ops.get_public_access_block,
+    "PutPublicAccessBlock": access_ops.put_public_access_block,
+    "DeletePublicAccessBlock": access_ops.delete_public_access_block,
+    "GetBucketCors": access_ops.get_bucket_cors,
+    "PutBucketCors": access_ops.put_bucket_cors,
+    "DeleteBucketCors": access_ops.delete_bucket_cors,
+    access_ops.PREFLIGHT: access_ops.preflight,
+    "PostObject": post_object.post_object,
 }

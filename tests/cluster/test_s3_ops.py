@@ -191,3 +191,23 @@ def test_conditionals_and_headers(s3) -> None:  # type: ignore[no-untyped-def]
     assert s3.get_object(Bucket="ops", Key="cond")["Body"].read() == b"v2"
     loc = s3.get_bucket_location(Bucket="ops")
     assert loc["LocationConstraint"] is None
+
+
+def test_get_object_attributes(s3) -> None:  # type: ignore[no-untyped-def]
+    body = b"attributes" * 1000
+    put = s3.put_object(Bucket="ops", Key="attr", Body=body, ChecksumAlgorithm="SHA256")
+    got = s3.get_object_attributes(Bucket="ops", Key="attr", ObjectAttributes=[
+        "ETag", "Checksum", "ObjectSize", "StorageClass", "ObjectParts"])
+    assert got["ETag"] == put["ETag"].strip('"')
+    assert got["ObjectSize"] == len(body) and got["StorageClass"] == "STANDARD"
+    assert got["Checksum"]["ChecksumSHA256"] == put["ChecksumSHA256"]
+    uid = s3.create_multipart_upload(Bucket="ops", Key="attr/mp")["UploadId"]
+    etags = [s3.upload_part(Bucket="ops", Key="attr/mp", UploadId=uid, PartNumber=n,
+                            Body=b"p" * (5 * MIB if n < 3 else 10))["ETag"] for n in (1, 2, 3)]
+    s3.complete_multipart_upload(Bucket="ops", Key="attr/mp", UploadId=uid, MultipartUpload={
+        "Parts": [{"PartNumber": n, "ETag": e} for n, e in zip((1, 2, 3), etags)]})
+    parts = s3.get_object_attributes(Bucket="ops", Key="attr/mp", ObjectAttributes=[
+        "ObjectParts"], MaxParts=2)
+    assert parts["ObjectParts"]["TotalPartsCount"] == 3
+    assert [p["PartNumber"] for p in parts["ObjectParts"]["Parts"]] == [1, 2]
+    assert parts["ObjectParts"]["IsTruncated"] is True
