@@ -3,12 +3,13 @@
 Rules: pure and deterministic (the same state, seed and `now` give the same ring). One
 rebalance runs four phases over a copy of the current assignment:
   1. slots on devices that left the ring are emptied (they must move, whatever the limits);
-  2. partitions whose domain spread is worse than the quotas allow (ring.tiers) give up slots
-     to fix it;
-  3. empty slots are filled top-down: at each level the child below its per-partition floor
-     first, then the least filled (assigned / target) child still below its ceiling;
-  4. balance: a slot moves from a device over its target to one under it while that brings
-     both closer, the cheapest moves that exist.
+  2. partitions whose domain spread breaks a dispersion cap (ring.tiers) give up slots to
+     fix it;
+  3. empty slots are filled top-down: at each level the child below its floor first (fresh
+     builds only), then the least filled (assigned / target) child still under its cap;
+  4. balance: until every device holds floor(target)..ceil(target) slots, a slot moves from
+     a device above its range to one below it; slots that already move in this rebalance
+     are redirected first, since that costs no extra move.
 Phases 2 and 4 are voluntary: they skip partitions moved less than `min_part_hours` ago and
 never take a partition past `max_moves` moved slots in one rebalance, so at least
 width - max_moves fragments of every partition stay where readers find them. Running
@@ -30,9 +31,14 @@ from ring.tiers import Tree, build_tree, ceil_eps, floor_eps
 
 EMPTY = limits.empty_slot_id
 _HOUR_SECONDS = 3600
+_NOTHING: frozenset[int] = frozenset()
 # Balance passes over the under-filled devices; each pass only makes moves that help, so
 # more passes cannot move more than needed, they only cost build time.
 _BALANCE_PASSES = 3
+
+
+def _zero() -> float:
+    return 0.0
 
 
 @dataclass(frozen=True)
@@ -67,8 +73,14 @@ class _Work:
         self.noise = 0.0 if ring.built else 1.0
         self.order = list(range(self.parts))
         rng.shuffle(self.order)
-        # Domains that every partition must use (floor >= 1), top-down.
-        self.required = [i for i in range(1, len(tree.names)) if tree.lo[i] >= 1]
+        # Domains that every partition should use (floor >= 1), top-down. A fresh build
+        # meets every floor. A rebalance keeps the caps (durability) but treats floors as
+        # wishes: enforcing them would keep a removed device's slots in its domain and then
+        # push other slots out of it, moving far more than the device held.
+        floors = not ring.built
+        self.required = [i for i in range(1, len(tree.names)) if tree.lo[i] >= 1 and floors]
+        self.keep_lo = tree.lo if floors else (0,) * len(tree.names)
+        self.up = [self._up(item) for item in range(len(tree.names))]
 
     def _empty(self, ring: Ring) -> array[int]:
         return array("H", [EMPTY]) * (ring.partitions * ring.width)
@@ -145,7 +157,9 @@ class _Work:
 
     def fix_spread(self, p: int) -> None:
         """Give up slots of `p` that sit where the quotas forbid, then refill them."""
-        while self.movable(p):
+        for _ in range(self.width):  # bounded even where slots are free (a fresh build)
+            if not self.movable(p):
+                return
             ids = self.ids(p)
             slot = self._spread_donor(ids, self.counts(ids))
             if slot < 0:
@@ -189,6 +203,9 @@ class _Work:
 
     def tree_path(self, item: int) -> list[int]:
         """Items from a region down to `item`."""
+        return self.up[item]
+
+    def _up(self, item: int) -> list[int]:
         out = []
         while item > 0:
             out.append(item)
@@ -205,7 +222,8 @@ class _Work:
         counts = self.counts(ids)
         for slot, dev in enumerate(ids):
             if dev == EMPTY:
-                chosen = self._choose(counts, self._wanting(counts))
+                wanting = self._wanting(counts) if self.required else _NOTHING
+                chosen = self._choose(counts, wanting)
                 self.slots[base + slot] = chosen
                 self._add(chosen, 1)
                 for item in self.path[chosen]:
@@ -219,25 +237,30 @@ class _Work:
                 out.update(self.tree_path(item))
         return out
 
-    def _choose(self, counts: dict[int, int], wanting: set[int]) -> int:
-        tree, item = self.tree, 0
-        random_ = self.rng.random if self.noise else float
-        while tree.children[item]:
-            best, best_score = -1, 0.0
-            for kid in tree.children[item]:
-                n = counts.get(kid, 0)
-                if n >= self.hi[kid]:
+    def _choose(self, counts: dict[int, int], wanting: frozenset[int] | set[int]) -> int:
+        """Walk down from the root: at each level the child below its floor first, then the
+        least filled (assigned / target) child under its cap. Hot loop of a fresh build."""
+        children, hi, step, assigned = self.tree.children, self.hi, self.step, self.assigned
+        # Up to one slot's worth of noise in a fresh build: without it, equal devices are
+        # picked in a fixed cycle and the same few device combinations repeat across
+        # partitions, which leaves later rebalances few ways to move a slot in one step.
+        random_ = self.rng.random if self.noise else _zero
+        get = counts.get
+        item = 0
+        kids = children[0]
+        while kids:
+            best, best_score = -1, -2e9
+            for kid in kids:
+                if get(kid, 0) >= hi[kid]:
                     continue
-                # Domains below their floor first, then the least filled relative to target.
-                score = (kid in wanting) * 1e9 - self.assigned[kid] * self.step[kid]
-                # Up to one slot's worth of noise: without it, equal devices are picked in a
-                # fixed cycle and the same few device combinations repeat across partitions,
-                # which leaves later rebalances few ways to move a slot in one step.
-                score += random_() * self.step[kid]
-                if best < 0 or score > best_score:
+                score = (random_() - assigned[kid]) * step[kid]
+                if kid in wanting:
+                    score += 1e9
+                if score > best_score:
                     best, best_score = kid, score
             item = best if best >= 0 else self._fallback(item, counts)
-        return tree.device_ids[item]
+            kids = children[item]
+        return self.tree.device_ids[item]
 
     def _fallback(self, item: int, counts: dict[int, int]) -> int:
         """A child with a free device when every child is at its ceiling (a partition that
@@ -332,7 +355,8 @@ class _Work:
     def _swap_keeps_spread(self, counts: dict[int, int], old: int, new: int) -> bool:
         for a_old, a_new in zip(self.path[old], self.path[new], strict=True):
             if a_old != a_new and (
-                counts.get(a_new, 0) + 1 > self.hi[a_new] or counts[a_old] - 1 < self.lo[a_old]
+                counts.get(a_new, 0) + 1 > self.hi[a_new]
+                or counts[a_old] - 1 < self.keep_lo[a_old]
             ):
                 return False
         return True

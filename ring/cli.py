@@ -23,7 +23,7 @@ from ring import state as st
 from ring.builder import rebalance
 from ring.model import Device, Ring
 from ring.plan import Plan, diff
-from ring.ringfile import RingFileError, load, load_state, save_state
+from ring.ringfile import RingFileError, load, load_state, loads, save_state
 from ring.validate import Finding, balance_table, ok, validate
 
 
@@ -235,7 +235,8 @@ def _publish(args: argparse.Namespace) -> tuple[Any, str, int]:
     ring = _loaded_for_publish(data)
     name = args.name or os.path.basename(args.ring)
     timeout = _float(args.timeout, "--timeout")
-    results = publisher.publish(data, name, _publish_addrs(ring), timeout)
+    addrs = sorted(set(_publish_addrs(ring)) | set(args.to or []))
+    results = publisher.publish(data, name, addrs, timeout)
     failed = [r for r in results if not r.ok]
     doc = {"name": name, "version": ring.version,
            "nodes": [{"addr": r.addr, "ok": r.ok, "detail": r.detail} for r in results]}
@@ -244,8 +245,6 @@ def _publish(args: argparse.Namespace) -> tuple[Any, str, int]:
 
 
 def _loaded_for_publish(data: bytes) -> Ring:
-    from ring.ringfile import loads
-
     ring = loads(data)
     if not ring.built:
         raise CliError("the ring has never been rebalanced; nothing to publish")
@@ -311,6 +310,8 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("ring")
     p.add_argument("--name", help="ring name on the nodes (default: the file's name)")
     p.add_argument("--timeout", default="10", help="seconds per node")
+    p.add_argument("--to", action="append", metavar="HOST:PORT",
+                   help="also push to this admin endpoint (a gateway); repeatable")
 
 
 def main(argv: list[str] | None = None) -> int:

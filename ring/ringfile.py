@@ -26,7 +26,7 @@ import xxhash
 
 from ring import limits
 from ring.model import Device, Ring
-from ring.state import BuilderState
+from ring.state import BuilderState, default_max_moves
 
 MAGIC = b"COFFRING"
 FORMAT_VERSION = 1
@@ -93,9 +93,10 @@ def dumps_state(state: BuilderState) -> bytes:
 
 
 def dumps(ring: Ring) -> bytes:
-    """A ring file without builder history (the CLI cannot rebalance from it)."""
-    devices = ring.devices
-    return dumps_state(BuilderState(ring, devices, seed=0, last_moved=array("I")))
+    """A ring file with default builder settings and no move history: the CLI can edit and
+    rebalance it (min_part_hours 1, max moves for its width, seed 0)."""
+    state = BuilderState(ring, ring.devices, max_moves=default_max_moves(ring.width), seed=0)
+    return dumps_state(state)
 
 
 def _body(data: bytes) -> dict[str, Any]:

@@ -91,6 +91,8 @@ def add_device(state: BuilderState, dev: Device) -> BuilderState:
     # An id still named by readers' previous assignment must keep meaning the old device.
     if any(d.id == dev.id for d in state.ring.retired) or dev.id in state.failed:
         raise RingInputError(f"device id {dev.id} was used by a removed device; pick another")
+    if any(d.id == dev.id for d in state.ring.devices):
+        raise RingInputError(f"device id {dev.id} is being removed; rebalance or pick another")
     if len(state.devices) >= limits.devices_count_max:
         raise RingInputError(f"too many devices (max {limits.devices_count_max})")
     devices = tuple(sorted((*state.devices, dev), key=lambda d: d.id))

@@ -2,16 +2,19 @@
 
 Rules: pure. The tree has one item per region, zone, node and device (levels 1..4) under a
 root (level 0). Each item gets a quota q = the number of a partition's slots it holds on
-average; every partition gives it at least floor(q) slots (`lo`, so that every domain with a
-quota >= 1 is used) and at most its dispersion cap (`hi`, below), so that a change of weights
-does not force moves that durability does not need.
+average. Every partition gives it at most its dispersion cap (`hi`, below: the durability
+rule, always kept) and, in a fresh build, at least floor(q) slots (`lo`, so that every domain
+with a quota >= 1 is used; a rebalance keeps floors where it can but does not move data for
+them).
 
 Quotas are computed top-down. Dispersion comes first, weight second (the documented rule
 when they conflict): a parent with quota Q splits it among its children in proportion to
 their weight, but no child may get more than `cap` slots per partition, where cap is the
-smallest number with sum(min(cap, devices in child)) >= ceil(Q): the most even spread the
-cluster allows (most-unique first: regions, then zones, nodes, devices). A child whose weight
-asks for more than cap is clamped and the rest spills to its siblings; validate reports that.
+smallest number with sum(min(cap, devices in child)) >= the parent's own cap (the root's is
+the width): the most even spread the cluster allows (most-unique first: regions, then
+zones, nodes, devices); ring.validate checks the same bound, computed on its own. A child
+whose weight asks for more than cap is clamped and the rest spills to its siblings; validate
+reports that.
 A device's cap is 1, so a partition never holds two slots on one device.
 """
 
@@ -57,11 +60,12 @@ class Tree:
 
 
 def _split(
-    q: float, kids: Sequence[int], weight: list[float], cap: list[int]
+    q: float, most: int, kids: Sequence[int], weight: list[float], cap: list[int]
 ) -> list[tuple[float, int]]:
-    """Water-fill q over kids by weight, each kid bounded by the dispersion cap. Returns
+    """Water-fill quota q over kids by weight, each kid bounded by the dispersion cap that
+    spreads `most` slots (the parent's own cap) as evenly as the kids' sizes allow. Returns
     each kid's quota and cap."""
-    need = ceil_eps(q)
+    need = most
     spread = 1
     while sum(min(spread, cap[k]) for k in kids) < need and spread < need:
         spread += 1
@@ -118,7 +122,7 @@ def build_tree(devices: Sequence[Device], width: int) -> Tree:
     for item in range(n):  # parents come before children: items were numbered top-down
         kids = children[item]
         if kids:
-            split = _split(quota[item], kids, weight, capacity)
+            split = _split(quota[item], hi[item], kids, weight, capacity)
             for k, (q, bound) in zip(kids, split, strict=True):
                 quota[k], hi[k] = q, bound
     return Tree(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import random
 from collections import Counter
 
@@ -15,7 +14,7 @@ def cluster(
     regions: int, zones: int, nodes: int, devs: int, weight: float = 1.0, port: int = 7000
 ) -> list[Device]:
     """A symmetric cluster: regions x zones x nodes x devices, one node process per node."""
-    out = []
+    out: list[Device] = []
     for r in range(regions):
         for z in range(zones):
             for n in range(nodes):
@@ -107,25 +106,14 @@ def spread_ok(ring: Ring) -> bool:
 
 
 def weighted_quotas_fit(devices: list[Device], width: int) -> bool:
-    """True when weight-proportional quotas respect the even-spread rule at every level, so
-    that every device can get its weighted share (the "weights allow" of the balance goal)."""
-    weight: Counter[str] = Counter()
+    """True when every domain's weighted share of a partition's slots stays within its
+    spread limit, so that every device can get its weighted share: the "weights allow" of
+    the balance and movement goals."""
+    weight: dict[str, float] = {}
     for dev in devices:
         parts = dev.domain.split("/")
         for depth in range(5):
-            weight["/".join(parts[:depth])] += dev.weight
-    counts = _path_counts(devices)
-    quota = {k: width * w / weight[""] for k, w in weight.items()}
-    for parent in counts:
-        depth = parent.count("/") + 1 if parent else 0
-        children = [k for k in counts if k and k.rpartition("/")[0] == parent] if depth else [
-            k for k in counts if k and "/" not in k]
-        if not children:
-            continue
-        need = math.ceil(quota[parent] - 1e-9)
-        c = 1
-        while sum(min(c, counts[k]) for k in children) < need:
-            c += 1
-        if any(quota[k] > min(c, counts[k]) + 1e-9 for k in children):
-            return False
-    return True
+            key = "/".join(parts[:depth])
+            weight[key] = weight.get(key, 0.0) + dev.weight
+    limit = spread_limits(devices, width)
+    return all(width * w / weight[""] <= limit[k] + 1e-9 for k, w in weight.items())

@@ -146,6 +146,10 @@ def test_edits_reject_bad_input() -> None:
         st.set_weight(state, 0, 0.0)
     with pytest.raises(st.RingInputError, match="part power"):
         st.new_state(part_power=21, width=6)
+    with pytest.raises(st.RingInputError, match="being removed"):
+        st.add_device(st.remove_device(state, 2), Device(2, "h:1", 1.0, "r/z/n/d"))
+    with pytest.raises(st.RingInputError, match="being removed"):
+        st.add_device(st.remove_device(state, 2), Device(2, "h:1", 1.0, "r/z/n/d"))
     with pytest.raises(st.RingInputError, match="at least 6"):
         rebalance(st.remove_device(state, 1), now=HOUR)
     with pytest.raises(st.RingInputError, match="version"):

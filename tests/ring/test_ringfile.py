@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import msgpack
@@ -109,3 +111,26 @@ def test_reads_format_v1_fixture() -> None:
     assert ring.devices[3].domain == "r0/z1/n0/d1"
     assert ring.slot_ids(0) == (1, 4, 3, 7, 0, 6)
     assert (state.min_part_hours, state.max_moves, state.seed) == (1, 2, 9)
+
+
+def test_bytes_do_not_depend_on_hash_seed() -> None:
+    # Sets and dicts must never decide placement: two processes with different hash seeds
+    # build and rebalance to the same bytes.
+    code = (
+        "import hashlib\n"
+        "from ring import ringfile, state as st\n"
+        "from ring.builder import build_state, rebalance\n"
+        "from tests.ring.clusters import cluster\n"
+        "s = build_state(cluster(2, 2, 2, 2), 6, 6, seed=4)\n"
+        "s = rebalance(st.set_weight(st.remove_device(s, 3), 5, 2.0), now=7200).state\n"
+        "print(hashlib.sha256(ringfile.dumps_state(s)).hexdigest())\n"
+    )
+    root = Path(__file__).parents[2]
+    digests = {
+        subprocess.run(
+            [sys.executable, "-c", code], cwd=root, check=True, capture_output=True, text=True,
+            env={**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(root)},
+        ).stdout
+        for seed in ("1", "2")
+    }
+    assert len(digests) == 1
