@@ -29,6 +29,7 @@ from gateway import acl, errors, policy
 from gateway.acl import Permission
 from gateway.catalog import Catalog
 from gateway.manifest import BucketRecord
+from gateway.router import Endpoint
 
 
 class Basis(Enum):
@@ -38,6 +39,8 @@ class Basis(Enum):
     POLICY = "policy"
     ACL = "acl"
     SIGNED = "signed"           # no bucket involved (or none exists): a signature suffices
+    PREFLIGHT = "preflight"     # a CORS preflight: browsers never sign one; CORS rules decide
+    FORM = "form"               # a browser POST: its signed form decides (handlers/post_object)
 
 
 class Scope(Enum):
@@ -104,6 +107,10 @@ RULES: Mapping[str, Rule] = {
 }
 _DEFAULT = _owner("s3:*")            # every other bucket operation: the owner's alone
 _NO_BUCKET_OPS = frozenset({"ListBuckets", "CreateBucket"})
+PREFLIGHT_OP = "PreflightRequest"
+POST_OBJECT_OP = "PostObject"
+_LIST_OPS = frozenset({"ListObjects", "ListObjectsV2", "ListObjectVersions",
+                       "ListMultipartUploads"})
 _OBJECT_ACL_OPS = frozenset(op for op, r in RULES.items() if r.acl_on is Scope.OBJECT
                             and r.acl_perm is not None)
 
@@ -141,6 +148,14 @@ class PublicAccessBlock:
     def as_tuple(self) -> tuple[bool, bool, bool, bool]:
         return (self.block_public_acls, self.ignore_public_acls, self.block_public_policy,
                 self.restrict_public_buckets)
+
+
+def request_for(endpoint: Endpoint, principal: str | None, source_ip: str,
+                query: Mapping[str, str], headers: Mapping[str, str]) -> AccessRequest:
+    """What authorization needs from one HTTP request."""
+    prefix = query.get("prefix", "") if endpoint.op in _LIST_OPS else None
+    return AccessRequest(endpoint.op, endpoint.bucket, endpoint.key, principal, source_ip,
+                         prefix, headers.get("x-amz-copy-source"))
 
 
 def rule_of(op: str) -> Rule:
@@ -246,6 +261,13 @@ async def _check_copy_source(catalog: Catalog, req: AccessRequest) -> None:
 
 
 async def authorize(catalog: Catalog, req: AccessRequest) -> Decision:
+    if req.op == PREFLIGHT_OP:
+        return Decision(req.principal, Basis.PREFLIGHT, None)
+    if req.op == POST_OBJECT_OP:
+        # The HTTP request is unsigned; the form's signature and policy are checked, and
+        # then `decide` is asked, by the handler once it has read the form.
+        found = await catalog.find_bucket(req.bucket) if req.bucket else None
+        return Decision(None, Basis.FORM, found)
     if req.bucket is None or req.op in _NO_BUCKET_OPS:
         if req.principal is None:
             raise errors.AccessDenied()

@@ -100,12 +100,13 @@ def _bad(message: str) -> MalformedPolicy:
     return MalformedPolicy(message)
 
 
-def _strings(value: Any, what: str) -> tuple[str, ...]:
-    """A JSON string or a non-empty list of strings, as IAM allows for most fields."""
+def _strings(value: Any, what: str, empty_ok: bool = False) -> tuple[str, ...]:
+    """A JSON string or a non-empty list of strings, as IAM allows for most fields
+    (condition values may be "": s3:prefix "" is the bucket's top level)."""
     items = value if isinstance(value, list) else [value]
     if not items or len(items) > policy_values_per_field_max:
         raise _bad(f"Policy has an invalid {what}")
-    if not all(isinstance(v, str) and v for v in items):
+    if not all(isinstance(v, str) and (v or empty_ok) for v in items):
         raise _bad(f"Policy has an invalid {what}")
     return tuple(items)
 
@@ -172,7 +173,7 @@ def _conditions(value: Any) -> tuple[Condition, ...]:
         for key, raw in block.items():
             if not isinstance(key, str) or not key:
                 raise _bad("Policy has an invalid condition key")
-            values = _strings(raw, "condition value")
+            values = _strings(raw, "condition value", empty_ok=True)
             if op in (Operator.IP_ADDRESS, Operator.NOT_IP_ADDRESS):
                 if key.lower() != "aws:sourceip":
                     raise _bad("IpAddress conditions apply only to aws:SourceIp")

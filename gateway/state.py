@@ -7,15 +7,17 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from gateway.audit import AuditLog
 from gateway.catalog import Catalog
 from gateway.config import Config
 from gateway.counters import Counters
-from gateway.credentials import AccessKey
 from gateway.datapath import DataPath
 from gateway.hlc import Clock
 from gateway.metastore import MetaStore
+from gateway.quotas import Quotas
 from gateway.router import Endpoint
 from gateway.sigv4 import AuthResult
+from gateway.tenants import KeyCache
 from ring.ringset import RingSet
 from storage.client import NodeClient
 
@@ -30,11 +32,13 @@ class State:
     catalog: Catalog
     data: DataPath
     counters: Counters
-    keys: dict[str, AccessKey] = field(default_factory=dict)
+    # Access keys from the metadata store, refreshed in the background (gateway.tenants).
+    keys: KeyCache = field(default_factory=lambda: KeyCache(None, []))
+    quotas: Quotas | None = None        # None: no quota is ever checked
+    audit: AuditLog | None = None       # None: no audit lines
 
     def secret_of(self, access_key: str) -> str | None:
-        key = self.keys.get(access_key)
-        return key.secret_key if key is not None else None
+        return self.keys.secret_of(access_key)
 
 
 @dataclass
@@ -47,6 +51,9 @@ class Ctx:
     auth: AuthResult | None
     tenant: str | None
     request_id: str = field(default_factory=lambda: secrets.token_hex(8).upper())
+    # Who signed the request (None: anonymous). `tenant` is whom the handler acts for: the
+    # principal, or the bucket owner when a policy or ACL granted a non-owner (gateway.access).
+    principal: str | None = None
 
     @property
     def bucket_name(self) -> str:

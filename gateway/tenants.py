@@ -141,12 +141,15 @@ def ensure_master_key(data_root: Path) -> Path:
     return path
 
 
-def load_master_key(data_root: Path) -> bytes:
-    """COFFRE_MASTER_KEY wins; else the data root's master.key, created when missing."""
+def load_master_key(data_root: Path, create: bool = True) -> bytes:
+    """COFFRE_MASTER_KEY wins; else the data root's master.key, created when missing (unless
+    `create` is False: an admin command pointed at the wrong data root must not mint one)."""
     env = os.environ.get(MASTER_KEY_ENV)
     if env:
         return _decode_master(env, MASTER_KEY_ENV)
-    path = ensure_master_key(data_root)
+    path = ensure_master_key(data_root) if create else data_root / MASTER_KEY_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"no master key at {path} (is COFFRE_DATA the cluster's?)")
     return _decode_master(path.read_text(), str(path))
 
 

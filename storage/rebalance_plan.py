@@ -20,6 +20,7 @@ from enum import Enum
 from typing import Any
 
 from ring.model import Ring
+from storage.erasure import Codec
 
 PROGRESS_FORMAT = 1
 MB = 1_000_000  # the CLI's MB/s are decimal megabytes, as network links are sold
@@ -61,15 +62,19 @@ def owned_slot(ring: Ring, device_id: int, partition: int) -> int | None:
 def k_candidates(width: int, guess: int | None, available: int) -> list[int]:
     """Values of k to try when rebuilding a fragment of a `width`-slot ring, best first.
 
-    The data ring says k+m only. A wrong k is caught while rebuilding (one more fragment
-    than k is read and re-derived), so candidates are tried in turn: the guess first
-    (the policy the operator configured), then 1 (replication), then the rest.
+    The data ring says k+m only. A k below the number of available fragments is checked
+    while rebuilding (one more fragment than k is read and re-derived), so such candidates
+    are tried in turn: the guess first (the configured policy), then 1 (replication), then
+    the rest. A k that cannot be checked (as many fragments as k) is only ever the guess:
+    fewer fragments than that (an orphan of an aborted write) are not rebuilt at all.
     """
     order = [guess] if guess is not None else []
     order += [1, *range(width - 1, 1, -1)]
     out: list[int] = []
     for k in order:
-        if k is not None and 1 <= k <= min(available, max(1, width - 1)) and k not in out:
+        if k is None or k in out or not 1 <= k <= max(1, width - 1):
+            continue
+        if k < available or (k == available and k == guess):
             out.append(k)
     return out
 
@@ -199,6 +204,7 @@ class Counters:
     fragments_rebuilt: int = 0
     meta_copied: int = 0
     errors: int = 0
+    unrecoverable: int = 0  # data ids with fragments too few to rebuild from (orphans?)
 
     def plus(self, other: Counters) -> Counters:
         return Counters(*(a + b for a, b in zip(dataclasses.astuple(self),
@@ -210,7 +216,10 @@ class Progress:
     """What a device has finished for one set of ring versions (persisted beside its index).
 
     `done` lists finished work units as "ring-name:partition"; a change of any ring version
-    starts a new set (the counters since that change restart at zero, `total` keeps all).
+    starts a new set. The counters `since_change` restart at zero on a change that finds the
+    previous movement settled (its last pass clean); a change that lands while data still
+    moves (two rings published one after the other) keeps counting: the operator sees one
+    movement. `total` keeps everything.
     """
 
     versions: Mapping[str, int] = field(default_factory=dict)
@@ -220,12 +229,14 @@ class Progress:
     paused: bool = False
     bytes_per_s: float = 0.0
     concurrency: int = 4
+    settled: bool = True  # the last pass on `versions` finished with nothing left
 
     def with_versions(self, versions: Mapping[str, int]) -> Progress:
         if dict(versions) == dict(self.versions):
             return self
+        counters = Counters() if self.settled else self.since_change
         return dataclasses.replace(self, versions=dict(versions), done=frozenset(),
-                                   since_change=Counters())
+                                   since_change=counters, settled=False)
 
     def unit_done(self, unit: str, delta: Counters) -> Progress:
         return dataclasses.replace(self, done=self.done | {unit},
@@ -240,7 +251,8 @@ class Progress:
         return {"format": PROGRESS_FORMAT, "versions": dict(self.versions),
                 "done": sorted(self.done), "since_change": dataclasses.asdict(self.since_change),
                 "total": dataclasses.asdict(self.total), "paused": self.paused,
-                "bytes_per_s": self.bytes_per_s, "concurrency": self.concurrency}
+                "bytes_per_s": self.bytes_per_s, "concurrency": self.concurrency,
+                "settled": self.settled}
 
     @classmethod
     def from_json(cls, raw: Any) -> Progress:
@@ -253,13 +265,47 @@ class Progress:
                        since_change=Counters(**raw["since_change"]),
                        total=Counters(**raw["total"]), paused=bool(raw["paused"]),
                        bytes_per_s=float(raw["bytes_per_s"]),
-                       concurrency=int(raw["concurrency"]))
+                       concurrency=int(raw["concurrency"]),
+                       settled=bool(raw.get("settled", True)))
         except (AttributeError, KeyError, TypeError, ValueError):
             return cls()
 
 
 def unit_name(ring_name: str, partition: int) -> str:
     return f"{ring_name}:{partition}"
+
+
+class Pace:
+    """A token bucket with debt, fed the clock: a caller takes the bytes it is about to
+    move and waits what `take` returns. Rate 0 means unlimited."""
+
+    def __init__(self, bytes_per_s: float, burst_bytes: int = 256 * 1024) -> None:
+        self.bytes_per_s = bytes_per_s
+        self.burst_bytes = burst_bytes
+        self._tokens = float(burst_bytes)
+        self._stamp: float | None = None
+
+    def take(self, n: int, now: float) -> float:
+        """Seconds to wait before moving `n` bytes at `now`."""
+        if self.bytes_per_s <= 0:
+            return 0.0
+        if self._stamp is not None:
+            self._tokens = min(float(self.burst_bytes),
+                               self._tokens + (now - self._stamp) * self.bytes_per_s)
+        self._stamp = now
+        self._tokens -= n
+        return max(0.0, -self._tokens / self.bytes_per_s)
+
+
+def derive(codec: Codec, have: Mapping[int, bytes], use: Sequence[int], want: int,
+           check: int | None) -> tuple[bytes, bool]:
+    """Fragment `want`'s window from the windows of `use`, and whether the window of
+    `check` (one more source, when there is one) re-derives from them too."""
+    src = {i: have[i] for i in use}
+    out = bytes(codec.rebuild(src, want))
+    if check is None:
+        return out, True
+    return out, bytes(codec.rebuild(src, check)) == have[check]
 
 
 def eta_seconds(bytes_left: int, rate_bytes_per_s: float) -> float | None:
@@ -272,15 +318,17 @@ def eta_seconds(bytes_left: int, rate_bytes_per_s: float) -> float | None:
 
 
 _SUMMED = ("bytes_moved", "bytes_left", "fragments_moved", "fragments_rebuilt", "bytes_rebuilt",
-           "meta_copied", "errors", "units_total", "units_done", "rate_bytes_per_s")
+           "meta_copied", "errors", "unrecoverable", "units_total", "units_done",
+           "rate_bytes_per_s", "bytes_transferred")
 
 
 def aggregate(statuses: Mapping[str, Mapping[str, Any] | None],
               expected: Iterable[str] = ()) -> dict[str, Any]:
     """Totals over the nodes' status documents; a node that did not answer (None) is an
     error and makes `done` false, as does a node of the ring that was not asked."""
-    nodes = {addr: (dict(s) if s is not None else {"reachable": False, "done": False})
-             for addr, s in sorted(statuses.items())}
+    nodes: dict[str, dict[str, Any]] = {
+        addr: (dict(s) if s is not None else {"reachable": False, "done": False})
+        for addr, s in sorted(statuses.items())}
     missing = sorted(set(expected) - set(nodes))
     out: dict[str, Any] = {k: 0 for k in _SUMMED}
     for s in nodes.values():
@@ -292,6 +340,11 @@ def aggregate(statuses: Mapping[str, Mapping[str, Any] | None],
     out["paused"] = any(s.get("paused") for s in nodes.values())
     out["done"] = bool(nodes) and not unreachable and all(s.get("done") for s in nodes.values())
     out["eta_s"] = max_eta(s.get("eta_s") for s in nodes.values() if not s.get("done"))
+    totals: dict[str, int] = {}
+    for s in nodes.values():
+        for k, v in (s.get("total") or {}).items():
+            totals[k] = totals.get(k, 0) + int(v)
+    out["total"] = totals  # since each node's process started using its devices
     out["nodes"] = nodes
     return out
 

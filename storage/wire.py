@@ -13,6 +13,11 @@ Paths (keys travel as "k" + hex so that an empty key still makes a path segment)
     GET    /v1/summary/{dev}/{part}             JSON
     PUT|GET /admin/rings/{name}; GET /admin/info; GET /health/live
     GET    /v1/rpc                              WebSocket: the framed RPC channel (rpc.py)
+    GET    /v1/fragsum/{dev}/{part}/{key}       JSON {"size", "xxh3"} of the stored body
+    GET    /admin/rebalance                     JSON status of the rebalancer (rebalancer.py)
+    POST   /admin/rebalance/pause|resume        JSON status
+    POST   /admin/rebalance/throttle?bytes_per_s=&concurrency=     JSON status
+    GET    /admin/rebalance/sizes               JSON {"devices": {id: [[part, frags, bytes]]}}
 Statuses: 404 missing, 416 bad range, 422 corrupt (quarantined), 507 full, 503 device failed,
 400 bad request. Error bodies are JSON {"error": class name, "reason": text}.
 """
@@ -20,6 +25,8 @@ Statuses: 404 missing, 416 bad range, 422 corrupt (quarantined), 507 full, 503 d
 from __future__ import annotations
 
 RPC_PATH = "/v1/rpc"
+REBALANCE_PATH = "/admin/rebalance"
+FRAGSUM_PATH = "/v1/fragsum/{dev}/{part}/{key}"
 
 H_SIZE = "X-Coffre-Size"
 H_TS = "X-Coffre-Ts"
@@ -43,3 +50,7 @@ def frag_path(device: int, partition: int, key: bytes) -> str:
 
 def meta_path(device: int, partition: int, key: bytes) -> str:
     return f"/v1/meta/{device}/{partition}/{key_to_path(key)}"
+
+
+def fragsum_path(device: int, partition: int, key: bytes) -> str:
+    return f"/v1/fragsum/{device}/{partition}/{key_to_path(key)}"

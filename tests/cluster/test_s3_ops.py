@@ -205,7 +205,7 @@ def test_get_object_attributes(s3) -> None:  # type: ignore[no-untyped-def]
     etags = [s3.upload_part(Bucket="ops", Key="attr/mp", UploadId=uid, PartNumber=n,
                             Body=b"p" * (5 * MIB if n < 3 else 10))["ETag"] for n in (1, 2, 3)]
     s3.complete_multipart_upload(Bucket="ops", Key="attr/mp", UploadId=uid, MultipartUpload={
-        "Parts": [{"PartNumber": n, "ETag": e} for n, e in zip((1, 2, 3), etags)]})
+        "Parts": [{"PartNumber": n, "ETag": e} for n, e in zip((1, 2, 3), etags, strict=True)]})
     parts = s3.get_object_attributes(Bucket="ops", Key="attr/mp", ObjectAttributes=[
         "ObjectParts"], MaxParts=2)
     assert parts["ObjectParts"]["TotalPartsCount"] == 3
