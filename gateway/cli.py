@@ -52,6 +52,7 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from gateway.admin_cli import add_commands as admin_commands
     from gateway.status import add_commands as status_commands
     from ring.cli import add_commands as ring_commands
     from storage.cli import add_commands as node_commands
@@ -71,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     ring_commands(sub)
     node_commands(sub)
     status_commands(sub)
+    admin_commands(sub)
     return parser
 
 

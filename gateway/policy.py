@@ -152,6 +152,7 @@ def _resources(value: Any, bucket: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+@lru_cache(maxsize=1024)
 def _network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
     try:
         return ipaddress.ip_network(text, strict=False)
@@ -251,10 +252,17 @@ def object_arn(bucket: str, key: str) -> str:
     return f"{ARN_PREFIX}{bucket}/{key}"
 
 
+@lru_cache(maxsize=4096)
+def _wildcard(pattern: str) -> re.Pattern[str]:
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.compile(regex, re.DOTALL)
+
+
 def _like(pattern: str, value: str) -> bool:
     """IAM wildcards: `*` any run, `?` one character; nothing else is special."""
-    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.fullmatch(regex, value, re.DOTALL) is not None
+    if "*" not in pattern and "?" not in pattern:
+        return pattern == value
+    return _wildcard(pattern).fullmatch(value) is not None
 
 
 def _principal_matches(stmt: Statement, principal: str | None) -> bool:

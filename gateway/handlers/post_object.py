@@ -1,0 +1,147 @@
+"""PostObject: a browser's multipart/form-data upload, authorized by its signed POST policy.
+
+Dispatch lets PostObject through unauthenticated (the HTTP request carries no signature);
+this handler reads the form, verifies the policy's signature and conditions
+(gateway.postpolicy), then asks gateway.access whether the signer (or, for an unsigned
+form, anyone) may PutObject that key, exactly as for a PUT. The file part is buffered,
+within post_upload_bytes_max, because its size is known only at its end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from urllib.parse import urlencode
+
+from aiohttp import BodyPartReader, web
+
+from gateway import access, acl, errors, postpolicy, s3xml
+from gateway.access import PublicAccessBlock
+from gateway.handlers.objects import commit
+from gateway.manifest import BucketRecord, Manifest
+from gateway.names import check_key
+from gateway.state import Ctx
+
+
+class MalformedPOSTRequest(errors.S3Error):
+    code = "MalformedPOSTRequest"
+    status = 400
+    default_message = "The body of your POST request is not well-formed multipart/form-data."
+
+
+_STATUSES = {"200": 200, "201": 201, "204": 204}
+_STORED = {"content-type": "Content-Type", "cache-control": "Cache-Control",
+           "content-disposition": "Content-Disposition", "content-encoding": "Content-Encoding",
+           "expires": "Expires"}
+
+
+async def _read_part(part: BodyPartReader, limit: int, too_big: errors.S3Error) -> bytes:
+    out = bytearray()
+    while chunk := await part.read_chunk(64 * 1024):
+        out += chunk
+        if len(out) > limit:
+            raise too_big
+    return bytes(out)
+
+
+async def _read_form(ctx: Ctx) -> tuple[dict[str, str], bytes, str]:
+    """Form fields (names lower-cased), the file's bytes, and its filename."""
+    try:
+        reader = await ctx.request.multipart()
+    except (AssertionError, ValueError, KeyError):
+        raise errors.InvalidArgument("POST requires multipart/form-data") from None
+    fields: dict[str, str] = {}
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, BodyPartReader) or part.name is None:
+            raise MalformedPOSTRequest()
+        name = part.name.lower()
+        if name == "file":
+            data = await _read_part(part, postpolicy.post_upload_bytes_max,
+                                    errors.EntityTooLarge())
+            return fields, data, part.filename or ""
+        raw = await _read_part(part, postpolicy.post_field_bytes_max,
+                               errors.InvalidArgument("A form field is too large"))
+        if len(fields) >= postpolicy.post_fields_max:
+            raise errors.InvalidArgument("Too many form fields")
+        fields[name] = raw.decode("utf-8", "replace")
+    raise errors.InvalidArgument("Bucket POST must contain a file field.",
+                                 ArgumentName="file")
+
+
+def _authorize(ctx: Ctx, bucket: BucketRecord, fields: dict[str, str], size: int,
+               filename: str) -> str:
+    """Check signature, policy and permission; return the key to write."""
+    state = ctx.state
+    access_key = postpolicy.verify_signature(fields, state.secret_of, state.config.region)
+    principal = state.keys.tenant_of(access_key) if access_key is not None else None
+    if "key" not in fields:
+        raise errors.InvalidArgument("Bucket POST must contain a field named 'key'.",
+                                     ArgumentName="key")
+    checked = {**fields, "bucket": bucket.name}
+    if access_key is not None:
+        policy = postpolicy.parse_policy(fields["policy"])
+        postpolicy.check_policy(policy, checked, size, datetime.now(UTC))
+    # The policy speaks of the key as the form sent it; permission, of the key written.
+    key = fields["key"].replace("${filename}", filename)
+    request = access.AccessRequest("PutObject", bucket.name, key, principal,
+                                   ctx.request.remote or "")
+    access.decide(request, bucket)
+    return key
+
+
+def _manifest(fields: dict[str, str], data: bytes, owner: str,
+              bucket: BucketRecord) -> Manifest:
+    headers = {h: fields[f] for f, h in _STORED.items() if f in fields}
+    headers.setdefault("Content-Type", "binary/octet-stream")
+    meta = {k[len("x-amz-meta-"):]: v for k, v in fields.items() if k.startswith("x-amz-meta-")}
+    grants: acl.Grants = ()
+    if "acl" in fields:
+        grants = acl.canned(fields["acl"], owner)
+        if PublicAccessBlock.of(bucket).block_public_acls and acl.is_public(grants):
+            raise errors.AccessDenied("Access Denied: public ACLs are blocked on this bucket")
+    etag = f'"{hashlib.md5(data).hexdigest()}"'
+    return Manifest(len(data), etag, int(time.time() * 1000), headers, meta, acl=grants)
+
+
+async def _store(ctx: Ctx, bucket: BucketRecord, key: bytes, m: Manifest,
+                 data: bytes) -> Manifest:
+    state = ctx.state
+    if len(data) <= state.config.inline_max_bytes:
+        return Manifest(m.size, m.etag, m.mtime_ms, m.headers, m.meta, inline=data, acl=m.acl)
+
+    async def body() -> AsyncIterator[bytes]:
+        yield data
+    ref = await state.data.write(body(), len(data), bucket.k, bucket.m, lambda _b: None)
+    return Manifest(m.size, m.etag, m.mtime_ms, m.headers, m.meta, parts=(ref,), acl=m.acl)
+
+
+def _answer(fields: dict[str, str], bucket: str, key: str, etag: str) -> web.Response:
+    redirect = fields.get("success_action_redirect") or fields.get("redirect")
+    if redirect:
+        query = urlencode({"bucket": bucket, "key": key, "etag": etag})
+        sep = "&" if "?" in redirect else "?"
+        return web.Response(status=303, headers={"Location": f"{redirect}{sep}{query}",
+                                                 "ETag": etag})
+    status = _STATUSES.get(fields.get("success_action_status", "204"), 204)
+    if status != 201:
+        return web.Response(status=status, headers={"ETag": etag})
+    body = s3xml.simple("PostResponse", [("Location", f"/{bucket}/{key}"), ("Bucket", bucket),
+                                         ("Key", key), ("ETag", etag)])
+    return web.Response(status=201, body=body, content_type="application/xml",
+                        headers={"ETag": etag})
+
+
+async def post_object(ctx: Ctx) -> web.StreamResponse:
+    bucket = await ctx.state.catalog.bucket(ctx.bucket_name)
+    fields, data, filename = await _read_form(ctx)
+    key_text = _authorize(ctx, bucket, fields, len(data), filename)
+    key = check_key(key_text)
+    manifest = _manifest(fields, data, bucket.owner, bucket)
+    if ctx.state.quotas is not None:
+        await ctx.state.quotas.check(bucket, len(data), key)
+    old = await ctx.state.catalog.get_object(bucket, key)
+    stored = await _store(ctx, bucket, key, manifest, data)
+    await commit(ctx, bucket, key, stored, old[0] if old else None)
+    return _answer(fields, bucket.name, key_text, stored.etag)

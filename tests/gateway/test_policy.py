@@ -1,0 +1,246 @@
+"""Bucket policies: validation (MalformedPolicy) and evaluation (Deny over Allow, wildcards,
+principals, aws:SourceIp and s3:prefix conditions); POST policies of browser uploads."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gateway import errors, policy, postpolicy, sigv4
+from gateway.policy import MalformedPolicy, Verdict, evaluate, parse
+
+BUCKET = "open-data"
+
+
+def doc(*statements: dict[str, Any]) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
+
+
+def stmt(effect: str = "Allow", principal: Any = "*", action: Any = "s3:GetObject",
+         resource: Any = f"arn:aws:s3:::{BUCKET}/*", **extra: Any) -> dict[str, Any]:
+    return {"Effect": effect, "Principal": principal, "Action": action, "Resource": resource,
+            **extra}
+
+
+def obj(key: str) -> str:
+    return policy.object_arn(BUCKET, key)
+
+
+NO_CTX: dict[str, str] = {}
+
+
+# ---- validation --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", [
+    "not json",
+    "[]",
+    json.dumps({"Version": "2012-10-17"}),
+    json.dumps({"Version": "1999-01-01", "Statement": [stmt()]}),
+    json.dumps({"Version": "2012-10-17", "Statement": []}),
+    doc(stmt(effect="Maybe")),
+    doc({"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject"}),   # no Resource
+    doc(stmt(action="ec2:RunInstances")),
+    doc(stmt(action=[])),
+    doc(stmt(resource="arn:aws:s3:::another-bucket/*")),
+    doc(stmt(resource="open-data/*")),
+    doc(stmt(principal={"Service": "lambda.amazonaws.com"})),
+    doc(stmt(principal={"AWS": "arn:aws:iam::tenant:user/bob"})),
+    doc(stmt(Condition={"DateGreaterThan": {"aws:CurrentTime": "2020-01-01"}})),
+    doc(stmt(Condition={"IpAddress": {"aws:SourceIp": "not-an-ip"}})),
+    doc(stmt(Condition={"IpAddress": {"s3:prefix": "10.0.0.0/8"}})),
+    doc({**stmt(), "NotAction": "s3:PutObject"}),
+    json.dumps({"Version": "2012-10-17", "Statement": [stmt()], "Extra": 1}),
+    "{" + '"a":' * 0 + "}",
+])
+def test_malformed_policies_are_refused(text: str) -> None:
+    with pytest.raises(MalformedPolicy) as exc:
+        parse(text, BUCKET)
+    assert exc.value.status == 400 and exc.value.code == "MalformedPolicy"
+
+
+def test_oversized_policy_is_refused() -> None:
+    big = doc(*[stmt(Sid=f"s{i}", resource=[obj(f"k{i}-{'x' * 150}")]) for i in range(150)])
+    assert len(big) > policy.policy_bytes_max
+    with pytest.raises(MalformedPolicy):
+        parse(big, BUCKET)
+
+
+def test_valid_policy_shapes() -> None:
+    p = parse(json.dumps({
+        "Version": "2012-10-17", "Id": "open",
+        "Statement": {"Sid": "read", "Effect": "Allow", "Principal": {"AWS": ["*"]},
+                      "Action": ["s3:GetObject", "s3:ListBucket"],
+                      "Resource": [f"arn:aws:s3:::{BUCKET}", obj("*")]},
+    }), BUCKET)
+    assert len(p.statements) == 1
+    s = p.statements[0]
+    assert s.sid == "read" and s.principals == ("*",)
+    assert s.actions == ("s3:getobject", "s3:listbucket")
+    named = parse(doc(stmt(principal={"AWS": ["arn:aws:iam::agency-a:root", "agency-b"]})),
+                  BUCKET)
+    assert named.statements[0].principals == ("agency-a", "agency-b")
+
+
+# ---- evaluation --------------------------------------------------------------------------
+
+
+def test_anonymous_read_allowed_by_public_policy() -> None:
+    p = parse(doc(stmt()), BUCKET)
+    assert evaluate(p, None, "s3:GetObject", obj("a/b.csv"), NO_CTX) is Verdict.ALLOW
+    assert evaluate(p, "agency-a", "s3:GetObject", obj("x"), NO_CTX) is Verdict.ALLOW
+    assert evaluate(p, None, "s3:PutObject", obj("x"), NO_CTX) is Verdict.NONE
+    assert evaluate(p, None, "s3:ListBucket", policy.bucket_arn(BUCKET), NO_CTX) is \
+        Verdict.NONE
+
+
+def test_deny_overrides_allow_in_any_order() -> None:
+    allow = stmt(action="s3:*")
+    deny = stmt(effect="Deny", action="s3:GetObject", resource=obj("secret/*"))
+    for order in ((allow, deny), (deny, allow)):
+        p = parse(doc(*order), BUCKET)
+        assert evaluate(p, None, "s3:GetObject", obj("secret/x"), NO_CTX) is Verdict.DENY
+        assert evaluate(p, None, "s3:GetObject", obj("public/x"), NO_CTX) is Verdict.ALLOW
+
+
+def test_named_principal_only() -> None:
+    p = parse(doc(stmt(principal={"AWS": "agency-a"}, action="s3:PutObject")), BUCKET)
+    assert evaluate(p, "agency-a", "s3:PutObject", obj("k"), NO_CTX) is Verdict.ALLOW
+    assert evaluate(p, "agency-b", "s3:PutObject", obj("k"), NO_CTX) is Verdict.NONE
+    assert evaluate(p, None, "s3:PutObject", obj("k"), NO_CTX) is Verdict.NONE
+
+
+def test_action_and_resource_wildcards() -> None:
+    p = parse(doc(stmt(action="s3:Get*", resource=obj("data/202?/*.csv"))), BUCKET)
+    assert evaluate(p, None, "s3:GetObject", obj("data/2024/a.csv"), NO_CTX) is Verdict.ALLOW
+    assert evaluate(p, None, "s3:GetObjectTagging", obj("data/2024/a.csv"), NO_CTX) is \
+        Verdict.ALLOW
+    assert evaluate(p, None, "s3:GetObject", obj("data/2024/a.json"), NO_CTX) is Verdict.NONE
+    assert evaluate(p, None, "s3:GetObject", obj("data/20245/a.csv"), NO_CTX) is Verdict.NONE
+    # Regex metacharacters in keys are plain characters.
+    p2 = parse(doc(stmt(resource=obj("a.b/(x)+*"))), BUCKET)
+    assert evaluate(p2, None, "s3:GetObject", obj("a.b/(x)+1"), NO_CTX) is Verdict.ALLOW
+    assert evaluate(p2, None, "s3:GetObject", obj("aXb/(x)+1"), NO_CTX) is Verdict.NONE
+
+
+def test_source_ip_condition() -> None:
+    p = parse(doc(stmt(Condition={"IpAddress": {"aws:SourceIp": ["10.1.0.0/16",
+                                                                   "::1/128"]}})), BUCKET)
+    inside, outside = {"aws:sourceip": "10.1.2.3"}, {"aws:sourceip": "192.168.1.1"}
+    assert evaluate(p, None, "s3:GetObject", obj("k"), inside) is Verdict.ALLOW
+    assert evaluate(p, None, "s3:GetObject", obj("k"), {"aws:sourceip": "::1"}) is \
+        Verdict.ALLOW
+    assert evaluate(p, None, "s3:GetObject", obj("k"), outside) is Verdict.NONE
+    assert evaluate(p, None, "s3:GetObject", obj("k"), NO_CTX) is Verdict.NONE
+    assert not policy.is_public(p)
+    blocked = parse(doc(stmt(action="s3:*"), stmt(
+        effect="Deny", action="s3:*", Condition={"NotIpAddress": {"aws:SourceIp":
+                                                                 "127.0.0.0/8"}})), BUCKET)
+    assert evaluate(blocked, None, "s3:GetObject", obj("k"), outside) is Verdict.DENY
+    assert evaluate(blocked, None, "s3:GetObject", obj("k"),
+                    {"aws:sourceip": "127.0.0.1"}) is Verdict.ALLOW
+
+
+def test_prefix_condition_on_listing() -> None:
+    p = parse(doc(stmt(action="s3:ListBucket", resource=policy.bucket_arn(BUCKET),
+                       Condition={"StringLike": {"s3:prefix": ["public/*", ""]}})), BUCKET)
+    arn = policy.bucket_arn(BUCKET)
+    assert evaluate(p, None, "s3:ListBucket", arn, {"s3:prefix": "public/2024"}) is \
+        Verdict.ALLOW
+    assert evaluate(p, None, "s3:ListBucket", arn, {"s3:prefix": ""}) is Verdict.ALLOW
+    assert evaluate(p, None, "s3:ListBucket", arn, {"s3:prefix": "private/"}) is Verdict.NONE
+    eq = parse(doc(stmt(action="s3:ListBucket", resource=arn,
+                        Condition={"StringNotEquals": {"s3:prefix": "private/"}})), BUCKET)
+    assert evaluate(eq, None, "s3:ListBucket", arn, {"s3:prefix": "private/"}) is Verdict.NONE
+    assert evaluate(eq, None, "s3:ListBucket", arn, {"s3:prefix": "x"}) is Verdict.ALLOW
+
+
+def test_is_public_and_denies_somewhere() -> None:
+    assert policy.is_public(parse(doc(stmt()), BUCKET))
+    assert not policy.is_public(parse(doc(stmt(principal={"AWS": "agency-a"})), BUCKET))
+    assert not policy.is_public(parse(doc(stmt(effect="Deny")), BUCKET))
+    p = parse(doc(stmt(action="s3:*"), stmt(effect="Deny", action="s3:DeleteObject",
+                                            resource=obj("keep/*"))), BUCKET)
+    assert policy.denies_somewhere(p, None, "s3:DeleteObject", NO_CTX)
+    assert not policy.denies_somewhere(p, None, "s3:PutObject", NO_CTX)
+
+
+_names = st.sampled_from(["a", "b/c", "secret/x", "data/2024.csv", "x*y"])
+_actions = st.sampled_from(["s3:GetObject", "s3:PutObject", "s3:DeleteObject",
+                            "s3:ListBucket"])
+_principals = st.sampled_from([None, "agency-a", "agency-b"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.sampled_from(["*", "agency-a"]),
+                          st.sampled_from(["s3:*", "s3:GetObject", "s3:Put*"]),
+                          st.sampled_from(["*", "secret/*", "a"])), min_size=1, max_size=6),
+       _principals, _actions, _names)
+def test_any_matching_deny_wins(raw: list[tuple[bool, str, str, str]], who: str | None,
+                                action: str, key: str) -> None:
+    statements = [stmt(effect="Deny" if deny else "Allow",
+                       principal="*" if p == "*" else {"AWS": p}, action=a,
+                       resource=obj(r)) for deny, p, a, r in raw]
+    p = parse(doc(*statements), BUCKET)
+    verdict = evaluate(p, who, action, obj(key), NO_CTX)
+    one_by_one = [evaluate(parse(doc(s), BUCKET), who, action, obj(key), NO_CTX)
+                  for s in statements]
+    if Verdict.DENY in one_by_one:
+        assert verdict is Verdict.DENY
+    elif Verdict.ALLOW in one_by_one:
+        assert verdict is Verdict.ALLOW
+    else:
+        assert verdict is Verdict.NONE
+
+
+# ---- POST policies (browser uploads) -----------------------------------------------------
+
+
+def _signed_form(policy_doc: dict[str, Any], secret: str = "sekrit",
+                 **extra: str) -> dict[str, str]:
+    b64 = base64.b64encode(json.dumps(policy_doc).encode()).decode()
+    sig = sigv4.hmac_hex(sigv4.signing_key(secret, "20260101", "us-east-1"), b64)
+    return {"policy": b64, "x-amz-signature": sig, "x-amz-algorithm": "AWS4-HMAC-SHA256",
+            "x-amz-credential": "AK/20260101/us-east-1/s3/aws4_request",
+            "x-amz-date": "20260101T000000Z", **extra}
+
+
+def test_post_policy_signature_and_conditions() -> None:
+    doc_ = {"expiration": "2026-01-01T01:00:00.000Z", "conditions": [
+        {"bucket": BUCKET}, ["starts-with", "$key", "up/"], {"acl": "public-read"},
+        ["content-length-range", 1, 10], {"x-amz-algorithm": "AWS4-HMAC-SHA256"},
+        {"x-amz-credential": "AK/20260101/us-east-1/s3/aws4_request"},
+        {"x-amz-date": "20260101T000000Z"}]}
+    form = _signed_form(doc_, key="up/a", acl="public-read")
+    secrets = {"AK": "sekrit"}.get
+    assert postpolicy.verify_signature(form, secrets, "us-east-1") == "AK"
+    with pytest.raises(errors.S3Error, match="signature"):
+        postpolicy.verify_signature({**form, "policy": form["policy"][:-4] + "AAA="},
+                                    secrets, "us-east-1")
+    with pytest.raises(errors.S3Error):
+        postpolicy.verify_signature(form, {}.get, "us-east-1")
+    assert postpolicy.verify_signature({"key": "k"}, secrets, "us-east-1") is None
+    policy_ = postpolicy.parse_policy(form["policy"])
+    now = datetime(2026, 1, 1, 0, 30, tzinfo=UTC)
+    fields = {**form, "bucket": BUCKET}
+    postpolicy.check_policy(policy_, fields, 5, now)
+    for bad_fields, size, when in (
+            ({**fields, "key": "down/a"}, 5, now),             # key outside the prefix
+            ({**fields, "acl": "private"}, 5, now),             # a field changed
+            ({**fields, "x-amz-meta-extra": "1"}, 5, now),      # a field no condition names
+            (fields, 5, datetime(2026, 1, 1, 2, 0, tzinfo=UTC))):    # expired
+        with pytest.raises(errors.S3Error) as exc:
+            postpolicy.check_policy(policy_, bad_fields, size, when)
+        assert exc.value.code == "AccessDenied"
+    with pytest.raises(errors.S3Error) as exc:
+        postpolicy.check_policy(policy_, fields, 11, now)
+    assert exc.value.code == "EntityTooLarge"
+    postpolicy.check_policy(policy_, {**fields, "x-ignore-me": "1"}, 5, now)
+    with pytest.raises(errors.S3Error):
+        postpolicy.parse_policy("not base64!")
