@@ -150,11 +150,7 @@ async def _with_store(args: argparse.Namespace, action: Action) -> Any:
 async def _drain(meta: MetaStore) -> None:
     """A quorum write returns once a majority answered; let the other replicas' writes
     land too before the process closes its connections under them."""
-    # MetaStore keeps its stragglers in a private set; a public `settle()` there would be
-    # the cleaner way (asked of the lead).
-    stragglers: set[asyncio.Future[object]] = set(getattr(meta, "_background", ()))
-    if stragglers:
-        await asyncio.wait(stragglers, timeout=straggler_wait_s)
+    await meta.settle(straggler_wait_s)
 
 
 def _print_text(doc: Any) -> None:

@@ -47,6 +47,12 @@ class MetaStore:
         self.quorum = quorum or Quorum.majority(rings.meta.width)
         self._background: set[asyncio.Future[Any]] = set()
 
+    async def settle(self, timeout_s: float) -> None:
+        """Wait (up to timeout_s) for writes still landing on replicas beyond the quorum,
+        e.g. before a short-lived process closes its connections under them."""
+        if self._background:
+            await asyncio.wait(set(self._background), timeout=timeout_s)
+
     def partition(self, name: bytes) -> int:
         return self.rings.meta.partition_of(name)
 
