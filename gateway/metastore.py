@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from gateway import errors
+from gateway import errors, limits
 from gateway.hlc import Clock
 from ring.model import Device, Ring
 from storage.client import MetaRecord, NodeClient, NodeError
@@ -76,7 +76,8 @@ class MetaStore:
         calls = [
             lambda d=d: self.client.get_meta(d.addr, d.id, partition, key) for d in devices
         ]
-        answers = await self._gather_quorum(calls, self.quorum.read, "read")
+        answers = await self._gather_quorum(calls, self.quorum.read, "read",
+                                            start=self.quorum.read)
         newest = _newest(rec for _, rec in answers)
         if newest is not None:
             self.clock.observe(newest.ts)
@@ -96,22 +97,50 @@ class MetaStore:
             pass    # anti-entropy will bring it up to date later
 
     async def _gather_quorum(
-        self, calls: Sequence[Callable[[], Awaitable[MetaRecord | None]]], need: int, what: str
+        self, calls: Sequence[Callable[[], Awaitable[MetaRecord | None]]], need: int, what: str,
+        start: int | None = None,
     ) -> list[tuple[int, MetaRecord | None]]:
-        """Run all calls; return the first `need` successes as (index, result)."""
-        tasks = {asyncio.ensure_future(c()): i for i, c in enumerate(calls)}
+        """Return the first `need` successes as (index, result).
+
+        Writes start every call. Reads start only `start` (= R) of them: each extra replica
+        asked is one more message to send and parse, the main cost of a small GET; a spare
+        is asked when a call fails or the answers are slow (a hedge).
+        """
+        queue = list(enumerate(calls))
+        first = len(queue) if start is None else start
+        tasks: dict[asyncio.Future[MetaRecord | None], int] = {}
+
+        def launch() -> None:
+            i, call = queue.pop(0)
+            tasks[asyncio.ensure_future(call())] = i
+
+        for _ in range(min(first, len(queue))):
+            launch()
         done_ok: list[tuple[int, MetaRecord | None]] = []
         reasons: list[str] = []
         pending = set(tasks)
         while pending and len(done_ok) < need:
-            finished, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            timeout = limits.meta_hedge_after_s if queue else None
+            finished, pending = await asyncio.wait(pending, timeout=timeout,
+                                                   return_when=asyncio.FIRST_COMPLETED)
+            if not finished:            # slow replicas: ask the spares beside them
+                while queue:
+                    launch()
+                pending = {t for t in tasks if not t.done()}
+                continue
             for t in finished:
                 exc = t.exception()
                 if exc is None:
                     done_ok.append((tasks[t], t.result()))
                 else:
                     reasons.append(f"{type(exc).__name__}: {exc}")
+                    if queue:
+                        launch()
+            pending = {t for t in tasks if not t.done()}
         for t in pending:   # stragglers finish in the background (a write still lands)
+            if start is not None:
+                t.cancel()
+                continue
             self._background.add(t)
             t.add_done_callback(self._background.discard)
         if len(done_ok) < need:
