@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from gateway import access, admin, audit, errors, metrics, router, sigv4
+from gateway import access, admin, audit, errors, metrics, router, sigv2, sigv4
 from gateway.catalog import Catalog
 from gateway.config import Config
 from gateway.counters import Counters
@@ -62,9 +62,24 @@ def _resolve(request: web.Request, state: State) -> router.Endpoint:
 
 def _authenticate(request: web.Request, state: State) -> sigv4.AuthResult | None:
     path, query = _split_raw(request)
-    return sigv4.authenticate(
-        request.method, path, query, _headers_list(request), state.secret_of,
-        datetime.now(UTC), state.config.region, state.config.max_skew_s)
+    headers = _headers_list(request)
+    now = datetime.now(UTC)
+    if sigv2.is_v2(headers, query):
+        return _authenticate_v2(request, state, path, query, headers, now)
+    return sigv4.authenticate(request.method, path, query, headers, state.secret_of, now,
+                              state.config.region, state.config.max_skew_s)
+
+
+def _authenticate_v2(request: web.Request, state: State, path: str, query: str,
+                     headers: list[tuple[str, str]], now: datetime) -> sigv4.AuthResult:
+    """SigV2 (boto3's default presigned URLs in us-east-1, legacy tools): the bucket is in
+    the signed resource even for virtual-hosted requests; the body is never signed."""
+    host_bucket = router.split_host(request.host, state.config.virtual_host_domain)
+    resource = f"/{host_bucket}{path}" if host_bucket else path
+    access = sigv2.authenticate(request.method, resource, query, headers, state.secret_of,
+                                now, state.config.max_skew_s)
+    return sigv4.AuthResult(access, state.config.region, "", "", b"", "",
+                            sigv4.PayloadMode.UNSIGNED, None, "Signature" in query)
 
 
 async def dispatch(request: web.Request) -> web.StreamResponse:

@@ -204,3 +204,19 @@ def test_unimplemented_is_501_and_errors_have_ids(cluster: Cluster, bucket: str)
     assert hdrs["x-amz-request-id"]
     status, _, body = _send(cluster, "GET", "/raw/%FF%FE")
     assert status == 400
+
+
+def test_boto3_default_presigned_url(cluster: Cluster, bucket: str) -> None:
+    """boto3's generate_presigned_url in us-east-1 signs with SigV2 by default: the link an
+    open-data portal hands out must work, and stop working once expired."""
+    s3 = cluster.s3()
+    s3.put_object(Bucket="raw", Key="portal/data set.csv", Body=b"a,b\n1,2\n")
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": "raw",
+                                                          "Key": "portal/data set.csv"},
+                                    ExpiresIn=300)
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        assert resp.read() == b"a,b\n1,2\n"
+    tampered = url.replace("data%20set", "data%20sets")
+    with pytest.raises(urllib.error.HTTPError) as exc:
+        urllib.request.urlopen(tampered, timeout=10)
+    assert exc.value.code == 403

@@ -1,0 +1,139 @@
+"""AWS Signature Version 2 for S3 (HMAC-SHA1): the legacy header and presigned-URL forms.
+
+Still what boto3 produces for `generate_presigned_url` in us-east-1 by default, and what
+older tools send; S3 itself still accepts it there. Pure: request values in, the access key
+out, or an S3Error.
+
+StringToSign = VERB \\n Content-MD5 \\n Content-Type \\n Date-or-Expires \\n
+               x-amz-* headers (lower-cased, sorted, "name:v1,v2\\n" each)
+               + resource: the path as sent (with the bucket, also for virtual hosts)
+               + "?" + the sub-resources of interest, sorted, values unescaped.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from urllib.parse import unquote
+
+from gateway import errors
+
+# Query parameters that are part of the signed resource (AWS's list, as clients use it).
+SUBRESOURCES = frozenset({
+    "accelerate", "acl", "cors", "defaultObjectAcl", "location", "logging", "partNumber",
+    "policy", "requestPayment", "torrent", "versioning", "versionId", "versions", "website",
+    "uploads", "uploadId", "response-content-type", "response-content-language",
+    "response-expires", "response-cache-control", "response-content-disposition",
+    "response-content-encoding", "delete", "lifecycle", "tagging", "restore",
+    "storageClass", "notification", "replication", "analytics", "metrics", "inventory",
+    "select", "select-type", "object-lock",
+})
+presign_expires_s_max = 7 * 24 * 3600
+
+
+def is_v2(headers: Sequence[tuple[str, str]], raw_query: str) -> bool:
+    for name, value in headers:
+        if name.lower() == "authorization":
+            return value.lstrip().startswith("AWS ")
+    params = _params(raw_query)
+    return "AWSAccessKeyId" in params and "Signature" in params
+
+
+def _params(raw_query: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for piece in raw_query.split("&") if raw_query else ():
+        name, _, value = piece.partition("=")
+        out.setdefault(unquote(name), value)    # values stay as sent; callers unquote
+    return out
+
+
+def canonical_resource(resource_path: str, raw_query: str) -> str:
+    subs = []
+    for piece in raw_query.split("&") if raw_query else ():
+        name, sep, value = piece.partition("=")
+        if name in SUBRESOURCES:
+            subs.append((name, f"{name}={unquote(value)}" if sep else name))
+    subs.sort(key=lambda pair: pair[0])
+    return resource_path + ("?" + "&".join(s for _, s in subs) if subs else "")
+
+
+def string_to_sign(method: str, headers: Sequence[tuple[str, str]], date_line: str,
+                   resource: str, extra_amz: Sequence[tuple[str, str]] = ()) -> str:
+    table: dict[str, list[str]] = {}
+    for name, value in [*headers, *extra_amz]:
+        table.setdefault(name.lower(), []).append(value.strip())
+    amz = "".join(f"{n}:{','.join(table[n])}\n" for n in sorted(table) if n.startswith("x-amz-"))
+    md5 = ",".join(table.get("content-md5", []))
+    ctype = ",".join(table.get("content-type", []))
+    return f"{method.upper()}\n{md5}\n{ctype}\n{date_line}\n{amz}{resource}"
+
+
+def sign(secret_key: str, to_sign: str) -> str:
+    digest = hmac.new(secret_key.encode(), to_sign.encode("utf-8"), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode()
+
+
+def authenticate(method: str, resource_path: str, raw_query: str,
+                 headers: Sequence[tuple[str, str]],
+                 lookup_secret: Callable[[str], str | None], now: datetime,
+                 max_skew_s: int = 900) -> str:
+    """Verify a SigV2 request; return its access key id.
+
+    `resource_path` is the raw path as sent, prefixed with /bucket for virtual-hosted
+    requests (S3 signs the bucket either way).
+    """
+    params = _params(raw_query)
+    header = next((v for n, v in headers if n.lower() == "authorization"), None)
+    if header is not None:
+        access, _, given = header.strip()[len("AWS "):].rpartition(":")
+        if not access or not given:
+            raise errors.AccessDenied("malformed AWS authorization header")
+        date_line = _header_date(headers, now, max_skew_s)
+        extra: Sequence[tuple[str, str]] = ()
+    else:
+        access, given = unquote(params["AWSAccessKeyId"]), unquote(params["Signature"])
+        date_line = _check_expires(params.get("Expires"), now)
+        extra = [(unquote(n), unquote(v)) for n, v in params.items()
+                 if n.lower().startswith("x-amz-")]
+    secret = lookup_secret(access)
+    if secret is None:
+        raise errors.InvalidAccessKeyId(AWSAccessKeyId=access)
+    signed_headers = [(n, v) for n, v in headers if n.lower() != "authorization"]
+    to_sign = string_to_sign(method, signed_headers, date_line,
+                             canonical_resource(resource_path, raw_query), extra)
+    if not hmac.compare_digest(sign(secret, to_sign).encode(), given.encode()):
+        raise errors.SignatureDoesNotMatch(AWSAccessKeyId=access, StringToSign=to_sign)
+    return access
+
+
+def _header_date(headers: Sequence[tuple[str, str]], now: datetime, max_skew_s: int) -> str:
+    values = {n.lower(): v for n, v in headers}
+    raw = values.get("x-amz-date") or values.get("date")
+    if raw is None:
+        raise errors.AccessDenied("AWS authentication requires a valid Date or x-amz-date header")
+    try:
+        when = parsedate_to_datetime(raw)
+    except (TypeError, ValueError, IndexError):
+        raise errors.AccessDenied(
+            "AWS authentication requires a valid Date or x-amz-date header") from None
+    if abs((now - when).total_seconds()) > max_skew_s:
+        raise errors.RequestTimeTooSkewed(RequestTime=raw, ServerTime=now.isoformat())
+    # With x-amz-date present, the Date line is empty (x-amz-date is signed as an amz header).
+    return "" if "x-amz-date" in values else values["date"]
+
+
+def _check_expires(raw: str | None, now: datetime) -> str:
+    if raw is None or not raw.isdigit():
+        raise errors.AccessDenied("Query-string authentication requires the Signature, "
+                                  "Expires and AWSAccessKeyId parameters")
+    expires = int(raw)
+    if now.timestamp() > expires:
+        raise errors.AccessDenied("Request has expired", Expires=raw,
+                                  ServerTime=now.isoformat())
+    if expires - now.timestamp() > presign_expires_s_max + 60:
+        raise errors.AccessDenied("Request expiry is too far in the future")
+    return raw
