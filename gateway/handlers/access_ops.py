@@ -19,7 +19,7 @@ from gateway import access, acl, cors, errors, policy, s3xml
 from gateway.access import PREFLIGHT_OP, PublicAccessBlock
 from gateway.body import declared_size
 from gateway.handlers.buckets import read_xml_body
-from gateway.handlers.objects import owned_bucket
+from gateway.handlers.objects import current_object, owned_bucket
 from gateway.manifest import BucketRecord, Manifest
 from gateway.names import check_key
 from gateway.state import Ctx, State
@@ -86,22 +86,13 @@ async def put_bucket_acl(ctx: Ctx) -> web.StreamResponse:
     return web.Response(status=200)
 
 
-async def _object(ctx: Ctx) -> tuple[BucketRecord, bytes, Manifest]:
-    bucket = await owned_bucket(ctx)
-    key = check_key(ctx.key)
-    found = await ctx.state.catalog.get_object(bucket, key)
-    if found is None:
-        raise errors.NoSuchKey(Key=ctx.key)
-    return bucket, key, found[0]
-
-
 async def get_object_acl(ctx: Ctx) -> web.StreamResponse:
-    bucket, _key, manifest = await _object(ctx)
+    bucket, _key, manifest = await current_object(ctx)
     return web.Response(body=acl.render(manifest.acl, bucket.owner), content_type=XML)
 
 
 async def put_object_acl(ctx: Ctx) -> web.StreamResponse:
-    bucket, key, manifest = await _object(ctx)
+    bucket, key, manifest = await current_object(ctx)
     grants = await _requested_acl(ctx, bucket.owner)
     _check_public_acl(bucket, grants)
     await _save_object_acl(ctx.state, bucket, key, manifest, grants)

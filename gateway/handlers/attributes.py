@@ -5,9 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway import errors, s3xml
-from gateway.handlers.objects import owned_bucket
+from gateway.handlers.objects import current_object
 from gateway.manifest import Manifest
-from gateway.names import check_key
 from gateway.state import Ctx
 
 XML = "application/xml"
@@ -49,11 +48,7 @@ def _int_header(ctx: Ctx, name: str, default: int) -> int:
 
 async def get_object_attributes(ctx: Ctx) -> web.StreamResponse:
     wanted = _wanted(ctx.request.headers.get("x-amz-object-attributes"))
-    bucket = await owned_bucket(ctx)
-    found = await ctx.state.catalog.get_object(bucket, check_key(ctx.key))
-    if found is None:
-        raise errors.NoSuchKey(Key=ctx.key)
-    m = found[0]
+    _, _, m = await current_object(ctx)
     parts = []
     if "ETag" in wanted:
         parts.append(f"<ETag>{s3xml.esc(m.etag.strip(chr(34)))}</ETag>")

@@ -88,17 +88,18 @@ async def commit(ctx: Ctx, bucket: BucketRecord, key: bytes, manifest: Manifest,
     await state.counters.add(bucket, 0 if old else 1, manifest.size - (old.size if old else 0))
 
 
-async def _manifest(ctx: Ctx) -> Manifest:
+async def current_object(ctx: Ctx) -> tuple[BucketRecord, bytes, Manifest]:
+    """The request's bucket, key and live manifest, or NoSuchKey."""
     bucket = await owned_bucket(ctx)
     key = check_key(ctx.key)
     found = await ctx.state.catalog.get_object(bucket, key)
     if found is None:
         raise errors.NoSuchKey(Key=ctx.key)
-    return found[0]
+    return bucket, key, found[0]
 
 
 async def head_object(ctx: Ctx) -> web.StreamResponse:
-    m = await _manifest(ctx)
+    _, _, m = await current_object(ctx)
     hdrs = headers.object_headers(m, ctx.request.query)
     if ctx.request.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED":
         hdrs.update(checksum_headers(m))
@@ -123,7 +124,7 @@ def _length_headers(hdrs: dict[str, str], rng: ByteRange | None, size: int) -> d
 
 
 async def get_object(ctx: Ctx) -> web.StreamResponse:
-    m = await _manifest(ctx)
+    _, _, m = await current_object(ctx)
     req = ctx.request
     hdrs = headers.object_headers(m, req.query)
     if req.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED" and "Range" not in \
