@@ -15,7 +15,7 @@ from gateway.state import Ctx
 XML = "application/xml"
 
 
-def _max_keys(raw: str | None) -> int:
+def max_keys_param(raw: str | None) -> int:
     if raw is None:
         return limits.list_keys_max
     try:
@@ -30,7 +30,7 @@ def _max_keys(raw: str | None) -> int:
     return min(value, limits.list_keys_max)
 
 
-def _encoding(raw: str | None) -> bool:
+def encoding_param(raw: str | None) -> bool:
     if raw is None:
         return False
     if raw.lower() != "url":
@@ -57,8 +57,8 @@ async def list_objects_v2(ctx: Ctx) -> web.StreamResponse:
     bucket = await owned_bucket(ctx)
     prefix = q.get("prefix", "")
     delimiter = q.get("delimiter") or None
-    max_keys = _max_keys(q.get("max-keys"))
-    url = _encoding(q.get("encoding-type"))
+    max_keys = max_keys_param(q.get("max-keys"))
+    url = encoding_param(q.get("encoding-type"))
     token = q.get("continuation-token")
     start_after = q.get("start-after") or None
     after = _token_in(token) if token is not None else start_after
@@ -75,8 +75,8 @@ async def list_objects(ctx: Ctx) -> web.StreamResponse:
     bucket = await owned_bucket(ctx)
     prefix = q.get("prefix", "")
     delimiter = q.get("delimiter") or None
-    max_keys = _max_keys(q.get("max-keys"))
-    url = _encoding(q.get("encoding-type"))
+    max_keys = max_keys_param(q.get("max-keys"))
+    url = encoding_param(q.get("encoding-type"))
     marker = q.get("marker", "")
     page = await list_page(ctx.state.catalog, bucket, prefix, delimiter, max_keys,
                            marker or None)

@@ -17,6 +17,7 @@ from gateway.handlers import (
     objects,
     post_object,
     tagging,
+    unconfigured,
 )
 from gateway.state import Ctx
 
@@ -40,6 +41,8 @@ HANDLERS: Mapping[str, Handler] = {
     "DeleteObject": objects.delete_object,
     "DeleteObjects": batch.delete_objects,
     "GetObjectAttributes": attributes.get_object_attributes,
+    "ListObjectVersions": unconfigured.list_object_versions,
+    **{op: unconfigured.unconfigured for op in unconfigured.HANDLED},
     "CopyObject": copy.copy_object,
     "GetObjectTagging": tagging.get_object_tagging,
     "PutObjectTagging": tagging.put_object_tagging,

@@ -211,3 +211,24 @@ def test_get_object_attributes(s3) -> None:  # type: ignore[no-untyped-def]
     assert parts["ObjectParts"]["TotalPartsCount"] == 3
     assert [p["PartNumber"] for p in parts["ObjectParts"]["Parts"]] == [1, 2]
     assert parts["ObjectParts"]["IsTruncated"] is True
+
+
+def test_unconfigured_subresources_and_versions(s3) -> None:  # type: ignore[no-untyped-def]
+    for call, code in ((s3.get_bucket_lifecycle_configuration, "NoSuchLifecycleConfiguration"),
+                       (s3.get_bucket_encryption,
+                        "ServerSideEncryptionConfigurationNotFoundError"),
+                       (s3.get_bucket_website, "NoSuchWebsiteConfiguration")):
+        with pytest.raises(ClientError) as exc:
+            call(Bucket="ops")
+        assert _code(exc) == code
+    assert s3.get_bucket_request_payment(Bucket="ops")["Payer"] == "BucketOwner"
+    assert "LoggingEnabled" not in s3.get_bucket_logging(Bucket="ops")
+    s3.put_object(Bucket="ops", Key="ver/a", Body=b"1")
+    s3.put_object(Bucket="ops", Key="ver/b", Body=b"22")
+    got = s3.list_object_versions(Bucket="ops", Prefix="ver/")
+    assert [(v["Key"], v["VersionId"], v["IsLatest"], v["Size"]) for v in got["Versions"]] == [
+        ("ver/a", "null", True, 1), ("ver/b", "null", True, 2)]
+    with pytest.raises(ClientError) as exc:
+        s3.put_bucket_versioning(Bucket="ops",
+                                 VersioningConfiguration={"Status": "Enabled"})
+    assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 501
