@@ -55,7 +55,8 @@ class Cluster:
     config_path: Path
     nodes: int = 6
     devices_per_node: int = 1
-    extra: str = ""
+    extra: str = ""             # more [cluster] settings
+    gateway_extra: str = ""     # more [gateway] settings
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     specs: dict[str, ProcessSpec] = field(default_factory=dict)
 
@@ -65,7 +66,9 @@ class Cluster:
         self.config_path.write_text(
             f'[cluster]\ndata_root = "{self.root}"\npart_power = 6\nmeta_replicas = 5\n'
             f"{self.extra}\n"
-            f'[gateway]\nlisten = "127.0.0.1:{gw_port}"\n'
+            f'[gateway]\nlisten = "127.0.0.1:{gw_port}"\n{self.gateway_extra}\n'
+            # A free admin port: the default (S3 port + 1000) may belong to another cluster.
+            f'[admin]\nlisten = "127.0.0.1:{free_ports(1)[0]}"\n'
             f"[nodes]\ncount = {self.nodes}\nfirst_port = {first}\n"
             f"devices_per_node = {self.devices_per_node}\n"
         )
