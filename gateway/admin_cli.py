@@ -33,6 +33,7 @@ from gateway.tenants import (
     TenantRecord,
     load_master_key,
 )
+from gateway.usage_cli import add_usage_command
 from ring.ringset import RingSet
 from storage.client import NodeClient
 
@@ -244,6 +245,7 @@ def add_admin_commands(groups: argparse._SubParsersAction[argparse.ArgumentParse
     _add_tenant(groups)
     _add_key(groups)
     _add_quota(groups)
+    add_usage_command(groups)       # `usage`: metered usage for billing
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

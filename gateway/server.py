@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from gateway import access, admin, audit, errors, metrics, router, sigv2, sigv4
+from gateway import abuse, access, admin, audit, errors, metrics, router, sigv2, sigv4
 from gateway.catalog import Catalog
 from gateway.config import Config
 from gateway.counters import Counters
@@ -28,6 +28,7 @@ from gateway.handlers.table import HANDLERS
 from gateway.hlc import Clock
 from gateway.logs import set_request_id
 from gateway.metastore import MetaStore
+from gateway.metering import Meter
 from gateway.quotas import Quotas
 from gateway.state import STATE, Ctx, State
 from gateway.tenants import Directory, KeyCache, SecretBox, load_master_key
@@ -103,6 +104,8 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         decision = await access.authorize(state.catalog, access.request_for(
             endpoint, principal, request.remote or "", request.query, request.headers))
         request[access_ops.CORS_HEADERS] = access_ops.actual_headers(request, decision.bucket)
+        if state.meter is not None:     # who pays, for a response the handler streams
+            state.meter.bind(request, op, endpoint, decision, principal)
         ctx = Ctx(request, state, endpoint, auth, decision.acting_tenant, request_id, principal)
         handler = HANDLERS.get(endpoint.op)
         if handler is None:
@@ -123,6 +126,8 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     if not response.prepared:
         response.headers["x-amz-request-id"] = request_id
         response.headers["x-amz-id-2"] = HOST_ID
+    if state.meter is not None:         # answered only once its usage counts are durable
+        await state.meter.answer(request, response, op, endpoint, decision, principal)
     metrics.record(request, response, op, started, code)
     if state.audit is not None:
         state.audit.record(audit.entry_for(request, response, request_id, endpoint, auth,
@@ -153,6 +158,7 @@ def make_state(config: Config) -> State:
     state.keys = KeyCache(directory, bootstrap)
     state.quotas = Quotas(meta, catalog, state.counters)
     state.audit = audit.AuditLog(config.data_root / "audit")
+    state.meter = Meter(catalog, state.counters)
     return state
 
 
@@ -194,8 +200,13 @@ def make_app(config: Config) -> web.Application:
     app[STATE] = make_state(config)
     app[metrics.METRICS] = metrics.GatewayMetrics(app[STATE].rings.versions)
     app.router.add_route("*", "/{tail:.*}", dispatch)
+    abuse.install(app, config.abuse)    # concurrency caps, XML body cap, slow-client hooks
     app.cleanup_ctx.append(_ring_watcher)
     app.cleanup_ctx.append(_key_refresher)
     app.on_response_prepare.append(access_ops.add_cors_headers)
+    meter = app[STATE].meter
+    if meter is not None:
+        app.on_response_prepare.append(meter.on_prepare)
+        app.cleanup_ctx.append(meter.cleanup_ctx)
     app.cleanup_ctx.append(admin.admin_listener)
     return app

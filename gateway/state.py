@@ -14,6 +14,7 @@ from gateway.counters import Counters
 from gateway.datapath import DataPath
 from gateway.hlc import Clock
 from gateway.metastore import MetaStore
+from gateway.metering import Meter
 from gateway.quotas import Quotas
 from gateway.router import Endpoint
 from gateway.sigv4 import AuthResult
@@ -36,6 +37,7 @@ class State:
     keys: KeyCache = field(default_factory=lambda: KeyCache(None, []))
     quotas: Quotas | None = None        # None: no quota is ever checked
     audit: AuditLog | None = None       # None: no audit lines
+    meter: Meter | None = None          # None: no usage metering (gateway.metering)
 
     def secret_of(self, access_key: str) -> str | None:
         return self.keys.secret_of(access_key)
