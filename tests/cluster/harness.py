@@ -84,8 +84,12 @@ class Cluster:
             log = open(self.root / f"{n}.log", "ab")  # noqa: SIM115 - lives with the process
             self.procs[n] = subprocess.Popen(spec.argv, stdout=log, stderr=log,
                                              start_new_session=True)
-        for n in names:
-            wait_port(self.specs[n].port, 30.0, self.procs[n])
+        try:
+            for n in names:
+                wait_port(self.specs[n].port, 30.0, self.procs[n])
+        except BaseException:
+            self.stop()         # leave no process behind when a start fails
+            raise
 
     def kill(self, name: str) -> None:
         proc = self.procs.pop(name)
