@@ -10,6 +10,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import boto3
 from botocore.config import Config as BotoConfig
@@ -100,7 +101,7 @@ class Cluster:
         stop_all(list(self.procs.values()))
         self.procs.clear()
 
-    def s3(self, secret: str | None = None, config_read_timeout: float = 60) -> object:
+    def s3(self, secret: str | None = None, config_read_timeout: float = 60) -> Any:
         return boto3.client(
             "s3", endpoint_url=self.endpoint, region_name=self.config.region,
             aws_access_key_id=self.key.access_key,
@@ -117,7 +118,7 @@ class Cluster:
         self.specs[name] = ProcessSpec(name, argv, port)
         return f"http://127.0.0.1:{port}"
 
-    def client_for(self, endpoint: str) -> object:
+    def client_for(self, endpoint: str) -> Any:
         return boto3.client(
             "s3", endpoint_url=endpoint, region_name=self.config.region,
             aws_access_key_id=self.key.access_key, aws_secret_access_key=self.key.secret_key,
