@@ -22,10 +22,14 @@ def _gateway(args: argparse.Namespace) -> int:
 
     async def serve() -> None:
         from aiohttp import web
+
+        from gateway import abuse
         app = make_app(cfg)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=10.0)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=10.0,
+                               **abuse.runner_kwargs(cfg.abuse))
         await runner.setup()
-        site = web.TCPSite(runner, host, int(port), reuse_port=True, backlog=1024)
+        site = abuse.GuardedSite(runner, app[abuse.ABUSE], host, int(port), reuse_port=True,
+                                 backlog=1024)
         await site.start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -66,6 +66,27 @@ class NodeLayout:
 
 
 @dataclass(frozen=True)
+class AbuseLimits:
+    """What one client may cost a gateway (`[abuse]`); enforced by gateway/abuse.py."""
+
+    header_line_bytes_max: int = 8190           # request line and each header field
+    headers_count_max: int = 100                # header fields per request
+    xml_body_bytes_max: int = 1024 * 1024       # a declared XML request body
+    requests_in_flight_max: int = 1024          # per gateway process; 0 = no cap
+    requests_in_flight_per_client_max: int = 128  # per client address; 0 = no cap
+    header_timeout_s: float = 10.0              # connection open -> header section complete
+    body_idle_timeout_s: float = 60.0           # longest stall of a body being read
+    keepalive_timeout_s: float = 30.0           # an idle keep-alive connection is closed
+
+
+def _abuse_limits(raw: dict[str, object]) -> AbuseLimits:
+    base = AbuseLimits()
+    values = {f: type(getattr(base, f))(raw[f])
+              for f in base.__dataclass_fields__ if f in raw}
+    return AbuseLimits(**values)
+
+
+@dataclass(frozen=True)
 class Config:
     data_root: Path                 # rings/, nodes/, credentials.toml live here
     region: str = "us-east-1"       # the only region this cluster answers for
@@ -83,6 +104,7 @@ class Config:
     bucket_cache_s: float = 2.0     # how long a gateway trusts a cached bucket record
     nodes: NodeLayout = NodeLayout()
     admin_listen: str = ""          # HOST:PORT of /metrics and /health; "" = none
+    abuse: AbuseLimits = AbuseLimits()  # header/body caps, concurrency, slow clients
 
     @property
     def rings_dir(self) -> Path:
@@ -121,6 +143,7 @@ def load(path: str | os.PathLike[str], data_root: str | None = None) -> Config:
         max_skew_s=int(gw.get("max_skew_s", 900)),
         node_timeout_s=float(gw.get("node_timeout_s", 30.0)),
         bucket_cache_s=float(gw.get("bucket_cache_s", 2.0)),
+        abuse=_abuse_limits(raw.get("abuse", {})),
         admin_listen=_admin_listen(raw.get("admin", {}), gw.get("listen", "127.0.0.1:9000")),
         nodes=NodeLayout(
             count=int(nodes.get("count", 6)),

@@ -9,17 +9,24 @@ clock steps back or many writes share a millisecond.
 
 from __future__ import annotations
 
+import os
 import secrets
 import time
 from collections.abc import Callable
 
 _LOGICAL_BITS = 16
 _WRITER_BITS = 32
+# Fault-injection tests only: shift this process's wall clock to simulate a skewed host.
+_OFFSET_MS = int(os.environ.get("COFFRE_CLOCK_OFFSET_MS", "0"))
+
+
+def _system_ms() -> int:
+    return time.time_ns() // 1_000_000 + _OFFSET_MS
 
 
 class Clock:
     def __init__(self, writer_id: int | None = None,
-                 wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000) -> None:
+                 wall_ms: Callable[[], int] = _system_ms) -> None:
         self.writer_id = secrets.randbits(_WRITER_BITS) if writer_id is None else writer_id
         self._wall_ms = wall_ms
         self._last = 0      # last (ms << 16 | logical) handed out or observed
