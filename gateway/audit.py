@@ -24,6 +24,7 @@ from pathlib import Path
 from aiohttp import web
 
 from gateway.access import Decision
+from gateway.numbers import is_decimal
 from gateway.router import Endpoint
 from gateway.sigv4 import AuthResult
 
@@ -57,7 +58,7 @@ def now_iso() -> str:
 
 def _bytes_in(request: web.Request) -> int:
     decoded = request.headers.get("x-amz-decoded-content-length", "")
-    return int(decoded) if decoded.isdigit() else request.content_length or 0
+    return int(decoded) if is_decimal(decoded) else request.content_length or 0
 
 
 def entry_for(request: web.Request, response: web.StreamResponse, request_id: str,
@@ -80,7 +81,7 @@ def _bytes_out(request: web.Request, response: web.StreamResponse) -> int:
     if request.method == "HEAD":
         return 0
     declared = response.headers.get("Content-Length", "")
-    return int(declared) if declared.isdigit() else response.content_length or 0
+    return int(declared) if is_decimal(declared) else response.content_length or 0
 
 
 class AuditLog:

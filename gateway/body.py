@@ -17,6 +17,7 @@ from aiohttp import web
 from gateway import errors
 from gateway.checksums import Checksummer, request_checksums, verify, verify_md5
 from gateway.chunked import ChunkedDecoder, Data, Trailers
+from gateway.numbers import is_decimal
 from gateway.sigv4 import AuthResult, PayloadMode
 
 _READ_BYTES = 256 * 1024
@@ -26,7 +27,7 @@ def declared_size(request: web.Request, auth: AuthResult | None) -> int:
     """The object's size: x-amz-decoded-content-length for aws-chunked, else Content-Length."""
     if _is_chunked(request, auth):
         raw = request.headers.get("x-amz-decoded-content-length")
-        if raw is None or not raw.isdigit():
+        if raw is None or not is_decimal(raw):
             raise errors.MissingContentLength()
         return int(raw)
     if request.content_length is None:

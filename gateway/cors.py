@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway import errors, s3xml
+from gateway.numbers import is_decimal
 
 cors_rules_max = 100                   # S3: at most 100 rules per bucket
 cors_max_age_s_max = 2_147_483_647
@@ -96,7 +97,7 @@ def _rule(elem: Any) -> CorsRule:
     max_age = s3xml.child_text(elem, "MaxAgeSeconds")
     age = None
     if max_age is not None:
-        if not max_age.strip().isdigit() or int(max_age) > cors_max_age_s_max:
+        if not is_decimal(max_age.strip()) or int(max_age) > cors_max_age_s_max:
             raise errors.MalformedXML()
         age = int(max_age)
     return CorsRule(origins, methods, allowed, _texts(elem, "ExposeHeader"), age,

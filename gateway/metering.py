@@ -41,6 +41,7 @@ from gateway.access import Decision
 from gateway.catalog import Catalog
 from gateway.counters import Counters
 from gateway.metrics import request_bytes, response_bytes
+from gateway.numbers import is_decimal
 from gateway.router import Endpoint
 
 log = logging.getLogger("coffre.metering")
@@ -211,7 +212,7 @@ def payload_bytes_in(request: web.Request) -> int:
     carry chunk signatures too), never more than what was received."""
     received = request_bytes(request)
     decoded = request.headers.get("x-amz-decoded-content-length", "")
-    return min(received, int(decoded)) if decoded.isdigit() else received
+    return min(received, int(decoded)) if is_decimal(decoded) else received
 
 
 _BILL = web.RequestKey("metering_bill", Bill)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gateway import errors
+from gateway.numbers import is_decimal
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
     if not sep:
         return None
     first, last = first.strip(), last.strip()
-    if (first and not first.isdigit()) or (last and not last.isdigit()):
+    if (first and not is_decimal(first)) or (last and not is_decimal(last)):
         return None
     if not first:
         if not last:

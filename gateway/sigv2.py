@@ -21,6 +21,7 @@ from email.utils import parsedate_to_datetime
 from urllib.parse import unquote
 
 from gateway import errors
+from gateway.numbers import is_decimal
 
 # Query parameters that are part of the signed resource (AWS's list, as clients use it).
 SUBRESOURCES = frozenset({
@@ -127,7 +128,7 @@ def _header_date(headers: Sequence[tuple[str, str]], now: datetime, max_skew_s: 
 
 
 def _check_expires(raw: str | None, now: datetime) -> str:
-    if raw is None or not raw.isdigit():
+    if raw is None or not is_decimal(raw):
         raise errors.AccessDenied("Query-string authentication requires the Signature, "
                                   "Expires and AWSAccessKeyId parameters")
     expires = int(raw)

@@ -52,7 +52,7 @@ def device_problem(dev: Device) -> str | None:
     if not dev.addr or len(dev.addr) > limits.addr_length_max_chars:
         return f"device {dev.id}: bad address {dev.addr!r}"
     host, sep, port = dev.addr.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
         return f"device {dev.id}: address {dev.addr!r} is not host:port"
     parts = dev.domain.split("/")
     if len(dev.domain) > limits.domain_length_max_chars or len(parts) != 4 or "" in parts:

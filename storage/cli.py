@@ -42,7 +42,7 @@ def _parse_devices(specs: list[str]) -> dict[int, Path]:
     devices: dict[int, Path] = {}
     for spec in specs:
         dev_id, sep, path = spec.partition("=")
-        if not sep or not dev_id.isdigit() or not path:
+        if not sep or not (dev_id.isascii() and dev_id.isdigit()) or not path:
             raise SystemExit(f"bad --device {spec!r}: expected ID=PATH")
         devices[int(dev_id)] = Path(path)
     return devices
@@ -50,7 +50,7 @@ def _parse_devices(specs: list[str]) -> dict[int, Path]:
 
 def _parse_listen(text: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit():
+    if not sep or not (port.isascii() and port.isdigit()):
         raise SystemExit(f"bad --listen {text!r}: expected HOST:PORT")
     return host or "127.0.0.1", int(port)
 

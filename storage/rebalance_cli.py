@@ -97,7 +97,10 @@ def _status_text(doc: dict[str, Any]) -> str:
                  f"{doc['bytes_left'] / plan.MB:.1f} MB left, "
                  f"ETA {'unknown' if eta is None else f'{eta:.0f} s'}, "
                  f"{doc['errors']} errors")
-    lines.append(plan.progress_bar(doc["units_done"], doc["units_total"]))
+    # Bytes, not units: a unit with nothing to move is quick, one with a full disk is not.
+    moved, left = doc["bytes_moved"], doc["bytes_left"]
+    lines.append(plan.progress_bar(1 if doc["done"] else moved, 1 if doc["done"] else
+                                   moved + left + (0 if moved + left else 1)))
     return "\n".join(lines)
 
 

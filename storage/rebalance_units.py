@@ -78,8 +78,8 @@ class Units:
     k_by_width: dict[int, int] = dataclasses.field(default_factory=dict)
 
     def ring_of(self, rings: list[Ring], dev_id: int, part: int, key: bytes) -> Ring | None:
-        """The data ring a fragment belongs to. With several data rings (several policy
-        widths) the ring whose current or previous slot names this device wins."""
+        """The data ring a fragment of this device likely belongs to, without asking peers
+        (the survey's estimate of bytes to move; the units decide with `_spans`)."""
         idx = plan.fragment_index(key)
         fits = [r for r in rings if 0 <= idx < r.width and part < r.partitions]
         if len(fits) <= 1:
@@ -90,10 +90,47 @@ class Units:
                 return r
         return None
 
+    async def _spans(self, rings: list[Ring], part: int, local: list[FragmentEntry]
+                     ) -> dict[bytes, int]:
+        """Per data id of `part`: 1 + the highest fragment index any data-ring holder has.
+
+        Several data rings (policy widths) share partition numbers and fragment keys carry
+        no width, so a data id is given to the narrowest ring wider than its highest index:
+        a wider policy's id shows an index beyond the narrower width unless it already lost
+        so many fragments that it cannot be rebuilt anyway."""
+        span = {plan.data_id_of(e.key): plan.fragment_index(e.key) + 1 for e in local}
+        devices = {d.id: d for r in rings for d in (*r.slots(part),
+                                                    *(r.previous_slots(part) or ()))}
+        for d in devices.values():
+            try:
+                rows = await _all_remote_fragments(self.client(), d, part)
+            except NodeError:
+                continue  # a holder that is down: its fragments are not sources either
+            for key, _ in rows:
+                did = plan.data_id_of(key)
+                span[did] = max(span.get(did, 0), plan.fragment_index(key) + 1)
+        return span
+
+    async def _belongs(self, dev: Device, ring: Ring, part: int, local: list[FragmentEntry]
+                       ) -> Callable[[bytes], bool]:
+        """Whether a data id is one of `ring`'s (by width: a re-published file of the same
+        version is a new Ring object)."""
+        rings = sorted((r for _, r in self.rings()), key=lambda r: r.width)
+        if len(rings) <= 1:
+            return lambda did: True
+        span = await self._spans(rings, part, local)
+
+        def belongs(did: bytes) -> bool:
+            need = span.get(did, 0)
+            return _width(next((r for r in rings if r.width >= need), None)) == ring.width
+
+        return belongs
+
     async def data_unit(self, dev: Device, ring: Ring, part: int) -> UnitResult:
-        rings = [r for _, r in self.rings()]
-        local = [e for e in await _all_local_fragments(dev, part)
-                 if self.ring_of(rings, dev.id, part, e.key) is ring]
+        every = await _all_local_fragments(dev, part)
+        belongs = await self._belongs(dev, ring, part, every)
+        local = [e for e in every if plan.fragment_index(e.key) < ring.width
+                 and belongs(plan.data_id_of(e.key))]
         unit = UnitResult()
         for e in local:
             if plan.verdict(ring, dev.id, part, e.key) is plan.Verdict.MOVE:
@@ -105,7 +142,8 @@ class Units:
                     unit.add(errors=1)
         slot = plan.owned_slot(ring, dev.id, part)
         if slot is not None:
-            await self._repair_slot(dev, ring, part, slot, {e.key for e in local}, unit)
+            await self._repair_slot(dev, ring, part, slot, {e.key for e in local}, unit,
+                                    belongs)
         return unit
 
     async def _move(self, dev: Device, ring: Ring, part: int, entry: FragmentEntry) -> int:
@@ -173,13 +211,14 @@ class Units:
         return found, sizes, elsewhere
 
     async def _repair_slot(self, dev: Device, ring: Ring, part: int, slot: int,
-                           have: set[bytes], unit: UnitResult) -> None:
+                           have: set[bytes], unit: UnitResult,
+                           belongs: Callable[[bytes], bool]) -> None:
         got = await self._holders(ring, part, slot, unit)
         if got is None:
             return
         found, sizes, elsewhere = got
         for did in sorted(set(found) | set(elsewhere)):
-            if plan.fragment_key(did, slot) in have:
+            if plan.fragment_key(did, slot) in have or not belongs(did):
                 continue
             if did in elsewhere:  # its holder pushes it here (a move in progress)
                 unit.pending += 1
@@ -292,6 +331,10 @@ async def scan(dev: Device) -> AsyncIterator[FragmentEntry]:
             yield e
         if len(page) < list_page_items:
             return
+
+
+def _width(ring: Ring | None) -> int:
+    return ring.width if ring is not None else 0
 
 
 async def _has(dev: Device, part: int, key: bytes) -> bool:

@@ -45,7 +45,7 @@ def segment_name(seg_id: int) -> str:
 def list_segment_ids(directory: Path) -> list[int]:
     ids = []
     for p in directory.glob("*.seg"):
-        if p.stem.isdigit():
+        if p.stem.isascii() and p.stem.isdigit():
             ids.append(int(p.stem))
     return sorted(ids)
 

@@ -7,6 +7,7 @@ from aiohttp import web
 from gateway import errors, s3xml
 from gateway.handlers.objects import current_object
 from gateway.manifest import Manifest
+from gateway.numbers import is_decimal
 from gateway.state import Ctx
 
 XML = "application/xml"
@@ -41,7 +42,7 @@ def _int_header(ctx: Ctx, name: str, default: int) -> int:
     raw = ctx.request.headers.get(name)
     if raw is None:
         return default
-    if not raw.isdigit():
+    if not is_decimal(raw):
         raise errors.InvalidArgument(f"Invalid {name}", ArgumentName=name, ArgumentValue=raw)
     return int(raw)
 

@@ -18,6 +18,7 @@ from gateway import conditions, errors, headers, s3xml
 from gateway.handlers.objects import commit, owned_bucket, stream_parts
 from gateway.manifest import BucketRecord, DataRef, Manifest
 from gateway.names import check_key
+from gateway.numbers import is_decimal
 from gateway.state import Ctx
 
 XML = "application/xml"
@@ -93,7 +94,7 @@ def copy_source_range(raw: str | None, size: int) -> tuple[int, int] | None:
         return None
     spec = raw.strip().removeprefix("bytes=")
     first, sep, last = spec.partition("-")
-    if not sep or not first.isdigit() or not last.isdigit() or int(last) < int(first):
+    if not sep or not is_decimal(first) or not is_decimal(last) or int(last) < int(first):
         raise errors.InvalidArgument("The x-amz-copy-source-range value must be of the form "
                                      "bytes=first-last where first and last are the "
                                      "zero-based offsets of the first and last bytes to copy",

@@ -29,6 +29,7 @@ from gateway.handlers.copy import copy_source_range, open_copy_source
 from gateway.handlers.objects import commit, owned_bucket
 from gateway.manifest import BucketRecord, Manifest
 from gateway.names import check_key
+from gateway.numbers import is_decimal
 from gateway.state import Ctx
 from gateway.uploads import Part, Upload, Uploads, new_upload_id
 
@@ -41,7 +42,7 @@ def _uploads(ctx: Ctx) -> Uploads:
 
 def _part_number(ctx: Ctx) -> int:
     raw = ctx.request.query.get("partNumber", "")
-    if not raw.isdigit() or not 1 <= int(raw) <= limits.part_number_max:
+    if not is_decimal(raw) or not 1 <= int(raw) <= limits.part_number_max:
         raise errors.InvalidArgument("Part number must be an integer between 1 and 10000, "
                                      "inclusive", ArgumentName="partNumber", ArgumentValue=raw)
     return int(raw)
@@ -145,7 +146,7 @@ def _requested_parts(body: bytes) -> list[_Requested]:
     out = []
     for el in s3xml.children(root, "Part"):
         num, etag = s3xml.child_text(el, "PartNumber"), s3xml.child_text(el, "ETag")
-        if num is None or etag is None or not num.strip().isdigit():
+        if num is None or etag is None or not is_decimal(num.strip()):
             raise errors.MalformedXML()
         sums = {a.aws_name: v.strip() for a in ChecksumAlgorithm
                 if (v := s3xml.child_text(el, "Checksum" + a.aws_name)) is not None}
@@ -241,7 +242,7 @@ def _int_param(ctx: Ctx, name: str, default: int, cap: int) -> int:
     raw = ctx.request.query.get(name)
     if raw is None:
         return default
-    if not raw.isdigit():
+    if not is_decimal(raw):
         raise errors.InvalidArgument(f"Provided {name} not an integer or within integer range",
                                      ArgumentName=name, ArgumentValue=raw)
     return min(int(raw), cap)

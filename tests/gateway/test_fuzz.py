@@ -410,8 +410,8 @@ def test_router(method: str, path: str, query: dict[str, str], host: str) -> Non
 # ---------------------------------------------------------------- findings
 
 # str.isdigit() accepts '²' (and other digit-like code points) that int() refuses, so a
-# check `s.isdigit()` followed by `int(s)` raises ValueError -> 500. The fix in each module is
-# `s.isascii() and s.isdigit()` (or a [0-9]+ regex). Strict xfail: passes once fixed.
+# check `s.isdigit()` followed by `int(s)` raised ValueError -> 500; numbers from clients are
+# now read with gateway.numbers (ASCII digits only).
 UNICODE_DIGIT_CASES: list[tuple[str, Callable[[], object]]] = [
     ("ranges.parse_range", lambda: ranges.parse_range("bytes=\u00b2-", 10)),
     ("cors MaxAgeSeconds", lambda: cors.parse(
@@ -424,8 +424,6 @@ UNICODE_DIGIT_CASES: list[tuple[str, Callable[[], object]]] = [
 ]
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError,
-                   reason="isdigit() then int(): '²' raises ValueError (500); see report")
 @pytest.mark.parametrize("case", UNICODE_DIGIT_CASES, ids=[n for n, _ in UNICODE_DIGIT_CASES])
 def test_unicode_digit_is_not_a_number(case: tuple[str, Callable[[], object]]) -> None:
     value_or_s3error(case[1])
