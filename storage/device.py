@@ -320,7 +320,11 @@ class Device:
         old = self.index.get_meta(head.partition, head.key)
         if old is not None and old.ts >= head.ts:
             return None
-        return self.segments.reserve(len(record), record)
+        # A tombstone is how an object is deleted: like fragment deletes, it may go past the
+        # capacity a little, or a full device could never be emptied.
+        headroom = (self.segments.segment_size_bytes
+                    if head.flags & RecordFlag.TOMBSTONE else 0)
+        return self.segments.reserve(len(record), record, headroom)
 
     async def get_meta(self, partition: int, key: bytes) -> MetaEntry | None:
         _check_key(key, partition)
