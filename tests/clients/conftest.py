@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.cluster.harness import Cluster, new_cluster
+from tests.cluster.harness import Cluster, started_cluster
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -17,14 +17,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
-    c = new_cluster()
-    try:
-        c.start()
-    except BaseException:
-        # Processes that did start must not outlive a cluster that failed to come up;
-        # the data root stays for its logs.
-        c.stop()
-        raise
+    c = started_cluster()     # stops what it started and retries if a start fails
     yield c
     c.stop()
     shutil.rmtree(c.root, ignore_errors=True)

@@ -5,13 +5,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.cluster.harness import Cluster, new_cluster
+from tests.cluster.harness import Cluster, started_cluster
 
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
-    c = new_cluster()
-    c.start()
+    c = started_cluster()
     yield c
     c.stop()
     shutil.rmtree(c.root, ignore_errors=True)

@@ -4,6 +4,8 @@ starts them, on free ports, each one killable and restartable on its own."""
 from __future__ import annotations
 
 import os
+import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -18,36 +20,38 @@ from botocore.config import Config as BotoConfig
 from gateway import config as config_mod
 from gateway.up import ProcessSpec, prepare, process_specs, stop_all, wait_port
 
+# Test servers listen below the kernel's ephemeral range (32768-60999 here): a port picked
+# from that range can be taken by some client's outgoing connection before the server binds.
+_PORT_LOW, _PORT_HIGH = 20000, 32000
 
-def free_ports(n: int) -> list[int]:
-    socks, ports = [], []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-        ports.append(s.getsockname()[1])
-    for s in socks:
-        s.close()
-    return ports
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def consecutive_free_ports(n: int) -> int:
     """A first port such that first..first+n-1 are all free now."""
-    for _ in range(200):
-        first = free_ports(1)[0]
-        if first + n >= 65000:
-            continue
-        ok = True
-        for p in range(first, first + n):
-            with socket.socket() as s:
-                try:
-                    s.bind(("127.0.0.1", p))
-                except OSError:
-                    ok = False
-                    break
-        if ok:
+    rnd = random.Random()
+    for _ in range(500):
+        first = rnd.randrange(_PORT_LOW, _PORT_HIGH - n)
+        if all(_bindable(p) for p in range(first, first + n)):
             return first
     raise RuntimeError("no run of free ports")
+
+
+def free_ports(n: int) -> list[int]:
+    """n distinct free ports."""
+    out: list[int] = []
+    while len(out) < n:
+        port = consecutive_free_ports(1)
+        if port not in out:
+            out.append(port)
+    return out
 
 
 @dataclass
@@ -132,3 +136,17 @@ def new_cluster(**kw: object) -> Cluster:
     root = Path(tempfile.mkdtemp(prefix="coffre-test-"))
     os.environ.pop("COFFRE_DATA", None)
     return Cluster(root, root / "cluster.toml", **kw)  # type: ignore[arg-type]
+
+
+def started_cluster(attempts: int = 3, **kw: object) -> Cluster:
+    """A new running cluster; a start that loses a port race is retried on new ports."""
+    for attempt in range(attempts):
+        c = new_cluster(**kw)
+        try:
+            c.start()
+            return c
+        except RuntimeError:
+            shutil.rmtree(c.root, ignore_errors=True)
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")

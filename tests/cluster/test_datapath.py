@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.cluster.harness import Cluster, new_cluster
+from tests.cluster.harness import Cluster, started_cluster
 
 MIB = 1024 * 1024
 SIZES = [1, 65_537, 1_048_576 + 1, 3 * MIB + 17]
@@ -80,9 +80,8 @@ def test_any_two_nodes_down(cluster: Cluster, s3) -> None:  # type: ignore[no-un
 
 @pytest.fixture(scope="module")
 def wide() -> Iterator[Cluster]:
-    c = new_cluster(devices_per_node=2,
-                    extra='extra_policies = ["ec 8+3", "replicate 3"]')
-    c.start()
+    c = started_cluster(devices_per_node=2,
+                        extra='extra_policies = ["ec 8+3", "replicate 3"]')
     yield c
     c.stop()
     shutil.rmtree(c.root, ignore_errors=True)

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.cluster.harness import Cluster, free_ports, new_cluster
+from tests.cluster.harness import Cluster, started_cluster
 
 Page = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 T = TypeVar("T")
@@ -30,11 +30,9 @@ BIG_BYTES = 8 * 1024 * 1024  # ec 4+2: 2 MiB fragments, above the RPC body limit
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
-    """This module's cluster; stops whatever started even if the start fails halfway.
-    The admin port is picked free (the default, S3 port + 1000, may be taken on a busy box)."""
-    c = new_cluster(extra=f'[admin]\nlisten = "127.0.0.1:{free_ports(1)[0]}"')
+    """This module's cluster; stops whatever started even if a test fails halfway."""
+    c = started_cluster()      # the harness picks a free admin port
     try:
-        c.start()
         yield c
     finally:
         c.stop()

@@ -13,15 +13,14 @@ import pytest
 from botocore.config import Config as BotoConfig
 
 from gateway import sigv4
-from tests.cluster.harness import Cluster, new_cluster
+from tests.cluster.harness import Cluster, started_cluster
 
 DOMAIN = "s3.coffre.test"
 
 
 @pytest.fixture(scope="module")
 def vcluster() -> Iterator[Cluster]:
-    c = new_cluster(gateway_extra=f'virtual_host_domain = "{DOMAIN}"')
-    c.start()
+    c = started_cluster(gateway_extra=f'virtual_host_domain = "{DOMAIN}"')
     yield c
     c.stop()
     shutil.rmtree(c.root, ignore_errors=True)
