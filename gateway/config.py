@@ -71,7 +71,8 @@ class AbuseLimits:
 
     header_line_bytes_max: int = 8190           # request line and each header field
     headers_count_max: int = 100                # header fields per request
-    xml_body_bytes_max: int = 1024 * 1024       # a declared XML request body
+    xml_body_bytes_max: int = 2 * 1024 * 1024   # a declared XML request body (DeleteObjects
+    #                                             of 1000 keys of 1024 bytes is ~1.1 MiB)
     requests_in_flight_max: int = 1024          # per gateway process; 0 = no cap
     requests_in_flight_per_client_max: int = 128  # per client address; 0 = no cap
     header_timeout_s: float = 10.0              # connection open -> header section complete
