@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     from gateway.status import add_commands as status_commands
     from ring.cli import add_commands as ring_commands
     from storage.cli import add_commands as node_commands
+    from storage.rebalance_cli import add_commands as rebalance_commands
 
     parser = argparse.ArgumentParser(prog="coffre", description="Coffre object store")
     logs.add_arguments(parser)
@@ -77,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     node_commands(sub)
     status_commands(sub)
     admin_commands(sub)
+    rebalance_commands(sub)
     return parser
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
@@ -37,6 +38,10 @@ from storage.index import FragmentEntry, MetaEntry
 
 log = logging.getLogger("coffre.storage.rebalancer")
 
+# A fragment first seen missing is rebuilt only this long after: the gateway's fragments of
+# one PUT commit within moments of each other, and a write in flight must never be taken for
+# a loss (a partly written ec id can even look like a narrower policy's id).
+rebuild_grace_s = 10.0
 rebuild_chunk_bytes = 256 * 1024  # fragment bytes rebuilt per step (read from k+1 peers)
 gate_step_bytes = 64 * 1024  # bytes sent per pass through the pause gate and the budget
 list_page_items = 1000
@@ -76,6 +81,9 @@ class Units:
     moved: Callable[[int], None]  # bytes moved or rebuilt, for the status
     rings: Callable[[], list[tuple[str, Ring]]]  # the current data rings (name, ring)
     k_by_width: dict[int, int] = dataclasses.field(default_factory=dict)
+    # (partition, data id, slot) -> monotonic time it was first seen missing
+    missing_since: dict[tuple[int, bytes, int], float] = dataclasses.field(
+        default_factory=dict)
 
     def ring_of(self, rings: list[Ring], dev_id: int, part: int, key: bytes) -> Ring | None:
         """The data ring a fragment of this device likely belongs to, without asking peers
@@ -132,8 +140,12 @@ class Units:
         local = [e for e in every if plan.fragment_index(e.key) < ring.width
                  and belongs(plan.data_id_of(e.key))]
         unit = UnitResult()
+        young_after_ns = time.time_ns() - int(rebuild_grace_s * 1e9)
         for e in local:
             if plan.verdict(ring, dev.id, part, e.key) is plan.Verdict.MOVE:
+                if e.ts > young_after_ns:  # maybe part of a write in flight: not yet
+                    unit.pending += 1
+                    continue
                 try:
                     moved = await self._move(dev, ring, part, e)
                     unit.add(bytes_moved=moved, fragments_moved=1 if moved else 0)
@@ -152,11 +164,14 @@ class Units:
         client = self.client()
         size = entry.loc.body_len
         there = await client.fragment_checksum(target.addr, target.id, part, entry.key)
-        if there is not None and there[0] == size:
+        if there is not None:
             here = await local_checksum(dev, entry)
-            if here == there[1]:  # a previous pass (or a crash) left it there already
+            if there == (size, here):  # a previous pass (or a crash) left it there already
                 await dev.delete_fragment(part, entry.key)
                 return 0
+            # Two different bodies under one key: one of them is wrong and nothing here says
+            # which. Never overwrite; keep both and report (a bug or a disk fault upstream).
+            raise MoveError(f"device {target.id} holds a different {entry.key.hex()}")
         hasher = xxhash.xxh3_64()
 
         async def body() -> AsyncIterator[bytes]:
@@ -217,14 +232,20 @@ class Units:
         if got is None:
             return
         found, sizes, elsewhere = got
+        now = time.monotonic()
         for did in sorted(set(found) | set(elsewhere)):
+            seen = (part, did, slot)
             if plan.fragment_key(did, slot) in have or not belongs(did):
+                self.missing_since.pop(seen, None)
                 continue
             if did in elsewhere:  # its holder pushes it here (a move in progress)
                 unit.pending += 1
                 continue
             if await _has(dev, part, plan.fragment_key(did, slot)):
                 continue  # pushed here after the local listing (and deleted at the source)
+            if now - self.missing_since.setdefault(seen, now) < rebuild_grace_s:
+                unit.pending += 1  # maybe a write in flight: look again after the grace
+                continue
             try:
                 await self._rebuild(dev, ring, part, slot, did, found[did], sizes[did], unit)
             except (NodeError, StorageError, WrongK, ValueError) as e:
@@ -250,6 +271,7 @@ class Units:
             except WrongK:
                 continue
             self.k_by_width[width] = k
+            self.missing_since.pop((part, did, slot), None)
             self.moved(size)
             unit.rebuild_bytes -= size
             unit.add(bytes_rebuilt=size, fragments_rebuilt=1)

@@ -125,28 +125,34 @@ async def _audit(cluster: Cluster, live: dict[int, str]) -> Audit:
     audit = Audit()
     client = NodeClient(transport="http")
     try:
-        for width in rings.widths:
-            await _audit_data(client, rings.data(width), live, audit)
+        await _audit_data(client, [rings.data(w) for w in rings.widths], live, audit)
         await _audit_meta(client, rings.meta, audit)
     finally:
         await client.close()
     return audit
 
 
-async def _audit_data(client: NodeClient, ring: Any, live: dict[int, str], audit: Audit) -> None:
-    seen: dict[bytes, set[int]] = defaultdict(set)
-    for p in range(ring.partitions):
-        slots = ring.slot_ids(p)
+async def _audit_data(client: NodeClient, rings: list[Any], live: dict[int, str],
+                      audit: Audit) -> None:
+    """Data rings of several widths share partition numbers: a data id belongs to the
+    narrowest ring wider than its highest fragment index (as the rebalancer decides)."""
+    for p in range(rings[0].partitions):
+        where: dict[bytes, dict[int, list[int]]] = defaultdict(lambda: defaultdict(list))
         for dev_id, addr in live.items():
-            rows = await client.list_fragments(addr, dev_id, p, b"", 10_000)
-            for key, n in rows:
+            for key, n in await client.list_fragments(addr, dev_id, p, b"", 10_000):
                 audit.bytes_by_device[dev_id] += n
-                if key[-1] >= ring.width or slots[key[-1]] != dev_id:
-                    audit.misplaced.append(f"p{p} {key.hex()} on {dev_id}")
-                else:
-                    seen[key[:-1]].add(key[-1])
-    audit.data_ids += len(seen)
-    audit.incomplete += [d.hex() for d, idx in seen.items() if len(idx) != ring.width]
+                where[key[:-1]][key[-1]].append(dev_id)
+        for did, idx in where.items():
+            ring = next((r for r in rings if r.width > max(idx)), None)
+            if ring is None:
+                audit.misplaced.append(f"p{p} {did.hex()}: index {max(idx)} fits no ring")
+                continue
+            audit.data_ids += 1
+            slots = ring.slot_ids(p)
+            audit.misplaced += [f"p{p} {did.hex()}/{i} on {d}" for i, devs in idx.items()
+                                for d in devs if d != slots[i]]
+            if sorted(idx) != list(range(ring.width)):
+                audit.incomplete.append(f"{did.hex()}: {sorted(idx)} of {ring.width}")
 
 
 async def _audit_meta(client: NodeClient, ring: Any, audit: Audit) -> None:

@@ -21,7 +21,9 @@ from tests.cluster.harness import Cluster, new_cluster
 
 @pytest.fixture
 def cluster() -> Iterator[Cluster]:
-    c = new_cluster()
+    # Two data rings (ec 4+2 and replicate 3) share partition numbers: the rebalancer must
+    # tell their fragments apart.
+    c = new_cluster(extra='extra_policies = ["replicate 3"]')
     c.start()
     yield c
     c.stop()
@@ -44,24 +46,37 @@ def _sizes(rng: random.Random, count: int) -> list[int]:
     return out
 
 
+def _create_buckets(s3: Any) -> None:
+    s3.create_bucket(Bucket="reb")
+
+    def policy(request: Any, **_: Any) -> None:
+        request.headers["x-coffre-storage-policy"] = "replicate 3"
+
+    s3.meta.events.register("before-sign.s3.CreateBucket", policy)
+    s3.create_bucket(Bucket="rep")
+    s3.meta.events.unregister("before-sign.s3.CreateBucket", policy)
+
+
 def _write(s3: Any, count: int, seed: int) -> dict[str, str]:
+    """`count` objects, every fourth in the replicated bucket; "bucket/key" -> MD5."""
     rng = random.Random(seed)
     digests = {}
-    s3.create_bucket(Bucket="reb")
+    _create_buckets(s3)
     for i, size in enumerate(_sizes(rng, count)):
         body = rng.randbytes(size)
-        key = f"obj/{i:05d}"
-        s3.put_object(Bucket="reb", Key=key, Body=body)
-        digests[key] = hashlib.md5(body).hexdigest()
+        bucket = "rep" if i % 4 == 3 else "reb"
+        s3.put_object(Bucket=bucket, Key=f"obj/{i:05d}", Body=body)
+        digests[f"{bucket}/obj/{i:05d}"] = hashlib.md5(body).hexdigest()
     return digests
 
 
 def _check_reads(s3: Any, digests: dict[str, str]) -> None:
     bad = []
-    for key, digest in digests.items():
-        body = s3.get_object(Bucket="reb", Key=key)["Body"].read()
+    for name, digest in digests.items():
+        bucket, key = name.split("/", 1)
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
         if hashlib.md5(body).hexdigest() != digest:
-            bad.append(key)
+            bad.append(name)
     assert not bad, f"{len(bad)} objects differ: {bad[:5]}"
 
 
@@ -93,7 +108,7 @@ def _grow_then_fail(cluster: Cluster, count: int, seed: int, drain: bool = False
     assert not rh.rebalance("status", "--rings-dir", rings)[1]["done"]
     t0 = time.monotonic()
     assert rh.rebalance("resume", "--rings-dir", rings)[0] == 0
-    status = rh.wait_done(cluster, 240)
+    status = rh.wait_done(cluster, 600)
     took = time.monotonic() - t0
     assert 6 in live
     after = _check_placement(cluster, live)
@@ -109,12 +124,20 @@ def _grow_then_fail(cluster: Cluster, count: int, seed: int, drain: bool = False
     assert moved <= 1.1 * optimal
     assert sum(after.bytes_by_device.values()) == total  # nothing left behind, no copies
 
+    now = int(time.time())
     if drain:
-        _drain(cluster, s3, digests, after)
+        _drain(cluster, s3, digests, after, now + 2 * 3600)
+        # Width 6 needs 7 devices to lose one: a fresh node joins (a drained id stays
+        # reserved while readers may still look there).
+        _, addr = rh.add_node(cluster, 7)
+        rh.change_rings(cluster, ["add", "--id", "7", "--addr", addr,
+                                  "--domain", "local/z1/n7/d0", "--weight", "1"], now + 4 * 3600)
+        rh.wait_done(cluster, 600)
+        after = _check_placement(cluster, rh.ring_devices(cluster))
 
     cluster.kill("node2")
-    rh.change_rings(cluster, ["fail", "--id", "2"], now=int(time.time()) + 3 * 3600)
-    status = rh.wait_done(cluster, 240)
+    rh.change_rings(cluster, ["fail", "--id", "2"], now=now + 6 * 3600)
+    status = rh.wait_done(cluster, 600)
     live = rh.ring_devices(cluster)
     assert 2 not in live
     rebuilt = _check_placement(cluster, live)
@@ -125,11 +148,12 @@ def _grow_then_fail(cluster: Cluster, count: int, seed: int, drain: bool = False
     assert status["fragments_rebuilt"] > 0
 
 
-def _drain(cluster: Cluster, s3: Any, digests: dict[str, str], before: rh.Audit) -> None:
+def _drain(cluster: Cluster, s3: Any, digests: dict[str, str], before: rh.Audit,
+           now: int) -> None:
     """Remove device 6 again: everything it holds moves away, nothing stays behind."""
     addr = rh.ring_devices(cluster)[6]
     start = rh.status(cluster)
-    rh.change_rings(cluster, ["remove", "--id", "6"], now=int(time.time()) + 2 * 3600)
+    rh.change_rings(cluster, ["remove", "--id", "6"], now=now)
     status = rh.wait_done(cluster, 600)
     live = rh.ring_devices(cluster)
     assert 6 not in live
@@ -148,6 +172,7 @@ def test_add_node_then_fail_node(cluster: Cluster) -> None:
 
 
 @pytest.mark.long
+@pytest.mark.timeout(2400)  # 2,000 objects written and read back four times
 def test_add_node_then_fail_node_2000(cluster: Cluster) -> None:
     seed = int(os.environ.get("COFFRE_SEED", random.randrange(1 << 30)))
     _grow_then_fail(cluster, 2000, seed, drain=True)
@@ -206,7 +231,7 @@ def test_throttle_pause_and_sigkill_resume(cluster: Cluster) -> None:
     for i in range(40):
         body = rng.randbytes(rng.randrange(2_000_000, 2_500_000))
         s3.put_object(Bucket="reb", Key=f"big/{i}", Body=body)
-        digests[f"big/{i}"] = hashlib.md5(body).hexdigest()
+        digests[f"reb/big/{i}"] = hashlib.md5(body).hexdigest()
     rings = str(cluster.config.rings_dir)
     limit = 100_000  # bytes/s per node: each sender has ~3 MB to move, ~30 s of work
     assert rh.rebalance("throttle", str(limit / 1e6), "--rings-dir", rings)[0] == 0
@@ -269,15 +294,16 @@ class _Load(threading.Thread):
             try:
                 if self.rng.random() < 0.4:
                     body = self.rng.randbytes(self.rng.choice([1000, 150_000, 900_000]))
-                    key = f"load/{i}"
+                    name = f"reb/load/{i}"
                     i += 1
-                    self.s3.put_object(Bucket="reb", Key=key, Body=body)
-                    self.digests[key] = hashlib.md5(body).hexdigest()
+                    self.s3.put_object(Bucket="reb", Key=name[4:], Body=body)
+                    self.digests[name] = hashlib.md5(body).hexdigest()
                 else:
-                    key = self.rng.choice(sorted(self.digests))
-                    body = self.s3.get_object(Bucket="reb", Key=key)["Body"].read()
-                    if hashlib.md5(body).hexdigest() != self.digests[key]:
-                        self.failures.append(f"{key}: wrong bytes")
+                    name = self.rng.choice(sorted(self.digests))
+                    bucket, key = name.split("/", 1)
+                    body = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+                    if hashlib.md5(body).hexdigest() != self.digests[name]:
+                        self.failures.append(f"{name}: wrong bytes")
             except Exception as e:  # every failure counts, whatever its kind
                 self.failures.append(f"{type(e).__name__}: {e}")
             self.ops += 1
