@@ -10,11 +10,11 @@ killed at any moment loses nothing it acknowledged.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 
 import msgpack
 
+from gateway.batching import BatchedWriter
 from gateway.catalog import Catalog
 from gateway.manifest import BucketRecord
 
@@ -33,9 +33,7 @@ class Counters:
         self.catalog = catalog
         self.writer = writer_id.to_bytes(8, "big")
         self._mine: dict[bytes, tuple[BucketRecord, list[int]]] = {}   # absolute, this writer
-        self._dirty: set[bytes] = set()
-        self._batch: asyncio.Future[None] | None = None   # done when the next flush lands
-        self._task: asyncio.Task[None] | None = None
+        self._writer: BatchedWriter[bytes] = BatchedWriter(self._write)
 
     def _record_key(self, bucket: BucketRecord) -> bytes:
         return _PREFIX + bucket.bucket_id + self.writer
@@ -50,34 +48,7 @@ class Counters:
         entry = self._mine.setdefault(bucket.bucket_id, (bucket, [0, 0]))
         entry[1][0] += objects
         entry[1][1] += nbytes
-        self._dirty.add(bucket.bucket_id)
-        if self._batch is None:
-            self._batch = asyncio.get_running_loop().create_future()
-        batch = self._batch
-        if self._task is None:
-            self._task = asyncio.ensure_future(self._flusher())
-        await asyncio.shield(batch)
-
-    async def _flusher(self) -> None:
-        """Write dirty records until none are left; each round answers its waiters."""
-        try:
-            while self._dirty:
-                dirty, self._dirty = self._dirty, set()
-                batch, self._batch = self._batch, None
-                try:
-                    await asyncio.gather(*(self._write(b) for b in dirty))
-                except Exception as exc:
-                    # Values are absolute, so the next add() retries them safely; stop here
-                    # rather than spin while the metadata replicas are unreachable.
-                    self._dirty |= dirty
-                    if batch is not None:
-                        batch.set_exception(exc)
-                        batch.exception()       # retrieved: no "never retrieved" warning
-                    break
-                if batch is not None:
-                    batch.set_result(None)
-        finally:
-            self._task = None
+        await self._writer.changed(bucket.bucket_id)
 
     async def _write(self, bucket_id: bytes) -> None:
         bucket, (objects, nbytes) = self._mine[bucket_id]

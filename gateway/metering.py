@@ -38,6 +38,7 @@ import msgpack
 from aiohttp import web
 
 from gateway.access import Decision
+from gateway.batching import BatchedWriter
 from gateway.catalog import Catalog
 from gateway.counters import Counters
 from gateway.metrics import request_bytes, response_bytes
@@ -244,9 +245,7 @@ class Meter:
         self.writer = secrets.randbits(64) if writer_id is None else writer_id
         self._wall_ms = wall_ms or (lambda: time.time_ns() // 1_000_000)
         self._mine: dict[_TallyKey, _Tally] = {}
-        self._dirty: set[_TallyKey] = set()
-        self._batch: asyncio.Future[None] | None = None   # done when the next flush lands
-        self._task: asyncio.Task[None] | None = None
+        self._writer: BatchedWriter[_TallyKey] = BatchedWriter(self._write, self._forget_old)
         self._hour = 0                  # the newest hour counted into
 
     # -- the dispatcher's calls --
@@ -295,34 +294,7 @@ class Meter:
         tally.requests[_CLASSES.index(classify(bill.op))] += 1
         tally.bytes_in += bytes_in
         tally.bytes_out += bytes_out
-        self._dirty.add(key)
-        if self._batch is None:
-            self._batch = asyncio.get_running_loop().create_future()
-        batch = self._batch
-        if self._task is None:
-            self._task = asyncio.ensure_future(self._flusher())
-        await asyncio.shield(batch)
-
-    async def _flusher(self) -> None:
-        """Write dirty records until none are left; each round answers its waiters."""
-        try:
-            while self._dirty:
-                dirty, self._dirty = self._dirty, set()
-                batch, self._batch = self._batch, None
-                try:
-                    await asyncio.gather(*(self._write(k) for k in dirty))
-                except Exception as exc:
-                    # Values are absolute: the next round rewrites them safely.
-                    self._dirty |= dirty
-                    if batch is not None:
-                        batch.set_exception(exc)
-                        batch.exception()       # retrieved: no "never retrieved" warning
-                    break
-                if batch is not None:
-                    batch.set_result(None)
-                self._forget_old()
-        finally:
-            self._task = None
+        await self._writer.changed(key)
 
     async def _write(self, key: _TallyKey) -> None:
         tenant, bucket, hour_ms = key
@@ -332,17 +304,12 @@ class Meter:
 
     def _forget_old(self) -> None:
         # A past hour's tally, once durable, is never written again: free its memory.
-        for key in [k for k in self._mine if k[2] < self._hour and k not in self._dirty]:
+        for key in [k for k in self._mine if k[2] < self._hour and k not in self._writer.dirty]:
             del self._mine[key]
 
     async def retry(self) -> None:
         """Flush counts left dirty by a failed round (called by the sampler loop)."""
-        if self._dirty and self._task is None:
-            if self._batch is None:
-                self._batch = asyncio.get_running_loop().create_future()
-            batch = self._batch
-            self._task = asyncio.ensure_future(self._flusher())
-            await asyncio.shield(batch)
+        await self._writer.retry()
 
     async def cleanup_ctx(self, _app: web.Application) -> AsyncIterator[None]:
         """For make_app's cleanup_ctx: the sampler runs while the app does."""
