@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import random
 from datetime import UTC, datetime, timedelta
+from urllib.parse import unquote
 
 import pytest
 from botocore.exceptions import ClientError
@@ -232,3 +233,28 @@ def test_unconfigured_subresources_and_versions(s3) -> None:  # type: ignore[no-
         s3.put_bucket_versioning(Bucket="ops",
                                  VersioningConfiguration={"Status": "Enabled"})
     assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 501
+
+
+def test_long_and_awkward_keys(s3) -> None:  # type: ignore[no-untyped-def]
+    """1024-byte keys, keys that differ only past byte 511, and characters that need
+    escaping in XML and URLs, listed in order, with and without encoding-type=url."""
+    base = "k/" + "é" * 255                                   # 2 + 510 bytes
+    keys = sorted([
+        base + "a" * 512,                                     # exactly 1024 bytes
+        base + "a" * 511 + "b",                               # differs at byte 1023
+        "k/<&>\"' ?#%+=;,~",
+        "k/tab\there",
+    ])
+    assert len(keys[-1].encode()) <= 1024 and any(len(k.encode()) == 1024 for k in keys)
+    for k in keys:
+        s3.put_object(Bucket="ops", Key=k, Body=k.encode())
+    for k in keys:
+        assert s3.get_object(Bucket="ops", Key=k)["Body"].read() == k.encode()
+    listed = [o["Key"] for o in s3.list_objects_v2(Bucket="ops", Prefix="k/")["Contents"]]
+    assert listed == sorted(keys, key=lambda k: k.encode())
+    encoded = s3.list_objects_v2(Bucket="ops", Prefix="k/", EncodingType="url")
+    # Asked for explicitly, the keys come back URL-encoded (boto3 decodes only what it asked).
+    assert [unquote(o["Key"]) for o in encoded["Contents"]] == listed
+    with pytest.raises(ClientError) as exc:
+        s3.put_object(Bucket="ops", Key="x" * 1025, Body=b"")
+    assert _code(exc) == "KeyTooLongError"
