@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 
@@ -149,7 +150,8 @@ async def get_object(ctx: Ctx) -> web.StreamResponse:
     return resp
 
 
-async def stream_parts(ctx: Ctx, m: Manifest, start: int, end: int):  # type: ignore[no-untyped-def]
+async def stream_parts(ctx: Ctx, m: Manifest, start: int, end: int
+                       ) -> AsyncIterator[memoryview]:
     """Bytes start..end of an object stored as one or more erasure-coded parts."""
     base = 0
     for ref in m.parts:
