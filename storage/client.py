@@ -21,6 +21,7 @@ import aiohttp
 import msgpack
 
 from storage import limits, wire
+from storage.metrics import REQUEST_ID, REQUEST_ID_HEADER
 from storage.rpc_client import ChannelError, RpcPool
 
 
@@ -97,7 +98,7 @@ class NodeClient:
                        ok: tuple[int, ...] = (200, 204)) -> tuple[int, dict[str, str], bytes]:
         try:
             async with self._s().request(method, f"http://{addr}{path}", params=params,
-                                         data=data, headers=headers) as resp:
+                                         data=data, headers=_tagged(headers)) as resp:
                 body = await resp.read()
                 if resp.status not in ok:
                     _raise_for(addr, resp.status, body)
@@ -153,7 +154,8 @@ class NodeClient:
                               ) -> AsyncIterator[bytes]:
         url = f"http://{addr}{wire.frag_path(device, partition, key)}"
         try:
-            async with self._s().get(url, params=_range(offset, length)) as resp:
+            async with self._s().get(url, params=_range(offset, length),
+                                     headers=_tagged(None)) as resp:
                 if resp.status != 200:
                     _raise_for(addr, resp.status, await resp.read())
                 got = 0
@@ -279,6 +281,14 @@ class NodeClient:
             _raise_for(addr, status, body)
         doc = json.loads(body)
         return int(doc["size"]), str(doc["xxh3"])
+
+
+def _tagged(headers: dict[str, str] | None) -> dict[str, str] | None:
+    """The headers plus the current S3 request's id, so the node logs under the same id."""
+    request_id = REQUEST_ID.get()
+    if not request_id:
+        return headers
+    return {**(headers or {}), REQUEST_ID_HEADER: request_id}
 
 
 def _range(offset: int, length: int | None) -> dict[str, str]:

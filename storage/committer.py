@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -38,6 +39,9 @@ class GroupCommitter:
         self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="commit")
         self.batches = 0  # number of commits so far (tests check that writers shared them)
         self.ops = 0
+        # Called from the commit thread with (ops in the batch, fdatasync seconds): the
+        # node's metrics set it; prometheus_client's histograms are thread-safe.
+        self.observer: Callable[[int, float], None] | None = None
 
     async def submit(self, op: Op | None, segments: Iterable[int]) -> bool:
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
@@ -82,7 +86,10 @@ class GroupCommitter:
         segs: set[int] = set()
         for p in batch:
             segs |= p.segments
+        started = time.monotonic()
         self._segments.sync(segs)
+        if self.observer is not None:
+            self.observer(len(batch), time.monotonic() - started)
         ops = [p.op for p in batch if p.op is not None]
         applied = iter(self._index.apply(ops) if ops else [])
         self.batches += 1

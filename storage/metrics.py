@@ -16,6 +16,7 @@ around the handler, so every log line on both sides carries the same id.
 from __future__ import annotations
 
 import contextvars
+import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -37,6 +38,7 @@ from storage.node import Node
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("coffre_request_id",
                                                                  default="")
 REQUEST_ID_HEADER = "X-Coffre-Request-Id"
+log = logging.getLogger("coffre.storage.http")
 request_id_chars_max = 64  # a longer header is cut: it only ever goes into log lines
 # `*_created` series double every counter for a timestamp nobody alerts on (process-wide).
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -189,7 +191,7 @@ def endpoint_of(request: web.Request) -> str:
     return f"{request.method} {resource.canonical}"
 
 
-def _bound_request_id(text: str | None) -> str:
+def bound_request_id(text: str | None) -> str:
     if not text:
         return ""
     return "".join(c for c in text[:request_id_chars_max] if c.isalnum() or c in "-_.")
@@ -198,7 +200,7 @@ def _bound_request_id(text: str | None) -> str:
 @web.middleware
 async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Count every HTTP request (the RPC WebSocket itself is counted per call instead)."""
-    REQUEST_ID.set(_bound_request_id(request.headers.get(REQUEST_ID_HEADER)))
+    REQUEST_ID.set(bound_request_id(request.headers.get(REQUEST_ID_HEADER)))
     started = time.monotonic()
     endpoint = endpoint_of(request)
     status = 500
@@ -214,8 +216,12 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
         if not isinstance(response, web.WebSocketResponse):
             out = 0 if response is None or request.method == "HEAD" else (
                 response.content_length or 0)
-            request.app[NODE_METRICS].observe(endpoint, status, time.monotonic() - started,
+            seconds = time.monotonic() - started
+            request.app[NODE_METRICS].observe(endpoint, status, seconds,
                                               int(request.content.total_bytes), out)
+            level = logging.WARNING if status >= 500 else logging.DEBUG
+            if log.isEnabledFor(level):
+                log.log(level, "%s %s %.1f ms", endpoint, status, seconds * 1000)
 
 
 def ready_problems(snapshot: Snapshot, rings_expected: bool) -> list[str]:

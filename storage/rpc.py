@@ -6,18 +6,23 @@ fraction of that (bench/storage_bench.py prints both). Streamed bodies (large fr
 stream_fragment) stay on plain HTTP, where TCP gives each stream its own flow control.
 
 Protocol (wire.RPC_PATH, binary messages, msgpack arrays):
-    request : [call_id, op, *args]
-    response: [call_id, status, payload]      status as in HTTP: 200 ok, 404, 413, 507...
+    request : [call_id, op, request_id, *args]   request_id: the gateway's id, "" if none
+    response: [call_id, status, payload]         status as in HTTP: 200 ok, 404, 413, 507...
 Ops and their payloads are the table in _OPS. A status >= 400 carries a reason string.
 413 means "too large for this channel": the client retries the call over HTTP.
 Rules: each call runs in its own task (so concurrent calls share group commits); at most
 limits.rpc_inflight_per_connection_max run per connection, then reading pauses (backpressure).
+Each call's task carries the caller's request id (storage.metrics.REQUEST_ID), so the node's
+log lines about it name the S3 request that caused it; every call is reported to an observer
+(the node's metrics) with its op, status, time and sizes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -26,10 +31,15 @@ from aiohttp import WSMsgType, web
 
 from storage import limits
 from storage.errors import BadRequest, StorageError
+from storage.metrics import REQUEST_ID, bound_request_id
 from storage.node import Node
 
 Result = tuple[int, Any]
 OpFn = Callable[[Node, list[Any]], Awaitable[Result]]
+# (op, status, seconds, bytes in, bytes out) of one answered call.
+Observer = Callable[[str, int, float, int, int], None]
+log = logging.getLogger("coffre.storage.rpc")
+
 
 def _bytes(x: Any) -> bytes:
     if not isinstance(x, bytes):
@@ -127,19 +137,36 @@ async def _call(node: Node, op: Any, args: list[Any]) -> Result:
         return 400, f"bad arguments: {e}"
 
 
-async def _serve_one(node: Node, ws: web.WebSocketResponse, call_id: Any, op: Any,
-                     args: list[Any], slots: asyncio.Semaphore) -> None:
+async def _serve_one(node: Node, ws: web.WebSocketResponse, frame: list[Any], size: int,
+                     slots: asyncio.Semaphore, observe: Observer | None) -> None:
+    call_id, op, request_id, *args = frame
+    # This task runs in its own copy of the context: the id tags only this call's lines.
+    REQUEST_ID.set(bound_request_id(request_id if isinstance(request_id, str) else None))
+    started = time.monotonic()
     try:
         status, payload = await _call(node, op, args)
+        answer = msgpack.packb([call_id, status, payload])
+        _log_call(op, status, payload, time.monotonic() - started)
+        if observe is not None:
+            observe(str(op)[:32], status, time.monotonic() - started, size, len(answer))
         if not ws.closed:
-            await ws.send_bytes(msgpack.packb([call_id, status, payload]))
+            await ws.send_bytes(answer)
     except (ConnectionError, RuntimeError):
         pass  # the client went away; its calls' outcomes are its own to retry
     finally:
         slots.release()
 
 
-async def handle(node: Node, sockets: set[Any], request: web.Request) -> web.StreamResponse:
+def _log_call(op: Any, status: int, payload: Any, seconds: float) -> None:
+    # Server-side failures are worth a line at the default level; the rest only when asked.
+    level = logging.WARNING if status >= 500 else logging.DEBUG
+    if log.isEnabledFor(level):
+        reason = payload if status >= 400 and isinstance(payload, str) else ""
+        log.log(level, "rpc %s %s %.1f ms %s", op, status, seconds * 1000, reason)
+
+
+async def handle(node: Node, sockets: set[Any], observe: Observer | None,
+                 request: web.Request) -> web.StreamResponse:
     ws = web.WebSocketResponse(max_msg_size=limits.rpc_message_bytes_max, compress=False,
                                autoping=True)
     await ws.prepare(request)
@@ -150,11 +177,14 @@ async def handle(node: Node, sockets: set[Any], request: web.Request) -> web.Str
         if msg.type != WSMsgType.BINARY:
             break
         try:
-            call_id, op, *args = msgpack.unpackb(msg.data)
+            frame = msgpack.unpackb(msg.data)
         except (ValueError, TypeError, msgpack.UnpackException):
             break  # not our protocol: drop the connection
+        if not isinstance(frame, list) or len(frame) < 3:
+            break
         await slots.acquire()
-        task = asyncio.create_task(_serve_one(node, ws, call_id, op, args, slots))
+        task = asyncio.create_task(
+            _serve_one(node, ws, frame, len(msg.data), slots, observe))
         running.add(task)
         task.add_done_callback(running.discard)
     if running:
@@ -164,7 +194,8 @@ async def handle(node: Node, sockets: set[Any], request: web.Request) -> web.Str
     return ws
 
 
-def install(app: web.Application, path: str, node: Node) -> None:
+def install(app: web.Application, path: str, node: Node,
+            observe: Observer | None = None) -> None:
     sockets: set[Any] = set()
 
     async def close_all(_app: web.Application) -> None:
@@ -172,5 +203,5 @@ def install(app: web.Application, path: str, node: Node) -> None:
         for ws in list(sockets):
             await ws.close(code=1001, message=b"node shutting down")
 
-    app.router.add_get(path, functools.partial(handle, node, sockets))
+    app.router.add_get(path, functools.partial(handle, node, sockets, observe))
     app.on_shutdown.append(close_all)

@@ -18,6 +18,7 @@ import aiohttp
 import msgpack
 
 from storage import limits, wire
+from storage.metrics import REQUEST_ID
 
 
 class ChannelError(Exception):
@@ -49,7 +50,7 @@ class _Conn:
         self.pending[call_id] = future
         try:
             try:
-                await self.ws.send_bytes(msgpack.packb([call_id, op, *args]))
+                await self.ws.send_bytes(msgpack.packb([call_id, op, REQUEST_ID.get(), *args]))
             except (ConnectionError, RuntimeError, aiohttp.ClientError) as e:
                 raise _NotSent() from e
             return await asyncio.wait_for(future, timeout_s)

@@ -9,6 +9,7 @@ piece aborts the connection (the client sees a short body and never gets bad byt
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -251,8 +252,8 @@ def make_app(node: Node, *, background: bool = True) -> web.Application:
     app.router.add_get("/admin/rings/{name}", get_ring)
     app.router.add_get("/admin/info", info)
     app.router.add_get("/health/live", live)
-    rpc.install(app, wire.RPC_PATH, node)
-    node_metrics.install(app, node)  # GET /metrics, GET /health/ready
+    metrics = node_metrics.install(app, node)  # GET /metrics, GET /health/ready
+    rpc.install(app, wire.RPC_PATH, node, metrics.observe_rpc)
     app.cleanup_ctx.append(_node_lifecycle)
     # After the node's lifecycle: the rebalancer reads its progress from opened devices.
     reb = app[REBALANCER] = rebalancer.Rebalancer(node)
@@ -271,6 +272,9 @@ def make_app(node: Node, *, background: bool = True) -> web.Application:
 async def _node_lifecycle(app: web.Application) -> AsyncIterator[None]:
     node = app[NODE]
     await node.open()
+    metrics = app[node_metrics.NODE_METRICS]
+    for dev in node.devices.values():  # committers exist once the devices are open
+        dev.committer.observer = functools.partial(metrics.observe_commit, dev.id)
     yield
     await node.close()
 
