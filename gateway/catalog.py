@@ -114,6 +114,15 @@ class Catalog:
         return await self.store.put(self.object_partition(bucket, key),
                                     self.object_record_key(bucket, key), manifest.encode())
 
+    async def replace_object(self, bucket: BucketRecord, key: bytes, manifest: Manifest
+                             ) -> Manifest | None:
+        """put_object, returning the live manifest it replaced (None: there was none)."""
+        _, previous = await self.store.put_previous(self.object_partition(bucket, key),
+                                                    self.object_record_key(bucket, key),
+                                                    manifest.encode())
+        return None if previous is None or previous.value is None else (
+            Manifest.decode(previous.value))
+
     async def delete_object(self, bucket: BucketRecord, key: bytes) -> int:
         return await self.store.put(self.object_partition(bucket, key),
                                     self.object_record_key(bucket, key), None)

@@ -57,6 +57,11 @@ def evaluate(headers: Mapping[str, str], etag: str, mtime_ms: int) -> Outcome:
     return Outcome.PROCEED
 
 
+def has_write_conditions(headers: Mapping[str, str]) -> bool:
+    """Whether check_write needs the current object (a PUT without them skips the read)."""
+    return "If-None-Match" in headers or "If-Match" in headers
+
+
 def check_write(headers: Mapping[str, str], current_etag: str | None) -> None:
     """Conditional PUT/Complete: If-None-Match: * and If-Match against the current object."""
     if_none = headers.get("If-None-Match")

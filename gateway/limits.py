@@ -29,6 +29,7 @@ read_batch_stripes = 4                    # stripes fetched per round trip on GE
 fragment_queue_blocks = 4                 # blocks buffered per fragment stream on PUT
 read_hedge_after_s = 0.5                  # a fragment read this slow gets a parity twin
 meta_hedge_after_s = 0.2                  # a metadata read this slow asks spare replicas
+meta_put_attempts_max = 3                 # a write finding newer records re-stamps
 write_straggler_s = 2.0                   # a node this slow to take a block is dropped
 
 assert stripe_block_bytes % 4096 == 0

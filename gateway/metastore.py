@@ -70,6 +70,34 @@ class MetaStore:
         await self._gather_quorum(calls, self.quorum.write, "write")
         return stamp
 
+    async def put_previous(self, partition: int, key: bytes, value: bytes | None
+                           ) -> tuple[int, MetaRecord | None]:
+        """put(), and the newest record the write replaced (tombstones included).
+
+        Any earlier acknowledged write is on a majority, and so on one of the W replicas that
+        answered: their newest previous record is at least that write, no read needed. A
+        replica holding a record at least as new as our stamp (another gateway's clock runs
+        ahead) makes us observe it and write again above it, as a read-then-write would have;
+        our own earlier stamps are never taken for the replaced record."""
+        ours: set[int] = set()
+        replaced: MetaRecord | None = None
+        for _ in range(limits.meta_put_attempts_max):
+            stamp = self.clock.now()
+            ours.add(stamp)
+            calls = [
+                lambda d=d, ts=stamp: self.client.put_meta_previous(
+                    d.addr, d.id, partition, key, ts, value)
+                for d in self.replicas(partition)
+            ]
+            answers = await self._gather_quorum(calls, self.quorum.write, "write")
+            found = [rec for _, rec in answers if rec is not None and rec.ts not in ours]
+            replaced = _newest([replaced, *(r for r in found if r.ts < stamp)])
+            ahead = _newest(r for r in found if r.ts > stamp)
+            if ahead is None:
+                return stamp, replaced
+            self.clock.observe(ahead.ts)
+        raise errors.ServiceUnavailable("metadata write kept losing to newer records")
+
     async def get(self, partition: int, key: bytes) -> MetaRecord | None:
         """The newest record among a read quorum (tombstones included), or None."""
         devices = self.replicas(partition)

@@ -211,6 +211,19 @@ class NodeClient:
         await self._request("PUT", addr, wire.meta_path(device, partition, key), params=params,
                             data=value or b"")
 
+    async def put_meta_previous(self, addr: str, device: int, partition: int, key: bytes,
+                                ts: int, value: bytes | None) -> MetaRecord | None:
+        """put_meta that returns the record the node held before (None if none)."""
+        if self._rpc is None:   # plain HTTP has no such call: read, then write
+            previous = await self.get_meta(addr, device, partition, key)
+            await self.put_meta(addr, device, partition, key, ts, value)
+            return previous
+        _, prev = await self._call(addr, "mputp", device, partition, key, ts.to_bytes(16, "big"),
+                                   value)
+        if prev is None:
+            return None
+        return MetaRecord(key, int.from_bytes(prev[0], "big"), prev[1])
+
     async def get_meta(self, addr: str, device: int, partition: int, key: bytes
                        ) -> MetaRecord | None:
         if self._rpc is not None:

@@ -291,6 +291,16 @@ class Device:
     # -- metadata --------------------------------------------------------------------------
     async def put_meta(self, partition: int, key: bytes, ts: int, value: bytes | None) -> bool:
         """Store the record if it is newer than the stored one; False when it was not."""
+        applied, _ = await self.put_meta_previous(partition, key, ts, value)
+        return applied
+
+    async def put_meta_previous(self, partition: int, key: bytes, ts: int, value: bytes | None
+                                ) -> tuple[bool, MetaEntry | None]:
+        """put_meta, also returning the record it found there (None: none, or unreadable).
+
+        Why: a gateway that replaces an object needs the replaced manifest (its data to free,
+        its size for the counters); learning it from the write's answers saves a read quorum.
+        """
         _check_key(key, partition)
         if not 0 <= ts < 2**limits.meta_ts_bits:
             raise BadRequest("ts out of range")
@@ -301,30 +311,32 @@ class Device:
         head = RecordHead(RecordKind.META, flags, partition, key, ts, len(body),
                           limits.chunk_size_bytes)
         record = encode_record(head, body)
-        region = await self._run(self._append_meta_if_newer, head, record)
+        old, region = await self._run(self._append_meta_if_newer, head, record)
+        previous = old if old is not None and old.intact else None
         if region is None:
-            return False
+            return False, previous
         seg, offset = region
         try:
             loc = Location(seg.id, offset, head.head_bytes, len(body), head.chunk_size,
                            head.stored_bytes)
-            return await self.committer.submit(
+            applied = await self.committer.submit(
                 PutMeta(MetaEntry(partition, key, ts, value, loc)), {seg.id})
+            return applied, previous
         finally:
             self.segments.done_writing(seg)
 
     def _append_meta_if_newer(self, head: RecordHead, record: bytes
-                              ) -> tuple[SegmentFile, int] | None:
+                              ) -> tuple[MetaEntry | None, tuple[SegmentFile, int] | None]:
         # One thread hop for the check and the write; the commit checks again (a racing
         # newer put may land in between) so this is only the cheap common-case filter.
         old = self.index.get_meta(head.partition, head.key)
         if old is not None and old.ts >= head.ts:
-            return None
+            return old, None
         # A tombstone is how an object is deleted: like fragment deletes, it may go past the
         # capacity a little, or a full device could never be emptied.
         headroom = (self.segments.segment_size_bytes
                     if head.flags & RecordFlag.TOMBSTONE else 0)
-        return self.segments.reserve(len(record), record, headroom)
+        return old, self.segments.reserve(len(record), record, headroom)
 
     async def get_meta(self, partition: int, key: bytes) -> MetaEntry | None:
         _check_key(key, partition)

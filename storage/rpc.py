@@ -96,6 +96,14 @@ async def _mput(node: Node, a: list[Any]) -> Result:
     return 200, applied
 
 
+async def _mputp(node: Node, a: list[Any]) -> Result:
+    """mput that also answers the record it replaced: [applied, None | [ts, value]]."""
+    ts = int.from_bytes(_bytes(a[3]), "big")
+    applied, prev = await node.device(_int(a[0])).put_meta_previous(
+        _int(a[1]), _bytes(a[2]), ts, _opt_bytes(a[4]))
+    return 200, [applied, None if prev is None else [prev.ts.to_bytes(16, "big"), prev.value]]
+
+
 async def _mget(node: Node, a: list[Any]) -> Result:
     e = await node.device(_int(a[0])).get_meta(_int(a[1]), _bytes(a[2]))
     if e is None:
@@ -121,7 +129,7 @@ async def _ping(node: Node, a: list[Any]) -> Result:
 _OPS: dict[str, OpFn] = {
     "ping": _ping,
     "fput": _fput, "fget": _fget, "fsize": _fsize, "fdel": _fdel, "flist": _flist,
-    "mput": _mput, "mget": _mget, "mlist": _mlist, "summary": _summary,
+    "mput": _mput, "mputp": _mputp, "mget": _mget, "mlist": _mlist, "summary": _summary,
 }
 
 

@@ -67,23 +67,37 @@ async def put_object(ctx: Ctx) -> web.StreamResponse:
     key = check_key(ctx.key)
     size = declared_size(ctx.request, ctx.auth)
     catalog = ctx.state.catalog
-    old = await catalog.get_object(bucket, key)
-    conditions.check_write(ctx.request.headers, old[0].etag if old else None)
-    manifest = await receive_object(ctx, bucket, size)
-    await commit(ctx, bucket, key, manifest, old[0] if old else None)
+    if conditions.has_write_conditions(ctx.request.headers):
+        old = await catalog.get_object(bucket, key)
+        conditions.check_write(ctx.request.headers, old[0].etag if old else None)
+        manifest = await receive_object(ctx, bucket, size)
+        await commit(ctx, bucket, key, manifest, old[0] if old else None)
+    else:   # the replaced manifest comes back with the write: no read before it
+        manifest = await receive_object(ctx, bucket, size)
+        await commit(ctx, bucket, key, manifest)
     hdrs = {"ETag": manifest.etag, **checksum_headers(manifest)}
     return web.Response(status=200, headers=hdrs)
 
 
+_UNKNOWN = object()  # commit(): the caller did not read the replaced manifest
+
+
 async def commit(ctx: Ctx, bucket: BucketRecord, key: bytes, manifest: Manifest,
-                 old: Manifest | None) -> None:
-    """Commit a new manifest; then the replaced object's data can go."""
+                 old: Manifest | object | None = _UNKNOWN) -> None:
+    """Commit a new manifest; then the replaced object's data can go.
+
+    `old` is the manifest the caller read before (None: no object); by default the write
+    itself reports what it replaced."""
     state = ctx.state
     try:
-        await state.catalog.put_object(bucket, key, manifest)
+        if old is _UNKNOWN:
+            old = await state.catalog.replace_object(bucket, key, manifest)
+        else:
+            await state.catalog.put_object(bucket, key, manifest)
     except errors.S3Error:
         state.data.forget(manifest.parts)
         raise
+    assert old is None or isinstance(old, Manifest)
     if old is not None and old.parts:
         state.data.forget(old.parts)
     await state.counters.add(bucket, 0 if old else 1, manifest.size - (old.size if old else 0))
