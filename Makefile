@@ -23,7 +23,7 @@ run: $(STAMP)
 	$(BIN)/coffre up --config conf/local.toml
 
 test: $(TEST_STAMP)
-	sh tests/clients/setup.sh
+	sh tests/debian_packages.sh awscli rclone chromium chromium-driver
 	$(BIN)/python -m pytest -q tests
 
 test-long: $(TEST_STAMP)

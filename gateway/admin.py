@@ -1,4 +1,4 @@
-"""The gateway's admin port: /metrics, /health/live, /health/ready, /admin/info.
+"""The gateway's admin port: /metrics, /health/live, /health/ready, /admin/info, /console/.
 
 Rules: a separate aiohttp app on its own listener (loopback by default, config
 `[admin] listen`), so that scrapes and probes never queue behind S3 traffic and the S3 port
@@ -136,6 +136,9 @@ def make_admin_app(state: State, metrics_app: web.Application) -> web.Applicatio
     app.router.add_get("/health/live", _live)
     app.router.add_get("/health/ready", _ready)
     app.router.add_get("/admin/info", _info)
+    # Imported here: the console reuses this module's ring helpers (a cycle at import).
+    from gateway.console.app import make_console_app
+    app.add_subapp("/console", make_console_app(state))
     return app
 
 

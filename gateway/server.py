@@ -20,6 +20,7 @@ from aiohttp import web
 from gateway import abuse, access, admin, audit, errors, metrics, router, sigv2, sigv4
 from gateway.catalog import Catalog
 from gateway.config import Config
+from gateway.console.errors_feed import FEED
 from gateway.counters import Counters
 from gateway.credentials import load as load_keys
 from gateway.datapath import DataPath
@@ -129,6 +130,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     if state.meter is not None:         # answered only once its usage counts are durable
         await state.meter.answer(request, response, op, endpoint, decision, principal)
     metrics.record(request, response, op, started, code)
+    FEED.note_response(request_id, op, code, response.status)    # the console's recent errors
     if state.audit is not None:
         state.audit.record(audit.entry_for(request, response, request_id, endpoint, auth,
                                            principal, decision, code))

@@ -1,11 +1,13 @@
 #!/bin/sh
-# Installs the real S3 clients that tests/clients/ drives: Debian's awscli and rclone.
-# Idempotent and quick when both are there (two dpkg queries, no network); when one is
+# Installs the Debian packages the tests drive, named as arguments: the real S3 clients of
+# tests/clients/ (awscli, rclone) and the browser of tests/cluster/test_console.py (chromium
+# and its matching chromium-driver: the machine reaches no browser download site).
+# Idempotent and quick when all are there (one dpkg query each, no network); when one is
 # missing it refreshes the package lists once, then installs what is missing. Needs root
-# (or sudo) only in that case. Exit status 0 when both are installed at the end.
+# (or sudo) only in that case. Exit status 0 when all are installed at the end.
 set -eu
 
-PACKAGES="awscli rclone"
+PACKAGES="$*"
 
 missing=""
 for pkg in $PACKAGES; do
@@ -21,7 +23,7 @@ if [ -z "$missing" ]; then
 fi
 
 if ! command -v apt-get >/dev/null 2>&1; then
-    echo "tests/clients/setup.sh: apt-get not found; install$missing by hand" >&2
+    echo "tests/debian_packages.sh: apt-get not found; install$missing by hand" >&2
     exit 1
 fi
 
@@ -30,12 +32,12 @@ if [ "$(id -u)" != "0" ]; then
     if command -v sudo >/dev/null 2>&1; then
         as_root="sudo -n"
     else
-        echo "tests/clients/setup.sh: not root and no sudo; install$missing by hand" >&2
+        echo "tests/debian_packages.sh: not root and no sudo; install$missing by hand" >&2
         exit 1
     fi
 fi
 
-echo "tests/clients/setup.sh: installing$missing" >&2
+echo "tests/debian_packages.sh: installing$missing" >&2
 export DEBIAN_FRONTEND=noninteractive
 # An update is needed on a fresh image: its package lists are empty or stale.
 $as_root apt-get update -q >/dev/null
