@@ -5,7 +5,10 @@ no two writers ever update the same record and last-writer-wins cannot lose an i
 A bucket's totals are the sum over the records of every gateway that ever wrote to it.
 Updates are batched: concurrent requests share one quorum write (a group commit for
 counters), and a request is acknowledged only after its delta is durable, so a gateway
-killed at any moment loses nothing it acknowledged.
+killed at any moment loses nothing it acknowledged. The handler starts the write and the
+dispatcher waits for it beside the metering write (gateway.state.defer/settle); a flush that
+fails (metadata unreachable) is retried with the next change rather than turning a
+committed write into an error answer.
 """
 
 from __future__ import annotations

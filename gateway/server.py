@@ -31,7 +31,7 @@ from gateway.logs import set_request_id
 from gateway.metastore import MetaStore
 from gateway.metering import Meter
 from gateway.quotas import Quotas
-from gateway.state import STATE, Ctx, State
+from gateway.state import STATE, Ctx, State, settle
 from gateway.tenants import Directory, KeyCache, SecretBox, load_master_key
 from ring.ringset import RingSet
 from storage.client import NodeClient
@@ -128,7 +128,11 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         response.headers["x-amz-request-id"] = request_id
         response.headers["x-amz-id-2"] = HOST_ID
     if state.meter is not None:         # answered only once its usage counts are durable
-        await state.meter.answer(request, response, op, endpoint, decision, principal)
+        await asyncio.gather(
+            state.meter.answer(request, response, op, endpoint, decision, principal),
+            settle(request))
+    else:
+        await settle(request)
     metrics.record(request, response, op, started, code)
     FEED.note_response(request_id, op, code, response.status)    # the console's recent errors
     if state.audit is not None:

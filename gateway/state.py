@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import secrets
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -21,6 +24,26 @@ from gateway.sigv4 import AuthResult
 from gateway.tenants import KeyCache
 from ring.ringset import RingSet
 from storage.client import NodeClient
+
+log = logging.getLogger("coffre.gateway")
+_DEFERRED = "coffre.deferred"   # request key: bookkeeping writes started by the handler
+
+
+def defer(request: web.Request, work: Awaitable[None]) -> None:
+    """Start a bookkeeping write (bucket counters) now; `settle` waits for it before the
+    answer goes out, alongside the request's metering write instead of after it."""
+    request.setdefault(_DEFERRED, []).append(asyncio.ensure_future(work))
+
+
+async def settle(request: web.Request) -> None:
+    """Wait for the deferred writes. A failed one is logged, not answered: the object is
+    committed, and the writer keeps the change to write again (as metering does)."""
+    pending = request.get(_DEFERRED)
+    if not pending:
+        return
+    for result in await asyncio.gather(*pending, return_exceptions=True):
+        if isinstance(result, Exception):
+            log.warning("bucket counter flush failed, will retry: %s", result)
 
 
 @dataclass

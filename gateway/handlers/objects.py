@@ -12,7 +12,7 @@ from gateway.body import BodyCheck, BodyReader, declared_size
 from gateway.manifest import BucketRecord, Manifest
 from gateway.names import check_key
 from gateway.ranges import ByteRange, parse_range
-from gateway.state import Ctx
+from gateway.state import Ctx, defer
 
 CHECKSUM_HEADER = "x-amz-checksum-{}"
 
@@ -100,7 +100,8 @@ async def commit(ctx: Ctx, bucket: BucketRecord, key: bytes, manifest: Manifest,
     assert old is None or isinstance(old, Manifest)
     if old is not None and old.parts:
         state.data.forget(old.parts)
-    await state.counters.add(bucket, 0 if old else 1, manifest.size - (old.size if old else 0))
+    defer(ctx.request,
+          state.counters.add(bucket, 0 if old else 1, manifest.size - (old.size if old else 0)))
 
 
 async def current_object(ctx: Ctx) -> tuple[BucketRecord, bytes, Manifest]:
@@ -194,4 +195,4 @@ async def delete_key(ctx: Ctx, bucket: BucketRecord, key: bytes) -> None:
     await catalog.delete_object(bucket, key)
     if old[0].parts:
         ctx.state.data.forget(old[0].parts)
-    await ctx.state.counters.add(bucket, -1, -old[0].size)
+    defer(ctx.request, ctx.state.counters.add(bucket, -1, -old[0].size))
