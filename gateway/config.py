@@ -63,6 +63,7 @@ class NodeLayout:
     first_port: int = 9101          # node i listens on first_port + i
     devices_per_node: int = 1       # device directories per node
     capacity_bytes: int = 0         # per device; 0 = the filesystem's free space
+    orphan_grace_s: float = 3600.0  # unreferenced data younger than this is never collected
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,9 @@ class Config:
     data_root: Path                 # rings/, nodes/, credentials.toml live here
     region: str = "us-east-1"       # the only region this cluster answers for
     listen: str = "127.0.0.1:9000"  # the gateway's S3 port
+    # Gateway processes `coffre up` starts on that port (SO_REUSEPORT spreads connections):
+    # one event loop per core for hashing, encoding and protocol work.
+    workers: int = 1
     virtual_host_domain: str = ""   # e.g. "s3.local": bucket.s3.local addresses a bucket
     part_power: int = 8             # 2**part_power partitions per ring
     default_policy: Policy = Policy(4, 2)
@@ -133,6 +137,7 @@ def load(path: str | os.PathLike[str], data_root: str | None = None) -> Config:
         data_root=Path(root).absolute(),
         region=cluster.get("region", "us-east-1"),
         listen=gw.get("listen", "127.0.0.1:9000"),
+        workers=_positive(gw.get("workers", 1), "gateway.workers"),
         virtual_host_domain=gw.get("virtual_host_domain", ""),
         part_power=int(cluster.get("part_power", 8)),
         default_policy=parse_policy(cluster.get("default_policy", "ec 4+2")),
@@ -151,8 +156,16 @@ def load(path: str | os.PathLike[str], data_root: str | None = None) -> Config:
             first_port=int(nodes.get("first_port", 9101)),
             devices_per_node=int(nodes.get("devices_per_node", 1)),
             capacity_bytes=int(nodes.get("capacity_bytes", 0)),
+            orphan_grace_s=float(nodes.get("orphan_grace_s", 3600.0)),
         ),
     )
+
+
+def _positive(raw: object, name: str) -> int:
+    value = int(str(raw))
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1")
+    return value
 
 
 def _admin_listen(admin: dict[str, object], listen: str) -> str:

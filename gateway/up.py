@@ -89,11 +89,14 @@ def process_specs(config: Config, config_path: str) -> list[ProcessSpec]:
             argv += ["--device", f"{dev_id}={node_dir(config, n) / f'd{d}'}"]
         if layout.capacity_bytes:
             argv += ["--capacity-bytes", str(layout.capacity_bytes)]
+        argv += ["--orphan-grace-s", str(layout.orphan_grace_s)]
         specs.append(ProcessSpec(f"node{n}", _cli(*argv), port))
     _host, port_text = config.listen.rsplit(":", 1)
-    specs.append(ProcessSpec("gateway", _cli("gateway", "--config", config_path,
-                                             "--data", str(config.data_root),
-                                             "--listen", config.listen), int(port_text)))
+    for w in range(config.workers):
+        name = "gateway" if w == 0 else f"gateway{w + 1}"
+        specs.append(ProcessSpec(name, _cli("gateway", "--config", config_path,
+                                            "--data", str(config.data_root),
+                                            "--listen", config.listen), int(port_text)))
     return specs
 
 

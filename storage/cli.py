@@ -27,6 +27,8 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     serve.add_argument("--capacity-bytes", type=int, default=None,
                        help="per-device capacity; writes past it fail like a full disk")
     serve.add_argument("--rings-dir", type=Path, default=None)
+    serve.add_argument("--orphan-grace-s", type=float, default=None,
+                       help="unreferenced fragments younger than this are kept (default 1 h)")
     serve.add_argument("--segment-size-bytes", type=int, default=limits.segment_size_bytes_max)
     serve.add_argument("--no-background", action="store_true",
                        help="do not run compaction and scrubbing")
@@ -60,6 +62,7 @@ def serve_command(args: argparse.Namespace) -> int:
 
     config = NodeConfig(devices=_parse_devices(args.device), rings_dir=args.rings_dir,
                         capacity_bytes=args.capacity_bytes,
+                        orphan_grace_s=args.orphan_grace_s,
                         segment_size_bytes=args.segment_size_bytes)
     host, port = _parse_listen(args.listen)
     loop_factory = None

@@ -29,6 +29,7 @@ class NodeConfig:
     devices: dict[int, Path]  # device id (as in the ring) -> directory
     rings_dir: Path | None = None
     capacity_bytes: int | None = None  # per device; behaves like a full disk when reached
+    orphan_grace_s: float | None = None  # None: storage.orphans' default
     segment_size_bytes: int = limits.segment_size_bytes_max
     io_threads: int = limits.io_threads
     in_memory_index: bool = False  # tests only

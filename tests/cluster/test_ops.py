@@ -263,3 +263,28 @@ def test_sigterm_lets_the_gateway_finish_a_download(cluster: Cluster) -> None:
         cluster.start("gateway")
     assert head + rest == body
     assert s3.head_object(Bucket="ops-drain", Key="big")["ContentLength"] == len(body)
+
+
+def test_two_gateway_workers_share_the_port() -> None:
+    """`[gateway] workers = 2`: two processes answer on one port; either can die alone."""
+    c = started_cluster(gateway_extra="workers = 2")
+    try:
+        assert {"gateway", "gateway2"} <= set(c.procs)
+        s3 = c.s3()
+        s3.create_bucket(Bucket="workers")
+        for i in range(20):     # fresh connections land on either worker
+            s3.put_object(Bucket="workers", Key=f"k{i}", Body=b"x" * i)
+        for victim, other in (("gateway", "gateway2"), ("gateway2", None)):
+            c.kill(victim)
+            if other is None:
+                break
+            fresh = c.s3()      # new connections reach only the survivor
+            got = [fresh.get_object(Bucket="workers", Key=f"k{i}")["Body"].read()
+                   for i in range(20)]
+            assert got == [b"x" * i for i in range(20)]
+            fresh.put_object(Bucket="workers", Key="after", Body=b"survivor")
+        c.start("gateway")
+        assert c.s3().get_object(Bucket="workers", Key="after")["Body"].read() == b"survivor"
+    finally:
+        c.stop()
+        shutil.rmtree(c.root, ignore_errors=True)
