@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections import Counter
 
 from hypothesis import strategies as hs
 
 from ring.model import Device, Ring
+from ring.tiers import build_tree
 
 
 def cluster(
@@ -117,3 +119,73 @@ def weighted_quotas_fit(devices: list[Device], width: int) -> bool:
             weight[key] = weight.get(key, 0.0) + dev.weight
     limit = spread_limits(devices, width)
     return all(width * w / weight[""] <= limit[k] + 1e-9 for k, w in weight.items())
+
+
+def _domain_keys(dev: Device) -> list[str]:
+    """The device's region, zone and node paths, then a key of its own ("#id")."""
+    parts = dev.domain.split("/")
+    return ["/".join(parts[:depth]) for depth in range(1, 4)] + [f"#{dev.id}"]
+
+
+def _bounds(devices: list[Device], width: int, partitions: int) -> tuple[
+        dict[str, int], Counter[str], Counter[str]]:
+    """Per domain key: the spread cap, and the sums of floor and ceil of its devices'
+    targets (the builder's quota rule: weight, clamped by the caps)."""
+    tree = build_tree(devices, width)
+    limit = spread_limits(devices, width)
+    cap: dict[str, int] = {}
+    floors: Counter[str] = Counter()
+    ceils: Counter[str] = Counter()
+    for dev in devices:
+        target = tree.quota[tree.leaf_of[dev.id]] * partitions
+        for depth, key in enumerate(_domain_keys(dev)):
+            cap[key] = limit[key] if depth < 3 else 1
+            floors[key] += math.floor(target + 1e-9)
+            ceils[key] += math.ceil(target - 1e-9)
+    return cap, floors, ceils
+
+
+def least_moves(before: Ring, devices: list[Device]) -> int:
+    """A lower bound of the slots any valid assignment of `devices` (caps kept, every device
+    within floor..ceil of its target) must move away from `before`. Slots on devices that
+    left move (G); a partition holding more of a domain than its new cap moves the excess
+    (C); and at each level, a domain must gain what its devices' floors ask beyond what it
+    holds, but only G-slots of partitions where it has room can come in without an extra
+    move, and it must shed what it holds beyond its ceilings. Each extra move enters one
+    domain and leaves one at every level, so the largest level sum bounds them (V).
+    G + C + V <= the optimum; written apart from the builder on purpose."""
+    w = before.width
+    cap, floors, ceils = _bounds(devices, w, before.partitions)
+    live = {d.id: _domain_keys(d) for d in devices}
+    held: Counter[str] = Counter()
+    room: Counter[str] = Counter()  # slots that may enter without an extra move
+    loose: Counter[str] = Counter()  # slots held in partitions that must move anyway
+    gone = forced = 0
+    for p in range(before.partitions):
+        kept: Counter[str] = Counter()
+        for dev in before.assignment[p * w : (p + 1) * w]:
+            kept.update(live.get(dev, ()))
+        lost = w - sum(n for key, n in kept.items() if key.startswith("#"))
+        over = [0] * 4
+        for key, n in kept.items():
+            over[_level(key)] += max(0, n - cap[key])
+        gone += lost
+        forced += max(over)
+        for key, c in cap.items():
+            space = max(0, c - kept[key])
+            room[key] += space if max(over) else min(space, lost)
+        if max(over):
+            loose.update(kept)
+        held.update(kept)
+    extra = 0
+    for level in range(4):
+        keys = [k for k in cap if _level(k) == level]
+        gain = sum(max(0, floors[k] - held[k] - room[k]) for k in keys)
+        shed = sum(max(0, held[k] - ceils[k] - loose[k]) for k in keys)
+        extra = max(extra, gain, shed)
+    return gone + forced + extra
+
+
+def _level(key: str) -> int:
+    """0 region, 1 zone, 2 node, 3 device."""
+    return 3 if key.startswith("#") else key.count("/")

@@ -20,6 +20,7 @@ from ring.model import Device, Ring
 from ring.validate import balance_table, ok, validate
 from tests.ring.clusters import (
     cluster,
+    least_moves,
     max_moved_per_partition,
     moved_slots,
     random_cluster,
@@ -100,14 +101,19 @@ def _symmetric(rng: random.Random, width: int) -> list[Device]:
     return devices if len(devices) > width else cluster(1, 2, 2, (width + 3) // 4 + 1)
 
 
-def _movement_goal_applies(before: list[Device], after: list[Device], width: int) -> bool:
-    """The 1.05 x optimum goal is asserted when weights fit the spread rule before and after
-    (otherwise the rule overrides weights, say a zone of 3 devices must hold 2 slots of every
-    partition, and more than the device's share must move) and when a partition uses less
-    than a third of all devices (beyond that, caps of 1 per node leave so few ways to place
-    a slot that one-step moves run out; seen: +7% with width 9 on 18 devices)."""
-    fits = weighted_quotas_fit(before, width) and weighted_quotas_fit(after, width)
-    return fits and 3 * width <= min(len(before), len(after))
+def _movement_bound(before: Ring, after: list[Device], naive: float, tight: bool) -> float:
+    """Slots a change may move in all: 1.05 x the optimum, where the optimum is the larger of
+    what the issue names (`naive`: 1/(N+1) of all slots for an add, the device's own slots
+    for a removal) and least_moves, a lower bound of any valid assignment's moves (forced
+    moves where caps change or weights conflict with them, tests/ring/clusters.py). One slot
+    per device of rounding (floor..ceil of a target) on top.
+    Tight clusters (a partition uses a third of all devices or more) get 1.15 x: a new
+    device there fits few partitions without moving a domain-mate first, and least_moves
+    does not see those joint node+zone limits, so the optimum is above the bound by an
+    amount not computed here (open in issue 4)."""
+    optimum = max(naive, least_moves(before, after))
+    factor = 1.15 if tight else 1.05
+    return factor * optimum + len(after)
 
 
 def _part_power(devices: int, width: int, slots_per_device: int) -> int:
@@ -124,10 +130,11 @@ def _check_add_one(seed: int, width: int, slots_per_device: int) -> None:
     home = rng.choice(devices).domain.rsplit("/", 1)[0]
     new = Device(1000, "127.0.0.1:9999", 1.0, f"{home}/new")
     final, moved, _ = _settle(st.add_device(state, new), now=HOUR)
-    optimum = state.ring.partitions * width / (len(devices) + 1)
-    print(f"moved {moved} slots, optimum {optimum:.0f}")
-    if _movement_goal_applies(devices, [*devices, new], width):
-        assert moved <= 1.05 * optimum, (moved, optimum)
+    share = state.ring.partitions * width / (len(devices) + 1)
+    tight = 3 * width > len(devices)
+    bound = _movement_bound(state.ring, [*devices, new], share, tight)
+    print(f"moved {moved} slots, share {share:.0f}, allowed {bound:.0f}")
+    assert moved <= bound, (moved, bound)
     assert spread_ok(final.ring)
 
 
@@ -144,9 +151,7 @@ def test_adding_one_device_moves_about_its_share_long(seed: int, width: int) -> 
     _check_add_one(seed, width, slots_per_device=400)
 
 
-def _check_remove_one(
-    seed: int, width: int, devices: list[Device], slots_per_device: int, bound: bool = True
-) -> None:
+def _check_remove_one(seed: int, width: int, devices: list[Device], slots_per_device: int) -> None:
     rng = random.Random(seed)
     part_power = _part_power(len(devices), width, slots_per_device)
     print(f"seed={seed} width={width} devices={len(devices)} part_power={part_power}")
@@ -155,9 +160,9 @@ def _check_remove_one(
     own = slot_counts(state.ring)[victim]
     final, moved, _ = _settle(st.remove_device(state, victim), now=HOUR)
     left = [d for d in devices if d.id != victim]
-    print(f"moved {moved} slots for {own} held by the removed device")
-    if bound and _movement_goal_applies(devices, left, width):
-        assert moved <= 1.05 * own + width, (moved, own)
+    bound = _movement_bound(state.ring, left, own, tight=False)
+    print(f"moved {moved} slots for {own} held by the removed device, allowed {bound:.0f}")
+    assert moved <= bound, (moved, bound)
     assert spread_ok(final.ring)
 
 
@@ -171,13 +176,11 @@ def test_removing_one_of_equal_devices_moves_about_its_slots(seed: int, width: i
 @settings(max_examples=6, deadline=None)
 @given(seeds, widths)
 def test_removing_one_of_mixed_devices_keeps_limits(seed: int, width: int) -> None:
-    # Mixed weights over uneven domains: a removal can shift whole domains' quotas (a region
-    # that must appear in every partition keeps the removed device's slots and sheds others
-    # elsewhere), and that can move more than the removed device held (seen: +37% on a
-    # 14-device, 3-region cluster), so here only the per-round limits and validity, which
-    # _settle checks, are asserted.
+    # Mixed weights over uneven domains: a removal can shift whole domains' quotas, and a
+    # domain that must gain slots may have room in too few of the removed device's
+    # partitions; least_moves counts the moves that forces.
     devices = random_cluster(random.Random(seed), width)
-    _check_remove_one(seed, width, devices, slots_per_device=100, bound=False)
+    _check_remove_one(seed, width, devices, slots_per_device=100)
 
 
 @pytest.mark.long
