@@ -91,6 +91,11 @@ class Catalog:
     def shard_partition(self, bucket: BucketRecord, shard: int) -> int:
         return self.store.partition(b"coffre:index:" + bucket.bucket_id + shard.to_bytes(4))
 
+    def object_home(self, bucket: BucketRecord, key: bytes) -> bytes:
+        """The name of the partition that shard_partition hashes for the key: its data ids
+        carry it, so a node can ask there whether a record still references them."""
+        return b"coffre:index:" + bucket.bucket_id + self.shard_of(bucket, key).to_bytes(4)
+
     def object_partition(self, bucket: BucketRecord, key: bytes) -> int:
         return self.shard_partition(bucket, self.shard_of(bucket, key))
 

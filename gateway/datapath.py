@@ -15,7 +15,7 @@ is replaced by parity and the stripe decoded, invisibly to the client.
 from __future__ import annotations
 
 import asyncio
-import os
+import time
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
@@ -25,6 +25,7 @@ from gateway import errors, limits
 from gateway.manifest import DataRef
 from gateway.ranges import Layout
 from ring.model import Device, Ring
+from storage import dataid
 from storage.client import NodeClient, NodeError
 from storage.erasure import Codec
 
@@ -116,14 +117,16 @@ class DataPath:
 
     async def write(self, body: AsyncIterable[bytes], size: int, k: int, m: int,
                     observe: Callable[[bytes], None] | Sequence[Callable[[bytes], None]],
-                    ) -> DataRef:
+                    home: bytes = b"") -> DataRef:
         """Store `size` bytes from `body`.
 
         Each of `observe` (hash updates) sees every stripe in order, in a worker thread;
-        several observers run in parallel with each other (MD5 beside SHA-256).
+        several observers run in parallel with each other (MD5 beside SHA-256). `home` names
+        the metadata partition whose records will reference the data (Catalog.object_home):
+        the data id carries it, so that nodes can collect the data if nothing does.
         """
         observers = [observe] if callable(observe) else list(observe)
-        data_id = os.urandom(16)
+        data_id = dataid.new_data_id(k, m, home, int(time.time() * 1000))
         ring = self.rings.data(k + m)
         partition = ring.partition_of(data_id)
         devices = ring.slots(partition)

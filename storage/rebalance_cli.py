@@ -23,8 +23,8 @@ from typing import Any
 from ring.model import Ring
 from ring.ringfile import RingFileError, load
 from ring.ringset import RingSet
+from storage import autofail, wire
 from storage import rebalance_plan as plan
-from storage import wire
 
 timeout_s = 10.0
 watch_every_s = 1.0
@@ -96,7 +96,9 @@ def _status_text(doc: dict[str, Any]) -> str:
                  f"{doc['bytes_moved'] / plan.MB:.1f} MB moved, "
                  f"{doc['bytes_left'] / plan.MB:.1f} MB left, "
                  f"ETA {'unknown' if eta is None else f'{eta:.0f} s'}, "
-                 f"{doc['errors']} errors")
+                 f"{doc['errors']} errors; orphans: {doc['orphans_collected']} collected "
+                 f"({doc['orphan_bytes_collected'] / plan.MB:.1f} MB), "
+                 f"{doc['orphans_pending']} awaiting confirmation")
     # Bytes, not units: a unit with nothing to move is quick, one with a full disk is not.
     moved, left = doc["bytes_moved"], doc["bytes_left"]
     lines.append(plan.progress_bar(1 if doc["done"] else moved, 1 if doc["done"] else
@@ -226,6 +228,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--concurrency", type=int, help="work units in flight per node")
     _common(p)
     p.set_defaults(func=_run(_control(f"{wire.REBALANCE_PATH}/throttle")))
+    autofail.add_command(cmds)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -319,7 +319,8 @@ def eta_seconds(bytes_left: int, rate_bytes_per_s: float) -> float | None:
 
 _SUMMED = ("bytes_moved", "bytes_left", "fragments_moved", "fragments_rebuilt", "bytes_rebuilt",
            "meta_copied", "errors", "unrecoverable", "units_total", "units_done",
-           "rate_bytes_per_s", "bytes_transferred")
+           "rate_bytes_per_s", "bytes_transferred", "orphans_collected",
+           "orphan_bytes_collected", "orphans_pending")
 
 
 def aggregate(statuses: Mapping[str, Mapping[str, Any] | None],

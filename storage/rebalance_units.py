@@ -29,6 +29,7 @@ import xxhash
 
 from ring.model import Device as RingDevice
 from ring.model import Ring
+from storage import dataid
 from storage import rebalance_plan as plan
 from storage.client import MetaRecord, NodeClient, NodeError
 from storage.device import Device
@@ -45,6 +46,7 @@ rebuild_grace_s = 10.0
 rebuild_chunk_bytes = 256 * 1024  # fragment bytes rebuilt per step (read from k+1 peers)
 gate_step_bytes = 64 * 1024  # bytes sent per pass through the pause gate and the budget
 list_page_items = 1000
+why_max = 4  # reasons kept per unfinished unit
 
 
 class WrongK(Exception):
@@ -62,9 +64,16 @@ class UnitResult:
     counters: plan.Counters = dataclasses.field(default_factory=plan.Counters)
     pending: int = 0
     rebuild_bytes: int = 0
+    why: list[str] = dataclasses.field(default_factory=list)  # first reasons it is not done
 
     def add(self, **counts: int) -> None:
         self.counters = self.counters.plus(plan.Counters(**counts))
+
+    def wait(self, reason: str) -> None:
+        """Something is left for a later pass; say what (the status shows stuck units)."""
+        self.pending += 1
+        if len(self.why) < why_max:
+            self.why.append(reason)
 
     @property
     def finished(self) -> bool:
@@ -84,12 +93,16 @@ class Units:
     # (partition, data id, slot) -> monotonic time it was first seen missing
     missing_since: dict[tuple[int, bytes, int], float] = dataclasses.field(
         default_factory=dict)
+    # Data ids this node collected as orphans (orphans.py): never rebuilt.
+    is_orphan: Callable[[bytes], bool] = lambda _did: False
 
     def ring_of(self, rings: list[Ring], dev_id: int, part: int, key: bytes) -> Ring | None:
         """The data ring a fragment of this device likely belongs to, without asking peers
         (the survey's estimate of bytes to move; the units decide with `_spans`)."""
         idx = plan.fragment_index(key)
-        fits = [r for r in rings if 0 <= idx < r.width and part < r.partitions]
+        info = dataid.parse(plan.data_id_of(key))
+        fits = [r for r in rings if 0 <= idx < r.width and part < r.partitions
+                and (info is None or info.width == r.width)]
         if len(fits) <= 1:
             return fits[0] if fits else None
         for r in fits:
@@ -129,6 +142,9 @@ class Units:
         span = await self._spans(rings, part, local)
 
         def belongs(did: bytes) -> bool:
+            info = dataid.parse(did)
+            if info is not None:  # a version-1 id says its width
+                return info.width == ring.width
             need = span.get(did, 0)
             return _width(next((r for r in rings if r.width >= need), None)) == ring.width
 
@@ -144,7 +160,7 @@ class Units:
         for e in local:
             if plan.verdict(ring, dev.id, part, e.key) is plan.Verdict.MOVE:
                 if e.ts > young_after_ns:  # maybe part of a write in flight: not yet
-                    unit.pending += 1
+                    unit.wait(f"young {e.key.hex()}")
                     continue
                 try:
                     moved = await self._move(dev, ring, part, e)
@@ -210,7 +226,7 @@ class Units:
             except NodeError as e:
                 if dev.id == prev[slot].id:
                     self.error(f"previous holder {dev.id} of partition {part}: {e}")
-                    unit.pending += 1
+                    unit.wait(f"previous holder {dev.id} unreachable")
                     return None
                 continue  # a missing source: the others may be enough
             for key, n in rows:
@@ -235,16 +251,16 @@ class Units:
         now = time.monotonic()
         for did in sorted(set(found) | set(elsewhere)):
             seen = (part, did, slot)
-            if plan.fragment_key(did, slot) in have or not belongs(did):
+            if plan.fragment_key(did, slot) in have or not belongs(did) or self.is_orphan(did):
                 self.missing_since.pop(seen, None)
                 continue
             if did in elsewhere:  # its holder pushes it here (a move in progress)
-                unit.pending += 1
+                unit.wait(f"{did.hex()}/{slot} still on {sorted(elsewhere[did])}")
                 continue
             if await _has(dev, part, plan.fragment_key(did, slot)):
                 continue  # pushed here after the local listing (and deleted at the source)
             if now - self.missing_since.setdefault(seen, now) < rebuild_grace_s:
-                unit.pending += 1  # maybe a write in flight: look again after the grace
+                unit.wait(f"{did.hex()}/{slot} missing")  # maybe a write in flight: later
                 continue
             try:
                 await self._rebuild(dev, ring, part, slot, did, found[did], sizes[did], unit)
@@ -256,8 +272,12 @@ class Units:
                        sources: dict[int, RingDevice], size: int, unit: UnitResult) -> None:
         """Rebuild fragment `slot` of `did` from k of `sources`, trying k until one fits."""
         width = ring.width
-        guess = self.k_by_width.get(width, plan.default_k(width))
-        candidates = plan.k_candidates(width, guess, len(sources))
+        info = dataid.parse(did)
+        if info is not None:  # a version-1 id says its k: no guessing
+            candidates = [info.k] if len(sources) >= info.k else []
+        else:
+            guess = self.k_by_width.get(width, plan.default_k(width))
+            candidates = plan.k_candidates(width, guess, len(sources))
         if not candidates:
             log.warning("partition %s: %s has %s fragments, too few to rebuild %s",
                         part, did.hex(), len(sources), slot)
@@ -270,7 +290,8 @@ class Units:
                 await dev.put_fragment(part, plan.fragment_key(did, slot), size, body)
             except WrongK:
                 continue
-            self.k_by_width[width] = k
+            if info is None:
+                self.k_by_width[width] = k
             self.missing_since.pop((part, did, slot), None)
             self.moved(size)
             unit.rebuild_bytes -= size

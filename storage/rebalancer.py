@@ -38,6 +38,7 @@ from storage.client import NodeClient
 from storage.device import Device
 from storage.errors import StorageError
 from storage.node import Node
+from storage.orphans import OrphanCollector, OrphanConfig
 from storage.rebalance_units import UnitResult, Units, scan
 
 log = logging.getLogger("coffre.storage.rebalancer")
@@ -52,6 +53,8 @@ default_concurrency = 4
 concurrency_max = 64
 rate_window_s = 10.0
 last_errors_max = 8
+unfinished_max = 16  # unfinished units whose reasons the status keeps
+slow_unit_s = 60.0  # a unit running longer than this is listed in the status
 
 
 class Limiter:
@@ -83,8 +86,11 @@ class Rebalancer:
                  k_by_width: Mapping[int, int] | None = None) -> None:
         self.node = node
         self._client = client
+        self.orphans = OrphanCollector(OrphanConfig.from_env(base=_orphan_base(node)),
+                                       self.client, self._gate, self._meta_ring)
         self.units = Units(self.client, self._gate, self._error, self._moved,
-                           self._data_rings, dict(k_by_width or {}))
+                           self._data_rings, dict(k_by_width or {}),
+                           is_orphan=self.orphans.is_orphan)
         self.rings: RingSet | None = None
         self.progress: dict[int, plan.Progress] = {}
         self._running = asyncio.Event()
@@ -93,6 +99,7 @@ class Rebalancer:
         self._pace = plan.Pace(default_bytes_per_s)
         self._limiter = Limiter(default_concurrency)
         self._task: asyncio.Task[None] | None = None
+        self._orphan_task: asyncio.Task[None] | None = None
         self._finished: tuple[dict[str, int], bool] | None = None  # last pass: versions, clean
         self._in_pass = False
         self._pass_bytes = 0  # bytes moved/rebuilt during the running pass
@@ -104,6 +111,11 @@ class Rebalancer:
         self.last_errors: collections.deque[str] = collections.deque(maxlen=last_errors_max)
         self._saved_at = 0.0
         self._transferred = 0  # bytes through the gate since the process started
+        # Why units are not done (unit name -> reasons) and since when units run: a pass
+        # that never ends or a unit that never finishes must say which one and why.
+        self._unfinished: dict[str, list[str]] = {}
+        self._in_flight: dict[str, float] = {}
+        self._full_at = time.monotonic()  # when the last pass over every unit started
 
     # -- life cycle --------------------------------------------------------------------------
     def load(self) -> None:
@@ -123,12 +135,14 @@ class Rebalancer:
     def start(self) -> None:
         self.load()
         self._task = asyncio.create_task(self._loop(), name="rebalancer")
+        self._orphan_task = asyncio.create_task(self._orphan_loop(), name="orphans")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        for task in (self._task, self._orphan_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._task = self._orphan_task = None
         await self._save(force=True)
         if self._client is not None:
             await self._client.close()
@@ -182,6 +196,27 @@ class Rebalancer:
                 continue
             await self._idle(interval_s if outcome == "clean" else retry_s)
 
+    async def _orphan_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.orphans.config.interval_s)
+            if self.rings is None:
+                continue  # the main loop opens the rings
+            try:
+                await self.orphans.run_pass(self._devices())
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                self._error(f"orphan pass failed: {type(e).__name__}: {e}")
+                log.exception("orphan pass failed")
+
+    def _meta_ring(self) -> Ring | None:
+        if self.rings is None:
+            return None
+        try:
+            return self.rings.meta
+        except LookupError:
+            return None
+
     async def _idle(self, seconds: float) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + seconds
@@ -231,7 +266,15 @@ class Rebalancer:
         assert self.rings is not None
         self.rings.reload_if_changed()
         versions = self.rings.versions()
-        full = self._finished is not None and self._finished == (versions, True)
+        # Every unit runs again after a clean pass, and at least every interval_s even while
+        # some stay unfinished: a unit done here may be what another node's unfinished unit
+        # waits for (a fragment it must push), and retrying only the unfinished ones would
+        # then wait forever on both sides.
+        stale = time.monotonic() - self._full_at >= interval_s
+        full = (self._finished == (versions, True) or self._settled_at_start(versions)
+                or (stale and self._finished is not None))
+        if full:
+            self._full_at = time.monotonic()
         for dev in self._devices():
             p = self.progress.get(dev.id, plan.Progress()).with_versions(versions)
             self.progress[dev.id] = dataclasses.replace(p, done=frozenset()) if full else p
@@ -239,6 +282,8 @@ class Rebalancer:
                  for name, ring in self._ring_list() for part in range(ring.partitions)]
         todo = [u for u in units if plan.unit_name(u[1], u[3])
                 not in self.progress[u[0].id].done]
+        labels = {f"device {d.id} {plan.unit_name(n, p)}" for d, n, _, p in todo}
+        self._unfinished = {k: v for k, v in self._unfinished.items() if k in labels}
         self._in_pass, self._pass_bytes, self._rebuild_left = True, 0, 0
         self._units = (len(units), len(units) - len(todo))
         self._survey_bytes = await self._survey()
@@ -268,8 +313,17 @@ class Rebalancer:
         await self._save(force=True)
         return "clean" if clean else "unclean"
 
+    def _settled_at_start(self, versions: dict[str, int]) -> bool:
+        """The first pass after a start redoes every unit if the saved work was settled on
+        these rings: writes may have missed this node while it was down (anti-entropy now,
+        not after interval_s). Unsettled work resumes where it stopped instead."""
+        return self._finished is None and bool(self.progress) and all(
+            p.settled and dict(p.versions) == versions for p in self.progress.values())
+
     async def _run_unit(self, dev: Device, name: str, ring: Ring, part: int,
                         results: list[bool]) -> None:
+        label = f"device {dev.id} {plan.unit_name(name, part)}"
+        self._in_flight[label] = time.monotonic()
         try:
             if name == META_NAME:
                 unit = await self.units.meta_unit(dev, ring, part)
@@ -277,10 +331,12 @@ class Rebalancer:
                 unit = await self.units.data_unit(dev, ring, part)
         except Exception as e:
             self._error(f"device {dev.id} {name} partition {part}: {type(e).__name__}: {e}")
-            unit = UnitResult(plan.Counters(errors=1))
+            unit = UnitResult(plan.Counters(errors=1), why=[f"{type(e).__name__}: {e}"])
         finally:
+            self._in_flight.pop(label, None)
             await self._limiter.release()
         ok = unit.finished
+        self._note_unfinished(label, unit)
         prog = self.progress[dev.id]
         self.progress[dev.id] = (prog.unit_done(plan.unit_name(name, part), unit.counters)
                                  if ok else prog.count(unit.counters))
@@ -288,6 +344,22 @@ class Rebalancer:
         self._units = (self._units[0], self._units[1] + (1 if ok else 0))
         results.append(ok)
         await self._save()
+
+    def _note_unfinished(self, label: str, unit: UnitResult) -> None:
+        if unit.finished:
+            self._unfinished.pop(label, None)
+            return
+        why = unit.why or [f"{unit.counters.errors} errors"]
+        if self._unfinished.get(label) != why:  # log a change, not every retry
+            log.info("unit %s not done: %s", label, "; ".join(why))
+        self._unfinished[label] = why
+        while len(self._unfinished) > unfinished_max:
+            self._unfinished.pop(next(iter(self._unfinished)))
+
+    def _slow_units(self) -> list[str]:
+        now = time.monotonic()
+        return [f"{label} running {now - t0:.0f} s" for label, t0 in self._in_flight.items()
+                if now - t0 > slow_unit_s]
 
     # -- survey and status -------------------------------------------------------------------
     async def _survey(self) -> int:
@@ -323,6 +395,9 @@ class Rebalancer:
                 **dataclasses.asdict(since), "bytes_left": left,
                 "rate_bytes_per_s": rate, "bytes_transferred": self._transferred,
                 "eta_s": plan.eta_seconds(left, rate), "last_errors": list(self.last_errors),
+                "unfinished": {k: v for k, v in self._unfinished.items()},
+                **self.orphans.status(),
+                "slow_units": self._slow_units(),
                 "total": dataclasses.asdict(total)}
 
     def _count_bytes(self, n: int) -> None:
@@ -393,3 +468,8 @@ def lifecycle(reb: Rebalancer, *, background: bool
         await reb.stop()
 
     return run
+
+
+def _orphan_base(node: Node) -> OrphanConfig:
+    grace = node.config.orphan_grace_s
+    return OrphanConfig() if grace is None else OrphanConfig(grace_s=grace)

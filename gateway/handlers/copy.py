@@ -31,7 +31,8 @@ class CopySource:
     manifest: Manifest
 
     async def copy_bytes(self, ctx: Ctx, dest: BucketRecord, start: int, end: int,
-                         observe: Callable[[bytes], None]) -> DataRef | None:
+                         observe: Callable[[bytes], None], dest_key: bytes = b""
+                         ) -> DataRef | None:
         """Write source bytes start..end as new erasure-coded data of the destination."""
         size = end - start + 1
         if size <= 0:
@@ -45,8 +46,9 @@ class CopySource:
             body = one()
         else:
             body = stream_parts(ctx, m, start, end)
+        home = ctx.state.catalog.object_home(dest, dest_key) if dest_key else b""
         return await ctx.state.data.write(body, size, dest.k, dest.m,  # type: ignore[arg-type]
-                                          observe)
+                                          observe, home=home)
 
 
 def _parse_source(raw: str) -> tuple[str, str]:
@@ -131,7 +133,7 @@ async def copy_object(ctx: Ctx) -> web.StreamResponse:
                        inline=m.inline, tags=tags, checksums=m.checksums)
     else:
         md5 = hashlib.md5()     # a copy is one part: its ETag is the MD5 of the bytes
-        ref = await src.copy_bytes(ctx, dest, 0, m.size - 1, md5.update)
+        ref = await src.copy_bytes(ctx, dest, 0, m.size - 1, md5.update, key)
         new = Manifest(m.size, f'"{md5.hexdigest()}"', int(time.time() * 1000), stored, meta,
                        parts=(ref,) if ref else (), tags=tags, checksums=m.checksums)
     await commit(ctx, dest, key, new, old[0] if old else None)

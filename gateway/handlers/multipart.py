@@ -101,7 +101,8 @@ async def upload_part(ctx: Ctx) -> web.StreamResponse:
     state = ctx.state
     ref = None
     if size:
-        ref = await state.data.write(body, size, bucket.k, bucket.m, check.updaters())
+        ref = await state.data.write(body, size, bucket.k, bucket.m, check.updaters(),
+                                     home=state.catalog.object_home(bucket, key))
     else:
         await body.read_all(0)
     try:
@@ -126,7 +127,7 @@ async def upload_part_copy(ctx: Ctx) -> web.StreamResponse:
                             src.manifest.size)
     start, end = rng if rng else (0, src.manifest.size - 1)
     md5 = hashlib.md5()
-    ref = await src.copy_bytes(ctx, bucket, start, end, md5.update)
+    ref = await src.copy_bytes(ctx, bucket, start, end, md5.update, key)
     part = Part(number, f'"{md5.hexdigest()}"', end - start + 1, int(time.time() * 1000), ref)
     await _store_part(ctx, bucket, key, upload, part)
     body = s3xml.simple("CopyPartResult", [("ETag", part.etag),

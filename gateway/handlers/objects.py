@@ -42,7 +42,8 @@ async def receive_object(ctx: Ctx, bucket: BucketRecord, size: int) -> Manifest:
         sums = check.finish(body.trailers)
         return Manifest(size, check.etag, int(time.time() * 1000), stored, meta, inline=data,
                         tags=tags, checksums=sums)
-    ref = await state.data.write(body, size, bucket.k, bucket.m, check.updaters())
+    ref = await state.data.write(body, size, bucket.k, bucket.m, check.updaters(),
+                                 home=state.catalog.object_home(bucket, check_key(ctx.key)))
     try:
         sums = check.finish(body.trailers)
     except errors.S3Error:

@@ -113,7 +113,8 @@ async def _store(ctx: Ctx, bucket: BucketRecord, key: bytes, m: Manifest,
 
     async def body() -> AsyncIterator[bytes]:
         yield data
-    ref = await state.data.write(body(), len(data), bucket.k, bucket.m, lambda _b: None)
+    ref = await state.data.write(body(), len(data), bucket.k, bucket.m, lambda _b: None,
+                                 home=state.catalog.object_home(bucket, key))
     return Manifest(m.size, m.etag, m.mtime_ms, m.headers, m.meta, parts=(ref,), acl=m.acl)
 
 

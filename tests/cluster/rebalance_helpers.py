@@ -106,7 +106,11 @@ def wait_done(cluster: Cluster, timeout_s: float) -> dict[str, Any]:
         if doc["done"] and same:
             return doc
         time.sleep(0.5)
-    raise AssertionError(f"rebalance not done after {timeout_s} s: {json.dumps(doc)[:3000]}")
+    stuck = {a: {f: s.get(f) for f in ("units_done", "units_total", "in_pass", "unfinished",
+                                      "slow_units", "last_errors")}
+             for a, s in doc.get("nodes", {}).items() if not s.get("done")}
+    raise AssertionError(f"rebalance not done after {timeout_s} s: {json.dumps(stuck)[:4000]}"
+                         f" {json.dumps(doc)[:2000]}")
 
 
 @dataclass

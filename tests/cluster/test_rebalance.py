@@ -5,9 +5,12 @@ exactly where the data ring says, with all k+m fragments of every data id presen
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import random
 import shutil
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -166,9 +169,12 @@ def _drain(cluster: Cluster, s3: Any, digests: dict[str, str], before: rh.Audit,
     assert optimal <= moved <= 1.1 * optimal
 
 
-# Long, not default: a run in CI conditions left one node's rebalancer with 2 of 192 units
-# that never finished (no error, retried every 2 s), so the wait timed out. Seen once in
-# several runs; kept runnable (`make test-long`) until the stuck unit is understood.
+# Long, not default: it runs 75-120 s here. It once hung with 2 of 192 units of one node
+# never finished; not reproduced since (5 runs). What could hold a unit forever is fixed:
+# data ids now say their width and k (no guess from peers' listings, which a slow peer
+# could skew), and every unit re-runs at least every interval_s even while others stay
+# unfinished (a done unit may be what another node's unit waits for). A stuck unit now
+# says why in `status` ("unfinished", "slow_units"), and wait_done prints it.
 @pytest.mark.long
 @pytest.mark.timeout(900)
 def test_add_node_then_fail_node(cluster: Cluster) -> None:
@@ -225,7 +231,7 @@ def _per_node(doc: dict[str, Any], field: str) -> dict[str, int]:
 
 @pytest.mark.long
 def test_throttle_pause_and_sigkill_resume(cluster: Cluster) -> None:
-    """Throttle honoured within 20% over a 20 s window, pause stops movement within 2 s,
+    """Throttle honoured within 20% over a 30 s window, pause stops movement within 2 s,
     and a node SIGKILLed mid-move resumes from its progress and finishes."""
     seed = int(os.environ.get("COFFRE_SEED", random.randrange(1 << 30)))
     print(f"seed={seed}")
@@ -238,20 +244,24 @@ def test_throttle_pause_and_sigkill_resume(cluster: Cluster) -> None:
         s3.put_object(Bucket="reb", Key=f"big/{i}", Body=body)
         digests[f"reb/big/{i}"] = hashlib.md5(body).hexdigest()
     rings = str(cluster.config.rings_dir)
-    limit = 100_000  # bytes/s per node: each sender has ~3 MB to move, ~30 s of work
+    limit = 60_000  # bytes/s per node: each sender has ~3 MB to move, ~50 s of work
     assert rh.rebalance("throttle", str(limit / 1e6), "--rings-dir", rings)[0] == 0
     _, addr = rh.add_node(cluster, 6)
     rh.change_rings(cluster, ["add", "--id", "6", "--addr", addr,
                               "--domain", "local/z1/n6/d0", "--weight", "1"])
     time.sleep(3)
     _, first = rh.rebalance("status", "--rings-dir", rings)
-    time.sleep(20)
+    window_s = 30
+    time.sleep(window_s)
     _, last = rh.rebalance("status", "--rings-dir", rings)
     a, b = _per_node(first, "bytes_transferred"), _per_node(last, "bytes_transferred")
-    rates = {n: (b[n] - a.get(n, 0)) / 20 for n in b}
-    print("rates", rates)
+    rates = {n: (b[n] - a.get(n, 0)) / window_s for n in b}
+    # A node still sending at the end of the window had enough to move for all of it:
+    # its rate must be the throttle's, within 20 % both ways.
+    busy = [n for n, left in _per_node(last, "bytes_left").items() if left > limit]
+    print("rates", rates, "busy", busy)
     assert all(r <= 1.2 * limit for r in rates.values())
-    assert max(rates.values()) >= 0.8 * limit
+    assert busy and all(rates[n] >= 0.8 * limit for n in busy), (rates, busy)
 
     assert rh.rebalance("pause", "--rings-dir", rings)[0] == 0
     time.sleep(2)
@@ -335,3 +345,50 @@ def test_add_node_under_load(cluster: Cluster) -> None:
     rh.wait_done(cluster, 120)  # what the load wrote to old owners has moved too
     _check_placement(cluster, rh.ring_devices(cluster))
     _check_reads(s3, load.digests)
+
+
+def test_unreachable_node_failed_automatically() -> None:
+    """No operator action: `coffre rebalance auto-fail` (started once, as a daemon would be)
+    sees a node gone for good, fails it in the rings, and the rebalancers bring every data
+    id back to k+m fragments on the devices the new rings name."""
+    seed = int(os.environ.get("COFFRE_SEED", random.randrange(1 << 30)))
+    # Width 6 needs a 7th device to lose one; both data rings, as in the fixture.
+    c = new_cluster(nodes=7, extra='extra_policies = ["replicate 3"]')
+    c.start()
+    watcher = None
+    try:
+        s3 = c.s3()
+        print(f"seed={seed}")
+        digests = _write(s3, 24, seed)
+        rings = str(c.config.rings_dir)
+        out = open(c.root / "autofail.log", "w+b")  # noqa: SIM115 - lives with the process
+        watcher = subprocess.Popen(
+            [sys.executable, "-m", "storage.rebalance_cli", "rebalance", "auto-fail",
+             "--rings-dir", rings, "--after-s", "3", "--every-s", "0.5"],
+            stdout=out, stderr=subprocess.STDOUT)
+        time.sleep(1)
+        c.kill("node2")
+        t0 = time.monotonic()
+        while not (c.root / "autofail.log").read_text().strip():
+            assert time.monotonic() - t0 < 60, "auto-fail did nothing"
+            time.sleep(0.2)
+        failed_after = time.monotonic() - t0
+        action = json.loads((c.root / "autofail.log").read_text().splitlines()[0])
+        assert action["ok"] and action["node"] == c.specs["node2"].argv[
+            c.specs["node2"].argv.index("--listen") + 1]
+        status = rh.wait_done(c, 300)
+        live = rh.ring_devices(c)
+        assert 2 not in live and len(live) == 6
+        _check_placement(c, live)
+        _check_reads(s3, digests)
+        print(f"auto-fail: node failed {failed_after:.1f} s after it died (after_s=3), "
+              f"full redundancy {time.monotonic() - t0:.1f} s after; "
+              f"{status['fragments_rebuilt']} fragments rebuilt")
+        assert status["fragments_rebuilt"] > 0
+    finally:
+        if watcher is not None:
+            watcher.kill()
+            watcher.wait()
+        c.stop()
+        if not os.environ.get("COFFRE_KEEP"):
+            shutil.rmtree(c.root, ignore_errors=True)
