@@ -96,6 +96,9 @@ class Config:
     # Gateway processes `coffre up` starts on that port (SO_REUSEPORT spreads connections):
     # one event loop per core for hashing, encoding and protocol work.
     workers: int = 1
+    # `coffre up` also runs `coffre rebalance auto-fail --after-s` this long (0: it does not):
+    # a node unreachable that long is failed in the rings and its data rebuilt elsewhere.
+    auto_fail_after_s: float = 0.0
     virtual_host_domain: str = ""   # e.g. "s3.local": bucket.s3.local addresses a bucket
     part_power: int = 8             # 2**part_power partitions per ring
     default_policy: Policy = Policy(4, 2)
@@ -138,6 +141,7 @@ def load(path: str | os.PathLike[str], data_root: str | None = None) -> Config:
         region=cluster.get("region", "us-east-1"),
         listen=gw.get("listen", "127.0.0.1:9000"),
         workers=_positive(gw.get("workers", 1), "gateway.workers"),
+        auto_fail_after_s=float(cluster.get("auto_fail_after_s", 0.0)),
         virtual_host_domain=gw.get("virtual_host_domain", ""),
         part_power=int(cluster.get("part_power", 8)),
         default_policy=parse_policy(cluster.get("default_policy", "ec 4+2")),

@@ -28,7 +28,7 @@ from ring.model import Device
 class ProcessSpec:
     name: str
     argv: list[str]
-    port: int
+    port: int               # 0: listens nowhere (the auto-fail watcher)
 
 
 def node_dir(config: Config, node: int) -> Path:
@@ -97,6 +97,10 @@ def process_specs(config: Config, config_path: str) -> list[ProcessSpec]:
         specs.append(ProcessSpec(name, _cli("gateway", "--config", config_path,
                                             "--data", str(config.data_root),
                                             "--listen", config.listen), int(port_text)))
+    if config.auto_fail_after_s > 0:
+        specs.append(ProcessSpec("autofail", _cli(
+            "rebalance", "auto-fail", "--rings-dir", str(config.rings_dir),
+            "--after-s", str(config.auto_fail_after_s)), 0))
     return specs
 
 
@@ -142,7 +146,8 @@ def run(config: Config, config_path: str) -> int:
             # Own process group: a Ctrl-C reaches us, and we stop the children in order.
             proc = subprocess.Popen(spec.argv, start_new_session=True)
             procs.append(proc)
-            wait_port(spec.port, 30.0, proc)
+            if spec.port:
+                wait_port(spec.port, 30.0, proc)
         print(_banner(config, key), flush=True)
         while not stopping:
             dead = [p for p in procs if p.poll() is not None]

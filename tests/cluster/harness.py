@@ -91,7 +91,9 @@ class Cluster:
                                              start_new_session=True)
         try:
             for n in names:
-                wait_port(self.specs[n].port, 30.0, self.procs[n])
+                port = self.specs[n].port
+                if port:
+                    wait_port(port, 30.0, self.procs[n])
         except BaseException:
             self.stop()         # leave no process behind when a start fails
             raise
