@@ -239,9 +239,29 @@ def _add_quota(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     _common(usage)
 
 
+def _init(args: argparse.Namespace) -> int:
+    """Create the data root's secrets once, on the admin machine of a multi-host cluster:
+    the admin key (credentials.toml, 0600) and the master key that seals tenants' secrets.
+    Both files are then copied to every gateway host (as the README's deployment says)."""
+    from gateway.credentials import ensure
+    from gateway.tenants import MASTER_KEY_FILE, ensure_master_key
+
+    cfg = config_mod.load(args.config, args.data)
+    ensure_master_key(cfg.data_root)
+    host, port = cfg.listen.rsplit(":", 1)
+    key = ensure(cfg.credentials_path, f"http://{host}:{port}", cfg.region)
+    print(f"admin access key {key.access_key}; copy {cfg.credentials_path} and "
+          f"{cfg.data_root / MASTER_KEY_FILE} to every gateway host")
+    return 0
+
+
 def add_admin_commands(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Adds `tenant`, `key`, `quota` and `stored` under an existing `coffre admin`
+    """Adds `init`, `tenant`, `key`, `quota` and `stored` under an existing `coffre admin`
     parser's subparsers."""
+    init = groups.add_parser("init", help="create the admin key and the master key (once)")
+    init.add_argument("--config", default="conf/local.toml")
+    init.add_argument("--data", default=None, help="data root (default: COFFRE_DATA or config)")
+    init.set_defaults(func=_init)
     _add_tenant(groups)
     _add_key(groups)
     _add_quota(groups)
