@@ -9,18 +9,89 @@ any manifest points at the data.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Callable, Mapping
 
+import aiohttp
 from aiohttp import web
 
-from gateway import errors
+from gateway import errors, limits
 from gateway.checksums import Checksummer, request_checksums, verify, verify_md5
 from gateway.chunked import ChunkedDecoder, Data, Trailers
 from gateway.numbers import is_decimal
 from gateway.sigv4 import AuthResult, PayloadMode
 
 _READ_BYTES = 256 * 1024
+_CONTINUE_OWED = "coffre.continue_owed"     # request key: a `100 Continue` not sent yet
+
+
+async def expect_later(request: web.Request) -> None:
+    """The S3 route's expect handler: `100 Continue` is owed, and sent when a handler first
+    reads the body (BodyReader), so that a request refused before that (signature, access,
+    quota, too few nodes for the write) is answered without making the client send it.
+    (aiohttp's default handler sends the 100 before the request is even authenticated.)"""
+    if request.headers.get("Expect", "").lower() != "100-continue":
+        raise web.HTTPExpectationFailed(text="Unknown Expect")
+    if request.content_type == "multipart/form-data":
+        # A browser-style POST upload reads its form itself, not through BodyReader.
+        await send_continue(request, force=True)
+        return
+    request[_CONTINUE_OWED] = True
+
+
+async def send_continue(request: web.Request, force: bool = False) -> None:
+    """Send the owed `100 Continue` (once): the handler is about to read the body."""
+    if force or request.get(_CONTINUE_OWED):
+        request[_CONTINUE_OWED] = False
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+
+async def drain(request: web.Request, max_bytes: int, timeout_s: float) -> bool:
+    """Read and drop what is left of the body, within the bounds; True if it all came."""
+    content = request.content
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    dropped = 0
+    try:
+        while not content.is_eof() and dropped <= max_bytes:
+            chunk = await asyncio.wait_for(content.readany(), max(deadline - loop.time(), 0))
+            if not chunk:
+                break
+            dropped += len(chunk)
+    except (TimeoutError, OSError, aiohttp.ClientError, asyncio.IncompleteReadError):
+        return False        # the client stalled or left: the body will not complete
+    return content.is_eof()
+
+
+async def finish_body(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare hook: before an answer, settle the request's unread body.
+
+    With `100 Continue` still owed the client has not sent the body and must not: the answer
+    closes the connection (the body's bytes would otherwise be read as the next request).
+    Otherwise an answer given mid-body (a refusal) first drains what is left if that is
+    within the bounds, so the client, done sending, reads it; beyond them the connection is
+    closed after the answer."""
+    if request.get(_CONTINUE_OWED):
+        request[_CONTINUE_OWED] = False
+        if request.content_length or request.headers.get("Transfer-Encoding"):
+            _close_after(response)
+        return
+    if request.content.is_eof():
+        return
+    declared = request.content_length
+    left = None if declared is None else declared - request.content.total_bytes
+    if left is not None and left > limits.refused_body_drain_bytes_max:
+        _close_after(response)
+        return
+    if not await drain(request, limits.refused_body_drain_bytes_max, limits.refused_body_drain_s):
+        _close_after(response)
+
+
+def _close_after(response: web.StreamResponse) -> None:
+    response.force_close()
+    # The hook runs after aiohttp chose the headers: say it to the client too.
+    response.headers["Connection"] = "close"
 
 
 def declared_size(request: web.Request, auth: AuthResult | None) -> int:
@@ -120,6 +191,7 @@ class BodyReader:
             self._decoder = ChunkedDecoder(mode, auth, _trailer_names(request.headers), size)
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
+        await send_continue(self.request)
         content = self.request.content
         received = 0
         while True:

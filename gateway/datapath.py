@@ -26,7 +26,7 @@ from gateway.manifest import DataRef
 from gateway.ranges import Layout
 from ring.model import Device, Ring
 from storage import dataid
-from storage.client import NodeClient, NodeError
+from storage.client import NodeClient, NodeError, NodeUnavailable
 from storage.erasure import Codec
 
 
@@ -61,6 +61,10 @@ class _Sink:
     @property
     def alive(self) -> bool:
         return not self.task.done()
+
+    @property
+    def failed(self) -> bool:
+        return self.task.done() and (self.task.cancelled() or self.task.exception() is not None)
 
 
 async def _after(before: asyncio.Future[None] | None, fn: Callable[[bytes], None],
@@ -101,11 +105,55 @@ async def _drain(queue: asyncio.Queue[Block | None]) -> AsyncIterator[Block]:
         yield block
 
 
+
+
+class _Suspects:
+    """Nodes whose last call failed. Before a write reads its body, its slots are counted: if
+    a write quorum cannot be reached the request is refused at once (503 SlowDown, and with
+    `Expect: 100-continue` before the client sends a byte) instead of after the whole body
+    has crossed the network. Healthy clusters pay nothing: suspects are pinged only when they
+    would decide the quorum, and a suspect that answers any call is cleared."""
+
+    def __init__(self, client: NodeClient) -> None:
+        self.client = client
+        self._failed: set[str] = set()
+
+    def failed(self, addr: str) -> None:
+        self._failed.add(addr)
+
+    def answered(self, addr: str) -> None:
+        self._failed.discard(addr)
+
+    async def reachable(self, addrs: Sequence[str], need: int) -> int:
+        """How many of `addrs` (one per slot; repeats count) are reachable, at least as far
+        as deciding whether `need` is met."""
+        suspects = sorted(self._failed.intersection(addrs))
+        trusted = sum(a not in self._failed for a in addrs)
+        if trusted >= need or not suspects:
+            return trusted
+        alive = await asyncio.gather(*(self._probe(a) for a in suspects))
+        down = {a for a, ok in zip(suspects, alive, strict=True) if not ok}
+        return len(addrs) - sum(a in down for a in addrs)
+
+    async def _probe(self, addr: str) -> bool:
+        try:
+            await asyncio.wait_for(self.client.ping(addr), limits.suspect_probe_timeout_s)
+        except (NodeError, TimeoutError):
+            self.failed(addr)
+            # A connection that lived through a network cut may be stuck in TCP back-off:
+            # the next probe must not wait behind it.
+            self.client.drop_connections(addr)
+            return False
+        self.answered(addr)
+        return True
+
+
 class DataPath:
     def __init__(self, rings: DataRings, client: NodeClient, write_extra: int = 1) -> None:
         self.rings, self.client, self.write_extra = rings, client, write_extra
         self._codecs: dict[tuple[int, int], Codec] = {}
         self._background: set[asyncio.Task[None]] = set()
+        self.suspects = _Suspects(client)
 
     def codec(self, k: int, m: int) -> Codec:
         codec = self._codecs.get((k, m))
@@ -130,17 +178,22 @@ class DataPath:
         ring = self.rings.data(k + m)
         partition = ring.partition_of(data_id)
         devices = ring.slots(partition)
+        need = min(k + self.write_extra, k + m)
+        # Refuse before the first body byte is read when the quorum is out of reach.
+        reachable = await self.suspects.reachable([d.addr for d in devices], need)
+        if reachable < need:
+            raise errors.SlowDown(f"only {reachable} of {k + m} fragment slots reachable, "
+                                  f"{need} needed")
         layout = Layout(size, k, limits.stripe_block_bytes)
         sinks = [self._open_sink(d, partition, fragment_key(data_id, i), layout.fragment_bytes)
                  for i, d in enumerate(devices)]
         try:
-            await self._pump(body, layout, self.codec(k, m), sinks, observers)
+            await self._pump(body, layout, self.codec(k, m), sinks, observers, need)
         except BaseException:
             for s in sinks:
                 s.task.cancel()
             self._spawn(self._delete_fragments(devices, partition, data_id))
             raise
-        need = min(k + self.write_extra, k + m)
         durable, reasons = await _durable_quorum([s.task for s in sinks], need)
         if durable < need:
             self._spawn(self._delete_fragments(devices, partition, data_id))
@@ -151,13 +204,22 @@ class DataPath:
     def _open_sink(self, dev: Device, partition: int, key: bytes, length: int) -> _Sink:
         queue: asyncio.Queue[bytes | memoryview | None] = asyncio.Queue(
             limits.fragment_queue_blocks)
-        task = asyncio.ensure_future(
-            self.client.put_fragment(dev.addr, dev.id, partition, key, length, _drain(queue)))
+        task = asyncio.ensure_future(self._put_fragment(dev, partition, key, length, queue))
         return _Sink(queue, task)
 
+    async def _put_fragment(self, dev: Device, partition: int, key: bytes, length: int,
+                            queue: asyncio.Queue[Block | None]) -> None:
+        try:
+            await self.client.put_fragment(dev.addr, dev.id, partition, key, length,
+                                           _drain(queue))
+        except NodeUnavailable:
+            self.suspects.failed(dev.addr)
+            raise
+        self.suspects.answered(dev.addr)
+
     async def _pump(self, body: AsyncIterable[bytes], layout: Layout, codec: Codec,
-                    sinks: Sequence[_Sink], observers: Sequence[Callable[[bytes], None]]
-                    ) -> None:
+                    sinks: Sequence[_Sink], observers: Sequence[Callable[[bytes], None]],
+                    need: int) -> None:
         """Cut the body into stripes and keep up to two of them in flight.
 
         Per stripe, hashing (ordered: MD5 is a chain) and encoding (independent) run in
@@ -186,6 +248,9 @@ class DataPath:
                 received += len(chunk)
                 if received > layout.size:
                     raise errors.InvalidRequest("body longer than its declared length")
+                if sum(not s.failed for s in sinks) < need:
+                    # Nodes went down since the check: refuse now, not after the whole body.
+                    raise errors.SlowDown(f"fewer than {need} fragment uploads left")
                 pending.append(chunk)
                 pending_len += len(chunk)
                 while pending_len >= layout.stripe_bytes and stripe < layout.stripes - 1:
@@ -348,8 +413,12 @@ class _StripeReader:
             places.append(self.previous[index])
         for dev in places:
             try:
-                return await self.path.client.read_fragment(
+                data = await self.path.client.read_fragment(
                     dev.addr, dev.id, self.partition, key, offset, length)
+                self.path.suspects.answered(dev.addr)
+                return data
+            except NodeUnavailable:
+                self.path.suspects.failed(dev.addr)
             except NodeError:
                 continue
         return None

@@ -32,6 +32,14 @@ meta_hedge_after_s = 0.2                  # a metadata read this slow asks spare
 meta_put_attempts_max = 3                 # a write finding newer records re-stamps
 write_straggler_s = 2.0                   # a node this slow to take a block is dropped
 
+# A node whose last call failed is pinged before a write counts it; slower than this = down.
+suspect_probe_timeout_s = 0.5
+# A refused request's unread body is read and dropped up to this much, within this time, so
+# that a client that sends its whole body before reading (most do) gets the answer; past
+# either bound the connection is closed after the answer.
+refused_body_drain_bytes_max = 8 * 1024 * 1024
+refused_body_drain_s = 10.0
+
 assert stripe_block_bytes % 4096 == 0
 assert put_object_bytes_max <= object_bytes_max
 assert part_bytes_min < put_object_bytes_max

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from gateway import abuse, access, admin, audit, errors, metrics, router, sigv2, sigv4
+from gateway import abuse, access, admin, audit, body, errors, metrics, router, sigv2, sigv4
 from gateway.catalog import Catalog
 from gateway.config import Config
 from gateway.console.errors_feed import FEED
@@ -205,11 +205,14 @@ def make_app(config: Config) -> web.Application:
     app = web.Application(client_max_size=2 * 1024 * 1024)
     app[STATE] = make_state(config)
     app[metrics.METRICS] = metrics.GatewayMetrics(app[STATE].rings.versions)
-    app.router.add_route("*", "/{tail:.*}", dispatch)
+    # The 100 Continue is owed until a handler reads the body: a request refused before that
+    # (no quorum, no access) gets its error instead, and its body is never sent.
+    app.router.add_route("*", "/{tail:.*}", dispatch, expect_handler=body.expect_later)
     abuse.install(app, config.abuse)    # concurrency caps, XML body cap, slow-client hooks
     app.cleanup_ctx.append(_ring_watcher)
     app.cleanup_ctx.append(_key_refresher)
     app.on_response_prepare.append(access_ops.add_cors_headers)
+    app.on_response_prepare.append(body.finish_body)    # drain or close an unread body
     meter = app[STATE].meter
     if meter is not None:
         app.on_response_prepare.append(meter.on_prepare)

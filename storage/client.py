@@ -85,6 +85,11 @@ class NodeClient:
                 auto_decompress=False, skip_auto_headers=("User-Agent", "Accept-Encoding"))
         return self._session
 
+    def drop_connections(self, addr: str) -> None:
+        """Open new RPC connections to `addr` from now on (see RpcPool.drop)."""
+        if self._rpc is not None:
+            self._rpc.drop(addr)
+
     async def close(self) -> None:
         if self._rpc is not None:
             await self._rpc.close()

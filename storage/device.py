@@ -23,7 +23,7 @@ from typing import ParamSpec, TypeVar
 
 import lmdb
 
-from storage import limits
+from storage import faults, limits
 from storage.committer import GroupCommitter
 from storage.errors import (
     BadRequest,
@@ -102,6 +102,7 @@ class Device:
                                      segment_size_bytes=self._segment_size)
         self.segments.extra_used = store.size_bytes
         self.segments.open()
+        faults.install(self.segments, self.id)  # tests only: off unless COFFRE_FAULTS
         self._last_ts = self.index.fragment_stamp()
 
     async def close(self) -> None:

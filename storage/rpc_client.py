@@ -92,6 +92,7 @@ class RpcPool:
         self._conns: dict[str, list[_Conn]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._turn = itertools.count()
+        self._closing: set[asyncio.Future[None]] = set()
 
     async def call(self, addr: str, op: str, *args: Any) -> tuple[int, Any]:
         for attempt in range(2):
@@ -124,6 +125,15 @@ class RpcPool:
         except (aiohttp.ClientError, OSError, TimeoutError) as e:
             raise ChannelError(f"rpc connect: {type(e).__name__}: {e}") from e
         return _Conn(ws)
+
+    def drop(self, addr: str) -> None:
+        """Forget the connections to `addr` (closed in the background): after a network cut
+        they may sit in TCP retransmission back-off long after the node is reachable again,
+        while a fresh connection works at once."""
+        for conn in self._conns.pop(addr, []):
+            task = asyncio.ensure_future(conn.close())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
 
     async def close(self) -> None:
         for conns in self._conns.values():
