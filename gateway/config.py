@@ -99,6 +99,8 @@ class Config:
     # `coffre up` also runs `coffre rebalance auto-fail --after-s` this long (0: it does not):
     # a node unreachable that long is failed in the rings and its data rebuilt elsewhere.
     auto_fail_after_s: float = 0.0
+    # Object bytes one gateway process holds in flight, all requests together (gateway.budget).
+    memory_budget_mib: int = 256
     virtual_host_domain: str = ""   # e.g. "s3.local": bucket.s3.local addresses a bucket
     part_power: int = 8             # 2**part_power partitions per ring
     default_policy: Policy = Policy(4, 2)
@@ -141,6 +143,7 @@ def load(path: str | os.PathLike[str], data_root: str | None = None) -> Config:
         region=cluster.get("region", "us-east-1"),
         listen=gw.get("listen", "127.0.0.1:9000"),
         workers=_positive(gw.get("workers", 1), "gateway.workers"),
+        memory_budget_mib=_positive(gw.get("memory_budget_mib", 256), "gateway.memory_budget_mib"),
         auto_fail_after_s=float(cluster.get("auto_fail_after_s", 0.0)),
         virtual_host_domain=gw.get("virtual_host_domain", ""),
         part_power=int(cluster.get("part_power", 8)),

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from gateway import errors, limits
+from gateway.budget import Budget
 from gateway.manifest import DataRef
 from gateway.ranges import Layout
 from ring.model import Device, Ring
@@ -149,8 +150,11 @@ class _Suspects:
 
 
 class DataPath:
-    def __init__(self, rings: DataRings, client: NodeClient, write_extra: int = 1) -> None:
+    def __init__(self, rings: DataRings, client: NodeClient, write_extra: int = 1,
+                 budget: Budget | None = None) -> None:
         self.rings, self.client, self.write_extra = rings, client, write_extra
+        # Shared by every request of the process: memory stays bounded however many run.
+        self.budget = budget or Budget(limits.inflight_object_bytes_max)
         self._codecs: dict[tuple[int, int], Codec] = {}
         self._background: set[asyncio.Task[None]] = set()
         self.suspects = _Suspects(client)
@@ -234,12 +238,15 @@ class DataPath:
         prev_send: asyncio.Future[None] | None = None
         inflight: deque[asyncio.Future[None]] = deque()
 
-        def launch(data: bytes) -> None:
+        async def launch(data: bytes) -> None:
             nonlocal stripe, prev_send
+            cost = len(data) * (codec.k + codec.m) // codec.k      # the data and its blocks
+            await self.budget.acquire(cost)
             for i, fn in enumerate(observers):
                 hashes[i] = asyncio.ensure_future(_after(hashes[i], fn, data))
             prev_send = asyncio.ensure_future(self._stripe(
                 data, layout.block_len(stripe), codec, sinks, prev_send))
+            prev_send.add_done_callback(lambda _f: self.budget.release(cost))
             inflight.append(prev_send)
             stripe += 1
 
@@ -255,7 +262,7 @@ class DataPath:
                 pending_len += len(chunk)
                 while pending_len >= layout.stripe_bytes and stripe < layout.stripes - 1:
                     joined = b"".join(pending)
-                    launch(joined[: layout.stripe_bytes])
+                    await launch(joined[: layout.stripe_bytes])
                     rest = joined[layout.stripe_bytes:]
                     pending, pending_len = ([rest] if rest else []), len(rest)
                     while len(inflight) > 1:
@@ -263,7 +270,7 @@ class DataPath:
             if received != layout.size:
                 raise errors.IncompleteBody()
             if layout.stripes:
-                launch(b"".join(pending))
+                await launch(b"".join(pending))
             for fut in (*inflight, *hashes):
                 if fut is not None:
                     await fut
@@ -305,23 +312,40 @@ class DataPath:
         reader = _StripeReader(self, ref, layout)
         step = limits.read_batch_stripes
         batches = [(s, min(s + step - 1, last)) for s in range(first, last + 1, step)]
-        nxt: asyncio.Task[list[memoryview]] | None = asyncio.ensure_future(
-            reader.batch(*batches[0]))
+        nxt: asyncio.Task[tuple[list[memoryview], int]] | None = asyncio.ensure_future(
+            self._held_batch(reader, *batches[0]))
         try:
             for i, (s0, _s1) in enumerate(batches):
                 assert nxt is not None
-                pieces = await nxt
-                nxt = (asyncio.ensure_future(reader.batch(*batches[i + 1]))
+                pieces, cost = await nxt
+                nxt = (asyncio.ensure_future(self._held_batch(reader, *batches[i + 1]))
                        if i + 1 < len(batches) else None)
-                pos = s0 * layout.stripe_bytes     # object offset of the first piece
-                for piece in pieces:
-                    lo, hi = max(start - pos, 0), min(end + 1 - pos, len(piece))
-                    if lo < hi:
-                        yield piece[lo:hi]
-                    pos += len(piece)
+                try:
+                    pos = s0 * layout.stripe_bytes     # object offset of the first piece
+                    for piece in pieces:
+                        lo, hi = max(start - pos, 0), min(end + 1 - pos, len(piece))
+                        if lo < hi:
+                            yield piece[lo:hi]
+                        pos += len(piece)
+                finally:
+                    self.budget.release(cost)
         finally:
             if nxt is not None:
-                nxt.cancel()
+                if not nxt.done():
+                    nxt.cancel()    # it gives its reservation back itself
+                elif not nxt.cancelled() and nxt.exception() is None:
+                    self.budget.release(nxt.result()[1])
+
+    async def _held_batch(self, reader: _StripeReader, s0: int, s1: int
+                          ) -> tuple[list[memoryview], int]:
+        """A batch of stripes and the budget it holds (released by the caller when done)."""
+        cost = (s1 - s0 + 1) * reader.layout.stripe_bytes
+        await self.budget.acquire(cost)
+        try:
+            return await reader.batch(s0, s1), cost
+        except BaseException:
+            self.budget.release(cost)
+            raise
 
     # ---- delete ----------------------------------------------------------------------
 

@@ -26,6 +26,9 @@ tags_per_object_max = 10
 # Data path.
 stripe_block_bytes = 256 * KIB            # one fragment block per stripe
 read_batch_stripes = 4                    # stripes fetched per round trip on GET
+# Object bytes all uploads and downloads of one gateway process may hold at once (stripes
+# being hashed, encoded, sent, fetched or decoded): beyond it requests wait (gateway.budget).
+inflight_object_bytes_max = 256 * MIB
 fragment_queue_blocks = 4                 # blocks buffered per fragment stream on PUT
 read_hedge_after_s = 0.5                  # a fragment read this slow gets a parity twin
 meta_hedge_after_s = 0.2                  # a metadata read this slow asks spare replicas

@@ -18,6 +18,7 @@ from aiohttp import web
 from prometheus_client import (
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     disable_created_metrics,
     generate_latest,
@@ -79,6 +80,13 @@ class GatewayMetrics:
         if ring_versions is not None:
             r.register(_RingCollector(ring_versions))
         self._cache: dict[tuple[str, int], _Children] = {}
+
+    def watch_budget(self, held: Callable[[], float], peak: Callable[[], float]) -> None:
+        """Export the memory budget's bytes held now and at most (gateway.budget)."""
+        Gauge("coffre_gateway_inflight_object_bytes", "Object bytes held in flight",
+              registry=self.registry).set_function(held)
+        Gauge("coffre_gateway_inflight_object_bytes_peak", "Most object bytes held at once",
+              registry=self.registry).set_function(peak)
 
     def observe(self, op: str, status: int, seconds: float, bytes_in: int, bytes_out: int,
                 error_code: str | None = None) -> None:

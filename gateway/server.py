@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from gateway import abuse, access, admin, audit, body, errors, metrics, router, sigv2, sigv4
+from gateway.budget import Budget
 from gateway.catalog import Catalog
 from gateway.config import Config
 from gateway.console.errors_feed import FEED
@@ -157,7 +158,8 @@ def make_state(config: Config) -> State:
     meta = MetaStore(rings, client, clock)
     catalog = Catalog(meta, config.bucket_cache_s)
     state = State(config, rings, client, clock, meta, catalog,
-                  DataPath(rings, client, config.write_quorum_extra),
+                  DataPath(rings, client, config.write_quorum_extra,
+                           Budget(config.memory_budget_mib * 1024 * 1024)),
                   Counters(catalog, clock.writer_id))
     bootstrap = load_keys(config.credentials_path) if config.credentials_path.exists() else []
     directory = Directory(meta, SecretBox(load_master_key(config.data_root)))
@@ -205,6 +207,8 @@ def make_app(config: Config) -> web.Application:
     app = web.Application(client_max_size=2 * 1024 * 1024)
     app[STATE] = make_state(config)
     app[metrics.METRICS] = metrics.GatewayMetrics(app[STATE].rings.versions)
+    budget = app[STATE].data.budget
+    app[metrics.METRICS].watch_budget(lambda: budget.held_bytes, lambda: budget.peak_bytes)
     # The 100 Continue is owed until a handler reads the body: a request refused before that
     # (no quorum, no access) gets its error instead, and its body is never sent.
     app.router.add_route("*", "/{tail:.*}", dispatch, expect_handler=body.expect_later)
