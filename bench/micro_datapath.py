@@ -12,7 +12,8 @@ import time
 from collections.abc import Callable
 
 from gateway import limits
-from gateway.s3xml import ListEntry, ListPage, list_objects_v2
+from gateway.list_xml import list_objects_v2
+from gateway.s3xml import ListEntry, ListPage
 from storage.erasure import Codec
 
 MB = 1e6

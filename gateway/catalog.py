@@ -15,7 +15,7 @@ import xxhash
 
 from gateway import errors
 from gateway.manifest import BucketRecord, Manifest
-from gateway.metastore import MetaStore, RecordCursor
+from gateway.metastore import MetaStore
 from storage.client import MetaRecord
 
 _BUCKETS_PARTITION_NAME = b"coffre:buckets"
@@ -131,22 +131,6 @@ class Catalog:
     async def delete_object(self, bucket: BucketRecord, key: bytes) -> int:
         return await self.store.put(self.object_partition(bucket, key),
                                     self.object_record_key(bucket, key), None)
-
-    def object_cursor(self, bucket: BucketRecord, prefix: bytes, start_after: bytes | None,
-                      want: int = 1000, delimiter: bytes | None = None) -> RecordCursor:
-        """Live and deleted index records of a bucket under a key prefix, in key order.
-
-        `want` is about how many records the caller needs: each shard is asked for a
-        share of it first (plus slack for uneven shards and tombstones)."""
-        full_prefix = _OBJECT_PREFIX + bucket.bucket_id + prefix
-        after = None if start_after is None else _OBJECT_PREFIX + bucket.bucket_id + start_after
-        first = want // bucket.shards + 16
-        shards = [
-            self.store.cursor(self.shard_partition(bucket, s), full_prefix, after, first,
-                              delimiter)
-            for s in range(bucket.shards)
-        ]
-        return RecordCursor(shards)
 
     @staticmethod
     def key_of(bucket: BucketRecord, record_key: bytes) -> bytes:

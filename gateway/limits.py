@@ -26,6 +26,13 @@ tags_per_object_max = 10
 # Data path.
 stripe_block_bytes = 256 * KIB            # one fragment block per stripe
 read_batch_stripes = 4                    # stripes fetched per round trip on GET
+# Listings: rows asked of one index shard per call at most (the node caps it too), extra rows
+# beyond a shard's expected share and the floor of a later ask; records per replica per call
+# when replicas disagree and are merged in full.
+shard_page_rows_max = 1000
+shard_slack_rows = 8
+shard_refill_rows_min = 64
+list_fallback_page_records = 256
 # Object bytes all uploads and downloads of one gateway process may hold at once (stripes
 # being hashed, encoded, sent, fetched or decoded): beyond it requests wait (gateway.budget).
 inflight_object_bytes_max = 256 * MIB

@@ -1,57 +1,80 @@
-"""One page of a bucket listing: merge the index shards, roll keys up under a delimiter.
+"""One page of a bucket listing: every index shard asked at once, pages merged here.
 
-A common prefix is emitted once and the shard cursors then jump past every key under it
-(seek to the prefix's successor); the nodes do the same inside each page (they cut a group
-short at its first live key), so a folder of a million keys costs one step, not a million.
+The nodes do the heavy part (storage/list_pages.py): they skip tombstones, roll a delimiter
+group up into one row at its first live key and jump past the rest of it (a folder of a
+million keys costs one seek), and send only the fields a listing shows. Each shard's page
+is read from a read quorum of its replicas for the price of one page plus digests
+(gateway/list_replicas.py); the shards' pages are merged in key order
+(gateway/list_merge.py), asking a shard for more only when the page needs it.
+
+S3 semantics kept here: start-after (or a V1 marker, or a continuation token, which is the
+last key or prefix returned) excludes that key, and a common prefix that sorts at or
+before it is not listed again.
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+from typing import Any
+
+from gateway import list_merge
 from gateway.catalog import Catalog
-from gateway.manifest import BucketRecord, Manifest
+from gateway.list_merge import LIST_FIELDS, ShardBuffer
+from gateway.list_replicas import PageBatch, shard_page
+from gateway.manifest import BucketRecord
+from gateway.metastore import MetaStore
 from gateway.s3xml import ListEntry, ListPage
-from storage.keys import successor
+from storage.list_pages import PageQuery
 
 
 async def list_page(catalog: Catalog, bucket: BucketRecord, prefix: str,
                     delimiter: str | None, max_keys: int, start_after: str | None) -> ListPage:
-    after_raw = start_after.encode() if start_after else None
-    cursor = catalog.object_cursor(bucket, prefix.encode(), after_raw, max_keys + 1,
-                                   delimiter.encode() if delimiter else None)
+    base = catalog.record_key_of(bucket, b"")
+    full_prefix = base + prefix.encode()
+    start_at = full_prefix if not start_after else (
+        base + start_after.encode("utf-8", "surrogateescape") + b"\x00")
+    # Shards may share a metadata partition (8 shards hashed onto a small ring): each
+    # partition is listed once, or its keys would come out once per shard.
+    partitions = sorted({catalog.shard_partition(bucket, s) for s in range(bucket.shards)})
+    shards = [ShardBuffer(start_at, len(base)) for _ in partitions]
+    ask = list_merge.first_ask(max_keys, len(partitions))
+    fetch = tuple((i, ask) for i in range(len(partitions)))
+    batch = PageBatch(catalog.store.client)
+    delim = delimiter.encode() if delimiter else None
+    while True:
+        await asyncio.gather(*(
+            _fill(catalog.store, batch, partitions[i], i, shards[i],
+                  PageQuery(full_prefix, start_at, n, delim, len(base), LIST_FIELDS))
+            for i, n in fetch))
+        step = list_merge.merge(shards, max_keys)
+        if step.rows is not None:
+            return _page(step.rows, step.truncated)
+        fetch = step.fetch
+
+
+async def _fill(store: MetaStore, batch: PageBatch, partition: int, rotate: int,
+                buf: ShardBuffer, query: PageQuery) -> None:
+    """Ask one partition for its next page (query.start_at is replaced by where it is)."""
+    assert buf.resume is not None, "a finished shard is never asked again"
+    query = dataclasses.replace(query, start_at=buf.resume)
+    page = await shard_page(store, batch, partition, query, rotate)
+    buf.add(page.rows, page.resume)
+
+
+def _page(rows: list[Any], truncated: bool) -> ListPage:
     entries: list[ListEntry] = []
     prefixes: list[str] = []
     last: str | None = None
-    while True:
-        rec = await cursor.peek()
-        if rec is None:
-            return ListPage(entries, prefixes, False, None)
-        if rec.value is None:
-            await cursor.pop()
-            continue
-        key = catalog.key_of(bucket, rec.key).decode("utf-8", "surrogateescape")
-        rolled = _rollup(key, prefix, delimiter)
-        if rolled is not None and (after_raw is None or rolled.encode() > after_raw):
-            if len(entries) + len(prefixes) >= max_keys:
-                return ListPage(entries, prefixes, True, last)
-            prefixes.append(rolled)
-            last = rolled
-        if rolled is not None:
-            cursor.seek(catalog.record_key_of(bucket, successor(rolled.encode())))
-            continue
-        if len(entries) + len(prefixes) >= max_keys:
-            return ListPage(entries, prefixes, True, last)
-        await cursor.pop()
-        m = Manifest.decode(rec.value)
-        entries.append(ListEntry(key, m.mtime_ms, m.etag, m.size,
-                                 m.headers.get("x-amz-storage-class", "STANDARD")))
-        last = key
-
-
-def _rollup(key: str, prefix: str, delimiter: str | None) -> str | None:
-    if not delimiter:
-        return None
-    at = key.find(delimiter, len(prefix))
-    return None if at < 0 else key[: at + len(delimiter)]
+    for row in rows:
+        if isinstance(row, bytes):
+            last = row.decode("utf-8", "surrogateescape")
+            prefixes.append(last)
+        else:
+            entry = list_merge.to_entry(row)
+            entries.append(entry)
+            last = entry.key
+    return ListPage(entries, prefixes, truncated, last if truncated else None)
 
 
 async def bucket_is_empty(catalog: Catalog, bucket: BucketRecord) -> bool:

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from urllib.parse import quote
 from xml.etree.ElementTree import Element
 
 import defusedxml.ElementTree as safe_et
@@ -84,70 +83,6 @@ class ListPage:
     common_prefixes: Sequence[str]
     truncated: bool
     next_key: str | None          # last key or prefix returned, when truncated
-
-
-def _key_text(key: str, url: bool) -> str:
-    return quote(key, safe="/") if url else key
-
-
-def _entries(page: ListPage, url: bool, owner: str | None) -> str:
-    parts = []
-    for e in page.entries:
-        parts.append(
-            f"<Contents>{_el('Key', _key_text(e.key, url))}"
-            f"<LastModified>{iso8601(e.last_modified_ms)}</LastModified>"
-            f"<ETag>{esc(e.etag)}</ETag><Size>{e.size}</Size>"
-            + (_owner(owner, owner) if owner is not None else "")
-            + f"<StorageClass>{e.storage_class}</StorageClass></Contents>"
-        )
-    parts.extend(
-        f"<CommonPrefixes>{_el('Prefix', _key_text(p, url))}</CommonPrefixes>"
-        for p in page.common_prefixes
-    )
-    return "".join(parts)
-
-
-def list_objects_v2(
-    bucket: str, prefix: str, delimiter: str | None, max_keys: int, page: ListPage,
-    url: bool, continuation: str | None, next_token: str | None, start_after: str | None,
-    owner: str | None,
-) -> bytes:
-    count = len(page.entries) + len(page.common_prefixes)
-    body = (
-        f'{HEAD}<ListBucketResult xmlns="{NS}"><Name>{esc(bucket)}</Name>'
-        f"{_el('Prefix', _key_text(prefix, url))}"
-        + (_el("Delimiter", _key_text(delimiter, url)) if delimiter else "")
-        + f"<MaxKeys>{max_keys}</MaxKeys>"
-        + (_el("EncodingType", "url") if url else "")
-        + f"<KeyCount>{count}</KeyCount>"
-        + _el("ContinuationToken", continuation)
-        + _el("NextContinuationToken", next_token)
-        + (_el("StartAfter", _key_text(start_after, url)) if start_after else "")
-        + f"<IsTruncated>{'true' if page.truncated else 'false'}</IsTruncated>"
-        + _entries(page, url, owner)
-        + "</ListBucketResult>"
-    )
-    return body.encode()
-
-
-def list_objects_v1(
-    bucket: str, prefix: str, delimiter: str | None, max_keys: int, page: ListPage,
-    url: bool, marker: str, owner: str,
-) -> bytes:
-    # NextMarker is only returned when a delimiter is given (AWS's documented behaviour).
-    next_marker = page.next_key if page.truncated and delimiter else None
-    body = (
-        f'{HEAD}<ListBucketResult xmlns="{NS}"><Name>{esc(bucket)}</Name>'
-        f"{_el('Prefix', _key_text(prefix, url))}{_el('Marker', _key_text(marker, url))}"
-        + (_el("NextMarker", _key_text(next_marker, url)) if next_marker else "")
-        + f"<MaxKeys>{max_keys}</MaxKeys>"
-        + (_el("Delimiter", _key_text(delimiter, url)) if delimiter else "")
-        + (_el("EncodingType", "url") if url else "")
-        + f"<IsTruncated>{'true' if page.truncated else 'false'}</IsTruncated>"
-        + _entries(page, url, owner)
-        + "</ListBucketResult>"
-    )
-    return body.encode()
 
 
 def location(region: str) -> bytes:

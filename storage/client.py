@@ -12,6 +12,7 @@ after the first, or a crash) raises NodeUnavailable: no caller ever gets a short
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ import aiohttp
 import msgpack
 
 from storage import limits, wire
+from storage.list_pages import Page, PageQuery, page_from_wire, query_to_wire
 from storage.metrics import REQUEST_ID, REQUEST_ID_HEADER
 from storage.rpc_client import ChannelError, RpcPool
 
@@ -268,6 +270,46 @@ class NodeClient:
         return [MetaRecord(bytes(k), int.from_bytes(ts, "big"), None if v is None else bytes(v))
                 for k, ts, v in msgpack.unpackb(body)]
 
+    async def list_page(self, addr: str, device: int, partition: int, query: PageQuery,
+                        with_rows: bool) -> Page:
+        """A compact listing page, or only its digest when with_rows is False
+        (storage/list_pages.py says what a page holds)."""
+        wire_query = query_to_wire(query, with_rows)
+        if self._rpc is not None:
+            raw = await self._call(addr, "mpage", device, partition, *wire_query)
+        else:
+            _, _, body = await self._request("POST", addr, f"/v1/metapage/{device}/{partition}",
+                                             data=msgpack.packb(wire_query))
+            raw = msgpack.unpackb(body)
+        try:
+            return page_from_wire(raw)
+        except (ValueError, TypeError) as e:
+            raise NodeUnavailable(addr, f"bad listing page: {e}") from None
+
+    async def list_pages(self, addr: str, asks: list[tuple[int, int, PageQuery, bool]]
+                         ) -> list[Page | NodeError]:
+        """Several list_page calls to one node, (device, partition, query, with_rows)
+        each, in one message over RPC; each answer is its page or its own error."""
+        if self._rpc is None:
+            got = await asyncio.gather(*(self.list_page(addr, d, p, q, w) for d, p, q, w in asks),
+                                       return_exceptions=True)
+            return [_page_or_error(addr, g) for g in got]
+        items = [[d, p, *query_to_wire(q, w)] for d, p, q, w in asks]
+        answers = await self._call(addr, "mpages", *items)
+        if not isinstance(answers, list) or len(answers) != len(asks):
+            raise NodeUnavailable(addr, "bad listing pages answer")
+        out: list[Page | NodeError] = []
+        for status, payload in answers:
+            try:
+                if status >= 400:
+                    _raise_status(addr, status, f"{status} {payload}")
+                out.append(page_from_wire(payload))
+            except NodeError as e:
+                out.append(e)
+            except (ValueError, TypeError) as e:
+                out.append(NodeUnavailable(addr, f"bad listing page: {e}"))
+        return out
+
     # -- admin ---------------------------------------------------------------------------
     async def ping(self, addr: str) -> None:
         """A round trip that touches no disk (RPC channel, or GET /health/live over HTTP)."""
@@ -330,6 +372,12 @@ async def _exact(body: AsyncIterable[bytes | memoryview], length: int,
 
 
 _TOO_BIG = object()  # the RPC channel refused the call as too large: use HTTP
+
+
+def _page_or_error(addr: str, got: Page | BaseException) -> Page | NodeError:
+    if isinstance(got, Page | NodeError):
+        return got
+    raise got
 
 
 def _raise_for(addr: str, status: int, body: bytes) -> NoReturn:

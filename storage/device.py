@@ -48,6 +48,7 @@ from storage.index import (
     Quarantine,
 )
 from storage.kv import KVStore, LmdbStore, MemoryStore
+from storage.list_pages import Page, PageQuery
 from storage.record import (
     BodyEncoder,
     ChecksumMismatch,
@@ -359,6 +360,18 @@ class Device:
                     Quarantine(True, partition, e.key, e.loc, "meta value checksum"), ())
                 raise Corrupt("metadata value checksum mismatch")
         return entries
+
+    async def list_page(self, partition: int, query: PageQuery, with_rows: bool) -> Page:
+        """A compact listing page, or only its digest (storage/list_pages.py)."""
+        page = await self._run(self.index.list_page, partition, query, with_rows)
+        for key in page.corrupt:
+            e = await self._run(self.index.get_meta, partition, key)
+            if e is not None and not e.intact:
+                await self.committer.submit(
+                    Quarantine(True, partition, e.key, e.loc, "meta value checksum"), ())
+        if page.corrupt:
+            raise Corrupt("metadata value checksum mismatch")
+        return page
 
     async def partition_summary(self, partition: int) -> dict[str, int | str]:
         return await self._run(self.index.partition_summary, partition)

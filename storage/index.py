@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import msgpack
 import xxhash
 
-from storage import keys, limits
+from storage import keys, limits, list_pages
 from storage.kv import KVStore, KVTxn
 
 VERSION = 1
@@ -161,6 +161,20 @@ def _meta_entry(partition: int, value: bytes) -> MetaEntry:
     return MetaEntry(partition, key, ts, None if value[1] & 1 else body, loc, intact)
 
 
+_META_DIGEST_AT = 18 + _LOC.size
+
+
+def _meta_row(value: bytes) -> list_pages.Row:
+    """(key, ts bytes, tombstone?, value, intact?) of a meta value: _meta_entry, lighter."""
+    if value[0] != VERSION:
+        raise ValueError(f"unknown meta value version {value[0]}")
+    pos = _META_DIGEST_AT
+    key_end = pos + 10 + int.from_bytes(value[pos + 8:pos + 10], "big")
+    body = value[key_end:]
+    return (value[pos + 10:key_end], value[2:18], bool(value[1] & 1), body,
+            xxhash.xxh3_64_digest(body) == value[pos:pos + 8])
+
+
 class Index:
     def __init__(self, store: KVStore) -> None:
         self._kv = store
@@ -221,6 +235,31 @@ class Index:
                 if at >= 0:
                     return keys.successor(key[: at + len(delimiter)])
         return None
+
+    def list_page(self, partition: int, query: list_pages.PageQuery,
+                  with_rows: bool) -> list_pages.Page:
+        """A compact listing page or its digest (storage/list_pages.py says what it is)."""
+        with self._kv.read() as txn:
+            return list_pages.build(lambda low: self._page_rows(txn, partition, low), query,
+                                    with_rows)
+
+    def _page_rows(self, txn: KVTxn, partition: int, low: bytes) -> Iterator[list_pages.Row]:
+        # No MetaEntry per record: a listing reads only the key, stamp, flags and value. One
+        # loop instead of a chain of generators (this runs once per listed record per
+        # replica); a run of long keys goes through keys.order_groups to be re-sorted.
+        rows = txn.scan("meta", keys.seek_key(partition, low), keys.partition_end(partition))
+        run: list[tuple[bytes, bytes, list_pages.Row]] = []    # one long-key group
+        for k, v in rows:
+            group = keys.group_of(k)
+            if run and group != keys.group_of(run[0][0]):
+                yield from (row for _, row in keys.order_groups(run))
+                run = []
+            row = _meta_row(v)
+            if group is None:
+                yield row
+            else:
+                run.append((k, row[0], row))
+        yield from (row for _, row in keys.order_groups(run))
 
     def _meta_rows(self, txn: KVTxn, partition: int, low: bytes) -> Iterator[
             tuple[bytes, MetaEntry]]:

@@ -44,6 +44,8 @@ commit_batch_ops_max = 4096
 
 # Listings and paging.
 list_limit_max = 10_000
+# A listing page stops after examining this many records (deleted ones, skipped groups).
+list_scan_records_max = 10_000
 
 # LMDB map size: address space only (the file grows as needed).
 lmdb_map_size_bytes = 64 * 1024 * 1024 * 1024

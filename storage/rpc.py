@@ -29,7 +29,7 @@ from typing import Any
 import msgpack
 from aiohttp import WSMsgType, web
 
-from storage import limits
+from storage import limits, list_pages
 from storage.errors import BadRequest, StorageError
 from storage.metrics import REQUEST_ID, bound_request_id
 from storage.node import Node
@@ -118,6 +118,21 @@ async def _mlist(node: Node, a: list[Any]) -> Result:
     return 200, [[e.key, e.ts.to_bytes(16, "big"), e.value] for e in entries]
 
 
+async def _mpage(node: Node, a: list[Any]) -> Result:
+    query, with_rows = list_pages.query_from_wire(a[2:], limits.list_limit_max)
+    page = await node.device(_int(a[0])).list_page(_int(a[1]), query, with_rows)
+    return 200, list_pages.page_to_wire(page)
+
+
+async def _mpages(node: Node, a: list[Any]) -> Result:
+    """Several mpage calls in one message (a gateway asks each node for all the shards it
+    reads there at once); each answer is [status, payload] as for a call of its own."""
+    if len(a) > limits.rpc_inflight_per_connection_max:
+        raise BadRequest("too many pages in one call")
+    answers = await asyncio.gather(*(_call(node, "mpage", item) for item in a))
+    return 200, [list(answer) for answer in answers]
+
+
 async def _summary(node: Node, a: list[Any]) -> Result:
     return 200, await node.device(_int(a[0])).partition_summary(_int(a[1]))
 
@@ -129,7 +144,9 @@ async def _ping(node: Node, a: list[Any]) -> Result:
 _OPS: dict[str, OpFn] = {
     "ping": _ping,
     "fput": _fput, "fget": _fget, "fsize": _fsize, "fdel": _fdel, "flist": _flist,
-    "mput": _mput, "mputp": _mputp, "mget": _mget, "mlist": _mlist, "summary": _summary,
+    "mput": _mput, "mputp": _mputp, "mget": _mget, "mlist": _mlist, "mpage": _mpage,
+    "mpages": _mpages,
+    "summary": _summary,
 }
 
 

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import msgpack
 from aiohttp import web
 
-from storage import limits, rebalancer, rpc, wire
+from storage import limits, list_pages, rebalancer, rpc, wire
 from storage import metrics as node_metrics
 from storage.errors import BadRequest, StorageError
 from storage.node import Node
@@ -162,6 +162,24 @@ async def list_meta(request: web.Request) -> web.StreamResponse:
     return web.Response(body=body, content_type="application/msgpack")
 
 
+async def list_page(request: web.Request) -> web.StreamResponse:
+    """POST a msgpack [prefix, start_at, limit, delimiter, strip, fields, with_rows]
+    (storage/list_pages.py); the answer is msgpack [digest, resume, rows]."""
+    node = request.app[NODE]
+    dev = _int(request.match_info["dev"], "device")
+    part = _int(request.match_info["part"], "partition")
+    if (request.content_length or 0) > limits.meta_value_size_bytes_max:
+        raise BadRequest("listing query too large")
+    try:
+        query, with_rows = list_pages.query_from_wire(msgpack.unpackb(await request.read()),
+                                                      limits.list_limit_max)
+    except (ValueError, TypeError, msgpack.UnpackException) as e:
+        raise BadRequest(f"bad listing query: {e}") from None
+    page = await node.device(dev).list_page(part, query, with_rows)
+    return web.Response(body=msgpack.packb(list_pages.page_to_wire(page)),
+                        content_type="application/msgpack")
+
+
 async def summary(request: web.Request) -> web.StreamResponse:
     node = request.app[NODE]
     dev = _int(request.match_info["dev"], "device")
@@ -247,6 +265,7 @@ def make_app(node: Node, *, background: bool = True) -> web.Application:
     app.router.add_put(meta, put_meta)
     app.router.add_get(meta, get_meta)
     app.router.add_get("/v1/metas/{dev}/{part}", list_meta)
+    app.router.add_post("/v1/metapage/{dev}/{part}", list_page)
     app.router.add_get("/v1/summary/{dev}/{part}", summary)
     app.router.add_put("/admin/rings/{name}", put_ring)
     app.router.add_get("/admin/rings/{name}", get_ring)

@@ -1,4 +1,4 @@
-"""ListObjects (V1) and ListObjectsV2."""
+"""ListObjects (V1) and ListObjectsV2: parameters in, gateway/listing.py, list_xml.py out."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import binascii
 
 from aiohttp import web
 
-from gateway import errors, limits, s3xml
+from gateway import errors, limits, list_xml
 from gateway.handlers.objects import owned_bucket
 from gateway.listing import list_page
 from gateway.state import Ctx
@@ -65,7 +65,7 @@ async def list_objects_v2(ctx: Ctx) -> web.StreamResponse:
     page = await list_page(ctx.state.catalog, bucket, prefix, delimiter, max_keys, after)
     next_token = _token_out(page.next_key) if page.truncated and page.next_key else None
     owner = bucket.owner if q.get("fetch-owner") == "true" else None
-    body = s3xml.list_objects_v2(bucket.name, prefix, delimiter, max_keys, page, url, token,
+    body = list_xml.list_objects_v2(bucket.name, prefix, delimiter, max_keys, page, url, token,
                                  next_token, start_after, owner)
     return web.Response(body=body, content_type=XML)
 
@@ -80,6 +80,6 @@ async def list_objects(ctx: Ctx) -> web.StreamResponse:
     marker = q.get("marker", "")
     page = await list_page(ctx.state.catalog, bucket, prefix, delimiter, max_keys,
                            marker or None)
-    body = s3xml.list_objects_v1(bucket.name, prefix, delimiter, max_keys, page, url, marker,
+    body = list_xml.list_objects_v1(bucket.name, prefix, delimiter, max_keys, page, url, marker,
                                  bucket.owner)
     return web.Response(body=body, content_type=XML)

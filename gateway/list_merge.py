@@ -1,0 +1,118 @@
+"""Merging the index shards' listing pages into one S3 page (pure: rows in, rows out).
+
+A bucket's keys are spread over its shards by hash, so one S3 page of N rows takes about
+N / shards rows from each shard, in key order. Every shard is asked for its share (plus
+slack) at once; a row is final once no shard can still produce a smaller one, i.e. when it
+sorts before every unfinished shard's resume point. When fewer than N + 1 rows are final,
+the shards that may still hold rows before the page's end are asked for more, sized by
+what is missing (a common prefix shows up in many shards: the duplication seen so far says
+how many rows each shard must give for one more distinct row).
+
+Rows are as the nodes send them (storage/list_pages.py): a key row is a list
+[key suffix, *LIST_FIELDS of its manifest], a common prefix is the bytes suffix itself.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from gateway import errors, limits
+from gateway.manifest import MANIFEST_V1, MANIFEST_V2
+from gateway.s3xml import ListEntry
+
+# The manifest fields a listing needs, as positions in Manifest.encode()'s array: format
+# version, size, ETag, mtime, and the storage class from the headers map.
+LIST_FIELDS: tuple[int | tuple[int, str], ...] = (0, 1, 2, 3, (4, "x-amz-storage-class"))
+
+
+def row_key(row: Any) -> bytes:
+    return row if isinstance(row, bytes) else bytes(row[0])
+
+
+class ShardBuffer:
+    """What one shard has sent so far and where its next page starts (its resume point,
+    a full record key; None once the shard has nothing more)."""
+
+    def __init__(self, start_at: bytes, strip: int) -> None:
+        self.rows: list[Any] = []
+        self.keys: list[bytes] = []     # row_key of each row (bisect needs a key list)
+        self.resume: bytes | None = start_at
+        self._strip = strip
+        self.asked = 0                  # rows asked in the last call
+
+    @property
+    def done(self) -> bool:
+        return self.resume is None
+
+    @property
+    def resume_suffix(self) -> bytes | None:
+        return None if self.resume is None else self.resume[self._strip:]
+
+    def add(self, rows: list[Any], resume: bytes | None) -> None:
+        self.rows.extend(rows)
+        self.keys.extend(row_key(r) for r in rows)
+        self.resume = resume
+
+
+@dataclass(frozen=True)
+class MergeStep:
+    """Either the page (rows, truncated) or the shards to ask next and how many rows."""
+
+    rows: list[Any] | None
+    truncated: bool = False
+    fetch: tuple[tuple[int, int], ...] = ()     # (shard index, rows to ask)
+
+
+def first_ask(want: int, shards: int) -> int:
+    """Rows to ask each shard first: its expected share of want + 1, plus about three
+    standard deviations of a binomial share, so that one round usually suffices."""
+    share = (want + 1) / shards
+    rows = math.ceil(share + 3 * math.sqrt(share)) + limits.shard_slack_rows
+    return min(limits.shard_page_rows_max, rows)
+
+
+def merge(shards: Sequence[ShardBuffer], want: int) -> MergeStep:
+    """The page of `want` rows if the buffers decide it, else what to fetch next."""
+    bound = min((s.resume_suffix for s in shards if s.resume_suffix is not None),
+                default=None)
+    final = _merged([s.rows if bound is None else s.rows[:bisect.bisect_left(s.keys, bound)]
+                     for s in shards])
+    if len(final) > want:
+        return MergeStep(final[:want], True)
+    if bound is None:
+        return MergeStep(final, False)
+    everything = _merged([s.rows for s in shards])
+    end = row_key(everything[want]) if len(everything) > want else None
+    fetch = [i for i, s in enumerate(shards) if s.resume_suffix is not None
+             and (end is None or s.resume_suffix <= end)]
+    buffered = sum(len(s.rows) for s in shards)
+    duplication = buffered / len(everything) if everything else 1.0
+    need = (want + 1 - len(final)) * duplication / len(fetch)
+    ask = min(limits.shard_page_rows_max, max(limits.shard_refill_rows_min, math.ceil(need * 1.25)))
+    return MergeStep(None, fetch=tuple((i, ask) for i in fetch))
+
+
+def _merged(lists: Sequence[list[Any]]) -> list[Any]:
+    """Rows of all lists in key order, each common prefix once (several shards hold it)."""
+    rows = sorted((r for rows in lists for r in rows), key=row_key)
+    out: list[Any] = []
+    last: Any = None
+    for r in rows:
+        if isinstance(r, bytes) and r == last:
+            continue
+        out.append(r)
+        last = r
+    return out
+
+
+def to_entry(row: list[Any]) -> ListEntry:
+    """A key row as the listing document's entry."""
+    key, version, size, etag, mtime_ms, storage_class = row
+    if version not in (MANIFEST_V1, MANIFEST_V2):
+        raise errors.InternalError(f"unreadable manifest in listing: version {version!r}")
+    return ListEntry(bytes(key).decode("utf-8", "surrogateescape"), int(mtime_ms), str(etag),
+                     int(size), str(storage_class or "STANDARD"))

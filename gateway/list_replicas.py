@@ -1,0 +1,152 @@
+"""One shard's listing page, read from a read quorum of its replicas at the cost of one.
+
+The read quorum is R replicas (W + R > N: together they hold every acknowledged write).
+Merging R full pages per shard was the main cost of a listing, so instead:
+- one replica (the primary, rotating with the shard so that the load spreads) sends the
+  compact page (storage/list_pages.py), the R - 1 others send the digest of the page they
+  would send for the same request, all in parallel, one round trip;
+- equal digests mean the R replicas list the same rows with the same timestamps up to the
+  same resume point, so the primary's page is exactly what the merge would produce. That
+  holds for common prefixes too: the digest of a prefix carries the live key that made the
+  replica list it, and a key that R replicas hold live at the same timestamp is live (any
+  newer acknowledged write or delete reached at least one of them);
+- a mismatch (a replica missed writes, e.g. it was down; or writes land while we read)
+  falls back to the exact merge: every record of the R replicas, tombstones included, with
+  no cutting on the nodes (a node that cuts a group at its first live key would hide the
+  rest of the group from the merge), rolled up here. Slower, but rare, and never wrong.
+A replica that fails is replaced by a spare, as for reads. The calls of one round (every
+shard's primary and digests) leave as one message per node (PageBatch), not one per call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from gateway import errors, limits
+from gateway.metastore import MetaStore
+from ring.model import Device
+from storage.client import NodeClient, NodeError, NodeUnavailable
+from storage.keys import successor
+from storage.list_pages import Page, PageQuery, project
+
+log = logging.getLogger("coffre.listing")
+
+
+class PageBatch:
+    """Gathers the list_page calls made in one turn of the event loop and sends them as one
+    message per node (NodeClient.list_pages); each caller gets its own page or error."""
+
+    def __init__(self, client: NodeClient) -> None:
+        self._client = client
+        self._queued: dict[str, list[tuple[int, int, PageQuery, bool,
+                                           asyncio.Future[Page]]]] = {}
+        self._sending: set[asyncio.Task[None]] = set()
+
+    async def page(self, dev: Device, partition: int, query: PageQuery,
+                   with_rows: bool) -> Page:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Page] = loop.create_future()
+        if not self._queued:
+            loop.call_soon(self._flush)
+        self._queued.setdefault(dev.addr, []).append((dev.id, partition, query, with_rows,
+                                                      future))
+        return await future
+
+    def _flush(self) -> None:
+        queued, self._queued = self._queued, {}
+        for addr, items in queued.items():
+            task = asyncio.ensure_future(self._send(addr, items))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
+
+    async def _send(self, addr: str, items: list[Any]) -> None:
+        try:
+            answers = await self._client.list_pages(addr, [i[:4] for i in items])
+        except NodeError as e:
+            answers = [e] * len(items)
+        except Exception as e:      # every waiter must hear of it
+            answers = [NodeUnavailable(addr, f"{type(e).__name__}: {e}")] * len(items)
+        for item, answer in zip(items, answers, strict=True):
+            future = item[4]
+            if future.done():
+                continue
+            if isinstance(answer, Page):
+                future.set_result(answer)
+            else:
+                future.set_exception(answer)
+
+
+async def shard_page(store: MetaStore, batch: PageBatch, partition: int, query: PageQuery,
+                     rotate: int) -> Page:
+    """The page of one shard's partition (rows always included; digest left empty when it
+    came from the fallback merge)."""
+    devices = store.replicas(partition)
+    read = min(store.quorum.read, len(devices))
+    first = rotate % read
+    order = [*devices[first:read], *devices[:first], *devices[read:]]
+    primary, digests = await _ask_quorum(batch, partition, query, order, read)
+    if all(d.digest == primary.digest for d in digests):
+        return primary
+    log.info("listing: replicas of partition %d differ from %r on, merging them",
+             partition, query.start_at)
+    return await merged_page(store, partition, query)
+
+
+async def _ask_quorum(batch: PageBatch, partition: int, query: PageQuery,
+                      order: list[Device], read: int) -> tuple[Page, list[Page]]:
+    pool = list(order)
+    reasons: list[str] = []
+
+    async def ask(with_rows: bool) -> Page | None:
+        while pool:
+            dev = pool.pop(0)
+            try:
+                return await batch.page(dev, partition, query, with_rows)
+            except NodeError as e:
+                reasons.append(str(e))
+        return None
+
+    # Tasks start in argument order, so the primary takes order[0], the digests the next.
+    answers = await asyncio.gather(ask(True), *(ask(False) for _ in range(read - 1)))
+    primary, digests = answers[0], [a for a in answers[1:] if a is not None]
+    if primary is None or len(digests) < read - 1:
+        raise errors.ServiceUnavailable(
+            "listing: not enough replicas answered: " + "; ".join(reasons))
+    return primary, digests
+
+
+async def merged_page(store: MetaStore, partition: int, query: PageQuery) -> Page:
+    """The exact page: merge every record of R replicas (newest wins), roll up here."""
+    q = query
+    cursor = store.cursor(partition, q.prefix, None, limits.list_fallback_page_records)
+    cursor.seek(max(q.prefix, q.start_at))
+    rows: list[object] = []
+    resume = q.start_at
+    while len(rows) < q.limit:
+        rec = await cursor.peek()
+        if rec is None:
+            return Page(b"", None, rows)
+        if rec.value is None:
+            await cursor.pop()
+            continue
+        group = _group_of(rec.key, q)
+        if group is not None:
+            after = successor(group)
+            if group >= q.start_at:
+                rows.append(group[q.strip:])
+            cursor.seek(after)
+            resume = after
+            continue
+        await cursor.pop()
+        rows.append([rec.key[q.strip:], *project(rec.value, q.fields)])
+        resume = rec.key + b"\x00"
+    return Page(b"", resume, rows)
+
+
+def _group_of(key: bytes, q: PageQuery) -> bytes | None:
+    if not q.delimiter:
+        return None
+    at = key.find(q.delimiter, len(q.prefix))
+    return None if at < 0 else key[: at + len(q.delimiter)]
