@@ -31,6 +31,7 @@ from gateway.hlc import Clock
 from gateway.logs import set_request_id
 from gateway.metastore import MetaStore
 from gateway.metering import Meter
+from gateway.names import check_key
 from gateway.quotas import Quotas
 from gateway.state import STATE, Ctx, State, settle
 from gateway.tenants import Directory, KeyCache, SecretBox, load_master_key
@@ -103,6 +104,8 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         principal = state.keys.tenant_of(auth.access_key) if auth is not None else None
         if auth is not None and principal is None:
             raise errors.InvalidAccessKeyId()       # revoked between two lookups
+        if endpoint.key:    # before any lookup: a key the store cannot hold is the client's error
+            check_key(endpoint.key)
         decision = await access.authorize(state.catalog, access.request_for(
             endpoint, principal, request.remote or "", request.query, request.headers))
         request[access_ops.CORS_HEADERS] = access_ops.actual_headers(request, decision.bucket)

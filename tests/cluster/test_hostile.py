@@ -447,3 +447,16 @@ def test_unicode_digits_are_not_numbers(cluster: Cluster) -> None:
     headers = [*gen.signed("PUT", "/hostile/k", {}), ("x-amz-decoded-content-length", "\u00b2")]
     answer = send(gen.port, http("PUT", "/hostile/k", headers, b"body"))
     assert answer.status < 500, answer
+
+
+def test_overlong_key_is_the_clients_error_before_any_lookup(cluster: Cluster) -> None:
+    """A 5,000-byte key, anonymous or signed, on GET, HEAD, PUT and DELETE: 400 KeyTooLong,
+    never a 503 from a metadata lookup the nodes refuse (the long hostile run found it)."""
+    gen = Hostile(cluster, random.Random(SEED), SEED)
+    path = "/hostile/" + "k" * 5000
+    for method in ("GET", "HEAD", "PUT", "DELETE"):
+        for headers in ([("Host", f"127.0.0.1:{gen.port}")], gen.signed(method, path, {})):
+            answer = send(gen.port, http(method, path, headers, b""))
+            assert answer.status == 400, (method, answer)
+            if method != "HEAD":
+                assert b"KeyTooLong" in answer.body, (method, answer)
