@@ -381,6 +381,7 @@ def test_hostile_requests(cluster: Cluster) -> None:
 
 
 @pytest.mark.long
+@pytest.mark.timeout(3600)  # 100,000 requests: ~20-30 min on this loaded 2-core machine
 def test_hostile_requests_long(cluster: Cluster) -> None:
     result = hostile_run(cluster, LONG_COUNT, "hostile long")
     check(result, cluster, "hostile long")
