@@ -8,6 +8,11 @@ least movement that brings every device up to its new target (each move fills on
 one device below target); "share" is what the weights alone ask for, which the spread rule
 may forbid (here each region is capped at 3 of 6 slots, so weight added in one region only
 takes slots from that region's devices).
+A second table runs small clusters at a small part power (9) where the exact optimum can be
+solved (tests/ring/optimum.py, needs scipy from the [test] extra; without it the column
+shows the count bound above): a tight cluster (2 regions x 3 zones x 3 nodes x 1 device,
+width 9: a partition uses half of all devices, so node, zone and region caps all bind) and
+a mixed-weight one (3 uneven regions, weights 0.5-3, width 6).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import random
 import sys
 import tempfile
 import time
@@ -105,6 +111,74 @@ def scenarios(base: st.BuilderState, devices: list[Device]) -> list[tuple[str, s
     ]
 
 
+def tight_devices() -> list[Device]:
+    """2 regions x 3 zones x 3 nodes x 1 device."""
+    return [
+        Device(i, f"127.0.0.1:{7000 + i}", 1.0, f"r{i // 9}/z{i // 3}/n{i}/d0")
+        for i in range(18)
+    ]
+
+
+def mixed_devices(seed: int) -> list[Device]:
+    """16 devices, 2 per node, over 3 regions of 4, 2 and 1 zones (uneven), weights 0.5-3."""
+    rng = random.Random(seed)
+    zones = ["r0/z0", "r0/z1", "r0/z2", "r0/z3", "r1/z4", "r1/z5", "r2/z6"]
+    out = []
+    for i in range(16):
+        node = i // 2
+        out.append(Device(i, f"127.0.0.1:{7000 + node}", rng.choice([0.5, 1.0, 2.0, 3.0]),
+                          f"{zones[node % len(zones)]}/n{node}/d{i}"))
+    return out
+
+
+def small_scenarios(part_power: int, seed: int) -> list[tuple[str, st.BuilderState,
+                                                              st.BuilderState]]:
+    """(name, settled state before, changed state) on the tight and mixed clusters."""
+    tight = build_state(tight_devices(), part_power, 9, seed=seed)
+    mixed = build_state(mixed_devices(seed), part_power, 6, seed=seed)
+    heavy = max(mixed.devices, key=lambda d: (d.weight, d.id))
+    light = min(mixed.devices, key=lambda d: (d.weight, d.id))
+    return [
+        ("tight: add to a node", tight,
+         st.add_device(tight, Device(100, "127.0.0.1:9999", 1.0, "r1/z4/n12/new"))),
+        ("tight: add a node", tight,
+         st.add_device(tight, Device(100, "127.0.0.1:9999", 1.0, "r1/z4/nnew/new"))),
+        ("tight: remove 1", tight, st.remove_device(tight, 4)),
+        ("mixed: add w=2", mixed,
+         st.add_device(mixed, Device(100, "127.0.0.1:9999", 2.0, "r1/z5/n0/new"))),
+        ("mixed: remove heaviest", mixed, st.remove_device(mixed, heavy.id)),
+        ("mixed: re-weight x4", mixed, st.set_weight(mixed, light.id, 4 * light.weight)),
+    ]
+
+
+def exact_solver() -> Callable[[Ring, list[Device]], int] | None:
+    """The exact optimum's solver, or None without scipy (a test dependency only)."""
+    try:
+        from tests.ring.optimum import fewest_moves
+    except ImportError:
+        return None
+    return lambda before, after: fewest_moves(before, after).moves
+
+
+def print_small(part_power: int, seed: int) -> None:
+    solve = exact_solver()
+    kind = "exact" if solve is not None else "bound"
+    print(f"small clusters, part_power={part_power}; optimum: {kind}")
+    print(f"{'scenario':<24} {'moved':>8} {'optimum':>8} {'ratio':>6} {'rounds':>6} "
+          f"{'time':>7} {'solve':>7}  valid")
+    for name, before, changed in small_scenarios(part_power, seed):
+        final, slots, rounds, seconds = settle(changed)
+        t0 = time.perf_counter()
+        if solve is not None:
+            best = solve(before.ring, list(final.devices))
+        else:
+            best = optimum(before.ring, final.ring)
+        solve_s = time.perf_counter() - t0
+        ratio = slots / best if best else float("nan")
+        print(f"{name:<24} {slots:>8} {best:>8} {ratio:>6.3f} {rounds:>6} {seconds:>6.2f}s "
+              f"{solve_s:>6.1f}s  {ok(validate(final.ring))}")
+
+
 def timed(fn: Callable[[], st.BuilderState]) -> tuple[st.BuilderState, float]:
     t0 = time.perf_counter()
     out = fn()
@@ -117,6 +191,8 @@ def main() -> int:
     parser.add_argument("--devices", type=int, default=100)
     parser.add_argument("--width", type=int, default=6)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--small-part-power", type=int, default=9,
+                        help="part power of the small-cluster table (0 skips it)")
     args = parser.parse_args()
     devices = make_devices(args.devices)
     print(f"seed={args.seed} part_power={args.part_power} devices={args.devices} "
@@ -157,6 +233,9 @@ def main() -> int:
         ratio = slots / best if best else float("nan")
         print(f"{name:<24} {slots:>8} {best:>8} {ratio:>6.3f} {share:>7.0f} "
               f"{slots / total:>9.4f} {rounds:>6} {seconds:>6.1f}s  {ok(validate(final.ring))}")
+    if args.small_part_power:
+        print()
+        print_small(args.small_part_power, args.seed)
     return 0
 
 

@@ -13,6 +13,8 @@ rebalance runs four phases over a copy of the current assignment (ring.work hold
      through other devices where no single move fits the domain caps. A device under its
      floor is served before one over its ceiling drains: that excess then goes where it is
      missing instead of to a device that would pass it on at the cost of a second move.
+     Last, detours are undone (a device that left one partition and came into another
+     where a newcomer of the first could have gone: ring.chains.cancel_detours).
 Phases 2 and 4 are voluntary: they skip partitions moved less than `min_part_hours` ago and
 never take a partition past `max_moves` moved slots in one rebalance, so at least
 width - max_moves fragments of every partition stay where readers find them. Running
@@ -89,7 +91,9 @@ def _balance(work: Work) -> None:
         if work.rebuilding:
             moved |= chains.drain_over(work, devices)
         if not moved:
-            return
+            break
+    if work.rebuilding:
+        chains.cancel_detours(work)
 
 
 def _restore_slot_order(work: Work) -> None:

@@ -319,15 +319,19 @@ class Work:
         return moved
 
     def _fill_device(self, dev: int, parts: list[int], free_only: bool) -> bool:
-        """Move slots to `dev` while it is under its floor. False if none moved."""
+        """Move slots to `dev` while it is under its floor. False if none moved. A paid move
+        takes from a device over its ceiling first: that slot has to move anyway, while one
+        from a device within its range may leave a device over its ceiling to drain later,
+        one more move."""
         moved = False
-        for p in parts:
-            if self.slots_of(dev) >= self.low(dev):
-                break
-            moved |= self._swap_into(p, dev, free_only)
+        for over_only in (False,) if free_only else (True, False):
+            for p in parts:
+                if self.slots_of(dev) >= self.low(dev):
+                    return moved
+                moved |= self._swap_into(p, dev, free_only, over_only)
         return moved
 
-    def _swap_into(self, p: int, dev: int, free_only: bool) -> bool:
+    def _swap_into(self, p: int, dev: int, free_only: bool, over_only: bool = False) -> bool:
         ids = self.ids(p)
         if dev in ids:
             return False
@@ -342,7 +346,7 @@ class Work:
             key = (-cost, self.excess(old))
             if (
                 (cost <= 0 or open_)
-                and self.slots_of(old) > self.low(old)
+                and self.slots_of(old) > (self.high(old) if over_only else self.low(old))
                 and (best < 0 or key > best_key)
                 and self.swap_keeps_spread(counts, old, dev)
             ):
