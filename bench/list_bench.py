@@ -9,6 +9,10 @@ Then the cluster is started and listed through the S3 API with a lean signed cli
 
     .venv/bin/python -m bench.list_bench --keys 1000000 --prefixes 1000
 
+--data DIR keeps the cluster's data in DIR: a later run with the same --data, --keys and
+--prefixes starts the nodes on it again (on the ports it was created with) instead of loading
+a million keys anew (~6 min), so that before/after runs list the same bytes.
+
 Prints keys/s for a full flat listing (1000-key pages; best of --repeat), and the latency
 of a delimiter listing at the root (one page of common prefixes) and inside one prefix.
 --spy FILE (--spy-node FILE) records the gateway (node0) with py-spy during the flat
@@ -34,11 +38,13 @@ from typing import TypeVar
 
 import aiohttp
 
+from gateway import config as config_mod
 from gateway import sigv4
 from gateway.catalog import Catalog
 from gateway.hlc import Clock
 from gateway.manifest import BucketRecord, Manifest
 from gateway.metastore import MetaStore
+from gateway.up import prepare, process_specs
 from ring.ringset import RingSet
 from storage import limits, wire
 from storage.index import Index, Location, MetaEntry, PutMeta
@@ -265,12 +271,59 @@ def measure(cluster: Cluster, keys: int, repeat: int, spy_out: str | None,
     for label, q in (("root delimiter page", "delimiter=/&max-keys=1000"),
                      ("one prefix, 1 page", "prefix=dataset-0007/&max-keys=1000")):
         times, rows = [], 0
+        before = cpu_s(cluster)
         for _ in range(7):
             rows, dt = asyncio.run(timed(one_page(ep, cluster, "big", q)))
             times.append(dt)
+        after = cpu_s(cluster)
+        gw = (after["gateway"] - before["gateway"]) / 7
+        nodes = sum(after[k] - before[k] for k in after if k != "gateway") / 7
         times.sort()
         print(f"{label} ({rows} rows): best {times[0] * 1000:.0f} ms, "
-              f"median of 7 {times[3] * 1000:.0f} ms")
+              f"median of 7 {times[3] * 1000:.0f} ms; CPU per page: gateway "
+              f"{gw * 1000:.0f} ms, nodes {nodes * 1000:.0f} ms")
+    # The scrubber's first pass starts a minute after the nodes: by now it runs.
+    print(f"nodes' background work after listing: {_idle_nodes_cpu(cluster, 10.0):.3f} "
+          "CPU s/s", flush=True)
+
+
+class _ReusedCluster(Cluster):
+    """A cluster whose data dir and config (ports included: the rings name them) exist."""
+
+    def __post_init__(self) -> None:
+        self.config = config_mod.load(self.config_path, str(self.root))
+        self.key = prepare(self.config)
+        self.specs = {s.name: s for s in process_specs(self.config, str(self.config_path))}
+        self.endpoint = f"http://{self.config.listen}"
+
+
+def _loaded_mark(root: Path, keys: int, prefixes: int) -> Path:
+    return root / f"bench-loaded-{keys}-{prefixes}"
+
+
+def _cluster_with_data(data: str | None, keys: int, prefixes: int) -> tuple[Cluster, bool]:
+    """The cluster to measure and whether its bucket is loaded already (a reused --data)."""
+    if data is None:
+        return new_cluster(), False
+    root = Path(data).resolve()
+    if _loaded_mark(root, keys, prefixes).exists():
+        return _ReusedCluster(root, root / "cluster.toml"), True
+    if root.exists() and any(root.iterdir()):
+        raise SystemExit(f"{root} holds something else than a bucket of {keys} keys in "
+                         f"{prefixes} prefixes: give an empty or a new directory")
+    root.mkdir(parents=True, exist_ok=True)
+    os.environ.pop("COFFRE_DATA", None)
+    return Cluster(root, root / "cluster.toml"), False
+
+
+def _load(cluster: Cluster, keys: int, prefixes: int) -> None:
+    cluster.start()
+    cluster.s3().create_bucket(Bucket="big")
+    cluster.stop()
+    load_s, written = bulk_load(cluster, "big", keys, prefixes)
+    print(f"bulk-loaded {keys} keys ({written} index records with their replicas) "
+          f"in {load_s:.1f} s", flush=True)
+    _loaded_mark(cluster.root, keys, prefixes).touch()
 
 
 def main() -> None:
@@ -280,24 +333,25 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="flat listings (best is kept)")
     ap.add_argument("--spy", help="py-spy flame graph of the gateway during flat listings")
     ap.add_argument("--spy-node", help="the same for node0")
+    ap.add_argument("--rebalance", action="store_true",
+                    help="leave the nodes' rebalancers running (paused by default)")
+    ap.add_argument("--data", help="keep the loaded cluster in this dir and reuse it later")
     args = ap.parse_args()
-    cluster = new_cluster()
+    cluster, loaded = _cluster_with_data(args.data, args.keys, args.prefixes)
     try:
+        if not loaded:
+            _load(cluster, args.keys, args.prefixes)
         cluster.start()
-        cluster.s3().create_bucket(Bucket="big")
-        cluster.stop()
-        load_s, written = bulk_load(cluster, "big", args.keys, args.prefixes)
-        print(f"bulk-loaded {args.keys} keys ({written} index records with their replicas) "
-              f"in {load_s:.1f} s", flush=True)
-        cluster.start()
-        pause_rebalancers(cluster)
+        if not args.rebalance:
+            pause_rebalancers(cluster)
         measure(cluster, args.keys, args.repeat, args.spy, args.spy_node)
         log = (cluster.root / "gateway.log").read_text(errors="replace")
         print(f"shard pages merged from replicas (digests differed): "
               f"{log.count('replicas of partition')}")
     finally:
         cluster.stop()
-        shutil.rmtree(cluster.root, ignore_errors=True)
+        if args.data is None:
+            shutil.rmtree(cluster.root, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import errno
 import os
 import time
@@ -66,6 +67,16 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+# Set in a background task (the scrubber): its device calls are not client activity.
+_background: contextvars.ContextVar[bool] = contextvars.ContextVar("background", default=False)
+
+
+def mark_background() -> None:
+    """The calling task's device calls from now on are background work: they do not make
+    the device look busy to work that yields to clients (Device.idle_s)."""
+    _background.set(True)
+
+
 class _FoundCorrupt(Exception):
     def __init__(self, entry: FragmentEntry, chunk: int) -> None:
         super().__init__(f"chunk {chunk}")
@@ -86,6 +97,7 @@ class Device:
         self._in_memory = in_memory_index
         self.failed_reason: str | None = None
         self._last_ts = 0
+        self._foreground_at = 0.0   # monotonic time of the last call not marked background
         self.index: Index
         self.segments: SegmentStore
         self.committer: GroupCommitter
@@ -130,7 +142,16 @@ class Device:
             return DeviceFailed(self.failed_reason)
         return e
 
+    def idle_s(self) -> float:
+        """Seconds since the device last served work that was not marked background."""
+        return time.monotonic() - self._foreground_at
+
     async def _run(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        if not _background.get():
+            self._foreground_at = time.monotonic()
+        return await self._call(fn, *args, **kwargs)
+
+    async def _call(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         if self.failed_reason is not None:
             raise DeviceFailed(self.failed_reason)
         loop = asyncio.get_running_loop()
@@ -143,8 +164,9 @@ class Device:
             raise mapped from e
 
     async def run_io(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
-        """Run blocking work for this device in the node's I/O threads (maintenance uses it)."""
-        return await self._run(fn, *args, **kwargs)
+        """Run blocking work for this device in the node's I/O threads (maintenance uses it:
+        it does not count as client activity)."""
+        return await self._call(fn, *args, **kwargs)
 
     def _next_ts(self) -> int:
         # Fragment records carry a device-local increasing stamp; rebuild-index keeps the

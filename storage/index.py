@@ -162,17 +162,20 @@ def _meta_entry(partition: int, value: bytes) -> MetaEntry:
 
 
 _META_DIGEST_AT = 18 + _LOC.size
+# The LMDB key of a long key (keys.py): its group prefix, then a hash.
+_GROUP_BYTES = limits.partition_prefix_bytes + limits.lmdb_key_prefix_bytes
+_LONG_LMDB_KEY_BYTES = _GROUP_BYTES + limits.long_key_suffix_bytes
 
 
 def _meta_row(value: bytes) -> list_pages.Row:
-    """(key, ts bytes, tombstone?, value, intact?) of a meta value: _meta_entry, lighter."""
+    """(key, ts bytes, tombstone?, value, value's xxh3_64) of a meta value: _meta_entry,
+    lighter; the checksum is checked by the page only for the rows it lists."""
     if value[0] != VERSION:
         raise ValueError(f"unknown meta value version {value[0]}")
     pos = _META_DIGEST_AT
     key_end = pos + 10 + int.from_bytes(value[pos + 8:pos + 10], "big")
-    body = value[key_end:]
-    return (value[pos + 10:key_end], value[2:18], bool(value[1] & 1), body,
-            xxhash.xxh3_64_digest(body) == value[pos:pos + 8])
+    return (value[pos + 10:key_end], value[2:18], bool(value[1] & 1), value[key_end:],
+            value[pos:pos + 8])
 
 
 class Index:
@@ -240,25 +243,42 @@ class Index:
                   with_rows: bool) -> list_pages.Page:
         """A compact listing page or its digest (storage/list_pages.py says what it is)."""
         with self._kv.read() as txn:
-            return list_pages.build(lambda low: self._page_rows(txn, partition, low), query,
-                                    with_rows)
+            cursor = txn.cursor("meta")     # one cursor for all the page's seeks
+            end = keys.partition_end(partition)
 
-    def _page_rows(self, txn: KVTxn, partition: int, low: bytes) -> Iterator[list_pages.Row]:
+            def first(low: bytes) -> list_pages.Head | None:
+                found = cursor.first(keys.seek_key(partition, low), end)
+                # A long key may not be its group's first in key order: the scan sorts it.
+                if found is None or len(found[0]) == _LONG_LMDB_KEY_BYTES:
+                    return None
+                v = found[1]
+                if v[0] != VERSION:
+                    raise ValueError(f"unknown meta value version {v[0]}")
+                at = _META_DIGEST_AT + 10
+                return v[at:at + int.from_bytes(v[at - 2:at], "big")], v[2:18], bool(v[1] & 1)
+
+            return list_pages.build(
+                lambda low: self._page_rows(cursor.scan(keys.seek_key(partition, low), end)),
+                query, with_rows, first)
+
+    @staticmethod
+    def _page_rows(rows: Iterator[tuple[bytes, bytes]]) -> Iterator[list_pages.Row]:
         # No MetaEntry per record: a listing reads only the key, stamp, flags and value. One
         # loop instead of a chain of generators (this runs once per listed record per
         # replica); a run of long keys goes through keys.order_groups to be re-sorted.
-        rows = txn.scan("meta", keys.seek_key(partition, low), keys.partition_end(partition))
         run: list[tuple[bytes, bytes, list_pages.Row]] = []    # one long-key group
         for k, v in rows:
-            group = keys.group_of(k)
-            if run and group != keys.group_of(run[0][0]):
+            if len(k) != _LONG_LMDB_KEY_BYTES:      # keys.group_of(k) is None, inlined
+                if run:
+                    yield from (row for _, row in keys.order_groups(run))
+                    run = []
+                yield _meta_row(v)
+                continue
+            if run and k[:_GROUP_BYTES] != run[0][0][:_GROUP_BYTES]:
                 yield from (row for _, row in keys.order_groups(run))
                 run = []
             row = _meta_row(v)
-            if group is None:
-                yield row
-            else:
-                run.append((k, row[0], row))
+            run.append((k, row[0], row))
         yield from (row for _, row in keys.order_groups(run))
 
     def _meta_rows(self, txn: KVTxn, partition: int, low: bytes) -> Iterator[
@@ -279,17 +299,24 @@ class Index:
                     break
             return out, last
 
-    def scan_meta(self, cursor: bytes, limit: int) -> tuple[list[MetaEntry], bytes]:
-        """All metadata records of the device in LMDB order, a page at a time."""
+    def check_meta(self, cursor: bytes, limit: int) -> tuple[int, list[tuple[int, bytes]],
+                                                            bytes]:
+        """The scrubber's pass over metadata, a page at a time: (records checked, (partition,
+        key) of those whose value fails its checksum, where the next page starts). Only the
+        checksum is computed: no record is decoded."""
+        corrupt: list[tuple[int, bytes]] = []
+        checked = 0
+        last = cursor
         with self._kv.read() as txn:
-            out: list[MetaEntry] = []
-            last = cursor
             for k, v in txn.scan("meta", cursor, None):
-                out.append(_meta_entry(keys.decode_short(k)[0], v))
+                key, _ts, _deleted, body, checksum = _meta_row(v)
+                if xxhash.xxh3_64_digest(body) != checksum:
+                    corrupt.append((keys.decode_short(k)[0], key))
+                checked += 1
                 last = k + b"\x00"
-                if len(out) >= limit:
+                if checked >= limit:
                     break
-            return out, last
+        return checked, corrupt, last
 
     def segment_live_bytes(self) -> dict[int, int]:
         with self._kv.read() as txn:
@@ -313,20 +340,32 @@ class Index:
         with self._kv.read() as txn:
             return txn.get("state", name.encode())
 
-    def partition_summary(self, partition: int) -> dict[str, int | str]:
+    def meta_summary(self, partition: int) -> tuple[int, str]:
+        """(records, hash) of the partition's metadata records, tombstones included: equal
+        on two replicas that hold the same keys at the same stamps. Hashed in LMDB order
+        over the raw LMDB key, flags and stamp: no record decoded (the order and the LMDB
+        keys depend only on the keys, so replicas agree)."""
         h = xxhash.xxh3_128()
-        count = size = metas = 0
+        count = 0
         with self._kv.read() as txn:
-            for _, e in self._meta_rows(txn, partition, b""):
-                h.update(b"m" + _field(e.key) + e.ts.to_bytes(16, "big"))
-                metas += 1
+            rows = txn.scan("meta", keys.partition_bytes(partition),
+                            keys.partition_end(partition))
+            for k, v in rows:
+                h.update(_field(k) + v[:18])    # version, flags, ts
+                count += 1
+        return count, h.hexdigest()
+
+    def partition_summary(self, partition: int) -> dict[str, int | str]:
+        metas, meta_hash = self.meta_summary(partition)
+        h = xxhash.xxh3_128(b"m" + meta_hash.encode())
+        count = size = 0
         for_frags = self._all_fragments(partition)
         for fe in for_frags:
             h.update(b"f" + _field(fe.key) + fe.loc.body_len.to_bytes(8, "big"))
             count += 1
             size += fe.loc.body_len
         return {"count": count + metas, "bytes": size, "meta_count": metas,
-                "fragment_count": count, "hash": h.hexdigest()}
+                "fragment_count": count, "hash": h.hexdigest(), "meta_hash": meta_hash}
 
     def _all_fragments(self, partition: int) -> Iterator[FragmentEntry]:
         after = b""

@@ -2,6 +2,9 @@
 
 Rules: a store has a few named tables of bytes -> bytes, sorted by key. A write transaction is
 atomic, and durable when its context exits without an exception (LMDB is opened with sync on).
+A cursor (KVTxn.cursor) serves many scans of one table inside one transaction: a listing
+page seeks once per delimiter group, and opening an LMDB cursor per seek cost about as much
+as the seek itself. Starting a scan on a cursor ends the iterator of its previous scan.
 Both stores pass the same contract tests (tests/storage/test_index_contract.py), so the index
 logic on top of them (index.py) is tested once against each.
 """
@@ -13,7 +16,7 @@ import contextlib
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, cast
 
 import lmdb
 
@@ -22,7 +25,13 @@ from storage import limits
 TABLES = ("frag", "meta", "segs", "quarantine", "repair", "state")
 
 
+class KVCursor(Protocol):
+    def scan(self, start: bytes, stop: bytes | None) -> Iterator[tuple[bytes, bytes]]: ...
+    def first(self, start: bytes, stop: bytes | None) -> tuple[bytes, bytes] | None: ...
+
+
 class KVTxn(Protocol):
+    def cursor(self, table: str) -> KVCursor: ...
     def get(self, table: str, key: bytes) -> bytes | None: ...
     def put(self, table: str, key: bytes, value: bytes) -> None: ...
     def delete(self, table: str, key: bytes) -> bool: ...
@@ -76,6 +85,9 @@ class _LmdbTxn:
         self._txn = txn
         self._dbs = dbs
 
+    def cursor(self, table: str) -> KVCursor:
+        return _LmdbCursor(self._txn.cursor(db=self._dbs[table]))
+
     def get(self, table: str, key: bytes) -> bytes | None:
         value = self._txn.get(key, db=self._dbs[table])
         return None if value is None else bytes(value)
@@ -103,6 +115,38 @@ class _LmdbTxn:
 
     def count(self, table: str) -> int:
         return int(self._txn.stat(self._dbs[table])["entries"])
+
+
+class _LmdbCursor:
+    """One LMDB cursor repositioned by every scan (set_range) instead of a cursor per scan."""
+
+    def __init__(self, cursor: lmdb.Cursor) -> None:
+        self._cursor = cursor
+        self._scans = 0     # a scan's iterator stops once a newer scan moved the cursor
+
+    def scan(self, start: bytes, stop: bytes | None) -> Iterator[tuple[bytes, bytes]]:
+        self._scans += 1
+        return self._rows(self._scans, start, stop)
+
+    def first(self, start: bytes, stop: bytes | None) -> tuple[bytes, bytes] | None:
+        """The first row at or after start (below stop): one seek, no iterator."""
+        self._scans += 1
+        cursor = self._cursor
+        if not cursor.set_range(start):
+            return None
+        key = cast(bytes, cursor.key())     # buffers=False: bytes, not memoryviews
+        return None if stop is not None and key >= stop else (key, cast(bytes, cursor.value()))
+
+    def _rows(self, mine: int, start: bytes, stop: bytes | None) -> Iterator[
+            tuple[bytes, bytes]]:
+        cursor = self._cursor
+        if not cursor.set_range(start):
+            return
+        # The environment hands out bytes (buffers=False): no copy per row.
+        for key, value in cast(Iterator[tuple[bytes, bytes]], cursor.iternext()):
+            if (stop is not None and key >= stop) or self._scans != mine:
+                return
+            yield key, value
 
 
 class MemoryStore:
@@ -151,6 +195,9 @@ class _MemTxn:
     def __init__(self, tables: dict[str, _MemTable]) -> None:
         self._t = tables
 
+    def cursor(self, table: str) -> KVCursor:
+        return _MemCursor(self, table)
+
     def get(self, table: str, key: bytes) -> bytes | None:
         return self._t[table].values.get(key)
 
@@ -184,3 +231,27 @@ class _MemTxn:
 
     def count(self, table: str) -> int:
         return len(self._t[table].keys)
+
+
+class _MemCursor:
+    """The twin of _LmdbCursor: same rule, a newer scan ends the previous iterator."""
+
+    def __init__(self, txn: _MemTxn, table: str) -> None:
+        self._txn = txn
+        self._table = table
+        self._scans = 0
+
+    def scan(self, start: bytes, stop: bytes | None) -> Iterator[tuple[bytes, bytes]]:
+        self._scans += 1
+        return self._rows(self._scans, start, stop)
+
+    def first(self, start: bytes, stop: bytes | None) -> tuple[bytes, bytes] | None:
+        self._scans += 1
+        return next(iter(self._txn.scan(self._table, start, stop)), None)
+
+    def _rows(self, mine: int, start: bytes, stop: bytes | None) -> Iterator[
+            tuple[bytes, bytes]]:
+        for row in self._txn.scan(self._table, start, stop):
+            if self._scans != mine:
+                return
+            yield row

@@ -2,7 +2,9 @@
 
 Rules: each loop catches and logs its own failures (a failed device is skipped until the
 node restarts) so background work never takes the server down; stop() cancels both loops
-and waits for them, which the server does before closing the devices.
+and waits for them, which the server does before closing the devices. The scrubber paces
+itself and yields to client work (scrub.py); its loop runs in its own task so that its
+device calls count as background work.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import logging
 from storage import limits
 from storage.compaction import compact_device
 from storage.node import Node
-from storage.scrub import scrub_device
+from storage.scrub import Pace, scrub_device
 
 log = logging.getLogger("coffre.storage.maintenance")
 
@@ -25,9 +27,9 @@ class Maintenance:
     def __init__(self, node: Node, *, scrub_rate_bytes_per_s: float =
                  limits.scrub_rate_bytes_per_s,
                  compaction_interval_s: float = COMPACTION_INTERVAL_S,
-                 scrub_pause_s: float = SCRUB_PAUSE_S) -> None:
+                 scrub_pause_s: float = SCRUB_PAUSE_S, scrub_pace: Pace | None = None) -> None:
         self._node = node
-        self._rate = scrub_rate_bytes_per_s
+        self._pace = scrub_pace or Pace(bytes_per_s=scrub_rate_bytes_per_s)
         self._compaction_interval_s = compaction_interval_s
         self._scrub_pause_s = scrub_pause_s
         self.compacted = 0  # segments compacted so far
@@ -65,7 +67,7 @@ class Maintenance:
                 if dev.failed:
                     continue
                 try:
-                    stats = await scrub_device(dev, self._rate)
+                    stats = await scrub_device(dev, pace=self._pace)
                     self.scrub_passes += 1
                     if stats.corrupt:
                         log.warning("device %s: scrub found %s corrupt records",

@@ -12,7 +12,10 @@ Rules:
   guess, and one extra source per window is re-derived to prove the k right.
 - Meta ring: the device pulls newer records from the other replicas (newest ts wins); a
   device that no longer owns the partition pushes its records to the owners. Its own copy
-  stays (the device has no record-drop operation yet); readers ask the owners only.
+  stays (the device has no record-drop operation yet); readers ask the owners only. Each
+  peer's partition summary (record count + hash of keys and stamps) is compared first and
+  records move only when they differ: at a million keys, pulling every record of every
+  replica on every pass kept each node busy for minutes.
 - Every byte read or sent goes through `gate` (pause and bandwidth budget, rebalancer.py).
 """
 
@@ -328,22 +331,32 @@ class Units:
     # -- metadata units ----------------------------------------------------------------------
     async def meta_unit(self, dev: Device, ring: Ring, part: int) -> UnitResult:
         unit = UnitResult()
-        local = {e.key: e for e in await _all_local_metas(dev, part)}
+        # Metadata only: the device's summary would also walk the data rings' fragments
+        # that share this partition number.
+        count, digest = await dev.run_io(dev.index.meta_summary, part)
+        summary: dict[str, int | str] = {"meta_count": count, "meta_hash": digest}
         slots = ring.slots(part)
         prev = ring.previous_slots(part) or slots
         if dev.id not in ring.slot_ids(part):
-            for owner in slots:
-                copied = await self._push_metas(owner, part, list(local.values()))
-                unit.add(meta_copied=copied)
+            if count:
+                records = await _all_local_metas(dev, part)
+                for owner in slots:
+                    copied = await self._push_metas(owner, part, records, summary)
+                    unit.add(meta_copied=copied)
             return unit
+        local: dict[bytes, MetaEntry] | None = None     # read only if a peer differs
         for peer in {d.id: d for d in (*slots, *prev) if d.id != dev.id}.values():
             try:
+                if await self._same_metas(peer, part, summary):
+                    continue
                 rows = await _all_remote_metas(self.client(), peer, part)
             except NodeError as e:
                 # Pull only: a replica that is down is repaired by its own daemon later; the
                 # CLI reports the node as unreachable (and the cluster as not done).
                 log.debug("meta partition %s from device %s: %s", part, peer.id, e)
                 continue
+            if local is None:
+                local = {e.key: e for e in await _all_local_metas(dev, part)}
             for rec in rows:
                 mine = local.get(rec.key)
                 newer = mine is None or mine.ts < rec.ts
@@ -351,8 +364,16 @@ class Units:
                     unit.add(meta_copied=1)
         return unit
 
-    async def _push_metas(self, owner: RingDevice, part: int, records: list[MetaEntry]) -> int:
-        if not records:
+    async def _same_metas(self, peer: RingDevice, part: int,
+                          summary: dict[str, int | str]) -> bool:
+        """Whether the peer holds exactly our records of `part` (same keys and stamps)."""
+        theirs = await self.client().partition_summary(peer.addr, peer.id, part)
+        return (theirs.get("meta_hash") == summary["meta_hash"]
+                and theirs.get("meta_count") == summary["meta_count"])
+
+    async def _push_metas(self, owner: RingDevice, part: int, records: list[MetaEntry],
+                          summary: dict[str, int | str]) -> int:
+        if not records or await self._same_metas(owner, part, summary):
             return 0
         client = self.client()
         theirs = {r.key: r.ts for r in await _all_remote_metas(client, owner, part)}

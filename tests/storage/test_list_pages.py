@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import bisect
 import random
+from collections.abc import Iterator
 from pathlib import Path
 
 import msgpack
 import pytest
+import xxhash
 
 from storage import list_pages
 from storage.index import Index, Location, MetaEntry, PutMeta
@@ -191,3 +194,55 @@ def test_wire_round_trip_and_malformed_queries() -> None:
     for raw in bad:
         with pytest.raises((ValueError, TypeError)):
             list_pages.query_from_wire(raw, 1000)
+
+
+def _rows_source(model: Model) -> tuple[list_pages.Seek, list_pages.First]:
+    """A pure record source over a model, as the index gives it (checksums included)."""
+    rows = [(k, ts.to_bytes(16, "big"), v is None, v or b"",
+             xxhash.xxh3_64_digest(v or b"")) for k, (ts, v) in sorted(model.items())]
+    keys = [r[0] for r in rows]
+
+    def seek(low: bytes) -> Iterator[list_pages.Row]:
+        return iter(rows[bisect.bisect_left(keys, low):])
+
+    def first(low: bytes) -> list_pages.Head | None:
+        at = bisect.bisect_left(keys, low)
+        return rows[at][:3] if at < len(rows) else None
+
+    return seek, first
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_group_hops_give_the_pages_of_the_plain_scan(seed: int) -> None:
+    """build() with `first` (one seek per group) must give the same rows, resume and digest
+    as the scan alone, page after page."""
+    rnd = random.Random(seed)
+    print("seed", seed)
+    model = random_model(rnd, 400)
+    seek, first = _rows_source(model)
+    for prefix in (b"", b"f", b"f2/"):
+        for delimiter in (b"/", b"sub", b"x"):
+            start: bytes | None = prefix
+            while start is not None:
+                q = PageQuery(prefix, start, rnd.choice([1, 3, 50]), delimiter, 0, (1,))
+                plain = list_pages.build(seek, q, True)
+                hopped = list_pages.build(seek, q, True, first)
+                assert hopped == plain, (prefix, delimiter, start)
+                start = plain.resume
+
+
+def test_group_hop_stops_at_a_group_whose_first_key_is_deleted() -> None:
+    model: Model = {b"a/1": (1, value(1)), b"b/1": (2, None), b"b/2": (3, value(2)),
+                    b"c/1": (4, None), b"d": (5, value(3)), b"e/1": (6, value(4))}
+    seek, first = _rows_source(model)
+    asked: list[bytes] = []
+
+    def counting_first(low: bytes) -> list_pages.Head | None:
+        asked.append(low)
+        return first(low)
+
+    q = PageQuery(b"", b"", 10, b"/")
+    page = list_pages.build(seek, q, True, counting_first)
+    assert page.rows == [b"a/", b"b/", [b"d"], b"e/"] and page.resume is None
+    assert page == list_pages.build(seek, q, True)
+    assert asked and asked[0] == successor(b"a/")
