@@ -538,7 +538,12 @@ def test_audit_log_lines_without_secrets(cluster: Cluster, two: dict[str, Any]) 
 
     def by_id() -> dict[str, dict[str, Any]]:
         return {x["request_id"]: x for x in _audit_lines(cluster)}
-    wait_until(lambda: {put_id, get_id} <= set(by_id()), "audit lines written")
+    def denied_lines(lines: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+        return [x for x in lines.values() if x["tenant"] is None and x["key"] == "audited"]
+
+    # All three lines: the audit file is written by a background thread, in no set order.
+    wait_until(lambda: {put_id, get_id} <= set(lines := by_id()) and bool(denied_lines(lines)),
+               "audit lines written")
     lines = by_id()
     assert lines[put_id] | {"time": "", "remote": "", "request_id": ""} == {
         "time": "", "remote": "", "request_id": "", "tenant": "alpha",
@@ -546,7 +551,7 @@ def test_audit_log_lines_without_secrets(cluster: Cluster, two: dict[str, Any]) 
         "key": "audited", "status": 200, "error": None, "basis": "owner", "bytes_in": 5,
         "bytes_out": 0}
     assert (lines[get_id]["op"], lines[get_id]["bytes_out"]) == ("GetObject", 5)
-    denied = [x for x in lines.values() if x["tenant"] is None and x["key"] == "audited"]
+    denied = denied_lines(lines)
     assert denied and denied[-1]["status"] == 403 and denied[-1]["error"] == "AccessDenied"
     text = "".join(p.read_text() for p in (cluster.root / "audit").glob("audit-*"))
     signature = url.split("X-Amz-Signature=")[1].split("&")[0]
