@@ -384,14 +384,6 @@ def started_cluster(prepare: Any = None) -> Cluster:
     raise RuntimeError("no cluster after 3 attempts")
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Cluster]:
-    c = started_cluster()
-    yield c
-    c.stop()
-    shutil.rmtree(c.root, ignore_errors=True)
-
-
 def test_kill_nodes_and_gateway_short(cluster: Cluster) -> None:
     run_workload(cluster, SHORT_S, 2, "faults short")
 

@@ -19,10 +19,9 @@ import hashlib
 import os
 import random
 import re
-import shutil
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,21 +34,13 @@ from gateway import sigv4
 from gateway.chunked import encode_chunked
 from gateway.sigv4 import AuthResult, PayloadMode
 from tests.cluster.harness import Cluster
-from tests.cluster.test_faults import TABLE, print_table, started_cluster
+from tests.cluster.test_faults import TABLE, print_table
 
 SEED = int(os.environ.get("COFFRE_HOSTILE_SEED", random.randrange(1 << 30)))
 COUNT = int(os.environ.get("COFFRE_HOSTILE_REQUESTS", "2000"))
 LONG_COUNT = int(os.environ.get("COFFRE_HOSTILE_LONG_REQUESTS", "100000"))
 # Files traversal keys aim at, outside any data directory: none may ever exist.
 TARGETS = ["/tmp/coffre-hostile-{seed}", "/tmp/coffre-hostile-{seed}.d/x"]
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Cluster]:
-    c = started_cluster()
-    yield c
-    c.stop()
-    shutil.rmtree(c.root, ignore_errors=True)
 
 
 # ---------------------------------------------------------------- raw HTTP
