@@ -101,6 +101,9 @@ class Config:
     auto_fail_after_s: float = 0.0
     # Object bytes one gateway process holds in flight, all requests together (gateway.budget).
     memory_budget_mib: int = 256
+    # Data of a replaced or deleted object is removed this long after (gateway.retire), so
+    # that GETs already streaming it finish.
+    retire_after_s: float = 300.0
     virtual_host_domain: str = ""   # e.g. "s3.local": bucket.s3.local addresses a bucket
     part_power: int = 8             # 2**part_power partitions per ring
     default_policy: Policy = Policy(4, 2)
@@ -145,6 +148,7 @@ def load(path: str | os.PathLike[str], data_root: str | None = None) -> Config:
         workers=_positive(gw.get("workers", 1), "gateway.workers"),
         memory_budget_mib=_positive(gw.get("memory_budget_mib", 256), "gateway.memory_budget_mib"),
         auto_fail_after_s=float(cluster.get("auto_fail_after_s", 0.0)),
+        retire_after_s=_non_negative(gw.get("retire_after_s", 300.0), "gateway.retire_after_s"),
         virtual_host_domain=gw.get("virtual_host_domain", ""),
         part_power=int(cluster.get("part_power", 8)),
         default_policy=parse_policy(cluster.get("default_policy", "ec 4+2")),
@@ -172,6 +176,13 @@ def _positive(raw: object, name: str) -> int:
     value = int(str(raw))
     if value < 1:
         raise ValueError(f"{name} must be >= 1")
+    return value
+
+
+def _non_negative(raw: object, name: str) -> float:
+    value = float(str(raw))
+    if not value >= 0:
+        raise ValueError(f"{name} must be >= 0")
     return value
 
 

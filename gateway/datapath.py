@@ -25,6 +25,7 @@ from gateway import errors, limits
 from gateway.budget import Budget
 from gateway.manifest import DataRef
 from gateway.ranges import Layout
+from gateway.retire import Retirement
 from ring.model import Device, Ring
 from storage import dataid
 from storage.client import NodeClient, NodeError, NodeUnavailable
@@ -151,13 +152,16 @@ class _Suspects:
 
 class DataPath:
     def __init__(self, rings: DataRings, client: NodeClient, write_extra: int = 1,
-                 budget: Budget | None = None) -> None:
+                 budget: Budget | None = None,
+                 retire_after_s: float = limits.retire_after_s) -> None:
         self.rings, self.client, self.write_extra = rings, client, write_extra
         # Shared by every request of the process: memory stays bounded however many run.
         self.budget = budget or Budget(limits.inflight_object_bytes_max)
         self._codecs: dict[tuple[int, int], Codec] = {}
         self._background: set[asyncio.Task[None]] = set()
         self.suspects = _Suspects(client)
+        self.retirement: Retirement[DataRef] = Retirement(
+            self.forget, retire_after_s, limits.retire_pending_max)
 
     def codec(self, k: int, m: int) -> Codec:
         codec = self._codecs.get((k, m))
@@ -349,8 +353,14 @@ class DataPath:
 
     # ---- delete ----------------------------------------------------------------------
 
+    def retire(self, refs: Sequence[DataRef]) -> None:
+        """Remove, a while from now, the data of an object just replaced or deleted: GETs
+        that read its manifest before still stream it (gateway.retire)."""
+        self.retirement.add(refs)
+
     def forget(self, refs: Sequence[DataRef]) -> None:
-        """Remove the fragments of data no manifest points at any more (in the background)."""
+        """Remove the fragments of data no manifest points at any more, and no reader ever
+        saw (in the background)."""
         for ref in refs:
             ring = self.rings.data(ref.k + ref.m)
             partition = ring.partition_of(ref.data_id)

@@ -41,6 +41,8 @@ read_hedge_after_s = 0.5                  # a fragment read this slow gets a par
 meta_hedge_after_s = 0.2                  # a metadata read this slow asks spare replicas
 meta_put_attempts_max = 3                 # a write finding newer records re-stamps
 write_straggler_s = 2.0                   # a node this slow to take a block is dropped
+retire_after_s = 300.0                    # replaced data outlives its manifest this long
+retire_pending_max = 100_000              # retired objects waiting per gateway process
 
 # A node whose last call failed is pinged before a write counts it; slower than this = down.
 suspect_probe_timeout_s = 0.5

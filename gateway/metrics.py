@@ -88,6 +88,15 @@ class GatewayMetrics:
         Gauge("coffre_gateway_inflight_object_bytes_peak", "Most object bytes held at once",
               registry=self.registry).set_function(peak)
 
+    def watch_retirement(self, pending: Callable[[], float], early: Callable[[], float]) -> None:
+        """Export the replaced data waiting to be deleted (gateway.retire)."""
+        Gauge("coffre_gateway_retired_objects_pending",
+              "Replaced or deleted objects whose data waits for its deletion delay",
+              registry=self.registry).set_function(pending)
+        Gauge("coffre_gateway_retired_objects_early",
+              "Retired objects deleted before their delay because too many waited",
+              registry=self.registry).set_function(early)
+
     def observe(self, op: str, status: int, seconds: float, bytes_in: int, bytes_out: int,
                 error_code: str | None = None) -> None:
         """Record one answered request."""

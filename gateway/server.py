@@ -162,7 +162,8 @@ def make_state(config: Config) -> State:
     catalog = Catalog(meta, config.bucket_cache_s)
     state = State(config, rings, client, clock, meta, catalog,
                   DataPath(rings, client, config.write_quorum_extra,
-                           Budget(config.memory_budget_mib * 1024 * 1024)),
+                           Budget(config.memory_budget_mib * 1024 * 1024),
+                           config.retire_after_s),
                   Counters(catalog, clock.writer_id))
     bootstrap = load_keys(config.credentials_path) if config.credentials_path.exists() else []
     directory = Directory(meta, SecretBox(load_master_key(config.data_root)))
@@ -203,6 +204,7 @@ async def _ring_watcher(app: web.Application) -> AsyncIterator[None]:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+    state.data.retirement.close()   # what waits is left to the nodes' orphan collector
     await state.client.close()
 
 
@@ -212,6 +214,8 @@ def make_app(config: Config) -> web.Application:
     app[metrics.METRICS] = metrics.GatewayMetrics(app[STATE].rings.versions)
     budget = app[STATE].data.budget
     app[metrics.METRICS].watch_budget(lambda: budget.held_bytes, lambda: budget.peak_bytes)
+    retired = app[STATE].data.retirement
+    app[metrics.METRICS].watch_retirement(lambda: len(retired), lambda: retired.early)
     # The 100 Continue is owed until a handler reads the body: a request refused before that
     # (no quorum, no access) gets its error instead, and its body is never sent.
     app.router.add_route("*", "/{tail:.*}", dispatch, expect_handler=body.expect_later)

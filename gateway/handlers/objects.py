@@ -100,7 +100,7 @@ async def commit(ctx: Ctx, bucket: BucketRecord, key: bytes, manifest: Manifest,
         raise
     assert old is None or isinstance(old, Manifest)
     if old is not None and old.parts:
-        state.data.forget(old.parts)
+        state.data.retire(old.parts)
     defer(ctx.request,
           state.counters.add(bucket, 0 if old else 1, manifest.size - (old.size if old else 0)))
 
@@ -195,5 +195,5 @@ async def delete_key(ctx: Ctx, bucket: BucketRecord, key: bytes) -> None:
         return
     await catalog.delete_object(bucket, key)
     if old[0].parts:
-        ctx.state.data.forget(old[0].parts)
+        ctx.state.data.retire(old[0].parts)
     defer(ctx.request, ctx.state.counters.add(bucket, -1, -old[0].size))

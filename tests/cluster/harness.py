@@ -10,6 +10,8 @@ import signal
 import socket
 import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -138,6 +140,17 @@ def new_cluster(**kw: object) -> Cluster:
     root = Path(tempfile.mkdtemp(prefix="coffre-test-"))
     os.environ.pop("COFFRE_DATA", None)
     return Cluster(root, root / "cluster.toml", **kw)  # type: ignore[arg-type]
+
+
+@contextmanager
+def running_cluster(**kw: object) -> Iterator[Cluster]:
+    """A started cluster (started_cluster's arguments), stopped and removed afterwards."""
+    c = started_cluster(**kw)
+    try:
+        yield c
+    finally:
+        c.stop()
+        shutil.rmtree(c.root, ignore_errors=True)
 
 
 def started_cluster(attempts: int = 3, **kw: object) -> Cluster:

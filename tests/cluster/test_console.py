@@ -27,7 +27,7 @@ import pytest
 
 from ring.ringfile import load
 from tests.cluster import rebalance_helpers as rh
-from tests.cluster.harness import Cluster, started_cluster
+from tests.cluster.harness import Cluster, running_cluster
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -50,12 +50,8 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
-    c = started_cluster()
-    try:
+    with running_cluster() as c:
         yield c
-    finally:
-        c.stop()
-        shutil.rmtree(c.root, ignore_errors=True)
 
 
 @pytest.fixture

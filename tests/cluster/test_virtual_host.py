@@ -4,7 +4,6 @@ and boto3 with request_checksum_calculation='when_required' for the core operati
 from __future__ import annotations
 
 import http.client
-import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -13,17 +12,15 @@ import pytest
 from botocore.config import Config as BotoConfig
 
 from gateway import sigv4
-from tests.cluster.harness import Cluster, started_cluster
+from tests.cluster.harness import Cluster, running_cluster
 
 DOMAIN = "s3.coffre.test"
 
 
 @pytest.fixture(scope="module")
 def vcluster() -> Iterator[Cluster]:
-    c = started_cluster(gateway_extra=f'virtual_host_domain = "{DOMAIN}"')
-    yield c
-    c.stop()
-    shutil.rmtree(c.root, ignore_errors=True)
+    with running_cluster(gateway_extra=f'virtual_host_domain = "{DOMAIN}"') as c:
+        yield c
 
 
 def _request(c: Cluster, method: str, host: str, path: str,
