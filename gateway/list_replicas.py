@@ -3,17 +3,22 @@
 The read quorum is R replicas (W + R > N: together they hold every acknowledged write).
 Merging R full pages per shard was the main cost of a listing, so instead:
 - one replica (the primary, rotating with the shard so that the load spreads) sends the
-  compact page (storage/list_pages.py), the R - 1 others send the digest of the page they
-  would send for the same request, all in parallel, one round trip;
-- equal digests mean the R replicas list the same rows with the same timestamps up to the
-  same resume point, so the primary's page is exactly what the merge would produce. That
+  compact page (storage/list_pages.py) with its partition's running digest
+  (storage/meta_digest.py, one LMDB get), the R - 1 others send only their running digest,
+  all in parallel, one round trip. Equal running digests mean the R replicas hold the same
+  records: the primary's page is the page of each of them, exactly what the merge of
+  theirs would produce;
+- when the running digests differ (a write landed on some replicas only, in flight or
+  missed), the page is asked again: the R - 1 others send the digest of the page they would
+  send for the same request (a scan of the page's range). Equal page digests mean the R
+  replicas list the same rows with the same timestamps up to the same resume point. That
   holds for common prefixes too: the digest of a prefix carries the live key that made the
   replica list it, and a key that R replicas hold live at the same timestamp is live (any
   newer acknowledged write or delete reached at least one of them);
-- a mismatch (a replica missed writes, e.g. it was down; or writes land while we read)
-  falls back to the exact merge: every record of the R replicas, tombstones included, with
-  no cutting on the nodes (a node that cuts a group at its first live key would hide the
-  rest of the group from the merge), rolled up here. Slower, but rare, and never wrong.
+- a mismatch again falls back to the exact merge: every record of the R replicas,
+  tombstones included, with no cutting on the nodes (a node that cuts a group at its first
+  live key would hide the rest of the group from the merge), rolled up here. Slower, but
+  rare, and never wrong.
 A replica that fails is replaced by a spare, as for reads. The calls of one round (every
 shard's primary and digests) leave as one message per node (PageBatch), not one per call.
 """
@@ -29,7 +34,7 @@ from gateway.metastore import MetaStore
 from ring.model import Device
 from storage.client import NodeClient, NodeError, NodeUnavailable
 from storage.keys import successor
-from storage.list_pages import Page, PageQuery, project
+from storage.list_pages import DIGEST, ROWS, STATE_ONLY, Page, PageQuery, Want, project
 
 log = logging.getLogger("coffre.listing")
 
@@ -40,12 +45,12 @@ class PageBatch:
 
     def __init__(self, client: NodeClient) -> None:
         self._client = client
-        self._queued: dict[str, list[tuple[int, int, PageQuery, bool,
+        self._queued: dict[str, list[tuple[int, int, PageQuery, Want,
                                            asyncio.Future[Page]]]] = {}
         self._sending: set[asyncio.Task[None]] = set()
 
     async def page(self, dev: Device, partition: int, query: PageQuery,
-                   with_rows: bool) -> Page:
+                   with_rows: Want) -> Page:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Page] = loop.create_future()
         if not self._queued:
@@ -86,7 +91,10 @@ async def shard_page(store: MetaStore, batch: PageBatch, partition: int, query: 
     read = min(store.quorum.read, len(devices))
     first = rotate % read
     order = [*devices[first:read], *devices[:first], *devices[read:]]
-    primary, digests = await _ask_quorum(batch, partition, query, order, read)
+    primary, states = await _ask_quorum(batch, partition, query, order, read, STATE_ONLY)
+    if primary.state and all(d.state == primary.state for d in states):
+        return primary
+    primary, digests = await _ask_quorum(batch, partition, query, order, read, DIGEST)
     if all(d.digest == primary.digest for d in digests):
         return primary
     log.info("listing: replicas of partition %d differ from %r on, merging them",
@@ -95,11 +103,12 @@ async def shard_page(store: MetaStore, batch: PageBatch, partition: int, query: 
 
 
 async def _ask_quorum(batch: PageBatch, partition: int, query: PageQuery,
-                      order: list[Device], read: int) -> tuple[Page, list[Page]]:
+                      order: list[Device], read: int, others: Want) -> tuple[Page, list[Page]]:
+    """The primary's page (rows and digests) and what `others` says the R - 1 others send."""
     pool = list(order)
     reasons: list[str] = []
 
-    async def ask(with_rows: bool) -> Page | None:
+    async def ask(with_rows: Want) -> Page | None:
         while pool:
             dev = pool.pop(0)
             try:
@@ -109,7 +118,7 @@ async def _ask_quorum(batch: PageBatch, partition: int, query: PageQuery,
         return None
 
     # Tasks start in argument order, so the primary takes order[0], the digests the next.
-    answers = await asyncio.gather(ask(True), *(ask(False) for _ in range(read - 1)))
+    answers = await asyncio.gather(ask(ROWS), *(ask(others) for _ in range(read - 1)))
     primary, digests = answers[0], [a for a in answers[1:] if a is not None]
     if primary is None or len(digests) < read - 1:
         raise errors.ServiceUnavailable(

@@ -22,7 +22,7 @@ import aiohttp
 import msgpack
 
 from storage import limits, wire
-from storage.list_pages import Page, PageQuery, page_from_wire, query_to_wire
+from storage.list_pages import Page, PageQuery, Want, page_from_wire, query_to_wire
 from storage.metrics import REQUEST_ID, REQUEST_ID_HEADER
 from storage.rpc_client import ChannelError, RpcPool
 
@@ -271,9 +271,9 @@ class NodeClient:
                 for k, ts, v in msgpack.unpackb(body)]
 
     async def list_page(self, addr: str, device: int, partition: int, query: PageQuery,
-                        with_rows: bool) -> Page:
-        """A compact listing page, or only its digest when with_rows is False
-        (storage/list_pages.py says what a page holds)."""
+                        with_rows: Want) -> Page:
+        """A compact listing page, or only its digest when with_rows is DIGEST, or only the
+        partition's running digest (STATE_ONLY; storage/list_pages.py says what a page holds)."""
         wire_query = query_to_wire(query, with_rows)
         if self._rpc is not None:
             raw = await self._call(addr, "mpage", device, partition, *wire_query)
@@ -286,7 +286,7 @@ class NodeClient:
         except (ValueError, TypeError) as e:
             raise NodeUnavailable(addr, f"bad listing page: {e}") from None
 
-    async def list_pages(self, addr: str, asks: list[tuple[int, int, PageQuery, bool]]
+    async def list_pages(self, addr: str, asks: list[tuple[int, int, PageQuery, Want]]
                          ) -> list[Page | NodeError]:
         """Several list_page calls to one node, (device, partition, query, with_rows)
         each, in one message over RPC; each answer is its page or its own error."""

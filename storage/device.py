@@ -49,7 +49,7 @@ from storage.index import (
     Quarantine,
 )
 from storage.kv import KVStore, LmdbStore, MemoryStore
-from storage.list_pages import Page, PageQuery
+from storage.list_pages import STATE_ONLY, Page, PageQuery, Want
 from storage.record import (
     BodyEncoder,
     ChecksumMismatch,
@@ -383,9 +383,12 @@ class Device:
                 raise Corrupt("metadata value checksum mismatch")
         return entries
 
-    async def list_page(self, partition: int, query: PageQuery, with_rows: bool) -> Page:
-        """A compact listing page, or only its digest (storage/list_pages.py)."""
-        page = await self._run(self.index.list_page, partition, query, with_rows)
+    async def list_page(self, partition: int, query: PageQuery, with_rows: Want) -> Page:
+        """A compact listing page, or only its digest, or only the partition's running
+        digest (storage/list_pages.py)."""
+        if with_rows == STATE_ONLY:
+            return Page(b"", None, state=await self._run(self.index.meta_digest, partition))
+        page = await self._run(self.index.list_page, partition, query, bool(with_rows))
         for key in page.corrupt:
             e = await self._run(self.index.get_meta, partition, key)
             if e is not None and not e.intact:

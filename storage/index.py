@@ -10,10 +10,12 @@ Values (all integers big-endian):
     frag : v1 | ts u128 | Location | key (only for long keys)
     meta : v1 | flags u8 | ts u128 | Location | xxh3_64(value) | key_len u16 | key | value
     segs : segment u32 -> live bytes u64 (bytes of records the index points to)
+    mdig : partition -> the running digest of its meta records (storage/meta_digest.py)
 """
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -22,7 +24,7 @@ from dataclasses import dataclass
 import msgpack
 import xxhash
 
-from storage import keys, limits, list_pages
+from storage import keys, limits, list_pages, meta_digest
 from storage.kv import KVStore, KVTxn
 
 VERSION = 1
@@ -178,9 +180,30 @@ def _meta_row(value: bytes) -> list_pages.Row:
             value[pos:pos + 8])
 
 
+_DIGESTS_READY = b"mdig_v1"     # state key: every partition's digest is in "mdig"
+
+
 class Index:
     def __init__(self, store: KVStore) -> None:
         self._kv = store
+        self._init_digests()
+
+    def _init_digests(self) -> None:
+        """Compute the partitions' running digests once for an index written before they
+        existed (one scan of the meta table); from then on apply() keeps them."""
+        with self._kv.read() as txn:
+            if txn.get("state", _DIGESTS_READY) is not None:
+                return
+        with self._kv.write() as txn:
+            acc: dict[bytes, tuple[int, int]] = {}
+            for k, v in txn.scan("meta", b"", None):
+                key, ts = _meta_row(v)[:2]
+                part = k[:limits.partition_prefix_bytes]
+                x, n = acc.get(part, (0, 0))
+                acc[part] = (x ^ meta_digest.term(key, ts), n + 1)
+            for part, (x, n) in acc.items():
+                txn.put("mdig", part, meta_digest.fold(None, x, n))
+            txn.put("state", _DIGESTS_READY, b"1")
 
     def close(self) -> None:
         self._kv.close()
@@ -257,9 +280,20 @@ class Index:
                 at = _META_DIGEST_AT + 10
                 return v[at:at + int.from_bytes(v[at - 2:at], "big")], v[2:18], bool(v[1] & 1)
 
-            return list_pages.build(
+            page = list_pages.build(
                 lambda low: self._page_rows(cursor.scan(keys.seek_key(partition, low), end)),
                 query, with_rows, first)
+            # The partition's digest in the same snapshot as the page.
+            return dataclasses.replace(page, state=self._digest(txn, partition))
+
+    def meta_digest(self, partition: int) -> bytes:
+        """The partition's running digest of its meta records (storage/meta_digest.py)."""
+        with self._kv.read() as txn:
+            return self._digest(txn, partition)
+
+    @staticmethod
+    def _digest(txn: KVTxn, partition: int) -> bytes:
+        return txn.get("mdig", keys.partition_bytes(partition)) or meta_digest.EMPTY
 
     @staticmethod
     def _page_rows(rows: Iterator[tuple[bytes, bytes]]) -> Iterator[list_pages.Row]:
@@ -428,10 +462,13 @@ class Index:
         old = self._get_meta(txn, e.partition, e.key)
         if old is not None and old.ts >= e.ts:
             return False
+        change = _term(e)
         if old is not None:
             _add(live, old.loc, -1)
+            change ^= _term(old)
         txn.put("meta", keys.encode(e.partition, e.key), _meta_value(e))
         _add(live, e.loc, +1)
+        _fold_digest(txn, e.partition, change, 0 if old is not None else 1)
         return True
 
     def _drop(self, txn: KVTxn, is_meta: bool, partition: int, key: bytes,
@@ -442,6 +479,8 @@ class Index:
             return False
         txn.delete("meta" if is_meta else "frag", keys.encode(partition, key))
         _add(live, found.loc, -1)
+        if isinstance(found, MetaEntry):
+            _fold_digest(txn, partition, _term(found), -1)
         return True
 
     def _relocate(self, txn: KVTxn, op: Relocate, live: dict[int, int]) -> bool:
@@ -497,6 +536,15 @@ class Index:
             return None
         e = _meta_entry(partition, v)
         return e if e.key == key else None
+
+
+def _term(e: MetaEntry) -> int:
+    return meta_digest.term(e.key, e.ts.to_bytes(16, "big"))
+
+
+def _fold_digest(txn: KVTxn, partition: int, change: int, count_delta: int) -> None:
+    part = keys.partition_bytes(partition)
+    txn.put("mdig", part, meta_digest.fold(txn.get("mdig", part), change, count_delta))
 
 
 def _add(live: dict[int, int], loc: Location, sign: int) -> None:

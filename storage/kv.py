@@ -22,7 +22,7 @@ import lmdb
 
 from storage import limits
 
-TABLES = ("frag", "meta", "segs", "quarantine", "repair", "state")
+TABLES = ("frag", "meta", "segs", "quarantine", "repair", "state", "mdig")
 
 
 class KVCursor(Protocol):

@@ -74,6 +74,15 @@ class Page:
     resume: bytes | None            # start_at of the next page; None when the range is done
     rows: list[Any] = field(default_factory=list)   # empty when only the digest was asked
     corrupt: tuple[bytes, ...] = ()  # keys whose value failed its checksum (not listed)
+    # The partition's running digest in the page's snapshot (storage/meta_digest.py); b""
+    # from a node that does not keep one.
+    state: bytes = b""
+
+
+# What a page call asks for (the wire's with_rows field): the rows, only the page's digest,
+# or only the partition's running digest (STATE_ONLY: no scan at all; digest and rows empty).
+ROWS, DIGEST, STATE_ONLY = True, False, 2
+Want = bool | int
 
 
 def parse_fields(raw: Any) -> tuple[Field, ...]:
@@ -92,9 +101,9 @@ def parse_fields(raw: Any) -> tuple[Field, ...]:
     return tuple(out)
 
 
-def query_from_wire(a: Sequence[Any], limit_max: int) -> tuple[PageQuery, bool]:
+def query_from_wire(a: Sequence[Any], limit_max: int) -> tuple[PageQuery, Want]:
     """[prefix, start_at, limit, delimiter, strip, fields, with_rows] as a call sends it
-    (ValueError or TypeError when malformed)."""
+    (ValueError or TypeError when malformed); with_rows is ROWS, DIGEST or STATE_ONLY."""
     prefix, start_at, limit, delimiter, strip, fields, with_rows = a
     if not (isinstance(prefix, bytes) and isinstance(start_at, bytes)
             and (delimiter is None or isinstance(delimiter, bytes))):
@@ -103,24 +112,26 @@ def query_from_wire(a: Sequence[Any], limit_max: int) -> tuple[PageQuery, bool]:
         raise ValueError("limit > 0 and strip >= 0")
     query = PageQuery(prefix, start_at, min(limit, limit_max), delimiter or None, strip,
                       parse_fields(fields))
-    return query, bool(with_rows)
+    want = STATE_ONLY if type(with_rows) is int and with_rows == STATE_ONLY else bool(with_rows)
+    return query, want
 
 
-def query_to_wire(q: PageQuery, with_rows: bool) -> list[Any]:
+def query_to_wire(q: PageQuery, with_rows: Want) -> list[Any]:
     return [q.prefix, q.start_at, q.limit, q.delimiter, q.strip,
             [f if isinstance(f, int) else list(f) for f in q.fields], with_rows]
 
 
 def page_to_wire(p: Page) -> list[Any]:
-    return [p.digest, p.resume, p.rows]
+    return [p.digest, p.resume, p.rows, p.state]
 
 
 def page_from_wire(raw: Any) -> Page:
-    digest, resume, rows = raw
+    digest, resume, rows, *rest = raw
+    state = rest[0] if rest else b""
     if not isinstance(digest, bytes) or not isinstance(rows, list) or not (
-            resume is None or isinstance(resume, bytes)):
+            resume is None or isinstance(resume, bytes)) or not isinstance(state, bytes):
         raise ValueError("malformed page")
-    return Page(digest, resume, rows)
+    return Page(digest, resume, rows, state=state)
 
 
 def project(value: bytes, fields: Sequence[Field]) -> list[Any]:

@@ -164,7 +164,7 @@ async def list_meta(request: web.Request) -> web.StreamResponse:
 
 async def list_page(request: web.Request) -> web.StreamResponse:
     """POST a msgpack [prefix, start_at, limit, delimiter, strip, fields, with_rows]
-    (storage/list_pages.py); the answer is msgpack [digest, resume, rows]."""
+    (storage/list_pages.py); the answer is msgpack [digest, resume, rows, state]."""
     node = request.app[NODE]
     dev = _int(request.match_info["dev"], "device")
     part = _int(request.match_info["part"], "partition")
