@@ -29,7 +29,7 @@ read_batch_stripes = 4                    # stripes fetched per round trip on GE
 # Listings: rows asked of one index shard per call at most (the node caps it too), extra rows
 # beyond a shard's expected share and the floor of a later ask; records per replica per call
 # when replicas disagree and are merged in full.
-shard_page_rows_max = 1000
+shard_page_rows_max = 1001                # a page of 1000 + 1 to tell it is truncated
 shard_slack_rows = 8
 shard_refill_rows_min = 64
 list_fallback_page_records = 256

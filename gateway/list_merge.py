@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -54,7 +55,7 @@ class ShardBuffer:
 
     def add(self, rows: list[Any], resume: bytes | None) -> None:
         self.rows.extend(rows)
-        self.keys.extend(row_key(r) for r in rows)
+        self.keys.extend([r if r.__class__ is bytes else bytes(r[0]) for r in rows])
         self.resume = resume
 
 
@@ -67,25 +68,54 @@ class MergeStep:
     fetch: tuple[tuple[int, int], ...] = ()     # (shard index, rows to ask)
 
 
-def first_ask(want: int, shards: int) -> int:
+def first_ask(want: int, shards: int, duplication: float = 1.0) -> int:
     """Rows to ask each shard first: its expected share of want + 1, plus about three
-    standard deviations of a binomial share, so that one round usually suffices."""
-    share = (want + 1) / shards
+    standard deviations of a binomial share, so that one round usually suffices.
+
+    `duplication` is how many shards list each distinct row (1 for keys; up to the shard
+    count for common prefixes, which every shard holding a key of the folder lists): a
+    listing of folders that span every shard needs want + 1 rows from each."""
+    share = (want + 1) * min(max(duplication, 1.0), shards) / shards
     rows = math.ceil(share + 3 * math.sqrt(share)) + limits.shard_slack_rows
     return min(limits.shard_page_rows_max, rows)
+
+
+def duplication(shards: Sequence[ShardBuffer]) -> float:
+    """Rows buffered per distinct row: what the next listing of the same shape should
+    expect (first_ask)."""
+    distinct = len(_merged([(s.keys, s.rows) for s in shards]))
+    return sum(len(s.rows) for s in shards) / distinct if distinct else 1.0
+
+
+class DuplicationHints:
+    """The duplication last seen per listing shape (bucket, prefix, delimiter), so that a
+    page of folders is asked in one round the next time: a per-process memory, bounded."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self._seen: OrderedDict[tuple[str, str, str], float] = OrderedDict()
+        self._size = size
+
+    def get(self, shape: tuple[str, str, str]) -> float:
+        return self._seen.get(shape, 1.0)
+
+    def put(self, shape: tuple[str, str, str], value: float) -> None:
+        self._seen[shape] = value
+        self._seen.move_to_end(shape)
+        while len(self._seen) > self._size:
+            self._seen.popitem(last=False)
 
 
 def merge(shards: Sequence[ShardBuffer], want: int) -> MergeStep:
     """The page of `want` rows if the buffers decide it, else what to fetch next."""
     bound = min((s.resume_suffix for s in shards if s.resume_suffix is not None),
                 default=None)
-    final = _merged([s.rows if bound is None else s.rows[:bisect.bisect_left(s.keys, bound)]
-                     for s in shards])
+    final = _merged([(s.keys, s.rows) if bound is None else
+                     (s.keys, s.rows[:bisect.bisect_left(s.keys, bound)]) for s in shards])
     if len(final) > want:
         return MergeStep(final[:want], True)
     if bound is None:
         return MergeStep(final, False)
-    everything = _merged([s.rows for s in shards])
+    everything = _merged([(s.keys, s.rows) for s in shards])
     end = row_key(everything[want]) if len(everything) > want else None
     fetch = [i for i, s in enumerate(shards) if s.resume_suffix is not None
              and (end is None or s.resume_suffix <= end)]
@@ -96,23 +126,33 @@ def merge(shards: Sequence[ShardBuffer], want: int) -> MergeStep:
     return MergeStep(None, fetch=tuple((i, ask) for i in fetch))
 
 
-def _merged(lists: Sequence[list[Any]]) -> list[Any]:
-    """Rows of all lists in key order, each common prefix once (several shards hold it)."""
-    rows = sorted((r for rows in lists for r in rows), key=row_key)
+def _merged(lists: Sequence[tuple[list[bytes], list[Any]]]) -> list[Any]:
+    """Rows of all (keys, rows) lists in key order, each common prefix once (several shards
+    hold it). `rows` may be a prefix of `keys`' rows. The keys were computed once, when the
+    rows arrived: the sort looks them up instead of calling a key function per row."""
+    keys: list[bytes] = []
+    rows: list[Any] = []
+    for ks, rs in lists:
+        keys.extend(ks[:len(rs)])
+        rows.extend(rs)
     out: list[Any] = []
     last: Any = None
-    for r in rows:
-        if isinstance(r, bytes) and r == last:
+    for i in sorted(range(len(rows)), key=keys.__getitem__):
+        r = rows[i]
+        if r.__class__ is bytes and r == last:
             continue
         out.append(r)
         last = r
     return out
 
 
+_VERSIONS = frozenset((MANIFEST_V1, MANIFEST_V2))
+
+
 def to_entry(row: list[Any]) -> ListEntry:
     """A key row as the listing document's entry."""
     key, version, size, etag, mtime_ms, storage_class = row
-    if version not in (MANIFEST_V1, MANIFEST_V2):
+    if version not in _VERSIONS:
         raise errors.InternalError(f"unreadable manifest in listing: version {version!r}")
-    return ListEntry(bytes(key).decode("utf-8", "surrogateescape"), int(mtime_ms), str(etag),
+    return ListEntry(key.decode("utf-8", "surrogateescape"), int(mtime_ms), str(etag),
                      int(size), str(storage_class or "STANDARD"))

@@ -38,7 +38,9 @@ async def list_page(catalog: Catalog, bucket: BucketRecord, prefix: str,
     # partition is listed once, or its keys would come out once per shard.
     partitions = sorted({catalog.shard_partition(bucket, s) for s in range(bucket.shards)})
     shards = [ShardBuffer(start_at, len(base)) for _ in partitions]
-    ask = list_merge.first_ask(max_keys, len(partitions))
+    shape = (bucket.name, prefix, delimiter or "")
+    dup = _HINTS.get(shape) if delimiter else 1.0
+    ask = list_merge.first_ask(max_keys, len(partitions), dup)
     fetch = tuple((i, ask) for i in range(len(partitions)))
     batch = PageBatch(catalog.store.client)
     delim = delimiter.encode() if delimiter else None
@@ -49,8 +51,15 @@ async def list_page(catalog: Catalog, bucket: BucketRecord, prefix: str,
             for i, n in fetch))
         step = list_merge.merge(shards, max_keys)
         if step.rows is not None:
+            if delimiter:
+                _HINTS.put(shape, list_merge.duplication(shards))
             return _page(step.rows, step.truncated)
         fetch = step.fetch
+
+
+# Per process: how much the shards' rows overlapped in the last listing of each shape
+# (folders listed by every shard), so that the next one is asked in one round.
+_HINTS = list_merge.DuplicationHints()
 
 
 async def _fill(store: MetaStore, batch: PageBatch, partition: int, rotate: int,

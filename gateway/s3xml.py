@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import NamedTuple
 from xml.etree.ElementTree import Element
 
 import defusedxml.ElementTree as safe_et
@@ -66,8 +67,9 @@ def list_buckets(owner_id: str, buckets: Iterable[tuple[str, int]], region: str)
     return body.encode()
 
 
-@dataclass(frozen=True)
-class ListEntry:
+class ListEntry(NamedTuple):
+    """One key of a listing (a tuple: a 1000-key page builds 1000 of them)."""
+
     key: str
     last_modified_ms: int
     etag: str

@@ -45,9 +45,9 @@ def shard_rows(keys: list[bytes], start: bytes, limit: int, delim: bytes | None
 
 
 def list_via_merge(shards: list[list[bytes]], want: int, delim: bytes | None,
-                   start: bytes = b"") -> tuple[list[Any], bool, int]:
+                   start: bytes = b"", dup: float = 1.0) -> tuple[list[Any], bool, int]:
     bufs = [ShardBuffer(BASE + start, len(BASE)) for _ in shards]
-    fetch = [(i, list_merge.first_ask(want, len(shards))) for i in range(len(shards))]
+    fetch = [(i, list_merge.first_ask(want, len(shards), dup)) for i in range(len(shards))]
     rounds = 0
     while True:
         rounds += 1
@@ -59,9 +59,13 @@ def list_via_merge(shards: list[list[bytes]], want: int, delim: bytes | None,
             bufs[i].add(rows, nxt)
         step = list_merge.merge(bufs, want)
         if step.rows is not None:
+            LAST_DUPLICATION[:] = [list_merge.duplication(bufs)]
             return step.rows, step.truncated, rounds
         assert step.fetch
         fetch = list(step.fetch)
+
+
+LAST_DUPLICATION: list[float] = []
 
 
 def expected(all_keys: list[bytes], want: int, delim: bytes | None,
@@ -120,6 +124,23 @@ def test_prefixes_in_every_shard_are_listed_once_and_refills_grow() -> None:
     rows, truncated, rounds = list_via_merge(shards, 1000, b"/")
     assert rows == [f"dir{d:04d}/".encode() for d in range(1000)] and truncated
     assert rounds <= 3      # the duplication seen in round one sizes round two
+    assert LAST_DUPLICATION[0] == pytest.approx(8, rel=0.01)
+    # The next listing of that shape, told the duplication, takes one round.
+    again, truncated, rounds = list_via_merge(shards, 1000, b"/", dup=LAST_DUPLICATION[0])
+    assert again == rows and truncated and rounds == 1
+
+
+def test_duplication_hints_are_per_shape_and_bounded() -> None:
+    hints = list_merge.DuplicationHints(size=2)
+    assert hints.get(("b", "", "/")) == 1.0
+    hints.put(("b", "", "/"), 8.0)
+    hints.put(("b", "x/", "/"), 1.5)
+    assert hints.get(("b", "", "/")) == 8.0
+    hints.put(("c", "", "/"), 2.0)          # the oldest shape is forgotten
+    assert hints.get(("b", "", "/")) == 1.0 and hints.get(("c", "", "/")) == 2.0
+    assert list_merge.first_ask(1000, 8, 8.0) == 1001
+    assert list_merge.first_ask(1000, 8, 50.0) == 1001      # capped by the shard count
+    assert list_merge.first_ask(1000, 8) < list_merge.first_ask(1000, 8, 2.0) < 1001
 
 
 def test_zero_keys_asked() -> None:
