@@ -6,18 +6,22 @@ bytes went in and out, with the request id that ties it to the process logs. It 
 a secret, a signature or a query string (presigned URLs carry their signature there).
 Each gateway process writes its own file (host and pid in the name), so processes never
 interleave lines; writes go through a queue to a thread, so the event loop never waits on
-the disk.
+the disk. The thread writes whatever lines are queued in one write and tracks the file's size
+itself (rotating as logging's RotatingFileHandler names files: .1 the newest): going through
+`logging` formatted every line three times and stat'ed the file twice per line, a quarter
+of the gateway's CPU under small GETs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-import logging.handlers
 import os
 import queue
 import socket
-from dataclasses import asdict, dataclass
+import threading
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -49,7 +53,8 @@ class AuditEntry:
     bytes_out: int
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"), ensure_ascii=False)
+        # vars(): the fields in order, without asdict's deep copy of each value.
+        return json.dumps(vars(self), separators=(",", ":"), ensure_ascii=False)
 
 
 def now_iso() -> str:
@@ -85,27 +90,68 @@ def _bytes_out(request: web.Request, response: web.StreamResponse) -> int:
 
 
 class AuditLog:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, file_bytes_max: int = audit_file_bytes_max,
+                 files_kept: int = audit_files_kept) -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        path = directory / f"audit-{socket.gethostname()}-{os.getpid()}.jsonl"
-        handler = logging.handlers.RotatingFileHandler(
-            path, maxBytes=audit_file_bytes_max, backupCount=audit_files_kept,
-            encoding="utf-8")
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        self.path = path
-        self._queue: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
-        self._listener = logging.handlers.QueueListener(self._queue, handler)
-        self._logger = logging.getLogger(f"coffre.audit.{id(self)}")
-        self._logger.propagate = False      # audit lines never reach the process log
-        self._logger.setLevel(logging.INFO)
-        self._logger.addHandler(logging.handlers.QueueHandler(self._queue))
-        self._listener.start()
+        self.path = directory / f"audit-{socket.gethostname()}-{os.getpid()}.jsonl"
+        self._max, self._kept = file_bytes_max, files_kept
+        self._queue: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._file = open(self.path, "ab")  # noqa: SIM115 - the writer thread owns it
+        self._thread = threading.Thread(target=self._write_loop, name="audit-writer",
+                                        daemon=True)
+        self._thread.start()
 
     def record(self, entry: AuditEntry) -> None:
-        self._logger.info(entry.to_json())
+        self._queue.put(entry.to_json())
 
     def close(self) -> None:
-        """Flush what is queued and close the file."""
-        self._listener.stop()
-        for h in list(self._logger.handlers):
-            self._logger.removeHandler(h)
+        """Write what is queued and close the file."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+    def _write_loop(self) -> None:
+        try:
+            while True:
+                lines = [self._queue.get()]
+                with contextlib.suppress(queue.Empty):
+                    while len(lines) < _LINES_PER_WRITE:
+                        lines.append(self._queue.get_nowait())
+                try:
+                    self._write([f"{ln}\n".encode() for ln in lines if ln is not None])
+                except OSError:
+                    log.exception("audit log: could not write to %s", self.path)
+                if None in lines:
+                    return
+        finally:
+            self._file.close()
+
+    def _write(self, lines: list[bytes]) -> None:
+        """Append the lines, as few writes as the rotation allows (a file is cut between
+        lines, never inside one)."""
+        size = self._file.tell()
+        start = 0
+        for i, line in enumerate(lines):
+            if size and size + len(line) > self._max:
+                self._file.write(b"".join(lines[start:i]))
+                self._rotate()
+                size, start = 0, i
+            size += len(line)
+        self._file.write(b"".join(lines[start:]))
+        self._file.flush()
+
+    def _rotate(self) -> None:
+        self._file.close()
+        for i in range(self._kept - 1, 0, -1):
+            older = self.path.with_name(f"{self.path.name}.{i}")
+            if older.exists():
+                os.replace(older, self.path.with_name(f"{self.path.name}.{i + 1}"))
+        if self._kept:
+            os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
+        else:
+            self.path.unlink()
+        self._file = open(self.path, "ab")  # noqa: SIM115
+
+
+_LINES_PER_WRITE = 1000
+log = logging.getLogger("coffre.audit")

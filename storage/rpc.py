@@ -5,7 +5,8 @@ call on each side; msgpack messages on a persistent WebSocket, with calls pipeli
 fraction of that (bench/storage_bench.py prints both). Streamed bodies (large fragment PUTs,
 stream_fragment) stay on plain HTTP, where TCP gives each stream its own flow control.
 
-Protocol (wire.RPC_PATH, binary messages, msgpack arrays):
+Protocol (wire.RPC_PATH, binary messages of one or more msgpack arrays back to back: the
+frames queued in one loop turn travel together, storage/rpc_frames.py):
     request : [call_id, op, request_id, *args]   request_id: the gateway's id, "" if none
     response: [call_id, status, payload]         status as in HTTP: 200 ok, 404, 413, 507...
 Ops and their payloads are the table in _OPS. A status >= 400 carries a reason string.
@@ -29,10 +30,11 @@ from typing import Any
 import msgpack
 from aiohttp import WSMsgType, web
 
-from storage import limits, list_pages
+from storage import limits, list_pages, rpc_frames
 from storage.errors import BadRequest, StorageError
 from storage.metrics import REQUEST_ID, bound_request_id
 from storage.node import Node
+from storage.rpc_frames import Outbox
 
 Result = tuple[int, Any]
 OpFn = Callable[[Node, list[Any]], Awaitable[Result]]
@@ -162,8 +164,8 @@ async def _call(node: Node, op: Any, args: list[Any]) -> Result:
         return 400, f"bad arguments: {e}"
 
 
-async def _serve_one(node: Node, ws: web.WebSocketResponse, frame: list[Any], size: int,
-                     slots: asyncio.Semaphore, observe: Observer | None) -> None:
+async def _serve_one(node: Node, ws: web.WebSocketResponse, outbox: Outbox, frame: list[Any],
+                     size: int, slots: asyncio.Semaphore, observe: Observer | None) -> None:
     call_id, op, request_id, *args = frame
     # This task runs in its own copy of the context: the id tags only this call's lines.
     REQUEST_ID.set(bound_request_id(request_id if isinstance(request_id, str) else None))
@@ -175,7 +177,7 @@ async def _serve_one(node: Node, ws: web.WebSocketResponse, frame: list[Any], si
         if observe is not None:
             observe(str(op)[:32], status, time.monotonic() - started, size, len(answer))
         if not ws.closed:
-            await ws.send_bytes(answer)
+            await outbox.put(answer)    # waits for the write: a slow reader holds the slot
     except (ConnectionError, RuntimeError):
         pass  # the client went away; its calls' outcomes are its own to retry
     finally:
@@ -198,20 +200,22 @@ async def handle(node: Node, sockets: set[Any], observe: Observer | None,
     sockets.add(ws)
     slots = asyncio.Semaphore(limits.rpc_inflight_per_connection_max)
     running: set[asyncio.Task[None]] = set()
+    outbox = Outbox(ws.send_bytes)
     async for msg in ws:
         if msg.type != WSMsgType.BINARY:
             break
         try:
-            frame = msgpack.unpackb(msg.data)
-        except (ValueError, TypeError, msgpack.UnpackException):
+            calls = list(rpc_frames.frames(msg.data))
+        except ValueError:
             break  # not our protocol: drop the connection
-        if not isinstance(frame, list) or len(frame) < 3:
+        if not all(isinstance(f, list) and len(f) >= 3 for f in calls):
             break
-        await slots.acquire()
-        task = asyncio.create_task(
-            _serve_one(node, ws, frame, len(msg.data), slots, observe))
-        running.add(task)
-        task.add_done_callback(running.discard)
+        for frame in calls:
+            await slots.acquire()
+            task = asyncio.create_task(_serve_one(
+                node, ws, outbox, frame, len(msg.data) // len(calls), slots, observe))
+            running.add(task)
+            task.add_done_callback(running.discard)
     if running:
         await asyncio.gather(*running, return_exceptions=True)
     await ws.close()

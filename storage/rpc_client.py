@@ -19,6 +19,7 @@ import msgpack
 
 from storage import limits, wire
 from storage.metrics import REQUEST_ID
+from storage.rpc_frames import Outbox, frames
 
 
 class ChannelError(Exception):
@@ -34,6 +35,7 @@ class _NotSent(Exception):
 class _Conn:
     def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         self.ws = ws
+        self.outbox = Outbox(ws.send_bytes)
         self.pending: dict[int, asyncio.Future[tuple[int, Any]]] = {}
         self._ids = itertools.count(1)
         self.reader = asyncio.create_task(self._read(), name="rpc-reader")
@@ -50,7 +52,7 @@ class _Conn:
         self.pending[call_id] = future
         try:
             try:
-                await self.ws.send_bytes(msgpack.packb([call_id, op, REQUEST_ID.get(), *args]))
+                await self.outbox.put(msgpack.packb([call_id, op, REQUEST_ID.get(), *args]))
             except (ConnectionError, RuntimeError, aiohttp.ClientError) as e:
                 raise _NotSent() from e
             return await asyncio.wait_for(future, timeout_s)
@@ -64,10 +66,10 @@ class _Conn:
             async for msg in self.ws:
                 if msg.type != aiohttp.WSMsgType.BINARY:
                     break
-                call_id, status, payload = msgpack.unpackb(msg.data)
-                future = self.pending.get(call_id)
-                if future is not None and not future.done():
-                    future.set_result((status, payload))
+                for call_id, status, payload in frames(msg.data):
+                    future = self.pending.get(call_id)
+                    if future is not None and not future.done():
+                        future.set_result((status, payload))
         except (aiohttp.ClientError, ConnectionError, ValueError):
             pass
         finally:

@@ -1,0 +1,90 @@
+"""Coalescing the RPC channel's frames: all the calls (or answers) queued for one WebSocket
+in one turn of the event loop leave as one message.
+
+Why: on loopback every message is a send() system call that runs the receiver's TCP stack
+and wakes its process; under concurrent requests that was the gateway's largest single
+cost (27 % of its busy samples under 32 concurrent small GETs, py-spy), far more than
+packing the calls. A message holds one or more msgpack objects back to back (msgpack is
+self-delimiting), so a message of one frame is exactly what a frame was before.
+
+Rules: frames leave in the order they were queued; a message is cut at
+`limits.rpc_batch_bytes_max` (a bigger frame goes alone); each queued frame learns whether
+its message was handed to the connection (a caller may retry a frame that was not).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+import msgpack
+
+from storage import limits
+
+
+def frames(data: bytes) -> Iterator[Any]:
+    """The msgpack objects of one message, in order (ValueError if one is malformed)."""
+    while data:
+        try:
+            yield msgpack.unpackb(data)
+            return
+        except msgpack.ExtraData as more:      # another frame follows this one
+            yield more.unpacked  # type: ignore[attr-defined]
+            data = more.extra  # type: ignore[attr-defined]
+        except (ValueError, TypeError, msgpack.UnpackException) as e:
+            raise ValueError(f"malformed frame: {e}") from e
+
+
+def _retrieve(sent: asyncio.Future[None]) -> None:
+    # A writer that does not wait for its frame (nothing to retry) must not leave an
+    # "exception never retrieved" behind.
+    if not sent.cancelled():
+        sent.exception()
+
+
+class Outbox:
+    """Frames for one connection, sent together at the end of the loop turn."""
+
+    def __init__(self, send: Callable[[bytes], Awaitable[None]],
+                 batch_bytes_max: int = limits.rpc_batch_bytes_max) -> None:
+        self._send = send
+        self._max = batch_bytes_max
+        self._queued: list[bytes] = []
+        self._size = 0
+        self._sent: asyncio.Future[None] | None = None    # the queued batch's outcome
+        self._sending: set[asyncio.Task[None]] = set()
+
+    def put(self, frame: bytes) -> asyncio.Future[None]:
+        """Queue a frame; the future is done once its message was written (or failed)."""
+        if self._queued and self._size + len(frame) > self._max:
+            self._flush()
+        if self._sent is None:
+            loop = asyncio.get_running_loop()
+            self._sent = loop.create_future()
+            self._sent.add_done_callback(_retrieve)
+            loop.call_soon(self._flush)
+        self._queued.append(frame)
+        self._size += len(frame)
+        return self._sent
+
+    def _flush(self) -> None:
+        if self._sent is None:
+            return                      # flushed early (size cap) in this turn
+        data, sent = b"".join(self._queued), self._sent
+        self._queued, self._size, self._sent = [], 0, None
+        task = asyncio.ensure_future(self._deliver(data, sent))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _deliver(self, data: bytes, sent: asyncio.Future[None]) -> None:
+        try:
+            await self._send(data)
+        except BaseException as e:      # every waiter hears of it; nothing is re-raised
+            if not sent.done():
+                sent.set_exception(e)
+            if not isinstance(e, Exception):
+                raise
+            return
+        if not sent.done():
+            sent.set_result(None)

@@ -1,0 +1,51 @@
+"""storage/rpc_frames.py: frames queued in one loop turn leave as one message, in order,
+cut at the size cap; a failed send reaches every frame of its message."""
+
+from __future__ import annotations
+
+import asyncio
+
+import msgpack
+import pytest
+
+from storage.rpc_frames import Outbox, frames
+
+
+def test_frames_splits_back_to_back_objects_and_refuses_garbage() -> None:
+    one = msgpack.packb([1, "mget", "", 3])
+    assert list(frames(one)) == [[1, "mget", "", 3]]
+    assert list(frames(one + msgpack.packb([2, 200, None]))) == [[1, "mget", "", 3],
+                                                                  [2, 200, None]]
+    with pytest.raises(ValueError):
+        list(frames(one + b"\xc1"))         # 0xc1 is never valid msgpack
+    with pytest.raises(ValueError):
+        list(frames(one[:-1]))              # cut short
+
+
+async def test_one_message_per_turn_in_order_and_capped() -> None:
+    sent: list[bytes] = []
+
+    async def send(data: bytes) -> None:
+        sent.append(data)
+
+    box = Outbox(send, batch_bytes_max=100)
+    waits = [box.put(msgpack.packb([i, "x" * 20])) for i in range(8)]   # 24 bytes each
+    await asyncio.gather(*waits)
+    assert [len(list(frames(m))) for m in sent] == [4, 4]               # cut at the cap
+    assert [f[0] for m in sent for f in frames(m)] == list(range(8))
+    sent.clear()
+    await box.put(msgpack.packb([9, "y" * 300]))      # bigger than the cap: alone
+    await box.put(msgpack.packb([10]))                # a later turn: its own message
+    assert [len(list(frames(m))) for m in sent] == [1, 1]
+
+
+async def test_a_failed_send_fails_every_frame_of_its_message() -> None:
+    async def send(data: bytes) -> None:
+        raise ConnectionResetError("gone")
+
+    box = Outbox(send)
+    waits = [box.put(b"\x90"), box.put(b"\x90")]
+    results = await asyncio.gather(*waits, return_exceptions=True)
+    assert all(isinstance(r, ConnectionResetError) for r in results)
+    box.put(b"\x90")                        # nobody waits: no "never retrieved" warning
+    await asyncio.sleep(0.01)
