@@ -106,9 +106,9 @@ class FastSigner:
 class BotocoreSigner:
     def __init__(self, access_key: str, secret_key: str, region: str) -> None:
         # Imported here: botocore is a test dependency, the gateway signer needs none.
-        from botocore.auth import S3SigV4Auth  # type: ignore[import-untyped]
-        from botocore.awsrequest import AWSRequest  # type: ignore[import-untyped]
-        from botocore.credentials import Credentials  # type: ignore[import-untyped]
+        from botocore.auth import S3SigV4Auth
+        from botocore.awsrequest import AWSRequest
+        from botocore.credentials import Credentials
 
         class GivenPayloadAuth(S3SigV4Auth):  # type: ignore[misc]
             """botocore's S3 signer, told the payload hash instead of hashing the body."""

@@ -206,7 +206,7 @@ SIGN_CASES = [
 def test_fast_signer_agrees_with_gateway_and_botocore(
     method: str, url: str, headers: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import botocore.auth  # type: ignore[import-untyped]
+    import botocore.auth
 
     from bench.signer import BotocoreSigner, FastSigner
     from gateway.sigv4 import sign_request

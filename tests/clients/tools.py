@@ -15,9 +15,9 @@ import subprocess
 from pathlib import Path
 from typing import Any, NoReturn
 
-import boto3  # type: ignore[import-untyped]
+import boto3
 import pytest
-from botocore.config import Config as BotoConfig  # type: ignore[import-untyped]
+from botocore.config import Config as BotoConfig
 
 from tests.cluster.harness import Cluster
 

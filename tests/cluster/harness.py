@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import boto3
 from botocore.config import Config as BotoConfig
@@ -136,14 +136,23 @@ class Cluster:
         return [n for n in self.specs if n.startswith("node")]
 
 
-def new_cluster(**kw: object) -> Cluster:
+class ClusterOptions(TypedDict, total=False):
+    """The Cluster fields a test may set when it asks for a cluster."""
+
+    nodes: int
+    devices_per_node: int
+    extra: str
+    gateway_extra: str
+
+
+def new_cluster(**kw: Unpack[ClusterOptions]) -> Cluster:
     root = Path(tempfile.mkdtemp(prefix="coffre-test-"))
     os.environ.pop("COFFRE_DATA", None)
-    return Cluster(root, root / "cluster.toml", **kw)  # type: ignore[arg-type]
+    return Cluster(root, root / "cluster.toml", **kw)
 
 
 @contextmanager
-def running_cluster(**kw: object) -> Iterator[Cluster]:
+def running_cluster(**kw: Unpack[ClusterOptions]) -> Iterator[Cluster]:
     """A started cluster (started_cluster's arguments), stopped and removed afterwards."""
     c = started_cluster(**kw)
     try:
@@ -153,7 +162,7 @@ def running_cluster(**kw: object) -> Iterator[Cluster]:
         shutil.rmtree(c.root, ignore_errors=True)
 
 
-def started_cluster(attempts: int = 3, **kw: object) -> Cluster:
+def started_cluster(attempts: int = 3, **kw: Unpack[ClusterOptions]) -> Cluster:
     """A new running cluster; a start that loses a port race is retried on new ports."""
     for attempt in range(attempts):
         c = new_cluster(**kw)

@@ -72,8 +72,8 @@ def test_any_two_nodes_down(cluster: Cluster, s3) -> None:  # type: ignore[no-un
         for n in pair:
             cluster.kill(n)
         try:
-            for n, body in BODIES.items():
-                assert s3.get_object(Bucket="data", Key=f"obj-{n}")["Body"].read() == body
+            for size, body in BODIES.items():
+                assert s3.get_object(Bucket="data", Key=f"obj-{size}")["Body"].read() == body
         finally:
             for n in pair:
                 cluster.start(n)

@@ -14,6 +14,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -254,6 +255,7 @@ def test_public_read_by_policy(cluster: Cluster, two: dict[str, Any]) -> None:
     listed = anonymous.list_objects_v2(Bucket="census")
     assert [o["Key"] for o in listed["Contents"]] == ["2024/pop.csv"]
     assert two["beta"].get_object(Bucket="census", Key="2024/pop.csv")["Body"].read()
+    write: Callable[[Any], object]
     for write in (lambda s: s.put_object(Bucket="census", Key="x", Body=b"x"),
                   lambda s: s.delete_object(Bucket="census", Key="2024/pop.csv")):
         for s3 in (anonymous, two["beta"]):
@@ -338,14 +340,17 @@ def test_revoked_key_fails_on_every_gateway(cluster: Cluster, two: dict[str, Any
     key = admin(cluster, "key", "create", "--tenant", "alpha")
     clients = [client(cluster.endpoint, key), client(second, key)]
     for s3 in clients:
-        wait_until(lambda s3=s3: works(s3), "new key usable")
+        wait_until(partial(works, s3), "new key usable")
     listed = admin(cluster, "key", "list", "--tenant", "alpha")
     assert key["access_key"] in [k["access_key"] for k in listed]
     assert all("secret_key" not in k for k in listed)
     revoked = admin(cluster, "key", "revoke", key["access_key"])
     assert revoked["status"] == "revoked"
     for s3 in clients:
-        took = wait_until(lambda s3=s3: not works(s3), "revoked key refused")
+        def refused(s3: Any = s3) -> bool:
+            return not works(s3)
+
+        took = wait_until(refused, "revoked key refused")
         print(f"revoked key refused after {took:.2f} s")
     with pytest.raises(ClientError) as exc:
         clients[1].list_buckets()

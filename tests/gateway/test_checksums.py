@@ -8,7 +8,7 @@ import hashlib
 import random
 
 import pytest
-from botocore import httpchecksum  # type: ignore[import-untyped]
+from botocore import httpchecksum
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

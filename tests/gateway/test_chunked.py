@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import pytest
-from botocore import httpchecksum  # type: ignore[import-untyped]
+from botocore import httpchecksum
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -201,8 +201,8 @@ def test_botocore_aws_chunked_without_checksum() -> None:
 
 
 def test_boto3_put_object_body_decodes() -> None:
-    import boto3  # type: ignore[import-untyped]
-    from botocore.awsrequest import AWSResponse  # type: ignore[import-untyped]
+    import boto3
+    from botocore.awsrequest import AWSResponse
 
     seen: list[Any] = []
 

@@ -223,8 +223,9 @@ def test_post_policy_signature_and_conditions() -> None:
     with pytest.raises(errors.S3Error, match="signature"):
         postpolicy.verify_signature({**form, "policy": form["policy"][:-4] + "AAA="},
                                     secrets, "us-east-1")
+    no_secrets: dict[str, str] = {}
     with pytest.raises(errors.S3Error):
-        postpolicy.verify_signature(form, {}.get, "us-east-1")
+        postpolicy.verify_signature(form, no_secrets.get, "us-east-1")
     assert postpolicy.verify_signature({"key": "k"}, secrets, "us-east-1") is None
     policy_ = postpolicy.parse_policy(form["policy"])
     now = datetime(2026, 1, 1, 0, 30, tzinfo=UTC)

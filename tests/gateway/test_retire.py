@@ -17,7 +17,8 @@ class FakeClock:
 
 
 def test_entries_wait_their_delay_and_leave_in_order() -> None:
-    clock, deleted = FakeClock(), []
+    clock = FakeClock()
+    deleted: list[str] = []
     r: Retirement[str] = Retirement(deleted.extend, 10.0, 100, clock)
     r._queue.append((clock() + 10.0, ["a"]))    # add() without starting a task
     clock.now += 4

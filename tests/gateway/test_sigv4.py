@@ -9,12 +9,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-import boto3  # type: ignore[import-untyped]
+import boto3
 import pytest
-from botocore.auth import S3SigV4Auth, S3SigV4QueryAuth  # type: ignore[import-untyped]
-from botocore.awsrequest import AWSRequest, AWSResponse  # type: ignore[import-untyped]
-from botocore.config import Config  # type: ignore[import-untyped]
-from botocore.credentials import Credentials  # type: ignore[import-untyped]
+from botocore.auth import S3SigV4Auth, S3SigV4QueryAuth
+from botocore.awsrequest import AWSRequest, AWSResponse
+from botocore.config import Config
+from botocore.credentials import Credentials
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -181,7 +181,7 @@ def botocore_signed(
     if now is None:
         signer.add_auth(request)
     else:
-        import botocore.auth  # type: ignore[import-untyped]
+        import botocore.auth
 
         original = botocore.auth.get_current_datetime
         botocore.auth.get_current_datetime = lambda: now.replace(tzinfo=None)
@@ -201,7 +201,7 @@ def verify_aws_request(request: AWSRequest, now: datetime) -> AuthResult | None:
 
 
 def quoted(key: str) -> str:
-    from botocore.utils import percent_encode  # type: ignore[import-untyped]
+    from botocore.utils import percent_encode
 
     return str(percent_encode(key, safe="/~"))
 
