@@ -85,7 +85,11 @@ async def _serve(node: object, host: str, port: int, *, background: bool) -> Non
 
     assert isinstance(node, Node)
     app = make_app(node, background=background)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    # A SIGTERM drains in-flight calls for at most this long, then cancels what is left (a
+    # stream whose peer stopped reading): stopping must not hang on one client. CI saw a node
+    # outlive aiohttp's default 60 s under load.
+    runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                           shutdown_timeout=limits.shutdown_drain_s)
     await runner.setup()
     site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True)
     await site.start()

@@ -74,6 +74,7 @@ rpc_message_bytes_max = 8 * 1024 * 1024
 rpc_inflight_per_connection_max = 256
 # RPC connections a client keeps to each node (each carries many calls in flight).
 rpc_connections_per_node = 2
+shutdown_drain_s = 10.0                   # SIGTERM: in-flight calls finish within this
 rpc_batch_bytes_max = 256 * 1024           # frames coalesced into one message at most
 
 # Disk work runs in this many threads per node (reads and pwrites; commits have their own).
