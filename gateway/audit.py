@@ -34,6 +34,9 @@ from gateway.sigv4 import AuthResult
 
 audit_file_bytes_max = 64 * 1024 * 1024   # rotate at this size
 audit_files_kept = 20                      # rotated files kept per process
+_LINES_PER_WRITE = 1000                    # queued lines written at most per write()
+
+log = logging.getLogger("coffre.audit")
 
 
 @dataclass(frozen=True)
@@ -151,7 +154,3 @@ class AuditLog:
         else:
             self.path.unlink()
         self._file = open(self.path, "ab")  # noqa: SIM115
-
-
-_LINES_PER_WRITE = 1000
-log = logging.getLogger("coffre.audit")

@@ -66,6 +66,9 @@ class MergeStep:
     rows: list[Any] | None
     truncated: bool = False
     fetch: tuple[tuple[int, int], ...] = ()     # (shard index, rows to ask)
+    # Rows the shards sent per distinct row, over the merged ones: what the next listing of
+    # the same shape should expect (first_ask).
+    duplication: float = 1.0
 
 
 def first_ask(want: int, shards: int, duplication: float = 1.0) -> int:
@@ -78,13 +81,6 @@ def first_ask(want: int, shards: int, duplication: float = 1.0) -> int:
     share = (want + 1) * min(max(duplication, 1.0), shards) / shards
     rows = math.ceil(share + 3 * math.sqrt(share)) + limits.shard_slack_rows
     return min(limits.shard_page_rows_max, rows)
-
-
-def duplication(shards: Sequence[ShardBuffer]) -> float:
-    """Rows buffered per distinct row: what the next listing of the same shape should
-    expect (first_ask)."""
-    distinct = len(_merged([(s.keys, s.rows) for s in shards]))
-    return sum(len(s.rows) for s in shards) / distinct if distinct else 1.0
 
 
 class DuplicationHints:
@@ -109,12 +105,14 @@ def merge(shards: Sequence[ShardBuffer], want: int) -> MergeStep:
     """The page of `want` rows if the buffers decide it, else what to fetch next."""
     bound = min((s.resume_suffix for s in shards if s.resume_suffix is not None),
                 default=None)
-    final = _merged([(s.keys, s.rows) if bound is None else
-                     (s.keys, s.rows[:bisect.bisect_left(s.keys, bound)]) for s in shards])
+    parts = [(s.keys, s.rows) if bound is None else
+             (s.keys, s.rows[:bisect.bisect_left(s.keys, bound)]) for s in shards]
+    final = _merged(parts)
+    seen = sum(len(rows) for _, rows in parts) / len(final) if final else 1.0
     if len(final) > want:
-        return MergeStep(final[:want], True)
+        return MergeStep(final[:want], True, duplication=seen)
     if bound is None:
-        return MergeStep(final, False)
+        return MergeStep(final, False, duplication=seen)
     everything = _merged([(s.keys, s.rows) for s in shards])
     end = row_key(everything[want]) if len(everything) > want else None
     fetch = [i for i, s in enumerate(shards) if s.resume_suffix is not None

@@ -91,10 +91,14 @@ async def shard_page(store: MetaStore, batch: PageBatch, partition: int, query: 
     read = min(store.quorum.read, len(devices))
     first = rotate % read
     order = [*devices[first:read], *devices[:first], *devices[read:]]
-    primary, states = await _ask_quorum(batch, partition, query, order, read, STATE_ONLY)
+    (holder, primary), states = await _ask_quorum(batch, partition, query, order, read,
+                                                  STATE_ONLY)
     if primary.state and all(d.state == primary.state for d in states):
         return primary
-    primary, digests = await _ask_quorum(batch, partition, query, order, read, DIGEST)
+    # The page stands; R - 1 replicas other than its holder say whether they list it too.
+    others = [d for d in order if d is not holder]
+    _, digests = await _ask_quorum(batch, partition, query, others, read, DIGEST,
+                                   primary=(holder, primary))
     if all(d.digest == primary.digest for d in digests):
         return primary
     log.info("listing: replicas of partition %d differ from %r on, merging them",
@@ -103,27 +107,35 @@ async def shard_page(store: MetaStore, batch: PageBatch, partition: int, query: 
 
 
 async def _ask_quorum(batch: PageBatch, partition: int, query: PageQuery,
-                      order: list[Device], read: int, others: Want) -> tuple[Page, list[Page]]:
-    """The primary's page (rows and digests) and what `others` says the R - 1 others send."""
+                      order: list[Device], read: int, others: Want,
+                      primary: tuple[Device, Page] | None = None
+                      ) -> tuple[tuple[Device, Page], list[Page]]:
+    """The primary's page (rows and digests) with the replica that sent it, and what `others`
+    says the R - 1 others send; `primary` when the page was read already (then `order`
+    holds the other replicas only)."""
     pool = list(order)
     reasons: list[str] = []
 
-    async def ask(with_rows: Want) -> Page | None:
+    async def ask(with_rows: Want) -> tuple[Device, Page] | None:
         while pool:
             dev = pool.pop(0)
             try:
-                return await batch.page(dev, partition, query, with_rows)
+                return dev, await batch.page(dev, partition, query, with_rows)
             except NodeError as e:
                 reasons.append(str(e))
         return None
 
+    async def given() -> tuple[Device, Page] | None:
+        return primary
+
     # Tasks start in argument order, so the primary takes order[0], the digests the next.
-    answers = await asyncio.gather(ask(ROWS), *(ask(others) for _ in range(read - 1)))
-    primary, digests = answers[0], [a for a in answers[1:] if a is not None]
-    if primary is None or len(digests) < read - 1:
+    answers = await asyncio.gather(given() if primary is not None else ask(ROWS),
+                                   *(ask(others) for _ in range(read - 1)))
+    first, digests = answers[0], [a[1] for a in answers[1:] if a is not None]
+    if first is None or len(digests) < read - 1:
         raise errors.ServiceUnavailable(
             "listing: not enough replicas answered: " + "; ".join(reasons))
-    return primary, digests
+    return first, digests
 
 
 async def merged_page(store: MetaStore, partition: int, query: PageQuery) -> Page:

@@ -52,7 +52,7 @@ async def list_page(catalog: Catalog, bucket: BucketRecord, prefix: str,
         step = list_merge.merge(shards, max_keys)
         if step.rows is not None:
             if delimiter:
-                _HINTS.put(shape, list_merge.duplication(shards))
+                _HINTS.put(shape, step.duplication)
             return _page(step.rows, step.truncated)
         fetch = step.fetch
 

@@ -155,13 +155,8 @@ class Device:
         if self.failed_reason is not None:
             raise DeviceFailed(self.failed_reason)
         loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
-        except Exception as e:
-            mapped = self._map_error(e)
-            if mapped is e:
-                raise
-            raise mapped from e
+        return await loop.run_in_executor(self._executor,
+                                          lambda: self._mapped(fn, *args, **kwargs))
 
     def _now(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         """Run a short LMDB read on the event loop itself. A metadata point read is a few
@@ -172,6 +167,10 @@ class Device:
             raise DeviceFailed(self.failed_reason)
         if not _background.get():
             self._foreground_at = time.monotonic()
+        return self._mapped(fn, *args, **kwargs)
+
+    def _mapped(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        """fn's result, or the error callers see for its failure (_map_error)."""
         try:
             return fn(*args, **kwargs)
         except Exception as e:

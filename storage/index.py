@@ -376,18 +376,10 @@ class Index:
 
     def meta_summary(self, partition: int) -> tuple[int, str]:
         """(records, hash) of the partition's metadata records, tombstones included: equal
-        on two replicas that hold the same keys at the same stamps. Hashed in LMDB order
-        over the raw LMDB key, flags and stamp: no record decoded (the order and the LMDB
-        keys depend only on the keys, so replicas agree)."""
-        h = xxhash.xxh3_128()
-        count = 0
-        with self._kv.read() as txn:
-            rows = txn.scan("meta", keys.partition_bytes(partition),
-                            keys.partition_end(partition))
-            for k, v in rows:
-                h.update(_field(k) + v[:18])    # version, flags, ts
-                count += 1
-        return count, h.hexdigest()
+        on two replicas that hold the same keys at the same stamps. It is the running
+        digest (storage/meta_digest.py): no scan."""
+        digest = self.meta_digest(partition)
+        return meta_digest.count(digest), digest.hex()
 
     def partition_summary(self, partition: int) -> dict[str, int | str]:
         metas, meta_hash = self.meta_summary(partition)

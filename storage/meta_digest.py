@@ -29,8 +29,13 @@ def term(key: bytes, ts: bytes) -> int:
         xxhash.xxh3_128_digest(len(key).to_bytes(2, "big") + key + ts), "big")
 
 
+def count(digest: bytes) -> int:
+    """How many records a digest covers."""
+    return int.from_bytes(digest[16:SIZE], "big")
+
+
 def fold(digest: bytes | None, change: int, count_delta: int) -> bytes:
     """The digest after XOR-ing in `change` (terms added or removed) and counting."""
-    acc, count = (0, 0) if not digest else (int.from_bytes(digest[:16], "big"),
-                                            int.from_bytes(digest[16:SIZE], "big"))
-    return (acc ^ change).to_bytes(16, "big") + (count + count_delta).to_bytes(8, "big")
+    acc = int.from_bytes(digest[:16], "big") if digest else 0
+    records = count(digest) if digest else 0
+    return (acc ^ change).to_bytes(16, "big") + (records + count_delta).to_bytes(8, "big")

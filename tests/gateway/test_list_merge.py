@@ -59,7 +59,7 @@ def list_via_merge(shards: list[list[bytes]], want: int, delim: bytes | None,
             bufs[i].add(rows, nxt)
         step = list_merge.merge(bufs, want)
         if step.rows is not None:
-            LAST_DUPLICATION[:] = [list_merge.duplication(bufs)]
+            LAST_DUPLICATION[:] = [step.duplication]
             return step.rows, step.truncated, rounds
         assert step.fetch
         fetch = list(step.fetch)
