@@ -351,7 +351,9 @@ class Device:
         head = RecordHead(RecordKind.META, flags, partition, key, ts, len(body),
                           limits.chunk_size_bytes)
         record = encode_record(head, body)
-        old, region = await self._run(self._append_meta_if_newer, head, record)
+        # On the loop: a point read and a pwrite of a small record into the page cache cost
+        # less than a thread hop; the commit's syncs stay in the committer's thread.
+        old, region = self._now(self._append_meta_if_newer, head, record)
         previous = old if old is not None and old.intact else None
         if region is None:
             return False, previous
@@ -367,8 +369,8 @@ class Device:
 
     def _append_meta_if_newer(self, head: RecordHead, record: bytes
                               ) -> tuple[MetaEntry | None, tuple[SegmentFile, int] | None]:
-        # One thread hop for the check and the write; the commit checks again (a racing
-        # newer put may land in between) so this is only the cheap common-case filter.
+        # The commit checks again (a racing newer put may land in between), so this is only
+        # the cheap common-case filter.
         old = self.index.get_meta(head.partition, head.key)
         if old is not None and old.ts >= head.ts:
             return old, None
@@ -403,8 +405,13 @@ class Device:
         """A compact listing page, or only its digest, or only the partition's running
         digest (storage/list_pages.py)."""
         if with_rows == STATE_ONLY:
-            return Page(b"", None, state=await self._run(self.index.meta_digest, partition))
-        page = await self._run(self.index.list_page, partition, query, bool(with_rows))
+            return Page(b"", None, state=self._now(self.index.meta_digest, partition))
+        if query.limit <= limits.list_inline_rows_max and not query.delimiter:
+            # A short flat page costs less than the hop to a worker thread and back; the
+            # scan holds the GIL either way, so the thread never let the loop run meanwhile.
+            page = self._now(self.index.list_page, partition, query, bool(with_rows))
+        else:
+            page = await self._run(self.index.list_page, partition, query, bool(with_rows))
         for key in page.corrupt:
             e = await self._run(self.index.get_meta, partition, key)
             if e is not None and not e.intact:

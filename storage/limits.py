@@ -46,6 +46,9 @@ commit_batch_ops_max = 4096
 list_limit_max = 10_000
 # A listing page stops after examining this many records (deleted ones, skipped groups).
 list_scan_records_max = 10_000
+# Flat listing pages of at most this many rows run on the node's event loop (no thread hop):
+# a ~160-row shard page is ~1 ms of work, delimiter pages hop through unknown ranges.
+list_inline_rows_max = 256
 
 # LMDB map size: address space only (the file grows as needed).
 lmdb_map_size_bytes = 64 * 1024 * 1024 * 1024

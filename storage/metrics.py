@@ -147,15 +147,28 @@ class NodeMetrics:
                                ["device"], buckets=BATCH_BUCKETS_OPS, registry=r)
         self._snapshot = _SnapshotCollector()
         r.register(self._snapshot)
+        # Endpoints are our own route and op names (op names cut to 32 characters), devices
+        # the node's own: both sets are small, so these caches stay small.
+        self._children: dict[tuple[str, int], tuple[Any, Any, Any, Any]] = {}
+        self._commit_children: dict[int, tuple[Any, Any]] = {}
 
     def observe(self, endpoint: str, status: int, seconds: float, bytes_in: int,
                 bytes_out: int) -> None:
-        self.requests.labels(endpoint, str(status)).inc()
-        self.latency.labels(endpoint).observe(max(0.0, seconds))
+        # The labelled children are looked up once per (endpoint, status): labels() takes a
+        # lock and checks its arguments, a cost paid on every internal call otherwise.
+        children = self._children.get((endpoint, status))
+        if children is None:
+            children = (self.requests.labels(endpoint, str(status)),
+                        self.latency.labels(endpoint), self.bytes_in.labels(endpoint),
+                        self.bytes_out.labels(endpoint))
+            self._children[(endpoint, status)] = children
+        requests, latency, received, sent = children
+        requests.inc()
+        latency.observe(max(0.0, seconds))
         if bytes_in:
-            self.bytes_in.labels(endpoint).inc(bytes_in)
+            received.inc(bytes_in)
         if bytes_out:
-            self.bytes_out.labels(endpoint).inc(bytes_out)
+            sent.inc(bytes_out)
 
     def observe_rpc(self, op: str, status: int, seconds: float, bytes_in: int = 0,
                     bytes_out: int = 0) -> None:
@@ -164,8 +177,12 @@ class NodeMetrics:
 
     def observe_commit(self, device: int, ops: int, fsync_seconds: float) -> None:
         """One group commit of `device`: its batch size and its fdatasync time."""
-        self.batch.labels(str(device)).observe(ops)
-        self.fsync.labels(str(device)).observe(max(0.0, fsync_seconds))
+        children = self._commit_children.get(device)
+        if children is None:
+            children = (self.batch.labels(str(device)), self.fsync.labels(str(device)))
+            self._commit_children[device] = children
+        children[0].observe(ops)
+        children[1].observe(max(0.0, fsync_seconds))
 
     def add_status_source(self, prefix: str, source: StatusSource) -> None:
         """Export the numeric fields of `source()` (called at each scrape) as gauges."""

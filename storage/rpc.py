@@ -175,7 +175,10 @@ async def _serve_one(node: Node, ws: web.WebSocketResponse, outbox: Outbox, fram
         answer = msgpack.packb([call_id, status, payload])
         _log_call(op, status, payload, time.monotonic() - started)
         if observe is not None:
-            observe(str(op)[:32], status, time.monotonic() - started, size, len(answer))
+            # Only known op names become labels: a peer sending made-up ones must not
+            # grow the metrics without bound.
+            name = op if isinstance(op, str) and op in _OPS else "unknown"
+            observe(name, status, time.monotonic() - started, size, len(answer))
         if not ws.closed:
             await outbox.put(answer)    # waits for the write: a slow reader holds the slot
     except (ConnectionError, RuntimeError):
