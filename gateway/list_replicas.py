@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from gateway import errors, limits
@@ -83,14 +84,30 @@ class PageBatch:
                 future.set_exception(answer)
 
 
+def pick_primaries(replicas: Sequence[Sequence[Device]]) -> list[Device]:
+    """The replica that sends each partition's page, spread over the nodes: a listing's
+    time is that of its busiest node, and taking every shard's first replica put half of a
+    root listing's pages on one node of six (47 ms of its CPU against ~8 ms on the others).
+    Greedy: each partition goes to the node with the fewest pages so far among those that
+    hold a replica; ties go round-robin with the partition's position, so that the first
+    replicas of the ring are not always preferred."""
+    load: dict[str, int] = {}
+    out: list[Device] = []
+    for i, devices in enumerate(replicas):
+        turned = [*devices[i % len(devices):], *devices[:i % len(devices)]]
+        best = min(turned, key=lambda d: load.get(d.addr, 0))
+        load[best.addr] = load.get(best.addr, 0) + 1
+        out.append(best)
+    return out
+
+
 async def shard_page(store: MetaStore, batch: PageBatch, partition: int, query: PageQuery,
-                     rotate: int) -> Page:
+                     sender: Device) -> Page:
     """The page of one shard's partition (rows always included; digest left empty when it
-    came from the fallback merge)."""
+    came from the fallback merge), sent by `sender` if it is still one of its replicas."""
     devices = store.replicas(partition)
     read = min(store.quorum.read, len(devices))
-    first = rotate % read
-    order = [*devices[first:read], *devices[:first], *devices[read:]]
+    order = [*(d for d in devices if d == sender), *(d for d in devices if d != sender)]
     (holder, primary), states = await _ask_quorum(batch, partition, query, order, read,
                                                   STATE_ONLY)
     if primary.state and all(d.state == primary.state for d in states):

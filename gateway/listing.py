@@ -21,10 +21,11 @@ from typing import Any
 from gateway import list_merge
 from gateway.catalog import Catalog
 from gateway.list_merge import LIST_FIELDS, ShardBuffer
-from gateway.list_replicas import PageBatch, shard_page
+from gateway.list_replicas import PageBatch, pick_primaries, shard_page
 from gateway.manifest import BucketRecord
 from gateway.metastore import MetaStore
 from gateway.s3xml import ListEntry, ListPage
+from ring.model import Device
 from storage.list_pages import PageQuery
 
 
@@ -43,10 +44,11 @@ async def list_page(catalog: Catalog, bucket: BucketRecord, prefix: str,
     ask = list_merge.first_ask(max_keys, len(partitions), dup)
     fetch = tuple((i, ask) for i in range(len(partitions)))
     batch = PageBatch(catalog.store.client)
+    primaries = pick_primaries([catalog.store.replicas(p) for p in partitions])
     delim = delimiter.encode() if delimiter else None
     while True:
         await asyncio.gather(*(
-            _fill(catalog.store, batch, partitions[i], i, shards[i],
+            _fill(catalog.store, batch, partitions[i], primaries[i], shards[i],
                   PageQuery(full_prefix, start_at, n, delim, len(base), LIST_FIELDS))
             for i, n in fetch))
         step = list_merge.merge(shards, max_keys)
@@ -62,12 +64,12 @@ async def list_page(catalog: Catalog, bucket: BucketRecord, prefix: str,
 _HINTS = list_merge.DuplicationHints()
 
 
-async def _fill(store: MetaStore, batch: PageBatch, partition: int, rotate: int,
+async def _fill(store: MetaStore, batch: PageBatch, partition: int, primary: Device,
                 buf: ShardBuffer, query: PageQuery) -> None:
     """Ask one partition for its next page (query.start_at is replaced by where it is)."""
     assert buf.resume is not None, "a finished shard is never asked again"
     query = dataclasses.replace(query, start_at=buf.resume)
-    page = await shard_page(store, batch, partition, query, rotate)
+    page = await shard_page(store, batch, partition, query, primary)
     buf.add(page.rows, page.resume)
 
 
