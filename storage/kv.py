@@ -134,8 +134,10 @@ class _LmdbCursor:
         cursor = self._cursor
         if not cursor.set_range(start):
             return None
-        key = cast(bytes, cursor.key())     # buffers=False: bytes, not memoryviews
-        return None if stop is not None and key >= stop else (key, cast(bytes, cursor.value()))
+        key: bytes = cursor.key()  # type: ignore[assignment]  # buffers=False: bytes (no cast(): a call)
+        if stop is not None and key >= stop:
+            return None
+        return key, cursor.value()  # type: ignore[return-value]
 
     def _rows(self, mine: int, start: bytes, stop: bytes | None) -> Iterator[
             tuple[bytes, bytes]]:

@@ -54,7 +54,8 @@ Head = tuple[bytes, bytes, bool]
 First = Callable[[bytes], Head | None]
 Field = int | tuple[int, str]
 
-_KEY_TAG, _GROUP_TAG, _END_TAG = b"k", b"g", b"e"
+# bytes([b + 1]) for every byte value but 0xff (successor's common case, precomputed).
+_NEXT_BYTE = tuple(bytes([b + 1]) for b in range(255))
 
 
 @dataclass(frozen=True)
@@ -140,16 +141,18 @@ def project(value: bytes, fields: Sequence[Field]) -> list[Any]:
         doc = msgpack.unpackb(value)
     except (ValueError, TypeError, msgpack.UnpackException):
         return [None] * len(fields)
-    if not isinstance(doc, list):
+    if doc.__class__ is not list:
         return [None] * len(fields)
+    # Runs for every listed key: class checks and one length, not isinstance() per field.
+    size = len(doc)
     out: list[Any] = []
     for f in fields:
-        if isinstance(f, int):
-            out.append(doc[f] if f < len(doc) else None)
+        if f.__class__ is int:
+            out.append(doc[f] if f < size else None)
         else:
-            i, name = f
-            part = doc[i] if i < len(doc) else None
-            out.append(part.get(name) if isinstance(part, dict) else None)
+            i, name = f  # type: ignore[misc]
+            part = doc[i] if i < size else None
+            out.append(part.get(name) if part.__class__ is dict else None)
     return out
 
 
@@ -176,7 +179,7 @@ class _State:
         self.scanned = 0
         self.resume: bytes | None = None
         self.corrupt: list[bytes] = []
-        self.hashed: list[bytes] = []     # hashed once at the end: one call, not one per row
+        self.hashed: list[Any] = []      # hashed once at the end: one call, not one per row
 
     def scan(self, rows: Iterator[Row], low: bytes) -> bytes | None:
         q = self.q
@@ -220,12 +223,15 @@ class _State:
             at = key.find(delimiter, len(prefix))
             if deleted or at < 0 or key < low or not key.startswith(prefix):
                 return low
-            group = key[: at + len(delimiter)]
-            low = successor(group)
+            end = at + len(delimiter)
+            group = key[:end]
+            # successor(group), inlined for a group whose last byte can grow (all but 0xff)
+            last = key[end - 1]
+            low = key[:end - 1] + _NEXT_BYTE[last] if last != 0xFF else successor(group)
             if group < start_at:
                 continue        # listed on an earlier page
             self.count += 1
-            self.hashed.append(_GROUP_TAG + _field(group) + _field(key) + ts)
+            self.hashed.append((group, key, ts))
             if self.with_rows:
                 self.rows.append(group[q.strip:])
             if self.count >= q.limit:
@@ -244,7 +250,7 @@ class _State:
         if live is None:
             return after        # only tombstones: nothing to list
         self.count += 1
-        self.hashed.append(_GROUP_TAG + _field(group) + _field(live[0]) + live[1])
+        self.hashed.append((group, live[0], live[1]))
         if self.with_rows:
             self.rows.append(group[self.q.strip:])
         if self.count >= self.q.limit:
@@ -254,13 +260,15 @@ class _State:
 
     def _key_row(self, key: bytes, ts: bytes, value: bytes) -> None:
         self.count += 1
-        self.hashed.append(_KEY_TAG + _field(key) + ts)
+        self.hashed.append((key, ts))
         if self.with_rows:
             self.rows.append([key[self.q.strip:], *project(value, self.q.fields)])
 
     def finish(self) -> Page:
-        self.hashed.append(_END_TAG + (b"" if self.resume is None else _field(self.resume)))
-        digest = xxhash.xxh3_128_digest(b"".join(self.hashed))
+        # One msgpack array of the rows' tuples ((key, ts) for a key, (group, first live
+        # key, ts) for a group) and the resume point: unambiguous, and packed in C.
+        self.hashed.append(self.resume)
+        digest = xxhash.xxh3_128_digest(msgpack.packb(self.hashed))
         return Page(digest, self.resume, self.rows, tuple(self.corrupt))
 
 
@@ -277,5 +285,3 @@ def _first_live(group: bytes, rows: Iterator[Row]) -> tuple[bytes, bytes] | None
     return _RANGE_END
 
 
-def _field(b: bytes) -> bytes:
-    return len(b).to_bytes(2, "big") + b
