@@ -47,6 +47,7 @@ from storage.index import (
     PutFragment,
     PutMeta,
     Quarantine,
+    digest_group,
 )
 from storage.kv import KVStore, LmdbStore, MemoryStore
 from storage.list_pages import STATE_ONLY, Page, PageQuery, Want
@@ -405,7 +406,8 @@ class Device:
         """A compact listing page, or only its digest, or only the partition's running
         digest (storage/list_pages.py)."""
         if with_rows == STATE_ONLY:
-            return Page(b"", None, state=self._now(self.index.meta_digest, partition))
+            return Page(b"", None, state=self._now(self.index.meta_digest, partition,
+                                                   digest_group(query.prefix)))
         if query.limit <= limits.list_inline_rows_max and not query.delimiter:
             # A short flat page costs less than the hop to a worker thread and back; the
             # scan holds the GIL either way, so the thread never let the loop run meanwhile.

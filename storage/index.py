@@ -10,7 +10,9 @@ Values (all integers big-endian):
     frag : v1 | ts u128 | Location | key (only for long keys)
     meta : v1 | flags u8 | ts u128 | Location | xxh3_64(value) | key_len u16 | key | value
     segs : segment u32 -> live bytes u64 (bytes of records the index points to)
-    mdig : partition -> the running digest of its meta records (storage/meta_digest.py)
+    mdig : partition -> the running digest of its meta records (storage/meta_digest.py);
+           partition + group -> the same over its records whose keys start with group
+           (the first limits.digest_group_bytes key bytes)
 """
 
 from __future__ import annotations
@@ -180,7 +182,9 @@ def _meta_row(value: bytes) -> list_pages.Row:
             value[pos:pos + 8])
 
 
-_DIGESTS_READY = b"mdig_v1"     # state key: every partition's digest is in "mdig"
+# state key: every partition's and key group's digest is in "mdig" (v1 had no groups)
+_DIGESTS_READY = b"mdig_v2"
+_GROUP = limits.digest_group_bytes
 
 
 class Index:
@@ -195,14 +199,18 @@ class Index:
             if txn.get("state", _DIGESTS_READY) is not None:
                 return
         with self._kv.write() as txn:
+            for k, _ in list(txn.scan("mdig", b"", None)):
+                txn.delete("mdig", k)
             acc: dict[bytes, tuple[int, int]] = {}
             for k, v in txn.scan("meta", b"", None):
                 key, ts = _meta_row(v)[:2]
                 part = k[:limits.partition_prefix_bytes]
-                x, n = acc.get(part, (0, 0))
-                acc[part] = (x ^ meta_digest.term(key, ts), n + 1)
-            for part, (x, n) in acc.items():
-                txn.put("mdig", part, meta_digest.fold(None, x, n))
+                t = meta_digest.term(key, ts)
+                for name in (part, part + key[:_GROUP]):
+                    x, n = acc.get(name, (0, 0))
+                    acc[name] = (x ^ t, n + 1)
+            for name, (x, n) in acc.items():
+                txn.put("mdig", name, meta_digest.fold(None, x, n))
             txn.put("state", _DIGESTS_READY, b"1")
 
     def close(self) -> None:
@@ -286,17 +294,19 @@ class Index:
             page = list_pages.build(
                 lambda low: self._page_rows(cursor.scan(keys.seek_key(partition, low), end)),
                 query, with_rows, first)
-            # The partition's digest in the same snapshot as the page.
-            return dataclasses.replace(page, state=self._digest(txn, partition))
+            # The digest of what the page can list, in the same snapshot as the page.
+            return dataclasses.replace(
+                page, state=self._digest(txn, partition, digest_group(query.prefix)))
 
-    def meta_digest(self, partition: int) -> bytes:
-        """The partition's running digest of its meta records (storage/meta_digest.py)."""
+    def meta_digest(self, partition: int, group: bytes = b"") -> bytes:
+        """The running digest of the partition's meta records (storage/meta_digest.py), or
+        of those in one key group (digest_group)."""
         with self._kv.read() as txn:
-            return self._digest(txn, partition)
+            return self._digest(txn, partition, group)
 
     @staticmethod
-    def _digest(txn: KVTxn, partition: int) -> bytes:
-        return txn.get("mdig", keys.partition_bytes(partition)) or meta_digest.EMPTY
+    def _digest(txn: KVTxn, partition: int, group: bytes = b"") -> bytes:
+        return txn.get("mdig", keys.partition_bytes(partition) + group) or meta_digest.EMPTY
 
     @staticmethod
     def _page_rows(rows: Iterator[tuple[bytes, bytes]]) -> Iterator[list_pages.Row]:
@@ -468,7 +478,7 @@ class Index:
             change ^= _term(old)
         txn.put("meta", keys.encode(e.partition, e.key), _meta_value(e))
         _add(live, e.loc, +1)
-        _fold_digest(txn, e.partition, change, 0 if old is not None else 1)
+        _fold_digest(txn, e.partition, e.key, change, 0 if old is not None else 1)
         return True
 
     def _drop(self, txn: KVTxn, is_meta: bool, partition: int, key: bytes,
@@ -480,7 +490,7 @@ class Index:
         txn.delete("meta" if is_meta else "frag", keys.encode(partition, key))
         _add(live, found.loc, -1)
         if isinstance(found, MetaEntry):
-            _fold_digest(txn, partition, _term(found), -1)
+            _fold_digest(txn, partition, key, _term(found), -1)
         return True
 
     def _relocate(self, txn: KVTxn, op: Relocate, live: dict[int, int]) -> bool:
@@ -542,9 +552,21 @@ def _term(e: MetaEntry) -> int:
     return meta_digest.term(e.key, e.ts.to_bytes(16, "big"))
 
 
-def _fold_digest(txn: KVTxn, partition: int, change: int, count_delta: int) -> None:
+def digest_group(prefix: bytes) -> bytes:
+    """The key group whose digest covers every record under `prefix`; b"" (the whole
+    partition) when the prefix is shorter than a group."""
+    return prefix[:_GROUP] if len(prefix) >= _GROUP else b""
+
+
+def _fold_digest(txn: KVTxn, partition: int, key: bytes, change: int,
+                 count_delta: int) -> None:
     part = keys.partition_bytes(partition)
-    txn.put("mdig", part, meta_digest.fold(txn.get("mdig", part), change, count_delta))
+    for name in (part, part + key[:_GROUP]):
+        folded = meta_digest.fold(txn.get("mdig", name), change, count_delta)
+        if meta_digest.count(folded):
+            txn.put("mdig", name, folded)
+        else:       # an emptied group leaves no entry behind (its digest reads as EMPTY)
+            txn.delete("mdig", name)
 
 
 def _add(live: dict[int, int], loc: Location, sign: int) -> None:

@@ -46,6 +46,11 @@ commit_batch_ops_max = 4096
 list_limit_max = 10_000
 # A listing page stops after examining this many records (deleted ones, skipped groups).
 list_scan_records_max = 10_000
+# Besides each partition's running digest (storage/meta_digest.py), one per group of records
+# that share their first this-many key bytes: a gateway's object records start with a kind
+# byte and an 8-byte bucket id, so a listing compares only its own bucket's records, and
+# writes to other buckets or to usage records in the same partition do not count.
+digest_group_bytes = 9
 # Flat listing pages of at most this many rows run on the node's event loop (no thread hop):
 # a ~160-row shard page is ~1 ms of work, delimiter pages hop through unknown ranges.
 list_inline_rows_max = 256

@@ -9,6 +9,10 @@ the same stamps (a stamp names one write, so the values are the same too): any l
 one of them builds is the page the other would build. Reading it costs one LMDB get, where
 a page digest (storage/list_pages.py) costs a scan of the page's range.
 
+The index keeps one such digest per partition and one per key group of it (records whose
+keys share their first limits.digest_group_bytes bytes: one bucket's objects), so that a
+listing compares only the records it can list (storage/index.py, digest_group).
+
 XOR makes the update order-free (a put removes the old record's term and adds the new
 one's); the count guards against pairs of terms cancelling out.
 

@@ -28,7 +28,8 @@ def recomputed(records: dict[bytes, int]) -> bytes:
 
 # (partition, key, stamp, tombstone?) writes; a drop quarantines whatever the key holds.
 writes = st.lists(st.tuples(st.integers(0, 2),
-                            st.sampled_from([b"a", b"b", b"a/x", b"k" * 600]),
+                            st.sampled_from([b"a", b"b", b"a/x", b"k" * 600, b"bucket001/a",
+                                             b"bucket001/b", b"bucket002/a"]),
                             st.integers(1, 6), st.booleans(), st.booleans()), max_size=40)
 
 
@@ -50,12 +51,17 @@ def test_running_digest_equals_the_recomputed_one(ops: list[tuple[int, bytes, in
             model[part][key] = ts
     for part, records in model.items():
         assert index.meta_digest(part) == recomputed(records)
+        for group in {k[:9] for k in records} | {b"bucket001", b"nothing.."}:
+            assert index.meta_digest(part, group) == recomputed(
+                {k: ts for k, ts in records.items() if k[:9] == group}), group
     shuffled = Index(MemoryStore())         # the same records written in another order
     final = [(p, k, ts) for p, recs in model.items() for k, ts in recs.items()]
     random.Random(len(ops)).shuffle(final)
     for p, k, ts in final:
         shuffled.apply([PutMeta(MetaEntry(p, k, ts, b"v", LOC))])
     assert all(shuffled.meta_digest(p) == index.meta_digest(p) for p in model)
+    assert all(shuffled.meta_digest(p, b"bucket001") == index.meta_digest(p, b"bucket001")
+               for p in model)
 
 
 def test_a_differing_record_changes_the_digest() -> None:
@@ -77,13 +83,15 @@ def test_an_index_from_before_digests_computes_them_when_opened(tmp_path: Path) 
     idx = Index(LmdbStore(path))
     idx.apply([PutMeta(MetaEntry(p, bytes([65 + i]) * (1 + i * 100), 10 + i, b"v", LOC))
                for p in range(3) for i in range(5)])
-    want = [idx.meta_digest(p) for p in range(3)]
-    with idx._kv.write() as txn:            # as an index written by the previous version
-        for p in range(3):
-            txn.delete("mdig", p.to_bytes(4, "big"))
+    groups = [b"A", b"B" * 9, b"C" * 9]
+    want = [idx.meta_digest(p, g) for p in range(3) for g in [b"", *groups]]
+    with idx._kv.write() as txn:            # as an index written by a previous version
+        for k, _ in list(txn.scan("mdig", b"", None)):
+            txn.delete("mdig", k)
         txn.delete("state", _DIGESTS_READY)
     assert idx.meta_digest(0) == meta_digest.EMPTY
     idx.close()
     reopened = Index(LmdbStore(path))
-    assert [reopened.meta_digest(p) for p in range(3)] == want
+    assert [reopened.meta_digest(p, g) for p in range(3) for g in [b"", *groups]] == want
+    assert all(d != meta_digest.EMPTY for d in want)
     reopened.close()
