@@ -27,6 +27,7 @@ import concurrent.futures
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -267,7 +268,8 @@ def measure(cluster: Cluster, keys: int, repeat: int, spy_out: str | None,
         if spy is not None:
             spy.send_signal(2)
             spy.wait()
-    print(f"flat listing best of {repeat}: {max(rates):,.0f} keys/s")
+    print(f"flat listing best of {repeat}: {max(rates):,.0f} keys/s, "
+          f"median {statistics.median(rates):,.0f} keys/s")
     for label, q in (("root delimiter page", "delimiter=/&max-keys=1000"),
                      ("one prefix, 1 page", "prefix=dataset-0007/&max-keys=1000")):
         times, rows = [], 0

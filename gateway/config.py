@@ -104,6 +104,9 @@ class Config:
     # Data of a replaced or deleted object is removed this long after (gateway.retire), so
     # that GETs already streaming it finish.
     retire_after_s: float = 300.0
+    # Listing pages listed ahead for paging clients per gateway process (gateway.list_ahead);
+    # 0 turns read-ahead off.
+    list_read_ahead_pages: int = 16
     virtual_host_domain: str = ""   # e.g. "s3.local": bucket.s3.local addresses a bucket
     part_power: int = 8             # 2**part_power partitions per ring
     default_policy: Policy = Policy(4, 2)
@@ -149,6 +152,8 @@ def load(path: str | os.PathLike[str], data_root: str | None = None) -> Config:
         memory_budget_mib=_positive(gw.get("memory_budget_mib", 256), "gateway.memory_budget_mib"),
         auto_fail_after_s=float(cluster.get("auto_fail_after_s", 0.0)),
         retire_after_s=_non_negative(gw.get("retire_after_s", 300.0), "gateway.retire_after_s"),
+        list_read_ahead_pages=int(_non_negative(gw.get("list_read_ahead_pages", 16),
+                                                "gateway.list_read_ahead_pages")),
         virtual_host_domain=gw.get("virtual_host_domain", ""),
         part_power=int(cluster.get("part_power", 8)),
         default_policy=parse_policy(cluster.get("default_policy", "ec 4+2")),

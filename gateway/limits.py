@@ -33,6 +33,13 @@ shard_page_rows_max = 1001                # a page of 1000 + 1 to tell it is tru
 shard_slack_rows = 8
 shard_refill_rows_min = 64
 list_fallback_page_records = 256
+# Listing read-ahead (gateway.list_ahead): pages listed ahead per gateway process, and how
+# long one waits for its request (a paging client asks within milliseconds).
+list_ahead_pages_max = 16
+list_ahead_keep_s = 10.0
+# A first page (no start-after) is read ahead only when this many keys were asked:
+# paging clients ask for 1000; a max-keys=1 probe never wants the next page.
+list_ahead_first_keys_min = 1000
 # Object bytes all uploads and downloads of one gateway process may hold at once (stripes
 # being hashed, encoded, sent, fetched or decoded): beyond it requests wait (gateway.budget).
 inflight_object_bytes_max = 256 * MIB

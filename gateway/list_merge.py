@@ -55,8 +55,35 @@ class ShardBuffer:
 
     def add(self, rows: list[Any], resume: bytes | None) -> None:
         self.rows.extend(rows)
-        self.keys.extend([r if r.__class__ is bytes else bytes(r[0]) for r in rows])
+        # msgpack gives bytes for bin: the key of a row is its first item as it is
+        self.keys.extend([r if r.__class__ is bytes else r[0] for r in rows])
         self.resume = resume
+
+
+@dataclass(frozen=True)
+class Leftover:
+    """A shard's rows past a page's end: its rows from the next page's start on, up to its
+    resume point (contiguous, as the shard sent them)."""
+
+    rows: list[Any]
+    keys: list[bytes]
+    resume: bytes | None
+
+
+def leftovers(shards: Sequence[ShardBuffer], page_end: bytes) -> list[Leftover]:
+    """What each shard holds after `page_end` (a row key: the page's last row)."""
+    out = []
+    for s in shards:
+        at = bisect.bisect_right(s.keys, page_end)
+        out.append(Leftover(s.rows[at:], s.keys[at:], s.resume))
+    return out
+
+
+def carried(left: Leftover, strip: int) -> ShardBuffer:
+    """A shard buffer that starts with a previous page's leftover rows."""
+    buf = ShardBuffer(b"", strip)
+    buf.add(list(left.rows), left.resume)
+    return buf
 
 
 @dataclass(frozen=True)
@@ -152,5 +179,15 @@ def to_entry(row: list[Any]) -> ListEntry:
     key, version, size, etag, mtime_ms, storage_class = row
     if version not in _VERSIONS:
         raise errors.InternalError(f"unreadable manifest in listing: version {version!r}")
-    return ListEntry(key.decode("utf-8", "surrogateescape"), int(mtime_ms), str(etag),
-                     int(size), str(storage_class or "STANDARD"))
+    # Runs for every listed key: the conversions only when a field is not of its type yet,
+    # and the tuple made directly (a NamedTuple's own __new__ is a Python function).
+    return _new_entry(ListEntry, (
+        key.decode("utf-8", "surrogateescape"),
+        mtime_ms if mtime_ms.__class__ is int else int(mtime_ms),
+        etag if etag.__class__ is str else str(etag),
+        size if size.__class__ is int else int(size),
+        storage_class if storage_class.__class__ is str and storage_class else
+        str(storage_class or "STANDARD")))
+
+
+_new_entry = tuple.__new__

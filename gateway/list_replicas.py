@@ -26,6 +26,7 @@ shard's primary and digests) leave as one message per node (PageBatch), not one 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -104,7 +105,8 @@ def pick_primaries(replicas: Sequence[Sequence[Device]]) -> list[Device]:
 async def shard_page(store: MetaStore, batch: PageBatch, partition: int, query: PageQuery,
                      sender: Device) -> Page:
     """The page of one shard's partition (rows always included; digest left empty when it
-    came from the fallback merge), sent by `sender` if it is still one of its replicas."""
+    came from the fallback merge), sent by `sender` if it is still one of its replicas.
+    Its `state` is the running digest R replicas agreed on, or b"" when they did not."""
     devices = store.replicas(partition)
     read = min(store.quorum.read, len(devices))
     order = [*(d for d in devices if d == sender), *(d for d in devices if d != sender)]
@@ -117,10 +119,38 @@ async def shard_page(store: MetaStore, batch: PageBatch, partition: int, query: 
     _, digests = await _ask_quorum(batch, partition, query, others, read, DIGEST,
                                    primary=(holder, primary))
     if all(d.digest == primary.digest for d in digests):
-        return primary
+        return dataclasses.replace(primary, state=b"")
     log.info("listing: replicas of partition %d differ from %r on, merging them",
              partition, query.start_at)
     return await merged_page(store, partition, query)
+
+
+async def states_unchanged(store: MetaStore, batch: PageBatch, prefix: bytes,
+                           states: dict[int, bytes]) -> bool:
+    """Whether R replicas of every partition still have the running digest in `states`
+    for the records under `prefix` (False as well when not enough of them answer)."""
+    query = PageQuery(prefix, prefix, 1)    # a STATE_ONLY call reads no range
+    answers = await asyncio.gather(*(_quorum_states(store, batch, p, query) for p in states))
+    return all(got is not None and all(s == states[p] for s in got)
+               for p, got in zip(states, answers, strict=True))
+
+
+async def _quorum_states(store: MetaStore, batch: PageBatch, partition: int,
+                         query: PageQuery) -> list[bytes] | None:
+    devices = list(store.replicas(partition))
+    read = min(store.quorum.read, len(devices))
+
+    async def ask() -> bytes | None:
+        while devices:
+            dev = devices.pop(0)
+            try:
+                return (await batch.page(dev, partition, query, STATE_ONLY)).state
+            except NodeError:
+                continue
+        return None
+
+    got = await asyncio.gather(*(ask() for _ in range(read)))
+    return None if any(s is None for s in got) else [s for s in got if s is not None]
 
 
 async def _ask_quorum(batch: PageBatch, partition: int, query: PageQuery,

@@ -97,6 +97,15 @@ class GatewayMetrics:
               "Retired objects deleted before their delay because too many waited",
               registry=self.registry).set_function(early)
 
+    def watch_read_ahead(self, counts: Callable[[], tuple[int, int]]) -> None:
+        """Export the listing read-ahead's use (gateway.list_ahead)."""
+        Gauge("coffre_gateway_list_ahead_served",
+              "Listing pages answered from a page listed ahead (since start)",
+              registry=self.registry).set_function(lambda: counts()[0])
+        Gauge("coffre_gateway_list_ahead_stale",
+              "Pages listed ahead but listed afresh: digests moved, failed or too old",
+              registry=self.registry).set_function(lambda: counts()[1])
+
     def observe(self, op: str, status: int, seconds: float, bytes_in: int, bytes_out: int,
                 error_code: str | None = None) -> None:
         """Record one answered request."""

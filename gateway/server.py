@@ -17,7 +17,19 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from gateway import abuse, access, admin, audit, body, errors, metrics, router, sigv2, sigv4
+from gateway import (
+    abuse,
+    access,
+    admin,
+    audit,
+    body,
+    errors,
+    listing,
+    metrics,
+    router,
+    sigv2,
+    sigv4,
+)
 from gateway.budget import Budget
 from gateway.catalog import Catalog
 from gateway.config import Config
@@ -205,6 +217,7 @@ async def _ring_watcher(app: web.Application) -> AsyncIterator[None]:
     with contextlib.suppress(asyncio.CancelledError):
         await task
     state.data.retirement.close()   # what waits is left to the nodes' orphan collector
+    listing.close_read_ahead()
     await state.client.close()
 
 
@@ -216,6 +229,8 @@ def make_app(config: Config) -> web.Application:
     app[metrics.METRICS].watch_budget(lambda: budget.held_bytes, lambda: budget.peak_bytes)
     retired = app[STATE].data.retirement
     app[metrics.METRICS].watch_retirement(lambda: len(retired), lambda: retired.early)
+    listing.configure_read_ahead(config.list_read_ahead_pages)
+    app[metrics.METRICS].watch_read_ahead(listing.read_ahead_counts)
     # The 100 Continue is owed until a handler reads the body: a request refused before that
     # (no quorum, no access) gets its error instead, and its body is never sent.
     app.router.add_route("*", "/{tail:.*}", dispatch, expect_handler=body.expect_later)

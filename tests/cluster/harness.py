@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -174,3 +175,11 @@ def started_cluster(attempts: int = 3, **kw: Unpack[ClusterOptions]) -> Cluster:
             if attempt == attempts - 1:
                 raise
     raise AssertionError("unreachable")
+
+
+def gateway_gauges(c: Cluster) -> dict[str, float]:
+    """The gateway's own metrics (coffre_gateway_*, unlabelled ones) from its admin port."""
+    page = urllib.request.urlopen(f"http://{c.config.admin_listen}/metrics",
+                                  timeout=10).read().decode()
+    return {ln.split()[0]: float(ln.split()[1]) for ln in page.splitlines()
+            if ln.startswith("coffre_gateway_")}

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import random
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from botocore.exceptions import ClientError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.cluster.harness import Cluster, running_cluster
+from tests.cluster.harness import Cluster, gateway_gauges, running_cluster
 
 MIB = 1024 * 1024
 RETIRE_S = 6.0
@@ -175,16 +174,9 @@ def test_memory_budget_bounds_concurrent_transfers(tuned: Cluster) -> None:
             bodies))
     for key, body in bodies.items():
         assert hashlib.md5(got[key]).digest() == hashlib.md5(body).digest(), key
-    gauges = _gateway_gauges(c)
+    gauges = gateway_gauges(c)
     assert gauges["coffre_gateway_inflight_object_bytes"] == 0
     assert 0 < gauges["coffre_gateway_inflight_object_bytes_peak"] <= 4 * 1024 * 1024
-
-
-def _gateway_gauges(c: Cluster) -> dict[str, float]:
-    page = urllib.request.urlopen(f"http://{c.config.admin_listen}/metrics",
-                                  timeout=10).read().decode()
-    return {ln.split()[0]: float(ln.split()[1]) for ln in page.splitlines()
-            if ln.startswith("coffre_gateway_")}
 
 
 def test_gets_racing_overwrites_and_deletes_get_whole_objects(cluster: Cluster, s3) -> None:  # type: ignore[no-untyped-def]
@@ -251,7 +243,7 @@ def test_replaced_data_is_deleted_after_the_delay(tuned: Cluster) -> None:
     after = asyncio.run(_data_ids(tuned))
     if time.monotonic() - replaced_at < RETIRE_S:   # (a very slow machine cannot tell)
         assert before <= after and len(after) == len(before) + 2
-        assert _gateway_gauges(tuned)["coffre_gateway_retired_objects_pending"] == 2
+        assert gateway_gauges(tuned)["coffre_gateway_retired_objects_pending"] == 2
     deadline = time.monotonic() + RETIRE_S + 60
     while True:
         now = asyncio.run(_data_ids(tuned))
@@ -260,4 +252,4 @@ def test_replaced_data_is_deleted_after_the_delay(tuned: Cluster) -> None:
         assert time.monotonic() < deadline, (len(before), len(now))
         time.sleep(1)
     assert now != before                # the new data of "k" replaced the old
-    assert _gateway_gauges(tuned)["coffre_gateway_retired_objects_pending"] == 0
+    assert gateway_gauges(tuned)["coffre_gateway_retired_objects_pending"] == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from typing import Any
 
 from gateway.catalog import Catalog
@@ -13,7 +14,7 @@ from gateway.manifest import Manifest
 from gateway.metastore import MetaStore
 from ring.ringset import RingSet
 from storage.client import NodeClient
-from tests.cluster.harness import Cluster
+from tests.cluster.harness import Cluster, gateway_gauges, running_cluster
 
 
 def _all(s3: Any, **kw: Any) -> tuple[list[str], list[str]]:
@@ -95,3 +96,45 @@ def test_replicas_that_disagree_are_merged_and_the_newest_wins(cluster: Cluster)
     assert [o["Key"] for o in rolled["Contents"]] == ["k1", "k3", "k4"]
     merges = log.read_text(errors="replace").count("replicas of partition") - merges_before
     assert merges > 0, "the digests should have differed and the merge run"
+
+
+def test_a_page_listed_ahead_is_served_only_while_it_is_current() -> None:
+    """A paging client's next page is listed while it reads the current one
+    (gateway/list_ahead.py); a write acknowledged in between makes the gateway list it
+    afresh, so the page still shows the write (list-after-write). On a cluster of its own:
+    replicas that another test left disagreeing share partitions with this bucket's shards,
+    and a partition whose replicas disagree is never served from read-ahead."""
+    with running_cluster() as cluster:
+        _read_ahead_scenario(cluster)
+
+
+def _read_ahead_scenario(cluster: Cluster) -> None:
+    s3 = cluster.s3()
+    s3.create_bucket(Bucket="ahead")
+    keys = [f"k{i:02d}" for i in range(0, 40, 2)]
+    for k in keys:
+        s3.put_object(Bucket="ahead", Key=k, Body=b"x")
+
+    def page(token: str | None) -> tuple[list[str], str | None]:
+        kw: dict[str, Any] = {"ContinuationToken": token} if token else {}
+        got = s3.list_objects_v2(Bucket="ahead", MaxKeys=5, **kw)
+        return [o["Key"] for o in got.get("Contents", [])], got.get("NextContinuationToken")
+
+    before = gateway_gauges(cluster)
+    first, token = page(None)           # max-keys=5, no token: nothing listed ahead
+    second, token = page(token)         # a continuation: the third page is listed ahead
+    assert first + second == keys[:10]
+    time.sleep(0.5)
+    third, token = page(token)          # nothing changed: served from read-ahead
+    assert third == keys[10:15]
+    served = gateway_gauges(cluster)["coffre_gateway_list_ahead_served"]
+    assert served == before["coffre_gateway_list_ahead_served"] + 1
+    time.sleep(0.5)                     # the fourth page is listed ahead by now
+    s3.put_object(Bucket="ahead", Key="k31", Body=b"x")
+    s3.delete_object(Bucket="ahead", Key="k34")
+    fourth, token = page(token)
+    assert fourth == ["k30", "k31", "k32", "k36", "k38"]
+    after = gateway_gauges(cluster)
+    assert after["coffre_gateway_list_ahead_served"] == served
+    assert after["coffre_gateway_list_ahead_stale"] >= before["coffre_gateway_list_ahead_stale"] + 1
+    assert token is None
