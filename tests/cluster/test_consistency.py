@@ -62,6 +62,41 @@ def test_write_one_gateway_read_other(cluster: Cluster, two) -> None:  # type: i
         cluster.start(victim)
 
 
+def test_paged_listing_sees_writes_made_between_its_pages(cluster: Cluster, two) -> None:  # type: ignore[no-untyped-def]
+    """A reader pages through a bucket while the other gateway writes and deletes keys past
+    the reader's position: every later page shows them (the reader's gateway lists pages
+    ahead, gateway/list_ahead.py, and must not serve one listed before the write)."""
+    a, b = two
+    a.create_bucket(Bucket="paged")
+    seed = random.randrange(1 << 30)
+    print("seed", seed)
+    rnd = random.Random(seed)
+    model = {f"p{i:03d}" for i in range(0, 120, 3)}
+    for key in model:
+        a.put_object(Bucket="paged", Key=key, Body=b"x")
+    for _ in range(max(8, ROUNDS // 10)):
+        writer, reader = (a, b) if rnd.random() < 0.5 else (b, a)
+        got: list[str] = []
+        token = None
+        for page_no in range(100):
+            kw = {"ContinuationToken": token} if token else {}
+            page = reader.list_objects_v2(Bucket="paged", MaxKeys=6, **kw)
+            got += [o["Key"] for o in page.get("Contents", [])]
+            token = page.get("NextContinuationToken")
+            if token is None:
+                break
+            if page_no >= 1:        # the page after the next is being listed ahead now
+                key = f"p{rnd.randrange(120):03d}"
+                if key > got[-1]:
+                    if key in model and rnd.random() < 0.5:
+                        writer.delete_object(Bucket="paged", Key=key)
+                        model.discard(key)
+                    else:
+                        writer.put_object(Bucket="paged", Key=key, Body=b"y")
+                        model.add(key)
+        assert got == sorted(model)
+
+
 def test_deleted_bucket_not_served_long(cluster: Cluster, two) -> None:  # type: ignore[no-untyped-def]
     a, b = two
     a.create_bucket(Bucket="short-lived")
