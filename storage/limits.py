@@ -41,6 +41,10 @@ read_range_bytes_max = 64 * 1024 * 1024
 
 # Group commit: the most operations folded into one fdatasync + LMDB transaction.
 commit_batch_ops_max = 4096
+# A group commit this small runs on the event loop instead of the commit thread: a few
+# operations whose segments hold at most this many unsynced bytes (small records).
+commit_inline_ops_max = 64
+commit_inline_bytes_max = 256 * 1024
 
 # Listings and paging.
 list_limit_max = 10_000

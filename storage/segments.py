@@ -36,6 +36,9 @@ class SegmentFile:
     writers: int = 0  # reservations not yet committed or abandoned: compaction must wait
     retired: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Bytes written since the last fdatasync began (approximate: writers in several threads
+    # add to it unlocked); tells the group commit whether a sync is short (committer.py).
+    unsynced: int = 0
 
 
 def segment_name(seg_id: int) -> str:
@@ -140,12 +143,19 @@ class SegmentStore:
                     raise DeviceFull("no space left on device") from e
                 raise
             view, offset = view[n:], offset + n
+            f.unsynced += n
 
     def sync(self, seg_ids: set[int]) -> None:
         for seg_id in seg_ids:
             f = self._files.get(seg_id)
             if f is not None and not f.retired:
+                pending = f.unsynced
                 os.fdatasync(f.fd)
+                f.unsynced = max(0, f.unsynced - pending)
+
+    def unsynced_bytes(self, seg_ids: set[int]) -> int:
+        """What a sync of these segments would write out, about."""
+        return sum(f.unsynced for i in seg_ids if (f := self._files.get(i)) is not None)
 
     # -- reading ---------------------------------------------------------------------------
     def pin(self, seg_id: int) -> SegmentFile:
