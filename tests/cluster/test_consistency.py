@@ -79,7 +79,7 @@ def test_paged_listing_sees_writes_made_between_its_pages(cluster: Cluster, two)
         got: list[str] = []
         token = None
         for page_no in range(100):
-            kw = {"ContinuationToken": token} if token else {}
+            kw: dict[str, str] = {"ContinuationToken": token} if token else {}
             page = reader.list_objects_v2(Bucket="paged", MaxKeys=6, **kw)
             got += [o["Key"] for o in page.get("Contents", [])]
             token = page.get("NextContinuationToken")
