@@ -93,8 +93,12 @@ class Units:
     moved: Callable[[int], None]  # bytes moved or rebuilt, for the status
     rings: Callable[[], list[tuple[str, Ring]]]  # the current data rings (name, ring)
     k_by_width: dict[int, int] = dataclasses.field(default_factory=dict)
-    # (partition, data id, slot) -> monotonic time it was first seen missing
-    missing_since: dict[tuple[int, bytes, int], float] = dataclasses.field(
+    # (ring width, partition, data id, slot) -> monotonic time it was first seen missing.
+    # The width names the ring: the data rings share partition numbers, and a unit of one
+    # ring that sees another ring's data id in the same partition (not its own: `belongs`
+    # is false) must not reset that ring's clock (it did: a fragment then waited its grace
+    # on every pass and was never rebuilt).
+    missing_since: dict[tuple[int, int, bytes, int], float] = dataclasses.field(
         default_factory=dict)
     # Data ids this node collected as orphans (orphans.py): never rebuilt.
     is_orphan: Callable[[bytes], bool] = lambda _did: False
@@ -253,7 +257,7 @@ class Units:
         found, sizes, elsewhere = got
         now = time.monotonic()
         for did in sorted(set(found) | set(elsewhere)):
-            seen = (part, did, slot)
+            seen = (ring.width, part, did, slot)
             if plan.fragment_key(did, slot) in have or not belongs(did) or self.is_orphan(did):
                 self.missing_since.pop(seen, None)
                 continue
@@ -295,7 +299,7 @@ class Units:
                 continue
             if info is None:
                 self.k_by_width[width] = k
-            self.missing_since.pop((part, did, slot), None)
+            self.missing_since.pop((width, part, did, slot), None)
             self.moved(size)
             unit.rebuild_bytes -= size
             unit.add(bytes_rebuilt=size, fragments_rebuilt=1)
