@@ -36,6 +36,10 @@ class DataRings(Protocol):
     def data(self, width: int) -> Ring: ...
 
 
+# A fragment piece as read: bytes, or a view into the RPC message that carried it.
+Buffer = bytes | memoryview
+
+
 def fragment_key(data_id: bytes, index: int) -> bytes:
     return data_id + bytes([index])
 
@@ -402,8 +406,8 @@ class _StripeReader:
         k = self.ref.k
         order = [i for i in range(k + self.ref.m) if i not in self.bad]
         spares = order[k:]
-        running: dict[asyncio.Task[bytes | None], int] = {}
-        got: dict[int, bytes] = {}
+        running: dict[asyncio.Task[Buffer | None], int] = {}
+        got: dict[int, Buffer] = {}
 
         def start(i: int) -> None:
             running[asyncio.ensure_future(self._fetch(i, offset, length))] = i
@@ -440,14 +444,14 @@ class _StripeReader:
             return self._interleave(got, s0, s1)
         return await asyncio.to_thread(self._decode, got, s0, s1)
 
-    async def _fetch(self, index: int, offset: int, length: int) -> bytes | None:
+    async def _fetch(self, index: int, offset: int, length: int) -> Buffer | None:
         key = fragment_key(self.ref.data_id, index)
         places = [self.devices[index]]
         if self.previous is not None and self.previous[index].id != self.devices[index].id:
             places.append(self.previous[index])
         for dev in places:
             try:
-                data = await self.path.client.read_fragment(
+                data = await self.path.client.read_fragment_view(
                     dev.addr, dev.id, self.partition, key, offset, length)
                 self.path.suspects.answered(dev.addr)
                 return data
@@ -457,7 +461,7 @@ class _StripeReader:
                 continue
         return None
 
-    def _interleave(self, got: dict[int, bytes], s0: int, s1: int) -> list[memoryview]:
+    def _interleave(self, got: dict[int, Buffer], s0: int, s1: int) -> list[memoryview]:
         """Stripe by stripe, the data blocks as views (the last stripe's pad dropped)."""
         views = {i: memoryview(b) for i, b in got.items()}
         out: list[memoryview] = []
@@ -474,7 +478,7 @@ class _StripeReader:
             pos += blen
         return out
 
-    def _decode(self, got: dict[int, bytes], s0: int, s1: int) -> list[memoryview]:
+    def _decode(self, got: dict[int, Buffer], s0: int, s1: int) -> list[memoryview]:
         out: list[memoryview] = []
         pos = 0
         for s in range(s0, s1 + 1):

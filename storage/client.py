@@ -146,10 +146,19 @@ class NodeClient:
 
     async def read_fragment(self, addr: str, device: int, partition: int, key: bytes,
                             offset: int = 0, length: int | None = None) -> bytes:
+        return bytes(await self.read_fragment_view(addr, device, partition, key, offset,
+                                                   length))
+
+    async def read_fragment_view(self, addr: str, device: int, partition: int, key: bytes,
+                                 offset: int = 0, length: int | None = None
+                                 ) -> bytes | memoryview:
+        """read_fragment, as a view into the answer when it came in one big RPC message
+        (storage/rpc_frames.py decodes those without copying): for readers that only
+        slice it, like the gateway's GET."""
         if self._rpc is not None:
             got = await self._call(addr, "fget", device, partition, key, offset, length)
             if got is not _TOO_BIG:
-                return bytes(got)
+                return got if isinstance(got, bytes | memoryview) else bytes(got)
         params = _range(offset, length)
         _, _, body = await self._request("GET", addr,
                                                wire.frag_path(device, partition, key),

@@ -202,6 +202,13 @@ def body_span(body_len: int, chunk_size: int, offset: int, length: int) -> Span:
 def decode_chunks(stored: bytes | memoryview, first_chunk: int, body_len: int,
                   chunk_size: int) -> bytes:
     """Verify and strip the checksums of consecutive stored chunks starting at first_chunk."""
+    return b"".join(chunk_views(stored, first_chunk, body_len, chunk_size))
+
+
+def chunk_views(stored: bytes | memoryview, first_chunk: int, body_len: int,
+                chunk_size: int) -> list[memoryview]:
+    """decode_chunks without joining: the verified chunks as views into `stored` (a reader
+    that copies them once into what it sends saves a copy of every byte)."""
     view = memoryview(stored)
     parts: list[memoryview] = []
     chunk, pos = first_chunk, 0
@@ -214,7 +221,7 @@ def decode_chunks(stored: bytes | memoryview, first_chunk: int, body_len: int,
         parts.append(data)
         pos += size + CHUNK_CHECKSUM_BYTES
         chunk += 1
-    return b"".join(parts)
+    return parts
 
 
 @dataclass(frozen=True)

@@ -69,11 +69,27 @@ async def _fput(node: Node, a: list[Any]) -> Result:
     return 204, None
 
 
+class BinViews(list[memoryview]):
+    """An answer payload of bytes held as views (verified chunks of a fragment): packed as
+    one msgpack bin by copying each view once into the frame (_answer)."""
+
+
 async def _fget(node: Node, a: list[Any]) -> Result:
     length = None if a[4] is None else _int(a[4])
-    data = await node.device(_int(a[0])).read_fragment(
+    views = await node.device(_int(a[0])).read_fragment_views(
         _int(a[1]), _bytes(a[2]), _int(a[3]), length, max_bytes=limits.rpc_read_bytes_max)
-    return 200, data
+    return 200, BinViews(views)
+
+
+def _answer(call_id: Any, status: int, payload: Any) -> bytes:
+    """msgpack [call_id, status, payload]; a BinViews payload becomes a bin 32 written
+    straight from its views (packb would have needed them joined first: two copies)."""
+    if not isinstance(payload, BinViews):
+        return msgpack.packb([call_id, status, payload])
+    size = sum(len(v) for v in payload)
+    head = (b"\x93" + msgpack.packb(call_id) + msgpack.packb(status) + b"\xc6"
+            + size.to_bytes(4, "big"))
+    return b"".join([head, *payload])
 
 
 async def _fsize(node: Node, a: list[Any]) -> Result:
@@ -172,7 +188,7 @@ async def _serve_one(node: Node, ws: web.WebSocketResponse, outbox: Outbox, fram
     started = time.monotonic()
     try:
         status, payload = await _call(node, op, args)
-        answer = msgpack.packb([call_id, status, payload])
+        answer = _answer(call_id, status, payload)
         _log_call(op, status, payload, time.monotonic() - started)
         if observe is not None:
             # Only known op names become labels: a peer sending made-up ones must not

@@ -25,6 +25,10 @@ from storage import limits
 
 def frames(data: bytes) -> Iterator[Any]:
     """The msgpack objects of one message, in order (ValueError if one is malformed)."""
+    whole = _bulk_answer(data) if len(data) >= _BULK_BYTES else None
+    if whole is not None:
+        yield whole
+        return
     while data:
         try:
             yield msgpack.unpackb(data)
@@ -34,6 +38,29 @@ def frames(data: bytes) -> Iterator[Any]:
             data = more.extra  # type: ignore[attr-defined]
         except (ValueError, TypeError, msgpack.UnpackException) as e:
             raise ValueError(f"malformed frame: {e}") from e
+
+
+# A message this big that is one answer whose payload is a bin (a fragment read) is
+# decoded without copying the payload: the payload is a view into the message.
+_BULK_BYTES = 64 * 1024
+
+
+def _bulk_answer(data: bytes) -> list[Any] | None:
+    """[call_id, status, memoryview of the payload] when `data` is exactly one 3-item
+    array ending in a bin 32 (as storage/rpc.py packs fragment reads), else None."""
+    if data[0] != 0x93:
+        return None
+    head = msgpack.Unpacker()
+    head.feed(data[:32])
+    try:
+        head.read_array_header()
+        call_id, status = head.unpack(), head.unpack()
+    except (ValueError, TypeError, msgpack.UnpackException, msgpack.OutOfData):
+        return None
+    at = head.tell()
+    if data[at] != 0xC6 or at + 5 + int.from_bytes(data[at + 1:at + 5], "big") != len(data):
+        return None
+    return [call_id, status, memoryview(data)[at + 5:]]
 
 
 def _retrieve(sent: asyncio.Future[None]) -> None:

@@ -49,3 +49,32 @@ async def test_a_failed_send_fails_every_frame_of_its_message() -> None:
     assert all(isinstance(r, ConnectionResetError) for r in results)
     box.put(b"\x90")                        # nobody waits: no "never retrieved" warning
     await asyncio.sleep(0.01)
+
+
+def test_an_answer_of_views_packs_as_the_joined_bytes() -> None:
+    """storage/rpc.py packs a fragment read (views of verified chunks) without joining them
+    first: the frame must be what msgpack gives for the joined bytes."""
+    from storage.rpc import BinViews, _answer
+    for pieces in ([], [b""], [b"abc"], [b"a" * 70_000, b"b" * 3, b"c" * 300]):
+        views = BinViews(memoryview(p) for p in pieces)
+        assert msgpack.unpackb(_answer(12, 200, views)) == [12, 200, b"".join(pieces)]
+    assert _answer(3, 404, "no such fragment") == msgpack.packb([3, 404, "no such fragment"])
+
+
+def test_a_big_fragment_answer_is_decoded_as_a_view() -> None:
+    """rpc_frames.frames gives a big [call_id, status, bin] answer's payload as a view into
+    the message (no copy); anything else decodes as before."""
+    from storage.rpc import BinViews, _answer
+    from storage.rpc_frames import frames
+    body = bytes(range(256)) * 1024
+    one = _answer(300, 200, BinViews([memoryview(body[:1000]), memoryview(body[1000:])]))
+    [(call_id, status, payload)] = list(frames(one))
+    assert (call_id, status) == (300, 200)
+    assert isinstance(payload, memoryview) and payload == body
+    # A big answer followed by another frame, a big non-bin payload, a small bin: as before.
+    two = one + msgpack.packb([301, 200, b"x"])
+    assert [f[2] for f in frames(two)] == [body, b"x"]
+    listed = msgpack.packb([5, 200, [body[:40_000], body[:40_000]]])
+    assert list(frames(listed)) == [[5, 200, [body[:40_000], body[:40_000]]]]
+    small = msgpack.packb([6, 200, b"abc"])
+    assert list(frames(small)) == [[6, 200, b"abc"]]
