@@ -104,6 +104,9 @@ def process_specs(config: Config, config_path: str) -> list[ProcessSpec]:
     return specs
 
 
+START_WAIT_S = 600.0     # how long `coffre up` waits for each process to listen
+
+
 def wait_port(port: int, timeout_s: float, proc: subprocess.Popen[bytes] | None = None) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -147,7 +150,10 @@ def run(config: Config, config_path: str) -> int:
             proc = subprocess.Popen(spec.argv, start_new_session=True)
             procs.append(proc)
             if spec.port:
-                wait_port(spec.port, 30.0, proc)
+                # A node listens once its devices are open, which after an upgrade may mean
+                # computing index digests over every record (seconds per million): wait
+                # long; a process that dies is noticed at once anyway.
+                wait_port(spec.port, START_WAIT_S, proc)
         print(_banner(config, key), flush=True)
         while not stopping:
             dead = [p for p in procs if p.poll() is not None]

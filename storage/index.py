@@ -18,6 +18,7 @@ Values (all integers big-endian):
 from __future__ import annotations
 
 import dataclasses
+import logging
 import struct
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -28,6 +29,8 @@ import xxhash
 
 from storage import keys, limits, list_pages, meta_digest
 from storage.kv import KVStore, KVTxn
+
+log = logging.getLogger("coffre.storage.index")
 
 VERSION = 1
 _LOC = struct.Struct(">IQIQIQ")
@@ -198,6 +201,10 @@ class Index:
         with self._kv.read() as txn:
             if txn.get("state", _DIGESTS_READY) is not None:
                 return
+            records = txn.count("meta")
+        if records:
+            log.info("computing the metadata digests of an index written by an older "
+                     "version: one scan of its %d records, once", records)
         with self._kv.write() as txn:
             for k, _ in list(txn.scan("mdig", b"", None)):
                 txn.delete("mdig", k)
