@@ -66,23 +66,19 @@ class Leftover:
     resume point (contiguous, as the shard sent them)."""
 
     rows: list[Any]
-    keys: list[bytes]
     resume: bytes | None
 
 
 def leftovers(shards: Sequence[ShardBuffer], page_end: bytes) -> list[Leftover]:
     """What each shard holds after `page_end` (a row key: the page's last row)."""
-    out = []
-    for s in shards:
-        at = bisect.bisect_right(s.keys, page_end)
-        out.append(Leftover(s.rows[at:], s.keys[at:], s.resume))
-    return out
+    return [Leftover(s.rows[bisect.bisect_right(s.keys, page_end):], s.resume)
+            for s in shards]
 
 
 def carried(left: Leftover, strip: int) -> ShardBuffer:
     """A shard buffer that starts with a previous page's leftover rows."""
     buf = ShardBuffer(b"", strip)
-    buf.add(list(left.rows), left.resume)
+    buf.add(left.rows, left.resume)
     return buf
 
 

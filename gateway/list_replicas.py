@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from gateway import errors, limits
@@ -137,31 +137,22 @@ async def states_unchanged(store: MetaStore, batch: PageBatch, prefix: bytes,
 
 async def _quorum_states(store: MetaStore, batch: PageBatch, partition: int,
                          query: PageQuery) -> list[bytes] | None:
-    devices = list(store.replicas(partition))
-    read = min(store.quorum.read, len(devices))
-
-    async def ask() -> bytes | None:
-        while devices:
-            dev = devices.pop(0)
-            try:
-                return (await batch.page(dev, partition, query, STATE_ONLY)).state
-            except NodeError:
-                continue
-        return None
-
-    got = await asyncio.gather(*(ask() for _ in range(read)))
-    return None if any(s is None for s in got) else [s for s in got if s is not None]
+    devices = store.replicas(partition)
+    ask = _asker(batch, partition, query, devices, [])
+    got = await asyncio.gather(*(ask(STATE_ONLY) for _ in range(
+        min(store.quorum.read, len(devices)))))
+    return None if any(a is None for a in got) else [a[1].state for a in got if a is not None]
 
 
-async def _ask_quorum(batch: PageBatch, partition: int, query: PageQuery,
-                      order: list[Device], read: int, others: Want,
-                      primary: tuple[Device, Page] | None = None
-                      ) -> tuple[tuple[Device, Page], list[Page]]:
-    """The primary's page (rows and digests) with the replica that sent it, and what `others`
-    says the R - 1 others send; `primary` when the page was read already (then `order`
-    holds the other replicas only)."""
+Ask = Callable[[Want], Awaitable[tuple[Device, Page] | None]]
+
+
+def _asker(batch: PageBatch, partition: int, query: PageQuery, order: Sequence[Device],
+           reasons: list[str]) -> Ask:
+    """ask(want): the next replica of `order` that answers (which, and its page); a replica
+    that fails is skipped for the next one, its reason kept; None when none is left. Tasks
+    that call it start in order, so concurrent callers take order[0], order[1], ..."""
     pool = list(order)
-    reasons: list[str] = []
 
     async def ask(with_rows: Want) -> tuple[Device, Page] | None:
         while pool:
@@ -171,6 +162,19 @@ async def _ask_quorum(batch: PageBatch, partition: int, query: PageQuery,
             except NodeError as e:
                 reasons.append(str(e))
         return None
+
+    return ask
+
+
+async def _ask_quorum(batch: PageBatch, partition: int, query: PageQuery,
+                      order: list[Device], read: int, others: Want,
+                      primary: tuple[Device, Page] | None = None
+                      ) -> tuple[tuple[Device, Page], list[Page]]:
+    """The primary's page (rows and digests) with the replica that sent it, and what `others`
+    says the R - 1 others send; `primary` when the page was read already (then `order`
+    holds the other replicas only)."""
+    reasons: list[str] = []
+    ask = _asker(batch, partition, query, order, reasons)
 
     async def given() -> tuple[Device, Page] | None:
         return primary

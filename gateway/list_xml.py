@@ -51,22 +51,17 @@ def _entries(page: ListPage, url: bool, owner: str | None) -> str:
     # Most pages hold nothing to escape: one scan of all their texts, not three per entry.
     clean = not url and not _NEEDS_ESCAPE.search("".join([e.key + e.etag + e.storage_class
                                                           for e in page.entries]))
-    if clean:   # the texts as they are, iso8601 inlined: no call per field
-        parts = [
-            f"<Contents><Key>{key}</Key><LastModified>{_second(ms // 1000)}{ms % 1000:03d}Z"
-            "</LastModified>"
-            f"<ETag>{etag}</ETag><Size>{size}</Size>{who}"
-            f"<StorageClass>{storage_class}</StorageClass></Contents>"
-            for key, ms, etag, size, storage_class in page.entries
-        ]
-    else:
-        parts = [
-            f"<Contents><Key>{_text(e.key, url)}</Key>"
-            f"<LastModified>{iso8601(e.last_modified_ms)}</LastModified>"
-            f"<ETag>{esc(e.etag)}</ETag><Size>{e.size}</Size>{who}"
-            f"<StorageClass>{esc(e.storage_class)}</StorageClass></Contents>"
-            for e in page.entries
-        ]
+    # One renderer: a page with something to escape has its texts escaped first, so the
+    # f-string takes every field as it is (no call per field, iso8601 inlined).
+    entries = page.entries if clean else [
+        e._replace(key=_text(e.key, url), etag=esc(e.etag), storage_class=esc(e.storage_class))
+        for e in page.entries]
+    parts = [
+        f"<Contents><Key>{key}</Key><LastModified>{_second(ms // 1000)}{ms % 1000:03d}Z"
+        f"</LastModified><ETag>{etag}</ETag><Size>{size}</Size>{who}"
+        f"<StorageClass>{storage_class}</StorageClass></Contents>"
+        for key, ms, etag, size, storage_class in entries
+    ]
     parts.extend(f"<CommonPrefixes><Prefix>{_text(p, url)}</Prefix></CommonPrefixes>"
                  for p in page.common_prefixes)
     return "".join(parts)

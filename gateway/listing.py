@@ -21,7 +21,7 @@ from typing import Any
 from gateway import limits, list_merge
 from gateway.catalog import Catalog
 from gateway.list_ahead import Listed, ReadAhead
-from gateway.list_merge import LIST_FIELDS, ShardBuffer
+from gateway.list_merge import LIST_FIELDS, Leftover, ShardBuffer
 from gateway.list_replicas import PageBatch, pick_primaries, shard_page, states_unchanged
 from gateway.manifest import BucketRecord
 from gateway.metastore import MetaStore
@@ -65,15 +65,13 @@ async def _listed(catalog: Catalog, bucket: BucketRecord, prefix: str,
     dup = _HINTS.get(hint) if delimiter else 1.0
     ask = list_merge.first_ask(max_keys, len(partitions), dup)
     states: dict[int, bytes] | None = {}
-    left = previous.leftovers if previous is not None else None
-    if left is not None and previous is not None and previous.states is not None and (
-            set(left) == set(partitions)):
+    carry = _carry(previous, partitions)
+    if carry is not None:
+        left, states = carry
         shards = [list_merge.carried(left[p], len(base)) for p in partitions]
-        states = dict(previous.states)
         fetch = tuple((i, max(limits.shard_refill_rows_min, ask - len(s.rows)))
                       for i, s in enumerate(shards) if not s.done and len(s.rows) <= ask)
     else:
-        left = None
         shards = [ShardBuffer(start_at, len(base)) for _ in partitions]
         fetch = tuple((i, ask) for i in range(len(partitions)))
     batch = PageBatch(catalog.store.client)
@@ -86,7 +84,7 @@ async def _listed(catalog: Catalog, bucket: BucketRecord, prefix: str,
             for i, n in fetch))
         for (i, _), got in zip(fetch, pages, strict=True):
             states = _agreed(states, partitions[i], got.state)
-        if states is None and left is not None:
+        if states is None and carry is not None:
             # A partition changed since the rows carried over were read: start afresh.
             return await _listed(catalog, bucket, prefix, delimiter, max_keys, start_after)
         step = list_merge.merge(shards, max_keys)
@@ -98,6 +96,16 @@ async def _listed(catalog: Catalog, bucket: BucketRecord, prefix: str,
                     if step.truncated and step.rows else None)
             return Listed(_page(step.rows, step.truncated), states, rest)
         fetch = step.fetch
+
+
+def _carry(previous: Listed | None, partitions: list[int]
+           ) -> tuple[dict[int, Leftover], dict[int, bytes]] | None:
+    """The previous page's rows past its end, with (a copy of) the running digests they were
+    read at: only when it has both, for these partitions."""
+    if previous is None or previous.states is None or previous.leftovers is None or (
+            set(previous.leftovers) != set(partitions)):
+        return None
+    return previous.leftovers, dict(previous.states)
 
 
 def _agreed(states: dict[int, bytes] | None, partition: int, state: bytes

@@ -91,17 +91,11 @@ class GroupCommitter:
                         p.future.set_result(result)
 
     def _short(self, batch: list[_Pending]) -> bool:
-        if len(batch) > limits.commit_inline_ops_max:
-            return False
-        segs: set[int] = set()
-        for p in batch:
-            segs |= p.segments
-        return self._segments.unsynced_bytes(segs) <= limits.commit_inline_bytes_max
+        return len(batch) <= limits.commit_inline_ops_max and self._segments.unsynced_bytes(
+            _segments_of(batch)) <= limits.commit_inline_bytes_max
 
     def _commit(self, batch: list[_Pending]) -> list[bool]:
-        segs: set[int] = set()
-        for p in batch:
-            segs |= p.segments
+        segs = _segments_of(batch)
         started = time.monotonic()
         self._segments.sync(segs)
         if self.observer is not None:
@@ -111,3 +105,8 @@ class GroupCommitter:
         self.batches += 1
         self.ops += len(batch)
         return [next(applied) if p.op is not None else True for p in batch]
+
+
+def _segments_of(batch: list[_Pending]) -> set[int]:
+    """Every segment the batch's writers wrote to."""
+    return set().union(*(p.segments for p in batch))

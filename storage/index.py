@@ -321,17 +321,12 @@ class Index:
         # loop instead of a chain of generators (this runs once per listed record per
         # replica); a run of long keys goes through keys.order_groups to be re-sorted.
         run: list[tuple[bytes, bytes, list_pages.Row]] = []    # one long-key group
-        at = _META_DIGEST_AT
         for k, v in rows:
             if len(k) != _LONG_LMDB_KEY_BYTES:      # keys.group_of(k) is None, inlined
                 if run:
                     yield from (row for _, row in keys.order_groups(run))
                     run = []
-                if v[0] != VERSION:
-                    raise ValueError(f"unknown meta value version {v[0]}")
-                # _meta_row(v), inlined: the call was a tenth of a listed key's cost
-                end = at + 10 + int.from_bytes(v[at + 8:at + 10], "big")
-                yield v[at + 10:end], v[2:18], bool(v[1] & 1), v[end:], v[at:at + 8]
+                yield _meta_row(v)
                 continue
             if run and k[:_GROUP_BYTES] != run[0][0][:_GROUP_BYTES]:
                 yield from (row for _, row in keys.order_groups(run))

@@ -147,8 +147,8 @@ class NodeMetrics:
                                ["device"], buckets=BATCH_BUCKETS_OPS, registry=r)
         self._snapshot = _SnapshotCollector()
         r.register(self._snapshot)
-        # Endpoints are our own route and op names (op names cut to 32 characters), devices
-        # the node's own: both sets are small, so these caches stay small.
+        # Endpoints are our own route and op names (rpc.py labels unknown ops "unknown"),
+        # devices the node's own: both sets are small, so these caches stay small.
         self._children: dict[tuple[str, int], tuple[Any, Any, Any, Any]] = {}
         self._commit_children: dict[int, tuple[Any, Any]] = {}
 
