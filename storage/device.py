@@ -229,6 +229,8 @@ class Device:
                            head.stored_bytes)
             await self.committer.submit(
                 PutFragment(FragmentEntry(partition, key, head.ts, loc)), {seg.id})
+            if head.stored_bytes >= limits.uncached_record_bytes_min:   # durable: clean pages
+                await self._run(self.segments.drop_cached, seg, offset, head.stored_bytes)
         finally:
             if region is not None:  # committed, or abandoned as dead bytes
                 self.segments.done_writing(region[0])

@@ -181,6 +181,12 @@ class SegmentStore:
             out += more
         return out
 
+    @staticmethod
+    def drop_cached(f: SegmentFile, offset: int, size: int) -> None:
+        """Let the kernel drop this range's clean pages from its cache (once fdatasync'ed:
+        see limits.uncached_record_bytes_min). f is pinned or reserved by the caller."""
+        os.posix_fadvise(f.fd, offset, size, os.POSIX_FADV_DONTNEED)
+
     # -- accounting and retirement ---------------------------------------------------------
     def sealed_ids(self) -> list[int]:
         with self._lock:
