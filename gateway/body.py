@@ -129,10 +129,10 @@ class BodyCheck:
         alg = self.declared.algorithm
         self.summer = Checksummer(alg) if alg is not None else None
 
-    def updaters(self) -> list[Callable[[bytes], None]]:
+    def updaters(self) -> list[Callable[[bytes | memoryview], None]]:
         """One update function per hash: each must see the bytes in order, but they are
         independent of each other, so large bodies hash in parallel threads."""
-        fns: list[Callable[[bytes], None]] = [self.md5.update]
+        fns: list[Callable[[bytes | memoryview], None]] = [self.md5.update]
         if self.sha256 is not None:
             fns.append(self.sha256.update)
         if self.summer is not None:

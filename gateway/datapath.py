@@ -73,15 +73,16 @@ class _Sink:
         return self.task.done() and (self.task.cancelled() or self.task.exception() is not None)
 
 
-async def _after(before: asyncio.Future[None] | None, fn: Callable[[bytes], None],
-                 data: bytes) -> None:
+Block = bytes | memoryview
+Observer = Callable[[Block], None]     # a hash's update, fed each stripe in order
+
+
+async def _after(before: asyncio.Future[None] | None, fn: Observer,
+                 data: Block) -> None:
     """Run fn(data) in a worker thread once `before` is done (keeps hashing in order)."""
     if before is not None:
         await before
     await asyncio.to_thread(fn, data)
-
-
-Block = bytes | memoryview
 
 
 async def _durable_quorum(tasks: Sequence[asyncio.Task[None]], need: int,
@@ -176,7 +177,7 @@ class DataPath:
     # ---- write -----------------------------------------------------------------------
 
     async def write(self, body: AsyncIterable[bytes], size: int, k: int, m: int,
-                    observe: Callable[[bytes], None] | Sequence[Callable[[bytes], None]],
+                    observe: Observer | Sequence[Observer],
                     home: bytes = b"") -> DataRef:
         """Store `size` bytes from `body`.
 
@@ -230,7 +231,7 @@ class DataPath:
         self.suspects.answered(dev.addr)
 
     async def _pump(self, body: AsyncIterable[bytes], layout: Layout, codec: Codec,
-                    sinks: Sequence[_Sink], observers: Sequence[Callable[[bytes], None]],
+                    sinks: Sequence[_Sink], observers: Sequence[Observer],
                     need: int) -> None:
         """Cut the body into stripes and keep up to two of them in flight.
 
@@ -246,7 +247,7 @@ class DataPath:
         prev_send: asyncio.Future[None] | None = None
         inflight: deque[asyncio.Future[None]] = deque()
 
-        async def launch(data: bytes) -> None:
+        async def launch(data: Block) -> None:
             nonlocal stripe, prev_send
             cost = len(data) * (codec.k + codec.m) // codec.k      # the data and its blocks
             await self.budget.acquire(cost)
@@ -269,9 +270,11 @@ class DataPath:
                 pending.append(chunk)
                 pending_len += len(chunk)
                 while pending_len >= layout.stripe_bytes and stripe < layout.stripes - 1:
-                    joined = b"".join(pending)
+                    # One copy per body byte: the stripe is a view of the joined chunks (a
+                    # slice would copy it again), the rest (under one chunk) is copied out.
+                    joined = memoryview(b"".join(pending))
                     await launch(joined[: layout.stripe_bytes])
-                    rest = joined[layout.stripe_bytes:]
+                    rest = bytes(joined[layout.stripe_bytes:])
                     pending, pending_len = ([rest] if rest else []), len(rest)
                     while len(inflight) > 1:
                         await inflight.popleft()
@@ -290,7 +293,7 @@ class DataPath:
         for s in sinks:
             await s.send(None)
 
-    async def _stripe(self, data: bytes, block_len: int, codec: Codec, sinks: Sequence[_Sink],
+    async def _stripe(self, data: Block, block_len: int, codec: Codec, sinks: Sequence[_Sink],
                       before: asyncio.Future[None] | None) -> None:
         blocks = await asyncio.to_thread(lambda: codec.encode(codec.split(data, block_len)))
         if before is not None:

@@ -23,7 +23,7 @@ class Codec:
         self._enc = zfec.Encoder(k, k + m) if m else None
         self._dec = zfec.Decoder(k, k + m) if m else None
 
-    def split(self, data: bytes, block_len: int) -> list[memoryview]:
+    def split(self, data: bytes | memoryview, block_len: int) -> list[memoryview]:
         """Cut a stripe's data into k blocks of block_len bytes, zero-padding the tail.
 
         The blocks are views of `data` (no copy) unless padding is needed; `data` must not

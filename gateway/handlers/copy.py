@@ -31,7 +31,7 @@ class CopySource:
     manifest: Manifest
 
     async def copy_bytes(self, ctx: Ctx, dest: BucketRecord, start: int, end: int,
-                         observe: Callable[[bytes], None], dest_key: bytes = b""
+                         observe: Callable[[bytes | memoryview], None], dest_key: bytes = b""
                          ) -> DataRef | None:
         """Write source bytes start..end as new erasure-coded data of the destination."""
         size = end - start + 1
