@@ -53,6 +53,7 @@ from storage.kv import KVStore, LmdbStore, MemoryStore
 from storage.list_pages import STATE_ONLY, Page, PageQuery, Want
 from storage.record import (
     BodyEncoder,
+    Buffer,
     ChecksumMismatch,
     RecordFlag,
     RecordHead,
@@ -66,6 +67,8 @@ from storage.segments import SegmentFile, SegmentStore
 
 P = ParamSpec("P")
 R = TypeVar("R")
+# Buffers per vectored write, well under the kernel's IOV_MAX (1024).
+_IOV_MAX = 512
 
 
 # Set in a background task (the scrubber): its device calls are not client activity.
@@ -203,27 +206,30 @@ class Device:
         enc = BodyEncoder(digest, length, head.chunk_size)
         region: tuple[SegmentFile, int] | None = None
         pos = 0
-        buf = bytearray()
+        bufs: list[Buffer] = []      # stored bytes not yet written: one pwritev per batch
+        size = 0
         try:
             try:
                 async for piece in body:
-                    buf += enc.feed(piece)
-                    if len(buf) < limits.write_batch_bytes:
+                    stored = enc.feed(piece)
+                    bufs += stored
+                    size += sum(len(b) for b in stored)
+                    if size < limits.write_batch_bytes and len(bufs) < _IOV_MAX:
                         continue
                     if region is None:  # reserve at the first full batch: writes the head
                         region = await self._run(self.segments.reserve, head.stored_bytes,
                                                  head_bytes)
                         pos = region[1] + len(head_bytes)
-                    await self._run(self.segments.pwrite, region[0], pos, buf)
-                    pos, buf = pos + len(buf), bytearray()
-                buf += enc.finish()
+                    await self._run(self.segments.pwritev, region[0], pos, bufs)
+                    pos, bufs, size = pos + size, [], 0
+                bufs += enc.finish()
             except ValueError as e:
                 raise BadRequest(str(e)) from e
             if region is None:  # a small record goes down in one pwrite
                 region = await self._run(self.segments.reserve, head.stored_bytes,
-                                         head_bytes + bytes(buf))
+                                         b"".join([head_bytes, *bufs]))
             else:
-                await self._run(self.segments.pwrite, region[0], pos, buf)
+                await self._run(self.segments.pwritev, region[0], pos, bufs)
             seg, offset = region
             loc = Location(seg.id, offset, head.head_bytes, length, head.chunk_size,
                            head.stored_bytes)

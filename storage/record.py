@@ -133,49 +133,77 @@ def decode_head(buf: bytes | bytearray | memoryview) -> RecordHead:
                       head.chunk_size)
 
 
+Buffer = bytes | memoryview
+
+
 class BodyEncoder:
-    """Turns body bytes into stored chunks; finish() checks the length and adds the trailer."""
+    """Turns body bytes into stored chunks; finish() checks the length and adds the trailer.
+
+    The stored form comes back as a list of buffers for one vectored write: views of the
+    bytes fed (which must not change afterwards) and each chunk's digest, so that a body
+    is copied only by the kernel, not joined again in Python (a chunk that spans two fed
+    pieces is hashed across both views).
+    """
 
     def __init__(self, head_digest: bytes, body_len: int, chunk_size: int) -> None:
         self._left = body_len
         self._chunk = chunk_size
-        self._pending = bytearray()
+        self._pending: list[memoryview] = []     # the start of the next chunk
+        self._pending_len = 0
         self._trailer = xxhash.xxh3_64(head_digest)
 
-    def feed(self, data: bytes | bytearray | memoryview) -> bytes:
+    def feed(self, data: bytes | memoryview) -> list[Buffer]:
         if len(data) > self._left:
             raise ValueError("body longer than declared")
         self._left -= len(data)
-        self._pending += data
-        full = len(self._pending) - len(self._pending) % self._chunk
-        if full == 0:
-            return b""
-        out = self._encode(memoryview(self._pending)[:full])
-        del self._pending[:full]
+        view = memoryview(data).cast("B")
+        out: list[Buffer] = []
+        if self._pending_len + len(view) < self._chunk:
+            if view:
+                self._pending.append(view)
+                self._pending_len += len(view)
+            return out
+        at = 0
+        if self._pending:   # complete the chunk begun by earlier pieces
+            at = self._chunk - self._pending_len
+            self._pending.append(view[:at])
+            self._emit(out, self._pending)
+            self._pending, self._pending_len = [], 0
+        while len(view) - at >= self._chunk:
+            self._emit(out, [view[at:at + self._chunk]])
+            at += self._chunk
+        if at < len(view):
+            self._pending, self._pending_len = [view[at:]], len(view) - at
         return out
 
-    def finish(self) -> bytes:
+    def finish(self) -> list[Buffer]:
         if self._left:
             raise ValueError(f"body shorter than declared by {self._left} bytes")
-        out = self._encode(memoryview(self._pending)) if self._pending else b""
-        self._pending.clear()
-        return out + TRAILER_MAGIC + bytes(4) + self._trailer.digest()
+        out: list[Buffer] = []
+        if self._pending:
+            self._emit(out, self._pending)
+            self._pending, self._pending_len = [], 0
+        out += (TRAILER_MAGIC, bytes(4), self._trailer.digest())
+        return out
 
-    def _encode(self, data: memoryview) -> bytes:
-        parts: list[bytes | memoryview] = []
-        for start in range(0, len(data), self._chunk):
-            piece = data[start:start + self._chunk]
-            digest = xxhash.xxh3_64_digest(piece)
-            self._trailer.update(digest)
-            parts += (piece, digest)
-        return b"".join(parts)
+    def _emit(self, out: list[Buffer], pieces: list[memoryview]) -> None:
+        if len(pieces) == 1:
+            digest = xxhash.xxh3_64_digest(pieces[0])
+        else:
+            h = xxhash.xxh3_64()
+            for p in pieces:
+                h.update(p)
+            digest = h.digest()
+        self._trailer.update(digest)
+        out += pieces
+        out.append(digest)
 
 
 def encode_record(head: RecordHead, body: bytes) -> bytes:
     """A whole record in one piece (small records: deletes, metadata)."""
     head_bytes, digest = encode_head(head)
     enc = BodyEncoder(digest, len(body), head.chunk_size)
-    return head_bytes + enc.feed(body) + enc.finish()
+    return b"".join([head_bytes, *enc.feed(body), *enc.finish()])
 
 
 @dataclass(frozen=True)

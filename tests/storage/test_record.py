@@ -40,10 +40,10 @@ def _parse(data: bytes, step: int | None = None) -> list[ParsedRecord | Garbage]
 def _streamed(head: RecordHead, body: bytes, piece: int) -> bytes:
     head_bytes, digest = rec.encode_head(head)
     enc = rec.BodyEncoder(digest, len(body), head.chunk_size)
-    out = head_bytes
+    out: list[rec.Buffer] = [head_bytes]
     for i in range(0, len(body), piece):
         out += enc.feed(body[i:i + piece])
-    return out + enc.finish()
+    return b"".join(out + enc.finish())
 
 
 def test_head_round_trip_with_long_key_and_huge_ts() -> None:
