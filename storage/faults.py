@@ -5,7 +5,7 @@ Off unless the node starts with COFFRE_FAULTS set, e.g.
     COFFRE_FAULTS="eio:3:read=0.5,write=1"        # device 3: half its reads, every write
     COFFRE_FAULTS="eio:3:sync=1;eio:4:read=1"     # several devices, ';' between them
 
-Each rate is the probability that one call (pread, pwrite, fdatasync) raises
+Each rate is the probability that one call (pread, pwritev, fdatasync) raises
 OSError(EIO) before touching the file, as a dying disk would. Rules:
 - zero cost when off: `install` leaves the SegmentStore untouched unless its device is named;
   when on it replaces the three methods on that one instance;
@@ -27,7 +27,7 @@ ENV = "COFFRE_FAULTS"
 SEED_ENV = "COFFRE_FAULTS_SEED"
 OPS = ("read", "write", "sync")
 # SegmentStore method -> the operation it counts as.
-_METHODS = {"pread": "read", "pwrite": "write", "_pwrite": "write", "sync": "sync"}
+_METHODS = {"pread": "read", "pwritev": "write", "sync": "sync"}
 
 log = logging.getLogger("coffre.faults")
 

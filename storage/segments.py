@@ -113,7 +113,7 @@ class SegmentStore:
             self._used += size
             f.writers += 1
             try:
-                self._pwrite(f, offset, first)
+                self.pwritev(f, offset, (first,))
             except BaseException:
                 f.writers -= 1
                 raise
@@ -130,12 +130,13 @@ class SegmentStore:
             return f is not None and f.writers > 0
 
     def pwrite(self, f: SegmentFile, offset: int, data: bytes | bytearray | memoryview) -> None:
-        self._pwrite(f, offset, data)
+        self.pwritev(f, offset, (data,))
 
     def pwritev(self, f: SegmentFile, offset: int,
                 buffers: Sequence[bytes | bytearray | memoryview]) -> None:
         """Write the buffers back to back from offset: one system call for a batch of
-        pieces, no joined copy of them (record bodies arrive as views, record.py)."""
+        pieces, no joined copy of them (record bodies arrive as views, record.py). Every
+        write to a segment goes through here, so fault injection (faults.py) sees them all."""
         views = [memoryview(b).cast("B") for b in buffers if len(b)]
         while views:
             try:
@@ -151,19 +152,6 @@ class SegmentStore:
                 views.pop(0)
             if n:
                 views[0] = views[0][n:]
-
-    @staticmethod
-    def _pwrite(f: SegmentFile, offset: int, data: bytes | bytearray | memoryview) -> None:
-        view = memoryview(data)
-        while view:
-            try:
-                n = os.pwrite(f.fd, view, offset)
-            except OSError as e:
-                if e.errno in (errno.ENOSPC, errno.EDQUOT):
-                    raise DeviceFull("no space left on device") from e
-                raise
-            view, offset = view[n:], offset + n
-            f.unsynced += n
 
     def sync(self, seg_ids: set[int]) -> None:
         for seg_id in seg_ids:
