@@ -321,7 +321,9 @@ class DataPath:
         layout = Layout(ref.size, ref.k, ref.block)
         first, last = start // layout.stripe_bytes, end // layout.stripe_bytes
         reader = _StripeReader(self, ref, layout)
-        step = limits.read_batch_stripes
+        # A batch never asks for more than the whole budget (which would let it overdraw).
+        step = max(1, min(limits.read_batch_stripes,
+                          self.budget.capacity_bytes // layout.stripe_bytes))
         batches = [(s, min(s + step - 1, last)) for s in range(first, last + 1, step)]
         nxt: asyncio.Task[tuple[list[memoryview], int]] | None = asyncio.ensure_future(
             self._held_batch(reader, *batches[0]))
