@@ -3,8 +3,12 @@ restarted in the middle; and a stateful model test of S3's semantics (hypothesis
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import os
 import random
+import threading
+import time
 
 import pytest
 from botocore.exceptions import ClientError
@@ -17,6 +21,12 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from gateway.catalog import Catalog
+from gateway.hlc import Clock
+from gateway.manifest import Manifest
+from gateway.metastore import MetaStore
+from ring.ringset import RingSet
+from storage.client import NodeClient
 from tests.cluster.harness import Cluster
 
 ROUNDS = int(os.environ.get("COFFRE_CONSISTENCY_ROUNDS", "150"))
@@ -95,6 +105,72 @@ def test_paged_listing_sees_writes_made_between_its_pages(cluster: Cluster, two)
                         writer.put_object(Bucket="paged", Key=key, Body=b"y")
                         model.add(key)
         assert got == sorted(model)
+
+
+async def _replica_records(cluster: Cluster, bucket_name: str, key: str
+                           ) -> list[tuple[int, bytes | None] | None]:
+    """(ts, value) of an object's record on each of its metadata replicas, read directly."""
+    client = NodeClient()
+    try:
+        store = MetaStore(RingSet(cluster.config.rings_dir), client, Clock())
+        catalog = Catalog(store, 0)
+        bucket = await catalog.bucket(bucket_name)
+        partition = catalog.object_partition(bucket, key.encode())
+        record_key = catalog.object_record_key(bucket, key.encode())
+        out: list[tuple[int, bytes | None] | None] = []
+        for dev in store.replicas(partition):
+            rec = await client.get_meta(dev.addr, dev.id, partition, record_key)
+            out.append(None if rec is None else (rec.ts, rec.value))
+        return out
+    finally:
+        await client.close()
+
+
+def _agreed_record(cluster: Cluster, bucket: str, key: str) -> bytes:
+    """The one record every replica ends up holding (the writes to the slowest replicas
+    may still be landing when the PUTs are answered: waited for, a few seconds at most)."""
+    deadline = time.monotonic() + 5.0
+    while True:
+        records = asyncio.run(_replica_records(cluster, bucket, key))
+        if None not in records and len(set(records)) == 1:
+            value = records[0][1] if records[0] is not None else None
+            assert value is not None
+            return value
+        assert time.monotonic() < deadline, f"replicas never agreed: {records}"
+        time.sleep(0.1)
+
+
+def test_concurrent_writers_of_one_key_end_with_one_winner(cluster: Cluster, two) -> None:  # type: ignore[no-untyped-def]
+    """Two gateways PUT the same key at the same instant: every replica ends with the same
+    record, both gateways serve the same body, and that body is one writer's, whole (its
+    manifest never points at the other's data)."""
+    a, b = two
+    a.create_bucket(Bucket="racing")
+    rnd = random.Random(7)
+    winners = set()
+    for i in range(24):
+        size = rnd.choice([10, 70_000, 300_000, 1_100_000])   # inline and erasure-coded
+        bodies = [rnd.randbytes(size), rnd.randbytes(size)]
+        start = threading.Barrier(2)
+
+        def put(gw, body: bytes, start: threading.Barrier) -> None:  # type: ignore[no-untyped-def]
+            start.wait()
+            gw.put_object(Bucket="racing", Key="k", Body=body)
+
+        threads = [threading.Thread(target=put, args=(gw, body, start))
+                   for gw, body in zip((a, b), bodies, strict=True)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        got_a = a.get_object(Bucket="racing", Key="k")["Body"].read()
+        got_b = b.get_object(Bucket="racing", Key="k")["Body"].read()
+        assert got_a == got_b, f"round {i}: the gateways serve different versions"
+        assert got_a in bodies, f"round {i}: a body neither writer sent"
+        manifest = Manifest.decode(_agreed_record(cluster, "racing", "k"))
+        assert manifest.etag == f'"{hashlib.md5(got_a).hexdigest()}"', f"round {i}"
+        winners.add(bodies.index(got_a))
+    print("winners seen", winners)
 
 
 def test_deleted_bucket_not_served_long(cluster: Cluster, two) -> None:  # type: ignore[no-untyped-def]
