@@ -7,12 +7,13 @@ zfec releases the GIL while it computes, so callers run these in a thread pool.
 `replicate n` is k=1: every "parity" block is a copy.
 
 The arithmetic runs in ISA-L (storage/isal.py) when it is there: zfec's coefficients,
-read from zfec itself, multiplied with SIMD, ~20x faster and byte-identical (each codec
-checks that once against zfec before trusting it). Without ISA-L zfec does the work.
+read from zfec itself, multiplied with SIMD, ~20x faster and byte-identical (each code is
+checked against zfec once per process before it is trusted). Without ISA-L zfec does the work.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -26,6 +27,32 @@ _ISAL = isal.load()
 _DECODERS_MAX = 256       # erasure patterns with a cached decoding matrix, per codec
 
 
+@functools.cache
+def _parity_rows(k: int, m: int) -> tuple[tuple[int, ...], ...]:
+    """zfec's parity coefficients: parity block r of a stripe whose block j is the byte 1
+    and the others 0 is exactly the coefficient (r, j). Once per code and process (the
+    rebalancer makes a Codec per rebuilt fragment)."""
+    enc, parity_nums = zfec.Encoder(k, k + m), tuple(range(k, k + m))
+    columns = [enc.encode([b"\x01" if i == j else b"\x00" for i in range(k)], parity_nums)
+               for j in range(k)]
+    return tuple(tuple(columns[j][r][0] for j in range(k)) for r in range(m))
+
+
+@functools.cache
+def _fast_encoder(lib: isal.Library | None, k: int, m: int) -> isal.Kernel | None:
+    """ISA-L's encoder for k+m, once checked against zfec on a random stripe (once per code
+    and process); None without ISA-L or if they disagree."""
+    if lib is None:
+        return None
+    kernel = lib.kernel(_parity_rows(k, m))
+    probe = [os.urandom(64) for _ in range(k)]
+    if [bytes(p) for p in kernel.apply(probe)] != list(
+            zfec.Encoder(k, k + m).encode(probe, tuple(range(k, k + m)))):
+        log.error("ISA-L (%s) disagrees with zfec for %d+%d: using zfec", lib.where, k, m)
+        return None
+    return kernel
+
+
 class Codec:
     def __init__(self, k: int, m: int) -> None:
         if k < 1 or m < 0:
@@ -34,33 +61,9 @@ class Codec:
         self._parity_nums = tuple(range(k, k + m))
         self._enc = zfec.Encoder(k, k + m) if m else None
         self._dec = zfec.Decoder(k, k + m) if m else None
-        self._rows = self._parity_rows() if m and k > 1 else []
-        self._fast = self._fast_encoder()
+        self._rows = _parity_rows(k, m) if m and k > 1 else ()
+        self._fast = _fast_encoder(_ISAL, k, m) if self._rows else None
         self._decoders: dict[tuple[int, ...], isal.Kernel] = {}
-
-    def _parity_rows(self) -> list[list[int]]:
-        """zfec's parity coefficients: parity block r of a stripe whose block j is the byte
-        1 and the others 0 is exactly the coefficient (r, j)."""
-        assert self._enc is not None
-        rows = [[0] * self.k for _ in range(self.m)]
-        for j in range(self.k):
-            unit = [b"\x01" if i == j else b"\x00" for i in range(self.k)]
-            for r, block in enumerate(self._enc.encode(unit, self._parity_nums)):
-                rows[r][j] = block[0]
-        return rows
-
-    def _fast_encoder(self) -> isal.Kernel | None:
-        if _ISAL is None or not self._rows:
-            return None
-        kernel = _ISAL.kernel(self._rows)
-        assert self._enc is not None
-        probe = [os.urandom(64) for _ in range(self.k)]
-        if [bytes(p) for p in kernel.apply(probe)] != list(
-                self._enc.encode(probe, self._parity_nums)):
-            log.error("ISA-L (%s) disagrees with zfec for %d+%d: using zfec",
-                      _ISAL.where, self.k, self.m)
-            return None
-        return kernel
 
     def split(self, data: bytes | memoryview, block_len: int) -> list[memoryview]:
         """Cut a stripe's data into k blocks of block_len bytes, zero-padding the tail.
@@ -109,7 +112,7 @@ class Codec:
         kernel = self._decoders.get(nums)
         if kernel is None:
             rows = [[int(i == c) for c in range(self.k)] if i < self.k
-                    else self._rows[i - self.k] for i in nums]
+                    else list(self._rows[i - self.k]) for i in nums]
             inverse = _ISAL.invert(rows)
             kernel = _ISAL.kernel([inverse[j] for j in missing])
             if len(self._decoders) >= _DECODERS_MAX:
