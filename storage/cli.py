@@ -81,7 +81,7 @@ async def _serve(node: object, host: str, port: int, *, background: bool) -> Non
     from aiohttp import web
 
     from storage.node import Node
-    from storage.server import make_app
+    from storage.server import listen, make_app
 
     assert isinstance(node, Node)
     app = make_app(node, background=background)
@@ -91,14 +91,14 @@ async def _serve(node: object, host: str, port: int, *, background: bool) -> Non
     runner = web.AppRunner(app, access_log=None, handle_signals=False,
                            shutdown_timeout=limits.shutdown_drain_s)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True)
-    await site.start()
+    server = await listen(runner, host, port)
     print(f"coffre node listening on http://{host}:{port}", file=sys.stderr, flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+    server.close()  # no new connections; the open ones drain in cleanup
     await runner.cleanup()  # finishes in-flight requests, then closes the devices
 
 

@@ -76,7 +76,7 @@ class NodeClient:
         self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout_s,
                                               sock_read=request_timeout_s)
         self._session: aiohttp.ClientSession | None = None
-        self._rpc = RpcPool(self._s, timeout_s=request_timeout_s,
+        self._rpc = RpcPool(timeout_s=request_timeout_s,
                             connect_timeout_s=connect_timeout_s) if transport == "rpc" else None
 
     def _s(self) -> aiohttp.ClientSession:

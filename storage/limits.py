@@ -84,7 +84,7 @@ scrub_busy_slowdown = 10.0
 ring_file_size_bytes_max = 64 * 1024 * 1024
 ring_name_chars_max = 64
 
-# The framed RPC channel (a WebSocket on the node's HTTP port, rpc.py) carries small calls;
+# The framed RPC channel (raw TCP on the node's HTTP port, rpc.py) carries small calls;
 # bodies above these sizes go over plain streamed HTTP instead.
 rpc_put_body_bytes_max = 1024 * 1024
 rpc_read_bytes_max = 4 * 1024 * 1024

@@ -216,7 +216,7 @@ def bound_request_id(text: str | None) -> str:
 
 @web.middleware
 async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Count every HTTP request (the RPC WebSocket itself is counted per call instead)."""
+    """Count every HTTP request (RPC calls are counted by observe_rpc)."""
     REQUEST_ID.set(bound_request_id(request.headers.get(REQUEST_ID_HEADER)))
     started = time.monotonic()
     endpoint = endpoint_of(request)
@@ -230,15 +230,14 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
         status = exc.status
         raise
     finally:
-        if not isinstance(response, web.WebSocketResponse):
-            out = 0 if response is None or request.method == "HEAD" else (
-                response.content_length or 0)
-            seconds = time.monotonic() - started
-            request.app[NODE_METRICS].observe(endpoint, status, seconds,
-                                              int(request.content.total_bytes), out)
-            level = logging.WARNING if status >= 500 else logging.DEBUG
-            if log.isEnabledFor(level):
-                log.log(level, "%s %s %.1f ms", endpoint, status, seconds * 1000)
+        out = 0 if response is None or request.method == "HEAD" else (
+            response.content_length or 0)
+        seconds = time.monotonic() - started
+        request.app[NODE_METRICS].observe(endpoint, status, seconds,
+                                          int(request.content.total_bytes), out)
+        level = logging.WARNING if status >= 500 else logging.DEBUG
+        if log.isEnabledFor(level):
+            log.log(level, "%s %s %.1f ms", endpoint, status, seconds * 1000)
 
 
 def ready_problems(snapshot: Snapshot, rings_expected: bool) -> list[str]:

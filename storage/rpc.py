@@ -1,12 +1,13 @@
-"""The node's framed RPC channel: many small calls in flight on one WebSocket.
+"""The node's framed RPC channel: many small calls in flight on one connection.
 
 Why: an HTTP request/response through aiohttp costs several hundred microseconds of CPU per
-call on each side; msgpack messages on a persistent WebSocket, with calls pipelined, cost a
+call on each side; msgpack messages on a persistent connection, with calls pipelined, cost a
 fraction of that (bench/storage_bench.py prints both). Streamed bodies (large fragment PUTs,
-stream_fragment) stay on plain HTTP, where TCP gives each stream its own flow control.
+stream_fragment) stay on plain HTTP, where TCP gives each stream its own flow control. The
+connection is a raw TCP one on the node's HTTP port (storage/rpc_stream.py says why and how).
 
-Protocol (wire.RPC_PATH, binary messages of one or more msgpack arrays back to back: the
-frames queued in one loop turn travel together, storage/rpc_frames.py):
+Protocol (messages of one or more msgpack arrays back to back: the frames queued in one loop
+turn travel together, storage/rpc_frames.py):
     request : [call_id, op, request_id, *args]   request_id: the gateway's id, "" if none
     response: [call_id, status, payload]         status as in HTTP: 200 ok, 404, 413, 507...
 Ops and their payloads are the table in _OPS. A status >= 400 carries a reason string.
@@ -15,26 +16,28 @@ Rules: each call runs in its own task (so concurrent calls share group commits);
 limits.rpc_inflight_per_connection_max run per connection, then reading pauses (backpressure).
 Each call's task carries the caller's request id (storage.metrics.REQUEST_ID), so the node's
 log lines about it name the S3 request that caused it; every call is reported to an observer
-(the node's metrics) with its op, status, time and sizes.
+(the node's metrics) with its op, status, time and sizes. A message that is not frames of
+this protocol ends the connection.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import msgpack
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from storage import limits, list_pages, rpc_frames
 from storage.errors import BadRequest, StorageError
 from storage.metrics import REQUEST_ID, bound_request_id
 from storage.node import Node
 from storage.rpc_frames import Outbox
+from storage.rpc_stream import Buffer, MessageChannel
 
 Result = tuple[int, Any]
 OpFn = Callable[[Node, list[Any]], Awaitable[Result]]
@@ -81,15 +84,17 @@ async def _fget(node: Node, a: list[Any]) -> Result:
     return 200, BinViews(views)
 
 
-def _answer(call_id: Any, status: int, payload: Any) -> bytes:
-    """msgpack [call_id, status, payload]; a BinViews payload becomes a bin 32 written
-    straight from its views (packb would have needed them joined first: two copies)."""
+def _answer(call_id: Any, status: int, payload: Any) -> bytes | list[Buffer]:
+    """msgpack [call_id, status, payload]; a BinViews payload becomes the head of a bin 32
+    followed by its views, written to the socket as they are (packb would have needed them
+    joined first, and the join is a copy)."""
     if not isinstance(payload, BinViews):
-        return msgpack.packb([call_id, status, payload])
+        out: bytes = msgpack.packb([call_id, status, payload])
+        return out
     size = sum(len(v) for v in payload)
     head = (b"\x93" + msgpack.packb(call_id) + msgpack.packb(status) + b"\xc6"
             + size.to_bytes(4, "big"))
-    return b"".join([head, *payload])
+    return [head, *payload]
 
 
 async def _fsize(node: Node, a: list[Any]) -> Result:
@@ -180,8 +185,8 @@ async def _call(node: Node, op: Any, args: list[Any]) -> Result:
         return 400, f"bad arguments: {e}"
 
 
-async def _serve_one(node: Node, ws: web.WebSocketResponse, outbox: Outbox, frame: list[Any],
-                     size: int, slots: asyncio.Semaphore, observe: Observer | None) -> None:
+async def _serve_one(node: Node, conn: _ServerConn, frame: list[Any], size: int,
+                     observe: Observer | None) -> None:
     call_id, op, request_id, *args = frame
     # This task runs in its own copy of the context: the id tags only this call's lines.
     REQUEST_ID.set(bound_request_id(request_id if isinstance(request_id, str) else None))
@@ -194,13 +199,12 @@ async def _serve_one(node: Node, ws: web.WebSocketResponse, outbox: Outbox, fram
             # Only known op names become labels: a peer sending made-up ones must not
             # grow the metrics without bound.
             name = op if isinstance(op, str) and op in _OPS else "unknown"
-            observe(name, status, time.monotonic() - started, size, len(answer))
-        if not ws.closed:
-            await outbox.put(answer)    # waits for the write: a slow reader holds the slot
+            length = len(answer) if isinstance(answer, bytes) else sum(len(p) for p in answer)
+            observe(name, status, time.monotonic() - started, size, length)
+        if conn.channel.alive:
+            await conn.outbox.put(answer)    # waits for the write: a slow reader holds the slot
     except (ConnectionError, RuntimeError):
         pass  # the client went away; its calls' outcomes are its own to retry
-    finally:
-        slots.release()
 
 
 def _log_call(op: Any, status: int, payload: Any, seconds: float) -> None:
@@ -211,45 +215,88 @@ def _log_call(op: Any, status: int, payload: Any, seconds: float) -> None:
         log.log(level, "rpc %s %s %.1f ms %s", op, status, seconds * 1000, reason)
 
 
-async def handle(node: Node, sockets: set[Any], observe: Observer | None,
-                 request: web.Request) -> web.StreamResponse:
-    ws = web.WebSocketResponse(max_msg_size=limits.rpc_message_bytes_max, compress=False,
-                               autoping=True)
-    await ws.prepare(request)
-    sockets.add(ws)
-    slots = asyncio.Semaphore(limits.rpc_inflight_per_connection_max)
-    running: set[asyncio.Task[None]] = set()
-    outbox = Outbox(ws.send_bytes)
-    async for msg in ws:
-        if msg.type != WSMsgType.BINARY:
-            break
+class _ServerConn:
+    """One client connection: each call in its own task, at most
+    limits.rpc_inflight_per_connection_max at once, then the socket is not read (the client's
+    sends back up: backpressure) until one finishes."""
+
+    def __init__(self, server: RpcServer) -> None:
+        self.server = server
+        self.channel = MessageChannel(self._on_message, self._on_lost,
+                                      limits.rpc_message_bytes_max)
+        self.outbox = Outbox(self._send)
+        self.running: set[asyncio.Task[None]] = set()
+        self._waiting: deque[tuple[list[Any], int]] = deque()
+
+    async def _send(self, pieces: list[Buffer]) -> None:
+        self.channel.send(pieces)
+        await self.channel.drain()
+
+    def _on_message(self, data: bytes | bytearray) -> None:
         try:
-            calls = list(rpc_frames.frames(msg.data))
+            calls = list(rpc_frames.frames(data))
         except ValueError:
-            break  # not our protocol: drop the connection
-        if not all(isinstance(f, list) and len(f) >= 3 for f in calls):
-            break
+            calls = []
+        if not calls or not all(isinstance(f, list) and len(f) >= 3 for f in calls):
+            self.channel.close()     # not our protocol: drop the connection
+            return
+        size = len(data) // len(calls)
         for frame in calls:
-            await slots.acquire()
-            task = asyncio.create_task(_serve_one(
-                node, ws, outbox, frame, len(msg.data) // len(calls), slots, observe))
-            running.add(task)
-            task.add_done_callback(running.discard)
-    if running:
-        await asyncio.gather(*running, return_exceptions=True)
-    await ws.close()
-    sockets.discard(ws)
-    return ws
+            if len(self.running) < limits.rpc_inflight_per_connection_max:
+                self._start(frame, size)
+            else:
+                self._waiting.append((frame, size))
+        if self._waiting:
+            self.channel.pause_reading()
+
+    def _start(self, frame: list[Any], size: int) -> None:
+        task = asyncio.create_task(_serve_one(self.server.node, self, frame, size,
+                                              self.server.observe))
+        self.running.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self.running.discard(task)
+        if self._waiting and not self.server.stopping:
+            self._start(*self._waiting.popleft())
+            if not self._waiting:
+                self.channel.resume_reading()
+
+    def _on_lost(self, _exc: Exception | None) -> None:
+        self._waiting.clear()
+        self.server.conns.discard(self)
 
 
-def install(app: web.Application, path: str, node: Node,
-            observe: Observer | None = None) -> None:
-    sockets: set[Any] = set()
+class RpcServer:
+    """The node's side of the channel: makes a _ServerConn per raw connection (PortSniffer
+    hands them over) and drains them on shutdown."""
 
-    async def close_all(_app: web.Application) -> None:
-        # End open RPC connections so that a graceful stop does not wait for them.
-        for ws in list(sockets):
-            await ws.close(code=1001, message=b"node shutting down")
+    def __init__(self, node: Node, observe: Observer | None) -> None:
+        self.node, self.observe = node, observe
+        self.conns: set[_ServerConn] = set()
+        self.stopping = False
 
-    app.router.add_get(path, functools.partial(handle, node, sockets, observe))
-    app.on_shutdown.append(close_all)
+    def channel(self) -> MessageChannel:
+        conn = _ServerConn(self)
+        self.conns.add(conn)
+        return conn.channel
+
+    async def stop(self, _app: web.Application | None = None) -> None:
+        """Stop reading calls, let the running ones answer (bounded), then close."""
+        self.stopping = True
+        for conn in list(self.conns):
+            conn.channel.pause_reading()
+        running = [t for conn in self.conns for t in conn.running]
+        if running:
+            await asyncio.wait(running, timeout=limits.shutdown_drain_s)
+        for conn in list(self.conns):
+            conn.channel.close()
+
+
+RPC_SERVER = web.AppKey("rpc_server", RpcServer)
+
+
+def install(app: web.Application, node: Node, observe: Observer | None = None) -> None:
+    """Make the app's RpcServer (storage/server.py's listener hands it raw connections)."""
+    server = app[RPC_SERVER] = RpcServer(node, observe)
+    app.on_shutdown.append(server.stop)

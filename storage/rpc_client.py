@@ -1,5 +1,5 @@
-"""Client half of the framed RPC channel (see rpc.py): a few WebSockets per node, each
-carrying many calls in flight, matched to their answers by call id.
+"""Client half of the framed RPC channel (see rpc.py): a few connections per node
+(rpc_stream.py), each carrying many calls in flight, matched to their answers by call id.
 
 Rules: connections open lazily and are replaced when they die; a call that could not be
 sent on a dead connection is sent once more on a fresh one (nothing reached the node), a
@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Callable
 from typing import Any
 
-import aiohttp
 import msgpack
 
-from storage import limits, wire
+from storage import limits
 from storage.metrics import REQUEST_ID
 from storage.rpc_frames import Outbox, frames
+from storage.rpc_stream import MAGIC, Buffer, MessageChannel
 
 
 class ChannelError(Exception):
@@ -33,16 +32,20 @@ class _NotSent(Exception):
 
 
 class _Conn:
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        self.ws = ws
-        self.outbox = Outbox(ws.send_bytes)
+    def __init__(self) -> None:
+        self.channel = MessageChannel(self._on_message, self._on_lost,
+                                      limits.rpc_message_bytes_max)
+        self.outbox = Outbox(self._send)
         self.pending: dict[int, asyncio.Future[tuple[int, Any]]] = {}
         self._ids = itertools.count(1)
-        self.reader = asyncio.create_task(self._read(), name="rpc-reader")
 
     @property
     def alive(self) -> bool:
-        return not self.ws.closed and not self.reader.done()
+        return self.channel.alive
+
+    async def _send(self, pieces: list[Buffer]) -> None:
+        self.channel.send(pieces)
+        await self.channel.drain()
 
     async def call(self, op: str, args: tuple[Any, ...], timeout_s: float) -> tuple[int, Any]:
         if not self.alive:
@@ -53,7 +56,7 @@ class _Conn:
         try:
             try:
                 await self.outbox.put(msgpack.packb([call_id, op, REQUEST_ID.get(), *args]))
-            except (ConnectionError, RuntimeError, aiohttp.ClientError) as e:
+            except (ConnectionError, RuntimeError) as e:
                 raise _NotSent() from e
             return await asyncio.wait_for(future, timeout_s)
         except TimeoutError:
@@ -61,33 +64,29 @@ class _Conn:
         finally:
             self.pending.pop(call_id, None)
 
-    async def _read(self) -> None:
+    def _on_message(self, data: bytes | bytearray) -> None:
         try:
-            async for msg in self.ws:
-                if msg.type != aiohttp.WSMsgType.BINARY:
-                    break
-                for call_id, status, payload in frames(msg.data):
-                    future = self.pending.get(call_id)
-                    if future is not None and not future.done():
-                        future.set_result((status, payload))
-        except (aiohttp.ClientError, ConnectionError, ValueError):
-            pass
-        finally:
-            lost = ChannelError("rpc connection lost")
-            for future in self.pending.values():
-                if not future.done():
-                    future.set_exception(lost)
+            answers = list(frames(data))
+            for call_id, status, payload in answers:
+                future = self.pending.get(call_id)
+                if future is not None and not future.done():
+                    future.set_result((status, payload))
+        except (ValueError, TypeError):
+            self.channel.close()     # not an answer of this protocol: give up on the node
+
+    def _on_lost(self, _exc: Exception | None) -> None:
+        lost = ChannelError("rpc connection lost")
+        for future in self.pending.values():
+            if not future.done():
+                future.set_exception(lost)
 
     async def close(self) -> None:
-        await self.ws.close()
-        self.reader.cancel()
+        self.channel.close()
 
 
 class RpcPool:
-    def __init__(self, session: Callable[[], aiohttp.ClientSession], *, timeout_s: float,
-                 connect_timeout_s: float,
+    def __init__(self, *, timeout_s: float, connect_timeout_s: float,
                  connections_per_node: int = limits.rpc_connections_per_node) -> None:
-        self._session = session
         self._timeout_s = timeout_s
         self._connect_timeout_s = connect_timeout_s
         self._per_node = connections_per_node
@@ -119,14 +118,17 @@ class RpcPool:
         return conns[next(self._turn) % len(conns)]
 
     async def _connect(self, addr: str) -> _Conn:
+        host, _, port = addr.rpartition(":")
+        conn = _Conn()
+        loop = asyncio.get_running_loop()
         try:
-            ws = await self._session().ws_connect(
-                f"http://{addr}{wire.RPC_PATH}", max_msg_size=limits.rpc_message_bytes_max,
-                compress=0, autoping=True,
-                timeout=aiohttp.ClientWSTimeout(ws_close=self._connect_timeout_s))
-        except (aiohttp.ClientError, OSError, TimeoutError) as e:
+            async with asyncio.timeout(self._connect_timeout_s):
+                await loop.create_connection(lambda: conn.channel, host.strip("[]"), int(port))
+        except (OSError, TimeoutError, ValueError) as e:
             raise ChannelError(f"rpc connect: {type(e).__name__}: {e}") from e
-        return _Conn(ws)
+        assert conn.channel.transport is not None
+        conn.channel.transport.write(MAGIC)
+        return conn
 
     def drop(self, addr: str) -> None:
         """Forget the connections to `addr` (closed in the background): after a network cut

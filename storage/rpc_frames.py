@@ -1,4 +1,4 @@
-"""Coalescing the RPC channel's frames: all the calls (or answers) queued for one WebSocket
+"""Coalescing the RPC channel's frames: all the calls (or answers) queued for one connection
 in one turn of the event loop leave as one message.
 
 Why: on loopback every message is a send() system call that runs the receiver's TCP stack
@@ -21,9 +21,10 @@ from typing import Any
 import msgpack
 
 from storage import limits
+from storage.rpc_stream import Buffer
 
 
-def frames(data: bytes) -> Iterator[Any]:
+def frames(data: bytes | bytearray) -> Iterator[Any]:
     """The msgpack objects of one message, in order (ValueError if one is malformed)."""
     whole = _bulk_answer(data) if len(data) >= _BULK_BYTES else None
     if whole is not None:
@@ -45,7 +46,7 @@ def frames(data: bytes) -> Iterator[Any]:
 _BULK_BYTES = 64 * 1024
 
 
-def _bulk_answer(data: bytes) -> list[Any] | None:
+def _bulk_answer(data: bytes | bytearray) -> list[Any] | None:
     """[call_id, status, memoryview of the payload] when `data` is exactly one 3-item
     array ending in a bin 32 (as storage/rpc.py packs fragment reads), else None."""
     if data[0] != 0x93:
@@ -71,42 +72,48 @@ def _retrieve(sent: asyncio.Future[None]) -> None:
 
 
 class Outbox:
-    """Frames for one connection, sent together at the end of the loop turn."""
+    """Frames for one connection, sent together at the end of the loop turn.
 
-    def __init__(self, send: Callable[[bytes], Awaitable[None]],
+    A frame is bytes or a list of pieces (an answer made of views of the bytes read from
+    disk); `send` gets the pieces of every frame of the message, to write them unjoined.
+    """
+
+    def __init__(self, send: Callable[[list[Buffer]], Awaitable[None]],
                  batch_bytes_max: int = limits.rpc_batch_bytes_max) -> None:
         self._send = send
         self._max = batch_bytes_max
-        self._queued: list[bytes] = []
+        self._queued: list[Buffer] = []
         self._size = 0
         self._sent: asyncio.Future[None] | None = None    # the queued batch's outcome
         self._sending: set[asyncio.Task[None]] = set()
 
-    def put(self, frame: bytes) -> asyncio.Future[None]:
+    def put(self, frame: bytes | list[Buffer]) -> asyncio.Future[None]:
         """Queue a frame; the future is done once its message was written (or failed)."""
-        if self._queued and self._size + len(frame) > self._max:
+        pieces = [frame] if isinstance(frame, bytes) else frame
+        size = sum(len(p) for p in pieces)
+        if self._queued and self._size + size > self._max:
             self._flush()
         if self._sent is None:
             loop = asyncio.get_running_loop()
             self._sent = loop.create_future()
             self._sent.add_done_callback(_retrieve)
             loop.call_soon(self._flush)
-        self._queued.append(frame)
-        self._size += len(frame)
+        self._queued.extend(pieces)
+        self._size += size
         return self._sent
 
     def _flush(self) -> None:
         if self._sent is None:
             return                      # flushed early (size cap) in this turn
-        data, sent = b"".join(self._queued), self._sent
+        pieces, sent = self._queued, self._sent
         self._queued, self._size, self._sent = [], 0, None
-        task = asyncio.ensure_future(self._deliver(data, sent))
+        task = asyncio.ensure_future(self._deliver(pieces, sent))
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)
 
-    async def _deliver(self, data: bytes, sent: asyncio.Future[None]) -> None:
+    async def _deliver(self, pieces: list[Buffer], sent: asyncio.Future[None]) -> None:
         try:
-            await self._send(data)
+            await self._send(pieces)
         except BaseException as e:      # every waiter hears of it; nothing is re-raised
             if not sent.done():
                 sent.set_exception(e)

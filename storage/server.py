@@ -9,6 +9,7 @@ piece aborts the connection (the client sees a short body and never gets bad byt
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -21,6 +22,7 @@ from storage import metrics as node_metrics
 from storage.errors import BadRequest, StorageError
 from storage.node import Node
 from storage.rebalance_units import local_checksum
+from storage.rpc_stream import PortSniffer
 
 NODE = web.AppKey("node", Node)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -272,7 +274,7 @@ def make_app(node: Node, *, background: bool = True) -> web.Application:
     app.router.add_get("/admin/info", info)
     app.router.add_get("/health/live", live)
     metrics = node_metrics.install(app, node)  # GET /metrics, GET /health/ready
-    rpc.install(app, wire.RPC_PATH, node, metrics.observe_rpc)
+    rpc.install(app, node, metrics.observe_rpc)
     app.cleanup_ctx.append(_node_lifecycle)
     # After the node's lifecycle: the rebalancer reads its progress from opened devices.
     reb = app[REBALANCER] = rebalancer.Rebalancer(node)
@@ -305,3 +307,14 @@ async def _background_work(app: web.Application) -> AsyncIterator[None]:
     work.start()
     yield
     await work.stop()
+
+
+async def listen(runner: web.AppRunner, host: str, port: int) -> asyncio.Server:
+    """Serve a set-up runner's app on host:port, HTTP and the RPC channel on the one port
+    (rpc_stream.PortSniffer tells them apart). Close it before runner.cleanup()."""
+    http = runner.server
+    assert http is not None, "runner.setup() first"
+    rpc_server = runner.app[rpc.RPC_SERVER]
+    loop = asyncio.get_running_loop()
+    return await loop.create_server(lambda: PortSniffer(http, rpc_server.channel), host, port,
+                                    backlog=1024, reuse_address=True)

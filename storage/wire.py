@@ -12,7 +12,6 @@ Paths (keys travel as "k" + hex so that an empty key still makes a path segment)
                                                 msgpack [[key, ts (16 bytes), value|nil], ...]
     GET    /v1/summary/{dev}/{part}             JSON
     PUT|GET /admin/rings/{name}; GET /admin/info; GET /health/live
-    GET    /v1/rpc                              WebSocket: the framed RPC channel (rpc.py)
     GET    /v1/fragsum/{dev}/{part}/{key}       JSON {"size", "xxh3"} of the stored body
     GET    /admin/rebalance                     JSON status of the rebalancer (rebalancer.py)
     POST   /admin/rebalance/pause|resume        JSON status
@@ -20,11 +19,12 @@ Paths (keys travel as "k" + hex so that an empty key still makes a path segment)
     GET    /admin/rebalance/sizes               JSON {"devices": {id: [[part, frags, bytes]]}}
 Statuses: 404 missing, 416 bad range, 422 corrupt (quarantined), 507 full, 503 device failed,
 400 bad request. Error bodies are JSON {"error": class name, "reason": text}.
+The same port also serves the framed RPC channel (rpc.py): a connection whose first bytes are
+rpc_stream.MAGIC speaks it instead of HTTP.
 """
 
 from __future__ import annotations
 
-RPC_PATH = "/v1/rpc"
 REBALANCE_PATH = "/admin/rebalance"
 FRAGSUM_PATH = "/v1/fragsum/{dev}/{part}/{key}"
 

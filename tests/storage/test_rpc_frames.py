@@ -9,6 +9,12 @@ import msgpack
 import pytest
 
 from storage.rpc_frames import Outbox, frames
+from storage.rpc_stream import Buffer
+
+
+def _joined(frame: bytes | list[Buffer]) -> bytes:
+    """A frame as the bytes it puts on the wire."""
+    return frame if isinstance(frame, bytes) else b"".join(frame)
 
 
 def test_frames_splits_back_to_back_objects_and_refuses_garbage() -> None:
@@ -25,8 +31,8 @@ def test_frames_splits_back_to_back_objects_and_refuses_garbage() -> None:
 async def test_one_message_per_turn_in_order_and_capped() -> None:
     sent: list[bytes] = []
 
-    async def send(data: bytes) -> None:
-        sent.append(data)
+    async def send(pieces: list[Buffer]) -> None:
+        sent.append(b"".join(pieces))
 
     box = Outbox(send, batch_bytes_max=100)
     waits = [box.put(msgpack.packb([i, "x" * 20])) for i in range(8)]   # 24 bytes each
@@ -40,7 +46,7 @@ async def test_one_message_per_turn_in_order_and_capped() -> None:
 
 
 async def test_a_failed_send_fails_every_frame_of_its_message() -> None:
-    async def send(data: bytes) -> None:
+    async def send(pieces: list[Buffer]) -> None:
         raise ConnectionResetError("gone")
 
     box = Outbox(send)
@@ -52,12 +58,12 @@ async def test_a_failed_send_fails_every_frame_of_its_message() -> None:
 
 
 def test_an_answer_of_views_packs_as_the_joined_bytes() -> None:
-    """storage/rpc.py packs a fragment read (views of verified chunks) without joining them
-    first: the frame must be what msgpack gives for the joined bytes."""
+    """storage/rpc.py packs a fragment read (views of verified chunks) without joining them:
+    the pieces written one after another must be what msgpack gives for the joined bytes."""
     from storage.rpc import BinViews, _answer
     for pieces in ([], [b""], [b"abc"], [b"a" * 70_000, b"b" * 3, b"c" * 300]):
         views = BinViews(memoryview(p) for p in pieces)
-        assert msgpack.unpackb(_answer(12, 200, views)) == [12, 200, b"".join(pieces)]
+        assert msgpack.unpackb(_joined(_answer(12, 200, views))) == [12, 200, b"".join(pieces)]
     assert _answer(3, 404, "no such fragment") == msgpack.packb([3, 404, "no such fragment"])
 
 
@@ -67,7 +73,8 @@ def test_a_big_fragment_answer_is_decoded_as_a_view() -> None:
     from storage.rpc import BinViews, _answer
     from storage.rpc_frames import frames
     body = bytes(range(256)) * 1024
-    one = _answer(300, 200, BinViews([memoryview(body[:1000]), memoryview(body[1000:])]))
+    one = _joined(_answer(300, 200, BinViews([memoryview(body[:1000]),
+                                              memoryview(body[1000:])])))
     [(call_id, status, payload)] = list(frames(one))
     assert (call_id, status) == (300, 200)
     assert isinstance(payload, memoryview) and payload == body

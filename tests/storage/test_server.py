@@ -28,7 +28,7 @@ from storage.client import (
     NodeUnavailable,
 )
 from storage.node import Node, NodeConfig
-from storage.server import make_app
+from storage.server import listen, make_app
 from tests.storage.conftest import chunks
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -162,9 +162,9 @@ async def app_node(tmp_path: Path) -> AsyncIterator[tuple[Node, str]]:
     runner = web.AppRunner(make_app(node, background=False))
     await runner.setup()
     port = free_port()
-    site = web.TCPSite(runner, "127.0.0.1", port)
-    await site.start()
+    server = await listen(runner, "127.0.0.1", port)
     yield node, f"127.0.0.1:{port}"
+    server.close()
     await runner.cleanup()
 
 
