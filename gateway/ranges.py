@@ -105,3 +105,19 @@ class Layout:
     def stripe_span(self, rng: ByteRange) -> tuple[int, int]:
         """First and last stripe that hold bytes of `rng`."""
         return rng.start // self.stripe_bytes, rng.end // self.stripe_bytes
+
+    def data_pieces(self, start: int, end: int) -> list[tuple[int, int, int]]:
+        """Where object bytes start..end (inclusive) lie in the data fragments, in object
+        order: (fragment index, offset in that fragment, length), each within one block.
+        A fragment's pieces are contiguous in it (the blocks between the first and last
+        stripe are whole), so each fragment is one read."""
+        out = []
+        pos = start
+        while pos <= end:
+            stripe = pos // self.stripe_bytes
+            blen = self.block_len(stripe)
+            index, in_block = divmod(pos - stripe * self.stripe_bytes, blen)
+            take = min(blen - in_block, end + 1 - pos)
+            out.append((index, self.fragment_offset(stripe) + in_block, take))
+            pos += take
+        return out

@@ -28,6 +28,9 @@ MAGIC = b"COFFRE-RPC/1\n"
 _HEAD = struct.Struct(">I")
 _STAGE_BYTES = 256 * 1024      # socket reads of small messages land here
 _DIRECT_BYTES = 64 * 1024      # a message this big is read into a buffer of its own
+# One read into the stage takes at most this: the start of a big message that lands in the
+# stage before its length is known is copied out, so that start is kept short.
+_READ_WINDOW = 32 * 1024
 
 Buffer = bytes | bytearray | memoryview
 OnMessage = Callable[[bytes | bytearray], None]
@@ -67,9 +70,9 @@ class MessageChannel(asyncio.BufferedProtocol):
     def get_buffer(self, sizehint: int) -> memoryview:
         if self._big is not None:
             return memoryview(self._big)[self._big_have:]
-        if len(self._stage) - self._end < _DIRECT_BYTES // 4:
+        if len(self._stage) - self._end < _READ_WINDOW:
             self._compact()
-        return memoryview(self._stage)[self._end:]
+        return memoryview(self._stage)[self._end:self._end + _READ_WINDOW]
 
     def buffer_updated(self, nbytes: int) -> None:
         try:
@@ -108,14 +111,14 @@ class MessageChannel(asyncio.BufferedProtocol):
             body = self._start + _HEAD.size
             if self._end - body >= size:
                 self._start = body + size
-                self._on_message(bytes(stage[body:self._start]))
+                self._on_message(bytes(memoryview(stage)[body:self._start]))
                 if self._closed:
                     return      # a callback closed the channel
                 continue
             if size >= _DIRECT_BYTES or body + size > len(stage):
                 self._big = bytearray(size)
                 have = self._end - body
-                self._big[:have] = stage[body:self._end]
+                self._big[:have] = memoryview(stage)[body:self._end]
                 self._big_have = have
                 self._start = self._end = 0
             return

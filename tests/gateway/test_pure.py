@@ -3,6 +3,8 @@ XML, clocks and manifests."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -78,6 +80,30 @@ def test_layout_covers_every_byte(size: int, k: int, block: int) -> None:
     assert sum(lay.block_len(s) for s in range(lay.stripes)) == lay.fragment_bytes
     for s in range(lay.stripes):
         assert 0 < lay.data_len(s) <= k * lay.block_len(s)
+
+
+@given(size=st.integers(1, 5000), k=st.integers(1, 10), block=st.integers(1, 64),
+       data=st.data())
+def test_data_pieces_find_a_range_in_the_fragments(size: int, k: int, block: int,
+                                                   data: st.DataObject) -> None:
+    """Cut an object into fragments as the PUT path does (block i of every stripe goes to
+    fragment i, the last stripe zero-padded); data_pieces must point at the range's bytes,
+    in order, one contiguous span per fragment."""
+    lay = Layout(size, k, block)
+    body = bytes(i % 251 for i in range(size))
+    frags = [bytearray() for _ in range(k)]
+    for s in range(lay.stripes):
+        blen, at = lay.block_len(s), s * lay.stripe_bytes
+        stripe = body[at:at + lay.data_len(s)].ljust(k * blen, b"\0")
+        for i in range(k):
+            frags[i] += stripe[i * blen:(i + 1) * blen]
+    start = data.draw(st.integers(0, size - 1))
+    end = data.draw(st.integers(start, size - 1))
+    pieces = lay.data_pieces(start, end)
+    assert b"".join(frags[i][off:off + n] for i, off, n in pieces) == body[start:end + 1]
+    for i in {i for i, _, _ in pieces}:
+        mine = [(off, n) for j, off, n in pieces if j == i]
+        assert all(a + n == b for (a, n), (b, _) in itertools.pairwise(mine))
 
 
 def test_conditions() -> None:
