@@ -322,8 +322,8 @@ class DataPath:
         first, last = start // layout.stripe_bytes, end // layout.stripe_bytes
         reader = _StripeReader(self, ref, layout)
         # A batch never asks for more than the whole budget (which would let it overdraw).
-        step = max(1, min(limits.read_batch_stripes,
-                          self.budget.capacity_bytes // layout.stripe_bytes))
+        fits = self.budget.capacity_bytes // layout.stripe_bytes
+        step = max(1, min(limits.read_batch_stripes, fits))
         if last - first < step:
             direct = await self._held_direct(reader, start, end)
             if direct is not None:
@@ -334,7 +334,7 @@ class DataPath:
                 finally:
                     self.budget.release(cost)
                 return
-        batches = [(s, min(s + step - 1, last)) for s in range(first, last + 1, step)]
+        batches = _batches(first, last, step, max(1, min(limits.read_batch_stripes_later, fits)))
         nxt: asyncio.Task[tuple[list[memoryview], int]] | None = asyncio.ensure_future(
             self._held_batch(reader, *batches[0]))
         try:
@@ -416,6 +416,15 @@ class DataPath:
         task.add_done_callback(self._background.discard)
 
 
+def _batches(first: int, last: int, step: int, later: int) -> list[tuple[int, int]]:
+    """Stripes first..last cut into (s0, s1) batches: `step` stripes, then `later` each."""
+    out = [(first, min(first + step - 1, last))]
+    while out[-1][1] < last:
+        s0 = out[-1][1] + 1
+        out.append((s0, min(s0 + later - 1, last)))
+    return out
+
+
 class _StripeReader:
     """Reads one DataRef: a short range straight from the data fragments that hold it, or
     batches of whole stripes, falling back to parity on errors."""
@@ -490,9 +499,13 @@ class _StripeReader:
         tasks = {i: asyncio.ensure_future(self._fetch(i, lo, hi - lo))
                  for i, (lo, hi) in spans.items()}
         _, slow = await asyncio.wait(tasks.values(), timeout=limits.read_hedge_after_s)
-        for task in slow:
-            task.cancel()
         if slow:
+            # Slow fragments are left out of the stripe read that follows: it starts on
+            # parity at once instead of waiting for them a second time.
+            for i, task in tasks.items():
+                if task in slow:
+                    task.cancel()
+                    self.bad.add(i)
             return None
         got: dict[int, memoryview] = {}
         for i, task in tasks.items():
