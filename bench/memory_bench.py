@@ -73,6 +73,7 @@ def main() -> None:
             s3.put_object(Bucket="mem", Key="big", Body=f, ContentLength=size)
         os.unlink(src_path)
         t_put = time.perf_counter() - t0
+        peak_put, peak[0] = peak[0], rss_mib(pid)
         t0 = time.perf_counter()
         body = s3.get_object(Bucket="mem", Key="big")["Body"]
         sha = hashlib.sha256()
@@ -84,7 +85,8 @@ def main() -> None:
         stop.set()
         ok = got == size and sha.digest() == want
         print(f"object {args.size_mib} MiB  byte-identical: {ok}")
-        print(f"gateway RSS idle {idle:.0f} MiB, peak {peak[0]:.0f} MiB")
+        print(f"gateway RSS idle {idle:.0f} MiB, peak {max(peak_put, peak[0]):.0f} MiB "
+              f"(PUT {peak_put:.0f}, GET {peak[0]:.0f})")
         print(f"PUT {size / t_put / 1e6:.0f} MB/s ({t_put:.1f} s), "
               f"GET {size / t_get / 1e6:.0f} MB/s ({t_get:.1f} s)")
     finally:

@@ -19,6 +19,9 @@ def _gateway(args: argparse.Namespace) -> int:
     listen = cfg.listen
     host, port = listen.rsplit(":", 1)
     from gateway.server import make_app  # heavy imports only for the server itself
+    from storage import malloc
+
+    malloc.tune()
 
     async def serve() -> None:
         from aiohttp import web

@@ -58,7 +58,10 @@ def _parse_listen(text: str) -> tuple[str, int]:
 
 
 def serve_command(args: argparse.Namespace) -> int:
+    from storage import malloc
     from storage.node import Node, NodeConfig
+
+    malloc.tune()
 
     config = NodeConfig(devices=_parse_devices(args.device), rings_dir=args.rings_dir,
                         capacity_bytes=args.capacity_bytes,

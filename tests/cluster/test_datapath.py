@@ -253,3 +253,45 @@ def test_replaced_data_is_deleted_after_the_delay(tuned: Cluster) -> None:
         time.sleep(1)
     assert now != before                # the new data of "k" replaced the old
     assert gateway_gauges(tuned)["coffre_gateway_retired_objects_pending"] == 0
+
+
+def test_one_gib_up_and_down_in_bounded_gateway_memory(cluster: Cluster, s3,  # type: ignore[no-untyped-def]
+                                                       tmp_path: Path) -> None:
+    """1 GiB through boto3 (a signed payload: SHA-256 and MD5 both hashed on the way in),
+    back byte-identical, and the gateway's resident set stays under 250 MB throughout. A
+    hash that lagged the sends used to keep every stripe behind it: 280-326 MiB."""
+    import hashlib
+    import threading
+    import time
+
+    from bench.memory_bench import rss_mib, write_source
+
+    size = 1024 * MIB
+    src = tmp_path / "source.bin"
+    want = write_source(str(src), size, 7)
+    pid = cluster.procs["gateway"].pid
+    peak = [rss_mib(pid)]
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            peak[0] = max(peak[0], rss_mib(pid))
+            time.sleep(0.02)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        with open(src, "rb") as f:
+            s3.put_object(Bucket="data", Key="one-gib", Body=f, ContentLength=size)
+        src.unlink()
+        body = s3.get_object(Bucket="data", Key="one-gib")["Body"]
+        sha, got = hashlib.sha256(), 0
+        while chunk := body.read(MIB):
+            sha.update(chunk)
+            got += len(chunk)
+    finally:
+        stop.set()
+        sampler.join()
+    assert got == size and sha.digest() == want
+    assert peak[0] < 250 * 1e6 / MIB, f"gateway RSS peaked at {peak[0]:.0f} MiB"
+    s3.delete_object(Bucket="data", Key="one-gib")
