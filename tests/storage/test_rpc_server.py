@@ -1,0 +1,101 @@
+"""storage/rpc.py's server side on a real loopback socket: at most
+limits.rpc_inflight_per_connection_max calls of one connection run at once, the rest wait
+(the socket is not read meanwhile) and all are answered; frames that are not the protocol's
+end the connection; stop() lets running calls answer. The node is a stand-in: the ops under
+test are replaced for the test (this is a unit test of the channel, not of a node)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgpack
+import pytest
+
+from storage import limits, rpc
+from storage.rpc_client import RpcPool
+from storage.rpc_stream import PortSniffer
+
+
+class _NoHttp(asyncio.Protocol):
+    pass
+
+
+@pytest.fixture
+async def served(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    state: dict[str, Any] = {"running": 0, "most": 0, "gate": asyncio.Event()}
+
+    async def slow(_node: Any, args: list[Any]) -> rpc.Result:
+        state["running"] += 1
+        state["most"] = max(state["most"], state["running"])
+        await state["gate"].wait()
+        state["running"] -= 1
+        return 200, args[0]
+
+    monkeypatch.setitem(rpc._OPS, "slow", slow)
+    monkeypatch.setattr(limits, "rpc_inflight_per_connection_max", 3)
+    server = rpc.RpcServer(node=None, observe=None)  # type: ignore[arg-type]
+    state["server"] = server
+    listener = await asyncio.get_running_loop().create_server(
+        lambda: PortSniffer(_NoHttp, server.channel), "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    yield f"127.0.0.1:{port}", state
+    listener.close()
+
+
+async def test_calls_beyond_the_limit_wait_and_all_are_answered(
+        served: tuple[str, dict[str, Any]]) -> None:
+    addr, state = served
+    pool = RpcPool(timeout_s=10, connect_timeout_s=2, connections_per_node=1)
+    try:
+        calls = [asyncio.ensure_future(pool.call(addr, "slow", i)) for i in range(10)]
+        for _ in range(100):
+            if state["running"] == 3:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)
+        assert state["running"] == 3               # the other seven wait their turn
+        state["gate"].set()
+        answers = await asyncio.gather(*calls)
+        assert answers == [(200, i) for i in range(10)]
+        assert state["most"] == 3
+        assert await pool.call(addr, "nope") == (400, "unknown op 'nope'")
+    finally:
+        await pool.close()
+
+
+async def test_a_frame_that_is_not_a_call_ends_the_connection(
+        served: tuple[str, dict[str, Any]]) -> None:
+    addr, _state = served
+    host, port = addr.split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    body = msgpack.packb("not a call")
+    writer.write(b"COFFRE-RPC/1\n" + len(body).to_bytes(4, "big") + body)
+    await writer.drain()
+    assert await asyncio.wait_for(reader.read(), 5) == b""    # closed, nothing answered
+    writer.close()
+
+
+async def test_stop_lets_running_calls_answer_then_closes(
+        served: tuple[str, dict[str, Any]]) -> None:
+    addr, state = served
+    pool = RpcPool(timeout_s=10, connect_timeout_s=2, connections_per_node=1)
+    try:
+        call = asyncio.ensure_future(pool.call(addr, "slow", "x"))
+        while state["running"] == 0:
+            await asyncio.sleep(0.01)
+        stopping = asyncio.ensure_future(state["server"].stop())
+        await asyncio.sleep(0.1)
+        assert not stopping.done()                  # it waits for the running call
+        state["gate"].set()
+        assert await call == (200, "x")
+        await asyncio.wait_for(stopping, 5)
+        conn = pool._conns[addr][0]
+        for _ in range(100):                         # the node closed the connection
+            if not conn.alive:
+                break
+            await asyncio.sleep(0.01)
+        assert not conn.alive
+    finally:
+        await pool.close()
