@@ -7,7 +7,7 @@ test are replaced for the test (this is a unit test of the channel, not of a nod
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import msgpack
@@ -44,25 +44,32 @@ async def served(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[str, di
     listener.close()
 
 
+@pytest.fixture
+async def pool() -> AsyncIterator[RpcPool]:
+    client = RpcPool(timeout_s=10, connect_timeout_s=2, connections_per_node=1)
+    yield client
+    await client.close()
+
+
+async def until(check: Callable[[], bool]) -> None:
+    for _ in range(200):
+        if check():
+            return
+        await asyncio.sleep(0.01)
+
+
 async def test_calls_beyond_the_limit_wait_and_all_are_answered(
-        served: tuple[str, dict[str, Any]]) -> None:
+        served: tuple[str, dict[str, Any]], pool: RpcPool) -> None:
     addr, state = served
-    pool = RpcPool(timeout_s=10, connect_timeout_s=2, connections_per_node=1)
-    try:
-        calls = [asyncio.ensure_future(pool.call(addr, "slow", i)) for i in range(10)]
-        for _ in range(100):
-            if state["running"] == 3:
-                break
-            await asyncio.sleep(0.01)
-        await asyncio.sleep(0.1)
-        assert state["running"] == 3               # the other seven wait their turn
-        state["gate"].set()
-        answers = await asyncio.gather(*calls)
-        assert answers == [(200, i) for i in range(10)]
-        assert state["most"] == 3
-        assert await pool.call(addr, "nope") == (400, "unknown op 'nope'")
-    finally:
-        await pool.close()
+    calls = [asyncio.ensure_future(pool.call(addr, "slow", i)) for i in range(10)]
+    await until(lambda: state["running"] == 3)
+    await asyncio.sleep(0.1)
+    assert state["running"] == 3               # the other seven wait their turn
+    state["gate"].set()
+    answers = await asyncio.gather(*calls)
+    assert answers == [(200, i) for i in range(10)]
+    assert state["most"] == 3
+    assert await pool.call(addr, "nope") == (400, "unknown op 'nope'")
 
 
 async def test_a_frame_that_is_not_a_call_ends_the_connection(
@@ -78,24 +85,16 @@ async def test_a_frame_that_is_not_a_call_ends_the_connection(
 
 
 async def test_stop_lets_running_calls_answer_then_closes(
-        served: tuple[str, dict[str, Any]]) -> None:
+        served: tuple[str, dict[str, Any]], pool: RpcPool) -> None:
     addr, state = served
-    pool = RpcPool(timeout_s=10, connect_timeout_s=2, connections_per_node=1)
-    try:
-        call = asyncio.ensure_future(pool.call(addr, "slow", "x"))
-        while state["running"] == 0:
-            await asyncio.sleep(0.01)
-        stopping = asyncio.ensure_future(state["server"].stop())
-        await asyncio.sleep(0.1)
-        assert not stopping.done()                  # it waits for the running call
-        state["gate"].set()
-        assert await call == (200, "x")
-        await asyncio.wait_for(stopping, 5)
-        conn = pool._conns[addr][0]
-        for _ in range(100):                         # the node closed the connection
-            if not conn.alive:
-                break
-            await asyncio.sleep(0.01)
-        assert not conn.alive
-    finally:
-        await pool.close()
+    call = asyncio.ensure_future(pool.call(addr, "slow", "x"))
+    await until(lambda: state["running"] == 1)
+    stopping = asyncio.ensure_future(state["server"].stop())
+    await asyncio.sleep(0.1)
+    assert not stopping.done()                  # it waits for the running call
+    state["gate"].set()
+    assert await call == (200, "x")
+    await asyncio.wait_for(stopping, 5)
+    conn = pool._conns[addr][0]
+    await until(lambda: not conn.alive)         # the node closed the connection
+    assert not conn.alive
