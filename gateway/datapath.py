@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -329,7 +329,7 @@ class DataPath:
         fits = self.budget.capacity_bytes // layout.stripe_bytes
         step = max(1, min(limits.read_batch_stripes, fits))
         if last - first < step:
-            direct = await self._held_direct(reader, start, end)
+            direct = await self._held(end - start + 1, lambda: reader.direct(start, end))
             if direct is not None:
                 pieces, cost = direct
                 try:
@@ -363,13 +363,13 @@ class DataPath:
                 elif not nxt.cancelled() and nxt.exception() is None:
                     self.budget.release(nxt.result()[1])
 
-    async def _held_direct(self, reader: _StripeReader, start: int, end: int
-                           ) -> tuple[list[memoryview], int] | None:
-        """reader.direct and the budget it holds (released by the caller), or None."""
-        cost = end - start + 1
+    async def _held(self, cost: int, read: Callable[[], Awaitable[list[memoryview] | None]]
+                    ) -> tuple[list[memoryview], int] | None:
+        """What `read` gives and the `cost` of budget it holds (released by the caller when
+        done); None (nothing held) when it gives None."""
         await self.budget.acquire(cost)
         try:
-            got = await reader.direct(start, end)
+            got = await read()
         except BaseException:
             self.budget.release(cost)
             raise
@@ -381,13 +381,10 @@ class DataPath:
     async def _held_batch(self, reader: _StripeReader, s0: int, s1: int
                           ) -> tuple[list[memoryview], int]:
         """A batch of stripes and the budget it holds (released by the caller when done)."""
-        cost = (s1 - s0 + 1) * reader.layout.stripe_bytes
-        await self.budget.acquire(cost)
-        try:
-            return await reader.batch(s0, s1), cost
-        except BaseException:
-            self.budget.release(cost)
-            raise
+        held = await self._held((s1 - s0 + 1) * reader.layout.stripe_bytes,
+                                lambda: reader.batch(s0, s1))
+        assert held is not None       # batch() never gives None: it raises
+        return held
 
     # ---- delete ----------------------------------------------------------------------
 
@@ -498,8 +495,6 @@ class _StripeReader:
         for i, off, n in pieces:
             lo, hi = spans.get(i, (off, off + n))
             spans[i] = (min(lo, off), max(hi, off + n))
-        if any(i in self.bad for i in spans):
-            return None
         tasks = {i: asyncio.ensure_future(self._fetch(i, lo, hi - lo))
                  for i, (lo, hi) in spans.items()}
         _, slow = await asyncio.wait(tasks.values(), timeout=limits.read_hedge_after_s)

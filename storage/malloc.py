@@ -6,7 +6,7 @@ serves those with mmap, or trims the heap top back to the kernel, so that nearly
 buffer is fresh pages: a page fault per 4 KiB and the kernel zeroing them. Under 64 MiB GETs
 that was 28 % of the gateway's samples (py-spy, on the `bytearray(size)` of
 rpc_stream.MessageChannel). With the thresholds below freed buffers are reused from the heap:
-gateway CPU 1.01-1.17 -> 0.80-0.89 ms per object MB, get-large 590-713 -> 730-807 MB/s.
+gateway CPU 1.01-1.17 -> 0.72-0.82 ms per object MB, get-large 590-713 -> 790-915 MB/s.
 
 The cost: a process keeps up to TRIM_THRESHOLD_BYTES of freed heap resident instead of
 returning it at once. Nothing happens on a libc without mallopt (musl) or when

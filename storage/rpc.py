@@ -224,13 +224,9 @@ class _ServerConn:
         self.server = server
         self.channel = MessageChannel(self._on_message, self._on_lost,
                                       limits.rpc_message_bytes_max)
-        self.outbox = Outbox(self._send)
+        self.outbox = Outbox(self.channel.write)
         self.running: set[asyncio.Task[None]] = set()
         self._waiting: deque[tuple[list[Any], int]] = deque()
-
-    async def _send(self, pieces: list[Buffer]) -> None:
-        self.channel.send(pieces)
-        await self.channel.drain()
 
     def _on_message(self, data: bytes | bytearray) -> None:
         try:

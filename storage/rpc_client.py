@@ -18,7 +18,7 @@ import msgpack
 from storage import limits
 from storage.metrics import REQUEST_ID
 from storage.rpc_frames import Outbox, frames
-from storage.rpc_stream import MAGIC, Buffer, MessageChannel
+from storage.rpc_stream import MAGIC, MessageChannel
 
 
 class ChannelError(Exception):
@@ -35,17 +35,13 @@ class _Conn:
     def __init__(self) -> None:
         self.channel = MessageChannel(self._on_message, self._on_lost,
                                       limits.rpc_message_bytes_max)
-        self.outbox = Outbox(self._send)
+        self.outbox = Outbox(self.channel.write)
         self.pending: dict[int, asyncio.Future[tuple[int, Any]]] = {}
         self._ids = itertools.count(1)
 
     @property
     def alive(self) -> bool:
         return self.channel.alive
-
-    async def _send(self, pieces: list[Buffer]) -> None:
-        self.channel.send(pieces)
-        await self.channel.drain()
 
     async def call(self, op: str, args: tuple[Any, ...], timeout_s: float) -> tuple[int, Any]:
         if not self.alive:

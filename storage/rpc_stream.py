@@ -12,8 +12,7 @@ was made of (writelines): each byte is copied once on each side, by the kernel.
 Wire: the client's first bytes are MAGIC (no HTTP request starts that way, so one listening
 port serves both: PortSniffer); then each message, either way, is a 4-byte big-endian length
 and that many bytes (what storage/rpc_frames.py puts in a message). A length above the
-channel's maximum, or a client that does not start with MAGIC on a raw-only listener, ends the
-connection.
+channel's maximum ends the connection.
 """
 
 from __future__ import annotations
@@ -145,6 +144,11 @@ class MessageChannel(asyncio.BufferedProtocol):
         if size > self._max:
             raise ValueError(f"message of {size} bytes, at most {self._max}")
         self.transport.writelines([_HEAD.pack(size), *pieces])
+
+    async def write(self, pieces: Sequence[Buffer]) -> None:
+        """send(), then wait for the send buffer to drain: what an Outbox delivers with."""
+        self.send(pieces)
+        await self.drain()
 
     async def drain(self) -> None:
         """Wait while the connection's send buffer is above its high-water mark."""

@@ -107,7 +107,9 @@ def test_a_length_above_the_maximum_ends_the_connection() -> None:
     assert got == [b"ok"] and transport.closed
 
 
-async def serve_channels() -> tuple[asyncio.Server, list[Sink]]:
+@pytest.fixture
+async def served() -> AsyncIterator[tuple[int, list[Sink]]]:
+    """A port serving a tiny HTTP app and, beside it, channels that record what they get."""
     sinks: list[Sink] = []
 
     def make() -> MessageChannel:
@@ -122,20 +124,13 @@ async def serve_channels() -> tuple[asyncio.Server, list[Sink]]:
     http_app.router.add_get("/", hello)
     runner = web.AppRunner(http_app)
     await runner.setup()
-    assert runner.server is not None
     http = runner.server
+    assert http is not None
     server = await asyncio.get_running_loop().create_server(
         lambda: PortSniffer(http, make), "127.0.0.1", 0)
-    server.runner = runner  # type: ignore[attr-defined]
-    return server, sinks
-
-
-@pytest.fixture
-async def served() -> AsyncIterator[tuple[int, list[Sink]]]:
-    server, sinks = await serve_channels()
     yield server.sockets[0].getsockname()[1], sinks
     server.close()
-    await server.runner.cleanup()  # type: ignore[attr-defined]
+    await runner.cleanup()
 
 
 async def test_one_port_serves_http_and_the_channel(served: tuple[int, list[Sink]]) -> None:
