@@ -34,6 +34,8 @@ chunk_size_bytes = 64 * 1024
 segment_size_bytes_max = 256 * 1024 * 1024
 # Writes are batched into pwrites of about this size while a body streams in.
 write_batch_bytes = 1024 * 1024
+# A pwrite at least this big asks the kernel to start writing it out at once (writeback.py).
+writeback_start_bytes = 256 * 1024
 # Reads are verified and served in pieces of about this size.
 read_batch_bytes = 1024 * 1024
 # A fragment record at least this big leaves the page cache once it is durable

@@ -16,8 +16,9 @@ COFFRE_MALLOC_TUNE=0.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
+
+from storage import libc
 
 # mallopt parameter numbers (glibc's malloc.h).
 _M_TRIM_THRESHOLD = -1
@@ -34,14 +35,8 @@ def tune() -> bool:
     """Apply the thresholds to this process; True when glibc took them."""
     if os.environ.get("COFFRE_MALLOC_TUNE", "1") == "0":
         return False
-    name = ctypes.util.find_library("c")
-    if name is None:
+    mallopt = libc.function("mallopt", (ctypes.c_int, ctypes.c_int))
+    if mallopt is None:
         return False
-    try:
-        mallopt = ctypes.CDLL(name).mallopt
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
-    mallopt.restype = ctypes.c_int
     return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
                 and mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES))

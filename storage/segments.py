@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from storage import limits
+from storage import limits, writeback
 from storage.errors import DeviceFull, SegmentGone
 
 
@@ -138,6 +138,7 @@ class SegmentStore:
         pieces, no joined copy of them (record bodies arrive as views, record.py). Every
         write to a segment goes through here, so fault injection (faults.py) sees them all."""
         views = [memoryview(b).cast("B") for b in buffers if len(b)]
+        start, total = offset, sum(len(v) for v in views)
         while views:
             try:
                 n = os.pwritev(f.fd, views, offset)
@@ -152,6 +153,10 @@ class SegmentStore:
                 views.pop(0)
             if n:
                 views[0] = views[0][n:]
+        if total >= limits.writeback_start_bytes:
+            # Big writes go to disk now, overlapping the stream (writeback.py); small ones
+            # wait for the group commit's fdatasync, which comes within milliseconds.
+            writeback.start(f.fd, start, total)
 
     def sync(self, seg_ids: set[int]) -> None:
         for seg_id in seg_ids:
