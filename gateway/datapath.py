@@ -2,8 +2,9 @@
 
 PUT: the body arrives in chunks; each stripe of k*block bytes is hashed and encoded in a
 worker thread (hashlib and zfec release the GIL), and block i goes into a small bounded queue
-that feeds the streaming upload of fragment i to the device in slot i. Memory per upload is
-bounded by the queues, whatever the object's size. The write succeeds when k + extra
+that feeds the streaming upload of fragment i to the device in slot i. Memory is bounded by
+the process's budget, whatever the objects' sizes and number: a stripe is held in it until
+every upload has written its block. The write succeeds when k + extra
 fragments are durable.
 
 GET: only the stripes that overlap the requested range are fetched, a batch at a time, with
@@ -15,10 +16,10 @@ is replaced by parity and the stripe decoded, invisibly to the client.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
 from gateway import errors, limits
@@ -44,33 +45,95 @@ def fragment_key(data_id: bytes, index: int) -> bytes:
     return data_id + bytes([index])
 
 
-@dataclass
+class _Claim:
+    """The sinks still holding one stripe's blocks (queued, or being written to the node);
+    `done` resolves once none does. Letting go twice is harmless: a block can be let go by
+    its writer, by a sink that ended, or by the pump dropping a straggler."""
+
+    def __init__(self, count: int) -> None:
+        self._left = set(range(count))
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if not self._left:
+            self.done.set_result(None)
+
+    def let_go(self, index: int) -> None:
+        self._left.discard(index)
+        if not self._left and not self.done.done():
+            self.done.set_result(None)
+
+
+_Item = tuple["Block", Callable[[], None]]      # a block and how to let it go
+
+
 class _Sink:
-    """One fragment's upload: a bounded queue of blocks and the task streaming it out."""
+    """One fragment's upload: a bounded queue of blocks and the task streaming it out.
 
-    queue: asyncio.Queue[bytes | memoryview | None]
-    task: asyncio.Task[None]
+    A block counts against the memory budget until the upload has written it (or ended):
+    released when merely queued, the blocks of every upload waiting for a slow node were
+    held outside the budget, `fragment_queue_blocks` of them per fragment per upload."""
 
-    async def send(self, block: bytes | memoryview | None,
-                   timeout_s: float | None = None) -> bool:
+    def __init__(self, depth: int) -> None:
+        self.queue: asyncio.Queue[_Item | None] = asyncio.Queue(depth)
+        self.task: asyncio.Task[None] | None = None
+        self._writing: Callable[[], None] | None = None
+
+    def start(self, task: asyncio.Task[None]) -> None:
+        self.task = task
+        task.add_done_callback(lambda _t: self._let_go_all())
+
+    async def blocks(self) -> AsyncIterator[Block]:
+        """What the upload streams: each block is let go once the upload asks for the next."""
+        while (item := await self.queue.get()) is not None:
+            block, self._writing = item
+            yield block
+            self._let_go_current()
+
+    def _let_go_current(self) -> None:
+        writing, self._writing = self._writing, None
+        if writing is not None:
+            writing()
+
+    def _let_go_all(self) -> None:
+        self._let_go_current()
+        while not self.queue.empty():
+            item = self.queue.get_nowait()
+            if item is not None:
+                item[1]()
+
+    async def send(self, item: _Item | None, timeout_s: float | None = None) -> bool:
         """Queue a block; False if the fragment's node did not take it within timeout_s."""
+        assert self.task is not None
         if self.task.done():
+            if item is not None:
+                item[1]()
             return True
-        put = asyncio.ensure_future(self.queue.put(block))
+        put = asyncio.ensure_future(self.queue.put(item))
         await asyncio.wait({put, self.task}, timeout=timeout_s,
                            return_when=asyncio.FIRST_COMPLETED)
         if not put.done():
             put.cancel()
             return self.task.done()
+        if self.task.done():        # ended while we queued: nobody will take it
+            self._let_go_all()
         return True
+
+    def cancel(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+
+    @property
+    def uploaded(self) -> asyncio.Task[None]:
+        assert self.task is not None
+        return self.task
 
     @property
     def alive(self) -> bool:
-        return not self.task.done()
+        return self.task is not None and not self.task.done()
 
     @property
     def failed(self) -> bool:
-        return self.task.done() and (self.task.cancelled() or self.task.exception() is not None)
+        t = self.task
+        return t is not None and t.done() and (t.cancelled() or t.exception() is not None)
 
 
 Block = bytes | memoryview
@@ -105,13 +168,6 @@ async def _durable_quorum(tasks: Sequence[asyncio.Task[None]], need: int,
     for t in pending:
         t.cancel()
     return durable, reasons
-
-
-async def _drain(queue: asyncio.Queue[Block | None]) -> AsyncIterator[Block]:
-    while (block := await queue.get()) is not None:
-        yield block
-
-
 
 
 class _Suspects:
@@ -204,10 +260,10 @@ class DataPath:
             await self._pump(body, layout, self.codec(k, m), sinks, observers, need)
         except BaseException:
             for s in sinks:
-                s.task.cancel()
+                s.cancel()
             self._spawn(self._delete_fragments(devices, partition, data_id))
             raise
-        durable, reasons = await _durable_quorum([s.task for s in sinks], need)
+        durable, reasons = await _durable_quorum([s.uploaded for s in sinks], need)
         if durable < need:
             self._spawn(self._delete_fragments(devices, partition, data_id))
             raise errors.SlowDown(f"only {durable} of {need} fragments stored: "
@@ -215,16 +271,15 @@ class DataPath:
         return DataRef(data_id, size, k, m, limits.stripe_block_bytes)
 
     def _open_sink(self, dev: Device, partition: int, key: bytes, length: int) -> _Sink:
-        queue: asyncio.Queue[bytes | memoryview | None] = asyncio.Queue(
-            limits.fragment_queue_blocks)
-        task = asyncio.ensure_future(self._put_fragment(dev, partition, key, length, queue))
-        return _Sink(queue, task)
+        sink = _Sink(limits.fragment_queue_blocks)
+        sink.start(asyncio.ensure_future(self._put_fragment(dev, partition, key, length,
+                                                            sink.blocks())))
+        return sink
 
     async def _put_fragment(self, dev: Device, partition: int, key: bytes, length: int,
-                            queue: asyncio.Queue[Block | None]) -> None:
+                            blocks: AsyncIterator[Block]) -> None:
         try:
-            await self.client.put_fragment(dev.addr, dev.id, partition, key, length,
-                                           _drain(queue))
+            await self.client.put_fragment(dev.addr, dev.id, partition, key, length, blocks)
         except NodeUnavailable:
             self.suspects.failed(dev.addr)
             raise
@@ -253,12 +308,15 @@ class DataPath:
             await self.budget.acquire(cost)
             for i, fn in enumerate(observers):
                 hashes[i] = asyncio.ensure_future(_after(hashes[i], fn, data))
+            claim = _Claim(len(sinks))
             prev_send = asyncio.ensure_future(self._stripe(
-                data, layout.block_len(stripe), codec, sinks, prev_send))
-            # A stripe is done once sent *and* hashed: with only the send awaited, a hash
-            # slower than the nodes (SHA-256 of a signed payload) held every stripe behind
-            # it, and a 1 GiB PUT took the gateway to 326 MiB of RSS.
-            done = asyncio.gather(prev_send, *(h for h in hashes if h is not None))
+                data, layout.block_len(stripe), codec, sinks, claim, prev_send))
+            # A stripe is done once every upload has written its block *and* it is hashed:
+            # with only the send awaited, a hash slower than the nodes (SHA-256 of a signed
+            # payload) held every stripe behind it, and a 1 GiB PUT took the gateway to 326
+            # MiB of RSS.
+            done = asyncio.gather(prev_send, claim.done,
+                                  *(h for h in hashes if h is not None))
             done.add_done_callback(lambda _f: self.budget.release(cost))
             inflight.append(done)
             stripe += 1
@@ -298,23 +356,26 @@ class DataPath:
             await s.send(None)
 
     async def _stripe(self, data: Block, block_len: int, codec: Codec, sinks: Sequence[_Sink],
-                      before: asyncio.Future[None] | None) -> None:
+                      claim: _Claim, before: asyncio.Future[None] | None) -> None:
         blocks = await asyncio.to_thread(lambda: codec.encode(codec.split(data, block_len)))
         if before is not None:
             await before
-        pairs = list(zip(sinks, blocks, strict=True))
-        taken = await asyncio.gather(*(s.send(b, limits.write_straggler_s) for s, b in pairs))
-        late = [(s, b) for (s, b), ok in zip(pairs, taken, strict=True) if not ok]
+        items: list[_Item] = [(b, functools.partial(claim.let_go, i))
+                              for i, b in enumerate(blocks)]
+        pairs = list(zip(sinks, items, strict=True))
+        taken = await asyncio.gather(*(s.send(it, limits.write_straggler_s) for s, it in pairs))
+        late = [(s, it) for (s, it), ok in zip(pairs, taken, strict=True) if not ok]
         if not late:
             return
         # A node that stopped taking blocks must not stall the upload: drop its fragment
         # (repair rebuilds it) as long as enough fragments remain for the write quorum.
         need = min(codec.k + self.write_extra, codec.k + codec.m)
         if sum(s.alive for s in sinks) - len(late) >= need:
-            for s, _ in late:
-                s.task.cancel()
+            for s, (_, let_go) in late:
+                s.cancel()
+                let_go()            # never queued: the sink's end cannot let it go
             return
-        await asyncio.gather(*(s.send(b) for s, b in late))
+        await asyncio.gather(*(s.send(it) for s, it in late))
 
     # ---- read ------------------------------------------------------------------------
 
@@ -327,7 +388,7 @@ class DataPath:
         reader = _StripeReader(self, ref, layout)
         # A batch never asks for more than the whole budget (which would let it overdraw).
         fits = self.budget.capacity_bytes // layout.stripe_bytes
-        step = max(1, min(limits.read_batch_stripes, fits))
+        step = max(1, min(limits.read_batch_fragment_bytes // ref.block, fits))
         if last - first < step:
             direct = await self._held(end - start + 1, lambda: reader.direct(start, end))
             if direct is not None:
@@ -338,7 +399,8 @@ class DataPath:
                 finally:
                     self.budget.release(cost)
                 return
-        batches = _batches(first, last, step, max(1, min(limits.read_batch_stripes_later, fits)))
+        later = max(1, min(limits.read_batch_fragment_bytes_later // ref.block, fits))
+        batches = _batches(first, last, step, later)
         nxt: asyncio.Task[tuple[list[memoryview], int]] | None = asyncio.ensure_future(
             self._held_batch(reader, *batches[0]))
         try:

@@ -24,13 +24,18 @@ xml_body_bytes_max = 2 * MIB              # request bodies we parse as XML
 tags_per_object_max = 10
 
 # Data path.
-stripe_block_bytes = 256 * KIB            # one fragment block per stripe
-# Stripes fetched per round trip on GET: 2 MiB per fragment read for the first batch (the
-# first byte waits for it), 4 MiB for the ones after. Under 64 MiB GETs nodes spent
-# 1.75-1.88 ms CPU per object MB at 4, 1.33-1.47 at 8; on the raw RPC channel 1.17-1.52 at 8
-# and 0.96-1.03 at 16 (get-large 528-617 -> 627-697 MB/s).
-read_batch_stripes = 8
-read_batch_stripes_later = 16
+# One fragment block per stripe (a 4+2 stripe is 4 MiB of data). Per-stripe work (six block
+# sends, two worker-thread jobs, futures, the nodes' per-write calls) was a large share of
+# put-large at 256 KiB: 188-205 -> 262-297 MB/s, gateway 4.5-4.7 -> 3.3-3.5 and nodes
+# 3.7-4.0 -> 2.7-2.9 ms CPU per object MB. Each object keeps the block it was written with.
+stripe_block_bytes = 1024 * KIB
+# Bytes of each fragment fetched per round trip on GET: 2 MiB for the first batch (the first
+# byte waits for it), 4 MiB for the ones after (as stripes: these over the object's block
+# size). Under 64 MiB GETs nodes spent 1.75-1.88 ms CPU per object MB at 1 MiB, 1.33-1.47
+# at 2; on the raw RPC channel 1.17-1.52 at 2 and 0.96-1.03 at 4 (get-large 528-617 ->
+# 627-697 MB/s).
+read_batch_fragment_bytes = 2 * MIB
+read_batch_fragment_bytes_later = 4 * MIB
 # Listings: rows asked of one index shard per call at most (the node caps it too), extra rows
 # beyond a shard's expected share and the floor of a later ask; records per replica per call
 # when replicas disagree and are merged in full.
@@ -65,6 +70,6 @@ refused_body_drain_bytes_max = 8 * 1024 * 1024
 refused_body_drain_s = 10.0
 
 assert stripe_block_bytes % 4096 == 0
-assert read_batch_stripes <= read_batch_stripes_later
+assert read_batch_fragment_bytes <= read_batch_fragment_bytes_later
 assert put_object_bytes_max <= object_bytes_max
 assert part_bytes_min < put_object_bytes_max

@@ -150,14 +150,15 @@ def test_stalled_node_is_hedged(cluster: Cluster, s3) -> None:  # type: ignore[n
 
 @pytest.fixture(scope="module")
 def tuned() -> Iterator[Cluster]:
-    """A gateway with a 4 MiB memory budget and replaced data deleted after RETIRE_S."""
+    """A gateway with an 8 MiB memory budget (one 4+2 stripe of 1 MiB blocks holds 6) and
+    replaced data deleted after RETIRE_S."""
     with running_cluster(
-            gateway_extra=f"memory_budget_mib = 4\nretire_after_s = {RETIRE_S}") as c:
+            gateway_extra=f"memory_budget_mib = 8\nretire_after_s = {RETIRE_S}") as c:
         yield c
 
 
 def test_memory_budget_bounds_concurrent_transfers(tuned: Cluster) -> None:
-    """A 4 MiB budget shared by 6 concurrent 6 MiB uploads and downloads: every byte right,
+    """An 8 MiB budget shared by 6 concurrent 6 MiB uploads and downloads: every byte right,
     nothing stuck, and the gateway never held more than the budget (its own gauge)."""
     import hashlib
     from concurrent.futures import ThreadPoolExecutor
@@ -176,7 +177,7 @@ def test_memory_budget_bounds_concurrent_transfers(tuned: Cluster) -> None:
         assert hashlib.md5(got[key]).digest() == hashlib.md5(body).digest(), key
     gauges = gateway_gauges(c)
     assert gauges["coffre_gateway_inflight_object_bytes"] == 0
-    assert 0 < gauges["coffre_gateway_inflight_object_bytes_peak"] <= 4 * 1024 * 1024
+    assert 0 < gauges["coffre_gateway_inflight_object_bytes_peak"] <= 8 * 1024 * 1024
 
 
 def test_gets_racing_overwrites_and_deletes_get_whole_objects(cluster: Cluster, s3) -> None:  # type: ignore[no-untyped-def]
