@@ -72,16 +72,14 @@ class _Sink:
     released when merely queued, the blocks of every upload waiting for a slow node were
     held outside the budget, `fragment_queue_blocks` of them per fragment per upload."""
 
-    def __init__(self, depth: int) -> None:
+    def __init__(self, depth: int,
+                 upload: Callable[[AsyncIterator[Block]], Awaitable[None]]) -> None:
         self.queue: asyncio.Queue[_Item | None] = asyncio.Queue(depth)
-        self.task: asyncio.Task[None] | None = None
         self._writing: Callable[[], None] | None = None
+        self.task: asyncio.Task[None] = asyncio.ensure_future(upload(self._blocks()))
+        self.task.add_done_callback(lambda _t: self._let_go_all())
 
-    def start(self, task: asyncio.Task[None]) -> None:
-        self.task = task
-        task.add_done_callback(lambda _t: self._let_go_all())
-
-    async def blocks(self) -> AsyncIterator[Block]:
+    async def _blocks(self) -> AsyncIterator[Block]:
         """What the upload streams: each block is let go once the upload asks for the next."""
         while (item := await self.queue.get()) is not None:
             block, self._writing = item
@@ -102,7 +100,6 @@ class _Sink:
 
     async def send(self, item: _Item | None, timeout_s: float | None = None) -> bool:
         """Queue a block; False if the fragment's node did not take it within timeout_s."""
-        assert self.task is not None
         if self.task.done():
             if item is not None:
                 item[1]()
@@ -117,23 +114,13 @@ class _Sink:
             self._let_go_all()
         return True
 
-    def cancel(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-
-    @property
-    def uploaded(self) -> asyncio.Task[None]:
-        assert self.task is not None
-        return self.task
-
     @property
     def alive(self) -> bool:
-        return self.task is not None and not self.task.done()
+        return not self.task.done()
 
     @property
     def failed(self) -> bool:
-        t = self.task
-        return t is not None and t.done() and (t.cancelled() or t.exception() is not None)
+        return self.task.done() and (self.task.cancelled() or self.task.exception() is not None)
 
 
 Block = bytes | memoryview
@@ -260,10 +247,10 @@ class DataPath:
             await self._pump(body, layout, self.codec(k, m), sinks, observers, need)
         except BaseException:
             for s in sinks:
-                s.cancel()
+                s.task.cancel()
             self._spawn(self._delete_fragments(devices, partition, data_id))
             raise
-        durable, reasons = await _durable_quorum([s.uploaded for s in sinks], need)
+        durable, reasons = await _durable_quorum([s.task for s in sinks], need)
         if durable < need:
             self._spawn(self._delete_fragments(devices, partition, data_id))
             raise errors.SlowDown(f"only {durable} of {need} fragments stored: "
@@ -271,10 +258,8 @@ class DataPath:
         return DataRef(data_id, size, k, m, limits.stripe_block_bytes)
 
     def _open_sink(self, dev: Device, partition: int, key: bytes, length: int) -> _Sink:
-        sink = _Sink(limits.fragment_queue_blocks)
-        sink.start(asyncio.ensure_future(self._put_fragment(dev, partition, key, length,
-                                                            sink.blocks())))
-        return sink
+        return _Sink(limits.fragment_queue_blocks,
+                     lambda blocks: self._put_fragment(dev, partition, key, length, blocks))
 
     async def _put_fragment(self, dev: Device, partition: int, key: bytes, length: int,
                             blocks: AsyncIterator[Block]) -> None:
@@ -372,7 +357,7 @@ class DataPath:
         need = min(codec.k + self.write_extra, codec.k + codec.m)
         if sum(s.alive for s in sinks) - len(late) >= need:
             for s, (_, let_go) in late:
-                s.cancel()
+                s.task.cancel()
                 let_go()            # never queued: the sink's end cannot let it go
             return
         await asyncio.gather(*(s.send(it) for s, it in late))
