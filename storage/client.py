@@ -1,13 +1,14 @@
 """NodeClient: what the gateway (and the rebalancer) call to talk to storage nodes.
 
-Rules: one aiohttp ClientSession with a keep-alive connector shared by every node. Small calls
-go over the framed RPC channel (rpc_client.py: many calls in flight per connection, several
-times cheaper per call); streamed bodies (fragment PUTs above limits.rpc_put_body_bytes_max,
-stream_fragment, reads larger than limits.rpc_read_bytes_max) and admin calls use plain HTTP.
-transport="http" sends everything over HTTP. Bodies are streamed both ways; every failure
-becomes a NodeError subclass that names the node (`addr`, "host:port") and the reason, so a
-quorum failure can list each node's reason. A stream cut short by the node (a corrupt piece
-after the first, or a crash) raises NodeUnavailable: no caller ever gets a short body silently.
+Rules: small calls go over the framed RPC channel (rpc_client.py: many calls in flight per
+connection, several times cheaper per call); a fragment PUT above limits.rpc_put_body_bytes_max
+streams its body over an RPC connection of its own (rpc.STREAM_PUT); stream_fragment, reads
+larger than limits.rpc_read_bytes_max and admin calls use plain HTTP (one aiohttp ClientSession
+with a keep-alive connector shared by every node). transport="http" sends everything over
+HTTP. Bodies are streamed both ways; every failure becomes a NodeError subclass that names the
+node (`addr`, "host:port") and the reason, so a quorum failure can list each node's reason. A
+stream cut short by the node (a corrupt piece after the first, or a crash) raises
+NodeUnavailable: no caller ever gets a short body silently.
 """
 
 from __future__ import annotations
@@ -135,6 +136,16 @@ class NodeClient:
         if self._rpc is not None and length <= limits.rpc_put_body_bytes_max:
             whole = b"".join([piece async for piece in counted])
             await self._call(addr, "fput", device, partition, key, whole)
+            return
+        if self._rpc is not None:
+            try:
+                status, payload = await self._rpc.stream(addr, "fputs",
+                                                         (device, partition, key, length),
+                                                         counted)
+            except ChannelError as e:
+                raise NodeUnavailable(addr, e.reason) from e
+            if status >= 400:
+                _raise_status(addr, status, f"{status} {payload}")
             return
         if length <= _SMALL_BODY_BYTES:
             data = b"".join([piece async for piece in counted])

@@ -196,7 +196,7 @@ class Device:
 
     # -- fragments: write ----------------------------------------------------------------
     async def put_fragment(self, partition: int, key: bytes, length: int,
-                           body: AsyncIterable[bytes]) -> None:
+                           body: AsyncIterable[bytes | bytearray | memoryview]) -> None:
         _check_key(key, partition)
         if not 0 <= length <= limits.fragment_size_bytes_max:
             raise BadRequest("fragment length out of range")

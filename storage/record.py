@@ -152,7 +152,7 @@ class BodyEncoder:
         self._pending_len = 0
         self._trailer = xxhash.xxh3_64(head_digest)
 
-    def feed(self, data: bytes | memoryview) -> list[Buffer]:
+    def feed(self, data: bytes | bytearray | memoryview) -> list[Buffer]:
         if len(data) > self._left:
             raise ValueError("body longer than declared")
         self._left -= len(data)

@@ -164,6 +164,10 @@ async def _ping(node: Node, a: list[Any]) -> Result:
     return 200, None
 
 
+# A fragment PUT whose body follows its call as raw messages (_serve_stream); the only call
+# that is not in _OPS: it needs the connection, not just its arguments.
+STREAM_PUT = "fputs"
+
 _OPS: dict[str, OpFn] = {
     "ping": _ping,
     "fput": _fput, "fget": _fget, "fsize": _fsize, "fdel": _fdel, "flist": _flist,
@@ -215,6 +219,81 @@ def _log_call(op: Any, status: int, payload: Any, seconds: float) -> None:
         log.log(level, "rpc %s %s %.1f ms %s", op, status, seconds * 1000, reason)
 
 
+class _BodyIn:
+    """The body of a streamed fragment PUT: the messages that follow its call on the
+    connection, `length` bytes in all, handed to the device as they come (a few queued at
+    most: beyond them the socket is not read, so a slow disk slows the sender)."""
+
+    _QUEUED_MAX = 4
+
+    def __init__(self, length: int, channel: MessageChannel) -> None:
+        self.left = length            # bytes still to arrive
+        self._channel = channel
+        self._pieces: deque[bytes | bytearray] = deque()
+        self._wake = asyncio.Event()
+        self._cut = False
+        self._paused = False
+
+    def feed(self, piece: bytes | bytearray) -> None:
+        if len(piece) > self.left:
+            raise ValueError("body longer than its declared length")
+        self.left -= len(piece)
+        self._pieces.append(piece)
+        self._wake.set()
+        if len(self._pieces) >= self._QUEUED_MAX and not self._paused:
+            self._paused = True
+            self._channel.pause_reading()
+
+    def cut(self) -> None:
+        """The connection ended before the whole body came."""
+        self._cut = True
+        self._wake.set()
+
+    async def pieces(self) -> AsyncIterator[bytes | bytearray]:
+        while True:
+            while not self._pieces:
+                if self.left == 0:
+                    return
+                if self._cut:
+                    raise ConnectionResetError("body cut short")
+                self._wake.clear()
+                await self._wake.wait()
+            piece = self._pieces.popleft()
+            if self._paused and len(self._pieces) < self._QUEUED_MAX // 2:
+                self._paused = False
+                self._channel.resume_reading()
+            yield piece
+
+
+async def _serve_stream(node: Node, conn: _ServerConn, frame: list[Any],
+                        body: _BodyIn) -> None:
+    """A streamed fragment PUT: [call_id, "fputs", request_id, device, partition, key,
+    length], then the body as messages of raw bytes; answered once durable, like fput."""
+    call_id, _op, request_id, dev, part, key, length = frame
+    REQUEST_ID.set(bound_request_id(request_id if isinstance(request_id, str) else None))
+    started = time.monotonic()
+    status, payload = 204, None
+    try:
+        await node.device(_int(dev)).put_fragment(_int(part), _bytes(key), length,
+                                                  body.pieces())
+    except StorageError as e:
+        status, payload = e.status, e.reason
+    except (TypeError, ValueError, OverflowError) as e:
+        status, payload = 400, f"bad arguments: {e}"
+    except ConnectionError:
+        return                       # the client went away mid-body: nothing to answer
+    _log_call("fputs", status, payload, time.monotonic() - started)
+    observe = conn.server.observe
+    answer: bytes = msgpack.packb([call_id, status, payload])
+    if observe is not None:
+        observe("fputs", status, time.monotonic() - started, length, len(answer))
+    if not conn.channel.alive:
+        return
+    conn.channel.send([answer])
+    if body.left:                    # refused before the whole body came: out of step
+        conn.channel.close()
+
+
 class _ServerConn:
     """One client connection: each call in its own task, at most
     limits.rpc_inflight_per_connection_max at once, then the socket is not read (the client's
@@ -227,14 +306,21 @@ class _ServerConn:
         self.outbox = Outbox(self.channel.write)
         self.running: set[asyncio.Task[None]] = set()
         self._waiting: deque[tuple[list[Any], int]] = deque()
+        self._body: _BodyIn | None = None      # a streamed PUT's body is arriving
 
     def _on_message(self, data: bytes | bytearray) -> None:
+        if self._body is not None:
+            self._body_piece(self._body, data)
+            return
         try:
             calls = list(rpc_frames.frames(data))
         except ValueError:
             calls = []
         if not calls or not all(isinstance(f, list) and len(f) >= 3 for f in calls):
             self.channel.close()     # not our protocol: drop the connection
+            return
+        if len(calls) == 1 and calls[0][1] == STREAM_PUT:
+            self._open_body(calls[0])
             return
         size = len(data) // len(calls)
         for frame in calls:
@@ -244,6 +330,28 @@ class _ServerConn:
                 self._waiting.append((frame, size))
         if self._waiting:
             self.channel.pause_reading()
+
+    def _open_body(self, frame: list[Any]) -> None:
+        length = frame[6] if len(frame) == 7 else None
+        if not isinstance(length, int) or isinstance(length, bool) or length < 0:
+            self.channel.close()     # cannot tell where its body ends
+            return
+        body = _BodyIn(length, self.channel)
+        if length:
+            self._body = body
+        task = asyncio.create_task(_serve_stream(self.server.node, self, frame, body))
+        self.running.add(task)
+        task.add_done_callback(self.running.discard)
+
+    def _body_piece(self, body: _BodyIn, data: bytes | bytearray) -> None:
+        try:
+            body.feed(data)
+        except ValueError:
+            body.cut()
+            self.channel.close()
+            return
+        if body.left == 0:
+            self._body = None        # the next message is a call again
 
     def _start(self, frame: list[Any], size: int) -> None:
         task = asyncio.create_task(_serve_one(self.server.node, self, frame, size,
@@ -260,6 +368,8 @@ class _ServerConn:
 
     def _on_lost(self, _exc: Exception | None) -> None:
         self._waiting.clear()
+        if self._body is not None:
+            self._body.cut()
         self.server.conns.discard(self)
 
 

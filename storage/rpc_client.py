@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import AsyncIterable
 from typing import Any
 
 import msgpack
@@ -18,7 +19,7 @@ import msgpack
 from storage import limits
 from storage.metrics import REQUEST_ID
 from storage.rpc_frames import Outbox, frames
-from storage.rpc_stream import MAGIC, MessageChannel
+from storage.rpc_stream import MAGIC, Buffer, MessageChannel
 
 
 class ChannelError(Exception):
@@ -60,6 +61,35 @@ class _Conn:
         finally:
             self.pending.pop(call_id, None)
 
+    async def stream(self, op: str, args: tuple[Any, ...], body: AsyncIterable[Buffer],
+                     timeout_s: float) -> tuple[int, Any]:
+        """One call whose body follows it as raw messages (rpc.STREAM_PUT); the connection
+        carries nothing else meanwhile. An answer that comes before the whole body was
+        sent (a refusal) ends the sending."""
+        call_id = next(self._ids)
+        answer: asyncio.Future[tuple[int, Any]] = asyncio.get_running_loop().create_future()
+        self.pending[call_id] = answer
+        try:
+            try:
+                self.channel.send([msgpack.packb([call_id, op, REQUEST_ID.get(), *args])])
+                async for piece in body:
+                    if answer.done():
+                        break
+                    view = memoryview(piece)     # slices of it are not copies
+                    for at in range(0, len(view), _STREAM_PIECE_MAX):
+                        self.channel.send([view[at:at + _STREAM_PIECE_MAX]])
+                    async with asyncio.timeout(timeout_s):
+                        await self.channel.drain()
+            except ConnectionError:
+                if not answer.done():
+                    raise ChannelError("rpc connection lost while sending a body") from None
+            async with asyncio.timeout(timeout_s):
+                return await answer
+        except TimeoutError:
+            raise ChannelError(f"rpc {op} timed out after {timeout_s}s") from None
+        finally:
+            self.pending.pop(call_id, None)
+
     def _on_message(self, data: bytes | bytearray) -> None:
         try:
             answers = list(frames(data))
@@ -80,6 +110,12 @@ class _Conn:
         self.channel.close()
 
 
+# A streamed body goes out in messages of at most this (a piece may be bigger).
+_STREAM_PIECE_MAX = 1024 * 1024
+# Idle connections kept per node for streamed bodies (one stream at a time on each).
+_STREAM_IDLE_MAX = 8
+
+
 class RpcPool:
     def __init__(self, *, timeout_s: float, connect_timeout_s: float,
                  connections_per_node: int = limits.rpc_connections_per_node) -> None:
@@ -90,6 +126,7 @@ class RpcPool:
         self._locks: dict[str, asyncio.Lock] = {}
         self._turn = itertools.count()
         self._closing: set[asyncio.Future[None]] = set()
+        self._idle_streams: dict[str, list[_Conn]] = {}
 
     async def call(self, addr: str, op: str, *args: Any) -> tuple[int, Any]:
         for attempt in range(2):
@@ -100,6 +137,26 @@ class RpcPool:
                 if attempt:
                     raise ChannelError("rpc connection lost before sending") from None
         raise AssertionError("unreachable")
+
+    async def stream(self, addr: str, op: str, args: tuple[Any, ...],
+                     body: AsyncIterable[Buffer]) -> tuple[int, Any]:
+        """A call with a streamed body, on a connection of its own (TCP's flow control is
+        then the stream's alone: a slow disk holds back no other call); the connection is
+        kept for the next stream when the call went through whole."""
+        idle = self._idle_streams.setdefault(addr, [])
+        while idle and not idle[-1].alive:
+            idle.pop()
+        conn = idle.pop() if idle else await self._connect(addr)
+        done = False
+        try:
+            status, payload = await conn.stream(op, args, body, self._timeout_s)
+            done = status < 400
+            return status, payload
+        finally:
+            if done and conn.alive and len(idle) < _STREAM_IDLE_MAX:
+                idle.append(conn)
+            else:
+                await conn.close()
 
     async def _pick(self, addr: str) -> _Conn:
         conns = [c for c in self._conns.get(addr, []) if c.alive]
@@ -130,13 +187,14 @@ class RpcPool:
         """Forget the connections to `addr` (closed in the background): after a network cut
         they may sit in TCP retransmission back-off long after the node is reachable again,
         while a fresh connection works at once."""
-        for conn in self._conns.pop(addr, []):
+        for conn in [*self._conns.pop(addr, []), *self._idle_streams.pop(addr, [])]:
             task = asyncio.ensure_future(conn.close())
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
 
     async def close(self) -> None:
-        for conns in self._conns.values():
+        for conns in [*self._conns.values(), *self._idle_streams.values()]:
             for conn in conns:
                 await conn.close()
         self._conns.clear()
+        self._idle_streams.clear()

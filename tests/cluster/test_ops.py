@@ -24,8 +24,8 @@ from tests.cluster.harness import Cluster, started_cluster
 
 Page = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 T = TypeVar("T")
-FRAG_PUT = "PUT /v1/frag/{dev}/{part}/{key}"
-BIG_BYTES = 8 * 1024 * 1024  # ec 4+2: 2 MiB fragments, above the RPC body limit (HTTP PUTs)
+FRAG_PUT = "rpc/fputs"          # a fragment above 1 MiB streams on the RPC channel
+BIG_BYTES = 8 * 1024 * 1024  # ec 4+2: 2 MiB fragments, above the RPC body limit (streamed)
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +134,7 @@ def test_nodes_count_fragment_puts_and_report_devices(cluster: Cluster) -> None:
 
     before = frag_puts()
     s3.put_object(Bucket="ops-nodes", Key="big", Body=b"z" * BIG_BYTES)
-    # Every one of the 6 fragments goes to its own node over HTTP; the write returns after
+    # Every one of the 6 fragments streams to its own node; the write returns after
     # k+1 = 5 are durable, the 6th may land a moment later.
     assert eventually(frag_puts, lambda n: n - before == 6) - before == 6
     pages = [scrape(a) for a in addrs.values()]

@@ -1,5 +1,6 @@
-"""A real node process: the caller's request id reaches the node's log lines over both
-transports (RPC frames and HTTP headers), and RPC calls and group commits show in /metrics."""
+"""A real node process: the caller's request id reaches the node's log lines over every
+transport (RPC frames, a body streamed on the RPC channel, HTTP headers), and RPC calls and
+group commits show in /metrics."""
 
 from __future__ import annotations
 
@@ -47,16 +48,19 @@ def _lines_with(log_path: Path, request_id: str) -> list[dict[str, object]]:
 
 
 async def _calls(addr: str) -> None:
-    client = NodeClient()
+    client, http = NodeClient(), NodeClient(transport="http")
     try:
         REQUEST_ID.set("RPC-ID-1")
         await client.put_meta(addr, 0, 3, b"k", 1 << 40, b"v")       # RPC
-        REQUEST_ID.set("HTTP-ID-2")
         big = limits.rpc_put_body_bytes_max + 1                        # too big for a frame
-        await client.put_fragment(addr, 0, 3, b"frag", big, _body(big))
+        REQUEST_ID.set("STREAM-ID-3")
+        await client.put_fragment(addr, 0, 3, b"frag", big, _body(big))   # streamed RPC
+        REQUEST_ID.set("HTTP-ID-2")
+        await http.put_fragment(addr, 0, 3, b"frag2", big, _body(big))    # HTTP
         REQUEST_ID.set("")
     finally:
         await client.close()
+        await http.close()
 
 
 async def _body(n: int):  # type: ignore[no-untyped-def]
@@ -71,6 +75,8 @@ def test_request_id_reaches_node_logs_and_metrics(node: tuple[str, Path]) -> Non
     http_lines = _lines_with(log_path, "HTTP-ID-2")
     assert any("rpc mput 200" in str(r["msg"]) for r in rpc_lines), rpc_lines
     assert any("PUT /v1/frag" in str(r["msg"]) for r in http_lines), http_lines
+    stream_lines = _lines_with(log_path, "STREAM-ID-3")
+    assert any("rpc fputs 204" in str(r["msg"]) for r in stream_lines), stream_lines
     assert 'coffre_node_requests_total{endpoint="rpc/mput",status="200"} 1.0' in metrics
     # Both writes went through the group committer of device 0: two commits at least.
     count = next(line for line in metrics.splitlines()

@@ -15,11 +15,7 @@ import pytest
 
 from storage import limits, rpc
 from storage.rpc_client import RpcPool
-from storage.rpc_stream import PortSniffer
-
-
-class _NoHttp(asyncio.Protocol):
-    pass
+from tests.storage.conftest import rpc_listening
 
 
 @pytest.fixture
@@ -37,18 +33,8 @@ async def served(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[str, di
     monkeypatch.setattr(limits, "rpc_inflight_per_connection_max", 3)
     server = rpc.RpcServer(node=None, observe=None)  # type: ignore[arg-type]
     state["server"] = server
-    listener = await asyncio.get_running_loop().create_server(
-        lambda: PortSniffer(_NoHttp, server.channel), "127.0.0.1", 0)
-    port = listener.sockets[0].getsockname()[1]
-    yield f"127.0.0.1:{port}", state
-    listener.close()
-
-
-@pytest.fixture
-async def pool() -> AsyncIterator[RpcPool]:
-    client = RpcPool(timeout_s=10, connect_timeout_s=2, connections_per_node=1)
-    yield client
-    await client.close()
+    async with rpc_listening(server) as addr:
+        yield addr, state
 
 
 async def until(check: Callable[[], bool]) -> None:
