@@ -24,6 +24,7 @@ from typing import Protocol
 
 from gateway import errors, limits
 from gateway.budget import Budget
+from gateway.fragment_uploads import Block, Claim, Item, Sink, durable_quorum
 from gateway.manifest import DataRef
 from gateway.ranges import Layout
 from gateway.retire import Retirement
@@ -45,85 +46,6 @@ def fragment_key(data_id: bytes, index: int) -> bytes:
     return data_id + bytes([index])
 
 
-class _Claim:
-    """The sinks still holding one stripe's blocks (queued, or being written to the node);
-    `done` resolves once none does. Letting go twice is harmless: a block can be let go by
-    its writer, by a sink that ended, or by the pump dropping a straggler."""
-
-    def __init__(self, count: int) -> None:
-        self._left = set(range(count))
-        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        if not self._left:
-            self.done.set_result(None)
-
-    def let_go(self, index: int) -> None:
-        self._left.discard(index)
-        if not self._left and not self.done.done():
-            self.done.set_result(None)
-
-
-_Item = tuple["Block", Callable[[], None]]      # a block and how to let it go
-
-
-class _Sink:
-    """One fragment's upload: a bounded queue of blocks and the task streaming it out.
-
-    A block counts against the memory budget until the upload has written it (or ended):
-    released when merely queued, the blocks of every upload waiting for a slow node were
-    held outside the budget, `fragment_queue_blocks` of them per fragment per upload."""
-
-    def __init__(self, depth: int,
-                 upload: Callable[[AsyncIterator[Block]], Awaitable[None]]) -> None:
-        self.queue: asyncio.Queue[_Item | None] = asyncio.Queue(depth)
-        self._writing: Callable[[], None] | None = None
-        self.task: asyncio.Task[None] = asyncio.ensure_future(upload(self._blocks()))
-        self.task.add_done_callback(lambda _t: self._let_go_all())
-
-    async def _blocks(self) -> AsyncIterator[Block]:
-        """What the upload streams: each block is let go once the upload asks for the next."""
-        while (item := await self.queue.get()) is not None:
-            block, self._writing = item
-            yield block
-            self._let_go_current()
-
-    def _let_go_current(self) -> None:
-        writing, self._writing = self._writing, None
-        if writing is not None:
-            writing()
-
-    def _let_go_all(self) -> None:
-        self._let_go_current()
-        while not self.queue.empty():
-            item = self.queue.get_nowait()
-            if item is not None:
-                item[1]()
-
-    async def send(self, item: _Item | None, timeout_s: float | None = None) -> bool:
-        """Queue a block; False if the fragment's node did not take it within timeout_s."""
-        if self.task.done():
-            if item is not None:
-                item[1]()
-            return True
-        put = asyncio.ensure_future(self.queue.put(item))
-        await asyncio.wait({put, self.task}, timeout=timeout_s,
-                           return_when=asyncio.FIRST_COMPLETED)
-        if not put.done():
-            put.cancel()
-            return self.task.done()
-        if self.task.done():        # ended while we queued: nobody will take it
-            self._let_go_all()
-        return True
-
-    @property
-    def alive(self) -> bool:
-        return not self.task.done()
-
-    @property
-    def failed(self) -> bool:
-        return self.task.done() and (self.task.cancelled() or self.task.exception() is not None)
-
-
-Block = bytes | memoryview
 Observer = Callable[[Block], None]     # a hash's update, fed each stripe in order
 
 
@@ -133,28 +55,6 @@ async def _after(before: asyncio.Future[None] | None, fn: Observer,
     if before is not None:
         await before
     await asyncio.to_thread(fn, data)
-
-
-async def _durable_quorum(tasks: Sequence[asyncio.Task[None]], need: int,
-                          ) -> tuple[int, list[str]]:
-    """Wait for fragment uploads: once `need` are durable, stragglers get a short grace
-    and are then dropped (a frozen node must not hold the client; repair rebuilds them)."""
-    pending: set[asyncio.Task[None]] = set(tasks)
-    durable, reasons = 0, []
-    while pending:
-        grace = limits.write_straggler_s if durable >= need else None
-        done, pending = await asyncio.wait(pending, timeout=grace,
-                                           return_when=asyncio.FIRST_COMPLETED)
-        if not done:
-            break
-        for t in done:
-            if t.cancelled() or t.exception() is not None:
-                reasons.append(str(t.exception()) if not t.cancelled() else "dropped")
-            else:
-                durable += 1
-    for t in pending:
-        t.cancel()
-    return durable, reasons
 
 
 class _Suspects:
@@ -250,15 +150,15 @@ class DataPath:
                 s.task.cancel()
             self._spawn(self._delete_fragments(devices, partition, data_id))
             raise
-        durable, reasons = await _durable_quorum([s.task for s in sinks], need)
+        durable, reasons = await durable_quorum([s.task for s in sinks], need)
         if durable < need:
             self._spawn(self._delete_fragments(devices, partition, data_id))
             raise errors.SlowDown(f"only {durable} of {need} fragments stored: "
                                   + "; ".join(reasons))
         return DataRef(data_id, size, k, m, limits.stripe_block_bytes)
 
-    def _open_sink(self, dev: Device, partition: int, key: bytes, length: int) -> _Sink:
-        return _Sink(limits.fragment_queue_blocks,
+    def _open_sink(self, dev: Device, partition: int, key: bytes, length: int) -> Sink:
+        return Sink(limits.fragment_queue_blocks,
                      lambda blocks: self._put_fragment(dev, partition, key, length, blocks))
 
     async def _put_fragment(self, dev: Device, partition: int, key: bytes, length: int,
@@ -271,7 +171,7 @@ class DataPath:
         self.suspects.answered(dev.addr)
 
     async def _pump(self, body: AsyncIterable[bytes], layout: Layout, codec: Codec,
-                    sinks: Sequence[_Sink], observers: Sequence[Observer],
+                    sinks: Sequence[Sink], observers: Sequence[Observer],
                     need: int) -> None:
         """Cut the body into stripes and keep up to two of them in flight.
 
@@ -293,7 +193,7 @@ class DataPath:
             await self.budget.acquire(cost)
             for i, fn in enumerate(observers):
                 hashes[i] = asyncio.ensure_future(_after(hashes[i], fn, data))
-            claim = _Claim(len(sinks))
+            claim = Claim(len(sinks))
             prev_send = asyncio.ensure_future(self._stripe(
                 data, layout.block_len(stripe), codec, sinks, claim, prev_send))
             # A stripe is done once every upload has written its block *and* it is hashed:
@@ -340,12 +240,12 @@ class DataPath:
         for s in sinks:
             await s.send(None)
 
-    async def _stripe(self, data: Block, block_len: int, codec: Codec, sinks: Sequence[_Sink],
-                      claim: _Claim, before: asyncio.Future[None] | None) -> None:
+    async def _stripe(self, data: Block, block_len: int, codec: Codec, sinks: Sequence[Sink],
+                      claim: Claim, before: asyncio.Future[None] | None) -> None:
         blocks = await asyncio.to_thread(lambda: codec.encode(codec.split(data, block_len)))
         if before is not None:
             await before
-        items: list[_Item] = [(b, functools.partial(claim.let_go, i))
+        items: list[Item] = [(b, functools.partial(claim.let_go, i))
                               for i, b in enumerate(blocks)]
         pairs = list(zip(sinks, items, strict=True))
         taken = await asyncio.gather(*(s.send(it, limits.write_straggler_s) for s, it in pairs))
