@@ -12,6 +12,7 @@ converge on one winner everywhere.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -46,6 +47,7 @@ class MetaStore:
         self.rings, self.client, self.clock = rings, client, clock
         self.quorum = quorum or Quorum.majority(rings.meta.width)
         self._background: set[asyncio.Future[Any]] = set()
+        self._turn = itertools.count()
 
     async def settle(self, timeout_s: float) -> None:
         """Wait (up to timeout_s) for writes still landing on replicas beyond the quorum,
@@ -58,6 +60,11 @@ class MetaStore:
 
     def replicas(self, partition: int) -> tuple[Device, ...]:
         return self.rings.meta.slots(partition)
+
+    def _read_order(self, partition: int) -> list[Device]:
+        """The replicas in the order a read asks them: least busy first."""
+        return least_busy_first(self.replicas(partition), self.client.outstanding,
+                                next(self._turn))
 
     async def put(self, partition: int, key: bytes, value: bytes | None,
                   ts: int | None = None) -> int:
@@ -100,7 +107,7 @@ class MetaStore:
 
     async def get(self, partition: int, key: bytes) -> MetaRecord | None:
         """The newest record among a read quorum (tombstones included), or None."""
-        devices = self.replicas(partition)
+        devices = self._read_order(partition)
         calls = [
             lambda d=d: self.client.get_meta(d.addr, d.id, partition, key) for d in devices
         ]
@@ -190,7 +197,7 @@ class MetaStore:
         `first_page` is how many records to ask each replica for at first (a listing of
         1000 keys over 8 shards needs ~125 per shard, not 1000); later pages double.
         """
-        devices = self.replicas(partition)
+        devices = self._read_order(partition)
         read = min(self.quorum.read, len(devices))
         # R cursors on distinct replicas; a cursor whose replica fails takes the next unused
         # one from a shared pool, so the merge always covers R distinct replicas.
@@ -198,6 +205,20 @@ class MetaStore:
         children = [ReplicaCursor(self.client, devices[i], spares, partition, prefix,
                                   start_after, first_page, delimiter) for i in range(read)]
         return RecordCursor(children)
+
+
+def least_busy_first(devices: Sequence[Device], busy: Callable[[str], int], turn: int
+                     ) -> list[Device]:
+    """`devices` by how busy their node is (calls outstanding), ties in turn.
+
+    A read needs any R of the N replicas. Asking the ring's first R every time loads nodes
+    by how often they come first in the slots of the hot partitions: a bucket's index is a
+    few partitions, so one node served 3.6 times the reads of another under small GETs.
+    The least busy nodes answer first and spread the load; the rotation spreads ties.
+    """
+    shift = turn % len(devices) if devices else 0
+    rotated = [*devices[shift:], *devices[:shift]]
+    return sorted(rotated, key=lambda d: busy(d.addr))      # stable: ties keep the turn
 
 
 def _newest(records: Iterable[MetaRecord | None]) -> MetaRecord | None:

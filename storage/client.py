@@ -88,6 +88,11 @@ class NodeClient:
                 auto_decompress=False, skip_auto_headers=("User-Agent", "Accept-Encoding"))
         return self._session
 
+    def outstanding(self, addr: str) -> int:
+        """RPC calls to `addr` awaiting their answer (0 on the HTTP transport, which does
+        not count them)."""
+        return self._rpc.outstanding(addr) if self._rpc is not None else 0
+
     def drop_connections(self, addr: str) -> None:
         """Open new RPC connections to `addr` from now on (see RpcPool.drop)."""
         if self._rpc is not None:

@@ -127,16 +127,32 @@ class RpcPool:
         self._turn = itertools.count()
         self._closing: set[asyncio.Future[None]] = set()
         self._idle_streams: dict[str, list[_Conn]] = {}
+        self._outstanding: dict[str, int] = {}
+
+    def outstanding(self, addr: str) -> int:
+        """Calls and streams to `addr` sent and not yet answered: how busy the node is
+        with this process's work, for callers free to pick among replicas."""
+        return self._outstanding.get(addr, 0)
+
+    def _begin(self, addr: str) -> None:
+        self._outstanding[addr] = self._outstanding.get(addr, 0) + 1
+
+    def _end(self, addr: str) -> None:
+        self._outstanding[addr] -= 1
 
     async def call(self, addr: str, op: str, *args: Any) -> tuple[int, Any]:
-        for attempt in range(2):
-            conn = await self._pick(addr)
-            try:
-                return await conn.call(op, args, self._timeout_s)
-            except _NotSent:
-                if attempt:
-                    raise ChannelError("rpc connection lost before sending") from None
-        raise AssertionError("unreachable")
+        self._begin(addr)
+        try:
+            for attempt in range(2):
+                conn = await self._pick(addr)
+                try:
+                    return await conn.call(op, args, self._timeout_s)
+                except _NotSent:
+                    if attempt:
+                        raise ChannelError("rpc connection lost before sending") from None
+            raise AssertionError("unreachable")
+        finally:
+            self._end(addr)
 
     async def stream(self, addr: str, op: str, args: tuple[Any, ...],
                      body: AsyncIterable[Buffer]) -> tuple[int, Any]:
@@ -146,17 +162,21 @@ class RpcPool:
         idle = self._idle_streams.setdefault(addr, [])
         while idle and not idle[-1].alive:
             idle.pop()
-        conn = idle.pop() if idle else await self._connect(addr)
-        done = False
+        self._begin(addr)
         try:
-            status, payload = await conn.stream(op, args, body, self._timeout_s)
-            done = status < 400
-            return status, payload
+            conn = idle.pop() if idle else await self._connect(addr)
+            done = False
+            try:
+                status, payload = await conn.stream(op, args, body, self._timeout_s)
+                done = status < 400
+                return status, payload
+            finally:
+                if done and conn.alive and len(idle) < _STREAM_IDLE_MAX:
+                    idle.append(conn)
+                else:
+                    await conn.close()
         finally:
-            if done and conn.alive and len(idle) < _STREAM_IDLE_MAX:
-                idle.append(conn)
-            else:
-                await conn.close()
+            self._end(addr)
 
     async def _pick(self, addr: str) -> _Conn:
         conns = [c for c in self._conns.get(addr, []) if c.alive]

@@ -151,14 +151,14 @@ async def get_object(ctx: Ctx) -> web.StreamResponse:
         return web.Response(status=304, headers=_not_modified(hdrs))
     rng = parse_range(req.headers.get("Range"), m.size)
     start, end = (rng.start, rng.end) if rng else (0, m.size - 1)
-    resp = web.StreamResponse(status=206 if rng else 200,
-                              headers=_length_headers(hdrs, rng, m.size))
-    resp.headers["x-amz-request-id"] = ctx.request_id
+    status = 206 if rng else 200
     if m.inline is not None:
-        await resp.prepare(req)
-        await resp.write(m.inline[start:end + 1])
-        await resp.write_eof()
-        return resp
+        # Returned whole, not streamed: aiohttp then sends the head and the body in one
+        # write (prepare() sends the head at once), and the dispatcher adds its headers.
+        return web.Response(status=status, body=m.inline[start:end + 1],
+                            headers=_length_headers(hdrs, rng, m.size))
+    resp = web.StreamResponse(status=status, headers=_length_headers(hdrs, rng, m.size))
+    resp.headers["x-amz-request-id"] = ctx.request_id
     await resp.prepare(req)
     async for chunk in stream_parts(ctx, m, start, end):
         await resp.write(chunk)

@@ -220,3 +220,19 @@ def test_boto3_default_presigned_url(cluster: Cluster, bucket: str) -> None:
     with pytest.raises(urllib.error.HTTPError) as exc:
         urllib.request.urlopen(tampered, timeout=10)
     assert exc.value.code == 403
+
+
+def test_small_get_answers_whole_and_ranged_with_every_header(cluster: Cluster,
+                                                              bucket: str) -> None:
+    """A small object lives in its manifest and is answered in one piece: the headers a
+    streamed answer has (ids, length, range, ETag) and the exact bytes."""
+    body = bytes(range(256)) * 40                       # 10,240 bytes: stored inline
+    etag = cluster.s3().put_object(Bucket="raw", Key="inline", Body=body)["ETag"]
+    status, hdrs, got = _send(cluster, "GET", "/raw/inline")
+    assert (status, got, hdrs["content-length"], hdrs["etag"]) == (200, body, "10240", etag)
+    assert hdrs["x-amz-request-id"] and hdrs["x-amz-id-2"]
+    assert "content-range" not in hdrs
+    status, hdrs, got = _send(cluster, "GET", "/raw/inline", headers={"Range": "bytes=100-"})
+    assert (status, got, hdrs["content-length"]) == (206, body[100:], str(len(body) - 100))
+    assert hdrs["content-range"] == f"bytes 100-{len(body) - 1}/{len(body)}"
+    assert hdrs["x-amz-request-id"] and hdrs["x-amz-id-2"]

@@ -13,10 +13,12 @@ from gateway import errors
 from gateway.conditions import Outcome, check_write, evaluate
 from gateway.hlc import Clock, wall_ms
 from gateway.manifest import BucketRecord, DataRef, Manifest
+from gateway.metastore import least_busy_first
 from gateway.names import check_bucket_name, check_key
 from gateway.ranges import ByteRange, Layout, parse_range
 from gateway.router import route, split_host
 from gateway.s3xml import parse, parse_tagging
+from ring.model import Device
 from storage.keys import successor
 
 
@@ -190,3 +192,33 @@ def test_records_round_trip() -> None:
     assert BucketRecord.decode(b.encode()) == b
     with pytest.raises(errors.S3Error):
         Manifest.decode(b"\x93\x02\x00\x00")
+
+
+# ---- metadata reads: which replicas are asked first ----------------------------------------
+
+def _devices(n: int) -> list[Device]:
+    return [Device(i, f"127.0.0.1:{9100 + i}", 1.0, f"r/z/n{i}/d0") for i in range(n)]
+
+
+def test_reads_ask_the_least_busy_replicas_first() -> None:
+    devs = _devices(5)
+    busy = {devs[0].addr: 4, devs[1].addr: 0, devs[2].addr: 9, devs[3].addr: 1,
+            devs[4].addr: 0}
+    order = least_busy_first(devs, lambda a: busy[a], turn=0)
+    assert [d.id for d in order] == [1, 4, 3, 0, 2]
+    # Ties go in turn, so idle replicas share the reads instead of the first R taking all.
+    assert [d.id for d in least_busy_first(devs, lambda a: busy[a], turn=2)][:2] == [4, 1]
+
+
+@given(st.lists(st.integers(0, 5), min_size=1, max_size=8), st.integers(0, 1000))
+def test_read_order_is_a_permutation_sorted_by_load(loads: list[int], turn: int) -> None:
+    devs = _devices(len(loads))
+    order = least_busy_first(devs, lambda a: loads[int(a.rsplit(":")[1]) - 9100], turn)
+    assert sorted(d.id for d in order) == list(range(len(loads)))
+    assert [loads[d.id] for d in order] == sorted(loads)
+
+
+def test_idle_replicas_take_turns() -> None:
+    devs = _devices(5)
+    firsts = [least_busy_first(devs, lambda a: 0, t)[:3] for t in range(5)]
+    assert {d.id for first in firsts for d in first} == set(range(5))
