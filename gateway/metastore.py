@@ -2,9 +2,9 @@
 
 Every record lives on the N devices the metadata ring gives for its partition (N is the
 meta ring's width). A write goes to all of them and succeeds once a majority W answers; a
-read asks all of them, takes the newest of the first R (a majority too: W + R > N, so that
-set always holds the newest acknowledged write) and repairs stale replicas in the
-background. Timestamps come from the gateway's
+read asks R of them (a majority too: W + R > N, so any R hold the newest acknowledged
+write), the least busy first, a spare when one fails or is slow; it takes the newest answer
+and repairs stale replicas in the background. Timestamps come from the gateway's
 hybrid logical clock; nodes keep the newest and ignore older puts, so concurrent writers
 converge on one winner everywhere.
 """
