@@ -2,7 +2,7 @@
 
 Rules: small calls go over the framed RPC channel (rpc_client.py: many calls in flight per
 connection, several times cheaper per call); a fragment PUT above limits.rpc_put_body_bytes_max
-streams its body over an RPC connection of its own (rpc.STREAM_PUT); stream_fragment, reads
+streams its body over an RPC connection of its own (rpc_frames.STREAM_PUT); stream_fragment, reads
 larger than limits.rpc_read_bytes_max and admin calls use plain HTTP (one aiohttp ClientSession
 with a keep-alive connector shared by every node). transport="http" sends everything over
 HTTP. Bodies are streamed both ways; every failure becomes a NodeError subclass that names the
@@ -26,6 +26,7 @@ from storage import limits, wire
 from storage.list_pages import Page, PageQuery, Want, page_from_wire, query_to_wire
 from storage.metrics import REQUEST_ID, REQUEST_ID_HEADER
 from storage.rpc_client import ChannelError, RpcPool
+from storage.rpc_frames import STREAM_PUT
 
 
 class NodeError(Exception):
@@ -144,7 +145,7 @@ class NodeClient:
             return
         if self._rpc is not None:
             try:
-                status, payload = await self._rpc.stream(addr, "fputs",
+                status, payload = await self._rpc.stream(addr, STREAM_PUT,
                                                          (device, partition, key, length),
                                                          counted)
             except ChannelError as e:

@@ -164,9 +164,9 @@ async def _ping(node: Node, a: list[Any]) -> Result:
     return 200, None
 
 
-# A fragment PUT whose body follows its call as raw messages (_serve_stream); the only call
+# STREAM_PUT (its body follows the call as raw messages, _serve_stream) is the only call
 # that is not in _OPS: it needs the connection, not just its arguments.
-STREAM_PUT = "fputs"
+STREAM_PUT = rpc_frames.STREAM_PUT
 
 _OPS: dict[str, OpFn] = {
     "ping": _ping,
@@ -282,11 +282,11 @@ async def _serve_stream(node: Node, conn: _ServerConn, frame: list[Any],
         status, payload = 400, f"bad arguments: {e}"
     except ConnectionError:
         return                       # the client went away mid-body: nothing to answer
-    _log_call("fputs", status, payload, time.monotonic() - started)
+    _log_call(STREAM_PUT, status, payload, time.monotonic() - started)
     observe = conn.server.observe
     answer: bytes = msgpack.packb([call_id, status, payload])
     if observe is not None:
-        observe("fputs", status, time.monotonic() - started, length, len(answer))
+        observe(STREAM_PUT, status, time.monotonic() - started, length, len(answer))
     if not conn.channel.alive:
         return
     conn.channel.send([answer])

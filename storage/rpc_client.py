@@ -63,7 +63,7 @@ class _Conn:
 
     async def stream(self, op: str, args: tuple[Any, ...], body: AsyncIterable[Buffer],
                      timeout_s: float) -> tuple[int, Any]:
-        """One call whose body follows it as raw messages (rpc.STREAM_PUT); the connection
+        """One call whose body follows it as raw messages (rpc_frames.STREAM_PUT); the connection
         carries nothing else meanwhile. An answer that comes before the whole body was
         sent (a refusal) ends the sending."""
         call_id = next(self._ids)

@@ -23,6 +23,10 @@ import msgpack
 from storage import limits
 from storage.rpc_stream import Buffer
 
+# The streamed fragment PUT's op name: its body follows the call as raw messages (the
+# client's RpcPool.stream, the node's rpc._serve_stream).
+STREAM_PUT = "fputs"
+
 
 def frames(data: bytes | bytearray) -> Iterator[Any]:
     """The msgpack objects of one message, in order (ValueError if one is malformed)."""
