@@ -164,9 +164,8 @@ async def _ping(node: Node, a: list[Any]) -> Result:
     return 200, None
 
 
-# STREAM_PUT (its body follows the call as raw messages, _serve_stream) is the only call
-# that is not in _OPS: it needs the connection, not just its arguments.
-STREAM_PUT = rpc_frames.STREAM_PUT
+# rpc_frames.STREAM_PUT (its body follows the call as raw messages, _serve_stream) is the
+# only call that is not in _OPS: it needs the connection, not just its arguments.
 
 _OPS: dict[str, OpFn] = {
     "ping": _ping,
@@ -282,11 +281,11 @@ async def _serve_stream(node: Node, conn: _ServerConn, frame: list[Any],
         status, payload = 400, f"bad arguments: {e}"
     except ConnectionError:
         return                       # the client went away mid-body: nothing to answer
-    _log_call(STREAM_PUT, status, payload, time.monotonic() - started)
+    _log_call(rpc_frames.STREAM_PUT, status, payload, time.monotonic() - started)
     observe = conn.server.observe
     answer: bytes = msgpack.packb([call_id, status, payload])
     if observe is not None:
-        observe(STREAM_PUT, status, time.monotonic() - started, length, len(answer))
+        observe(rpc_frames.STREAM_PUT, status, time.monotonic() - started, length, len(answer))
     if not conn.channel.alive:
         return
     conn.channel.send([answer])
@@ -319,7 +318,7 @@ class _ServerConn:
         if not calls or not all(isinstance(f, list) and len(f) >= 3 for f in calls):
             self.channel.close()     # not our protocol: drop the connection
             return
-        if len(calls) == 1 and calls[0][1] == STREAM_PUT:
+        if len(calls) == 1 and calls[0][1] == rpc_frames.STREAM_PUT:
             self._open_body(calls[0])
             return
         size = len(data) // len(calls)

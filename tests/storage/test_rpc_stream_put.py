@@ -1,9 +1,9 @@
-"""Streamed fragment PUTs on the RPC channel (rpc.STREAM_PUT) on a real loopback socket: the
-body follows its call as raw messages and reaches the device whole; the connection then
-carries calls again; a refusal is answered before the body ends; a body longer than
-declared, or cut short, stores nothing. The node is a stand-in whose device collects what it
-is given (a unit test of the channel; the cluster tests stream real fragments to real
-nodes)."""
+"""Streamed fragment PUTs on the RPC channel (rpc_frames.STREAM_PUT) on a real loopback
+socket: the body follows its call as raw messages and reaches the device whole; the
+connection then carries calls again; a refusal is answered before the body ends; a body
+longer than declared, or cut short, stores nothing. The node is a stand-in whose device
+collects what it is given (a unit test of the channel; the cluster tests stream real
+fragments to real nodes)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from collections.abc import AsyncIterable, AsyncIterator
 import msgpack
 import pytest
 
-from storage import rpc
+from storage import rpc, rpc_frames
 from storage.errors import BadRequest
 from storage.rpc_client import RpcPool
 from tests.storage.conftest import rpc_listening
@@ -73,13 +73,13 @@ async def test_a_streamed_put_reaches_the_device_whole(
         served: tuple[str, _Device], pool: RpcPool) -> None:
     addr, dev = served
     data = random.Random(1).randbytes(5 * 1024 * 1024 + 12345)
-    status, _ = await pool.stream(addr, rpc.STREAM_PUT, (0, 3, b"k1", len(data)),
+    status, _ = await pool.stream(addr, rpc_frames.STREAM_PUT, (0, 3, b"k1", len(data)),
                                   _pieces(data, 300_000))
     assert status == 204
     assert dev.stored[b"k1"] == data
     # The connection went back to the pool and carries a second stream, byte for byte.
     again = data[::-1]
-    assert (await pool.stream(addr, rpc.STREAM_PUT, (0, 3, b"k2", len(again)),
+    assert (await pool.stream(addr, rpc_frames.STREAM_PUT, (0, 3, b"k2", len(again)),
                               _pieces(again, 2 * 1024 * 1024)))[0] == 204
     assert dev.stored[b"k2"] == again
 
@@ -97,7 +97,7 @@ async def test_a_refused_stream_is_answered_before_its_body_ends(
             yield b"x" * (1024 * 1024)
             await asyncio.sleep(0)
 
-    status, reason = await pool.stream(addr, rpc.STREAM_PUT, (0, 3, b"k", 10_000 * 2**20),
+    status, reason = await pool.stream(addr, rpc_frames.STREAM_PUT, (0, 3, b"k", 10_000 * 2**20),
                                        endless())
     assert (status, reason) == (400, "refused")
     assert sent < 100
@@ -105,7 +105,7 @@ async def test_a_refused_stream_is_answered_before_its_body_ends(
 
 
 def _call(length: int) -> bytes:
-    frame = msgpack.packb([1, rpc.STREAM_PUT, None, 0, 3, b"k", length])
+    frame = msgpack.packb([1, rpc_frames.STREAM_PUT, None, 0, 3, b"k", length])
     return len(frame).to_bytes(4, "big") + frame
 
 
