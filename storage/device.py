@@ -399,9 +399,14 @@ class Device:
                     if head.flags & RecordFlag.TOMBSTONE else 0)
         return old, self.segments.reserve(len(record), record, headroom)
 
-    async def get_meta(self, partition: int, key: bytes) -> MetaEntry | None:
+    def peek_meta(self, partition: int, key: bytes) -> MetaEntry | None:
+        """The index's record for `key`, read on the loop (see _now), its checksum not acted
+        on: get_meta quarantines a damaged one, which needs the committer."""
         _check_key(key, partition)
-        entry = self._now(self.index.get_meta, partition, key)
+        return self._now(self.index.get_meta, partition, key)
+
+    async def get_meta(self, partition: int, key: bytes) -> MetaEntry | None:
+        entry = self.peek_meta(partition, key)
         if entry is not None and not entry.intact:
             await self.committer.submit(
                 Quarantine(True, partition, key, entry.loc, "meta value checksum"), ())

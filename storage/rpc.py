@@ -134,6 +134,16 @@ async def _mget(node: Node, a: list[Any]) -> Result:
     return 200, [e.ts.to_bytes(16, "big"), e.value]
 
 
+def _mget_now(node: Node, a: list[Any]) -> Result | None:
+    """mget answered inside the read callback; None (the task path) for a damaged record."""
+    e = node.device(_int(a[0])).peek_meta(_int(a[1]), _bytes(a[2]))
+    if e is None:
+        return 404, "no record"
+    if not e.intact:
+        return None
+    return 200, [e.ts.to_bytes(16, "big"), e.value]
+
+
 async def _mlist(node: Node, a: list[Any]) -> Result:
     delimiter = _opt_bytes(a[6]) if len(a) > 6 else None
     entries = await node.device(_int(a[0])).list_meta(
@@ -176,36 +186,56 @@ _OPS: dict[str, OpFn] = {
 }
 
 
+# Ops whose common case needs no I/O and no waiting (a point read of the mapped index):
+# answered in the callback that read them, with no task, no future and no extra loop turn,
+# which were most of a small call's cost on the node (bench/results/2026-12-07-...). They
+# return None when the call needs the task path after all.
+NowFn = Callable[[Node, list[Any]], "Result | None"]
+_NOW_OPS: dict[str, NowFn] = {
+    "ping": lambda node, a: (200, None),
+    "mget": _mget_now,
+}
+
+
 async def _call(node: Node, op: Any, args: list[Any]) -> Result:
     fn = _OPS.get(op) if isinstance(op, str) else None
     if fn is None:
         return 400, f"unknown op {op!r}"
     try:
         return await fn(node, args)
-    except StorageError as e:
+    except _EXPECTED as e:
+        return _failure(e)
+
+
+def _call_now(node: Node, op: str, args: list[Any]) -> Result | None:
+    try:
+        return _NOW_OPS[op](node, args)
+    except _EXPECTED as e:
+        return _failure(e)
+    except Exception:
+        return None         # a bug: the task path raises it again, where it is logged
+
+
+# What a call may raise that is an answer: a storage error, or arguments of the wrong shape.
+_EXPECTED = (StorageError, IndexError, TypeError, ValueError, OverflowError)
+
+
+def _failure(e: Exception) -> Result:
+    if isinstance(e, StorageError):
         return e.status, e.reason
-    except (IndexError, TypeError, ValueError, OverflowError) as e:
-        return 400, f"bad arguments: {e}"
+    return 400, f"bad arguments: {e}"
 
 
-async def _serve_one(node: Node, conn: _ServerConn, frame: list[Any], size: int,
-                     observe: Observer | None) -> None:
+async def _serve_one(node: Node, conn: _ServerConn, frame: list[Any], size: int) -> None:
     call_id, op, request_id, *args = frame
     # This task runs in its own copy of the context: the id tags only this call's lines.
     REQUEST_ID.set(bound_request_id(request_id if isinstance(request_id, str) else None))
     started = time.monotonic()
     try:
         status, payload = await _call(node, op, args)
-        answer = _answer(call_id, status, payload)
-        _log_call(op, status, payload, time.monotonic() - started)
-        if observe is not None:
-            # Only known op names become labels: a peer sending made-up ones must not
-            # grow the metrics without bound.
-            name = op if isinstance(op, str) and op in _OPS else "unknown"
-            length = len(answer) if isinstance(answer, bytes) else sum(len(p) for p in answer)
-            observe(name, status, time.monotonic() - started, size, length)
-        if conn.channel.alive:
-            await conn.outbox.put(answer)    # waits for the write: a slow reader holds the slot
+        sent = conn.reply(call_id, op, status, payload, size, started)
+        if sent is not None:
+            await sent      # waits for the write: a slow reader holds the slot
     except (ConnectionError, RuntimeError):
         pass  # the client went away; its calls' outcomes are its own to retry
 
@@ -302,7 +332,7 @@ class _ServerConn:
         self.server = server
         self.channel = MessageChannel(self._on_message, self._on_lost,
                                       limits.rpc_message_bytes_max)
-        self.outbox = Outbox(self.channel.write)
+        self.outbox = Outbox(self.channel)
         self.running: set[asyncio.Task[None]] = set()
         self._waiting: deque[tuple[list[Any], int]] = deque()
         self._body: _BodyIn | None = None      # a streamed PUT's body is arriving
@@ -323,12 +353,49 @@ class _ServerConn:
             return
         size = len(data) // len(calls)
         for frame in calls:
+            if self._answer_now(frame, size):
+                continue
             if len(self.running) < limits.rpc_inflight_per_connection_max:
                 self._start(frame, size)
             else:
                 self._waiting.append((frame, size))
         if self._waiting:
             self.channel.pause_reading()
+
+    def _answer_now(self, frame: list[Any], size: int) -> bool:
+        """Answer a call of _NOW_OPS in this callback; False when it needs a task: another
+        op, a damaged record, or the client not reading its answers (the task path waits
+        for the write; answering here would buffer without bound)."""
+        if (self.channel.write_paused or not isinstance(frame[1], str)
+                or frame[1] not in _NOW_OPS):
+            return False
+        call_id, op, request_id, *args = frame
+        token = REQUEST_ID.set(bound_request_id(request_id if isinstance(request_id, str)
+                                                else None))
+        started = time.monotonic()
+        try:
+            result = _call_now(self.server.node, op, args)
+            if result is None:
+                return False
+            self.reply(call_id, op, *result, size, started)
+            return True
+        finally:
+            REQUEST_ID.reset(token)
+
+    def reply(self, call_id: Any, op: Any, status: int, payload: Any, size: int,
+              started: float) -> asyncio.Future[None] | None:
+        """Log, count and queue the answer to a call; the future of its write, None when
+        the connection is gone."""
+        answer = _answer(call_id, status, payload)
+        _log_call(op, status, payload, time.monotonic() - started)
+        observe = self.server.observe
+        if observe is not None:
+            # Only known op names become labels: a peer sending made-up ones must not
+            # grow the metrics without bound.
+            name = op if isinstance(op, str) and op in _OPS else "unknown"
+            length = len(answer) if isinstance(answer, bytes) else sum(len(p) for p in answer)
+            observe(name, status, time.monotonic() - started, size, length)
+        return self.outbox.put(answer) if self.channel.alive else None
 
     def _open_body(self, frame: list[Any]) -> None:
         length = frame[6] if len(frame) == 7 else None
@@ -353,8 +420,7 @@ class _ServerConn:
             self._body = None        # the next message is a call again
 
     def _start(self, frame: list[Any], size: int) -> None:
-        task = asyncio.create_task(_serve_one(self.server.node, self, frame, size,
-                                              self.server.observe))
+        task = asyncio.create_task(_serve_one(self.server.node, self, frame, size))
         self.running.add(task)
         task.add_done_callback(self._finished)
 

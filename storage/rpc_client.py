@@ -36,9 +36,11 @@ class _Conn:
     def __init__(self) -> None:
         self.channel = MessageChannel(self._on_message, self._on_lost,
                                       limits.rpc_message_bytes_max)
-        self.outbox = Outbox(self.channel.write)
-        self.pending: dict[int, asyncio.Future[tuple[int, Any]]] = {}
+        self.outbox = Outbox(self.channel)
+        # call id -> (its answer, the outcome of the message carrying it)
+        self.pending: dict[int, tuple[asyncio.Future[tuple[int, Any]], asyncio.Future[None]]] = {}
         self._ids = itertools.count(1)
+        self._watched: asyncio.Future[None] | None = None   # the newest message's outcome
 
     @property
     def alive(self) -> bool:
@@ -48,17 +50,30 @@ class _Conn:
         if not self.alive:
             raise _NotSent()
         call_id = next(self._ids)
-        future: asyncio.Future[tuple[int, Any]] = asyncio.get_running_loop().create_future()
-        self.pending[call_id] = future
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[tuple[int, Any]] = loop.create_future()
+        # One timer on the answer itself: asyncio.wait_for would add a waiter future and
+        # callbacks around it, a measurable share of a small call's cost.
+        timer = loop.call_later(timeout_s, _expire, future)
         try:
-            try:
-                await self.outbox.put(msgpack.packb([call_id, op, REQUEST_ID.get(), *args]))
-            except (ConnectionError, RuntimeError) as e:
-                raise _NotSent() from e
-            return await asyncio.wait_for(future, timeout_s)
+            paused = self.channel.write_paused
+            sent = self.outbox.put(msgpack.packb([call_id, op, REQUEST_ID.get(), *args]))
+            self.pending[call_id] = future, sent
+            if paused:
+                # The send buffer is full: wait for it (the caller is held back, not
+                # buffered without bound); a message that failed was not sent.
+                try:
+                    await sent
+                except (ConnectionError, RuntimeError) as e:
+                    raise _NotSent() from e
+            elif sent is not self._watched:
+                self._watched = sent         # one callback per message, not per call
+                sent.add_done_callback(self._message_failed)
+            return await future
         except TimeoutError:
             raise ChannelError(f"rpc {op} timed out after {timeout_s}s") from None
         finally:
+            timer.cancel()
             self.pending.pop(call_id, None)
 
     async def stream(self, op: str, args: tuple[Any, ...], body: AsyncIterable[Buffer],
@@ -67,8 +82,11 @@ class _Conn:
         carries nothing else meanwhile. An answer that comes before the whole body was
         sent (a refusal) ends the sending."""
         call_id = next(self._ids)
-        answer: asyncio.Future[tuple[int, Any]] = asyncio.get_running_loop().create_future()
-        self.pending[call_id] = answer
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[tuple[int, Any]] = loop.create_future()
+        sent = loop.create_future()       # its call is written at once, below
+        sent.set_result(None)
+        self.pending[call_id] = answer, sent
         try:
             try:
                 self.channel.send([msgpack.packb([call_id, op, REQUEST_ID.get(), *args])])
@@ -94,20 +112,38 @@ class _Conn:
         try:
             answers = list(frames(data))
             for call_id, status, payload in answers:
-                future = self.pending.get(call_id)
-                if future is not None and not future.done():
-                    future.set_result((status, payload))
+                waiting = self.pending.get(call_id)
+                if waiting is not None and not waiting[0].done():
+                    waiting[0].set_result((status, payload))
         except (ValueError, TypeError):
             self.channel.close()     # not an answer of this protocol: give up on the node
 
+    def _message_failed(self, sent: asyncio.Future[None]) -> None:
+        """A message could not be written: its calls never left."""
+        failure = None if sent.cancelled() else sent.exception()
+        if failure is None:
+            return
+        gone = isinstance(failure, ConnectionError | RuntimeError)
+        for future, carrier in self.pending.values():
+            if carrier is sent and not future.done():
+                future.set_exception(_NotSent() if gone else failure)
+
     def _on_lost(self, _exc: Exception | None) -> None:
         lost = ChannelError("rpc connection lost")
-        for future in self.pending.values():
+        for future, sent in self.pending.values():
             if not future.done():
-                future.set_exception(lost)
+                # A call whose message never left (still queued, or its write failed) may
+                # be sent again.
+                left = sent.done() and not sent.cancelled() and sent.exception() is None
+                future.set_exception(lost if left else _NotSent())
 
     async def close(self) -> None:
         self.channel.close()
+
+
+def _expire(future: asyncio.Future[tuple[int, Any]]) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError())
 
 
 # A streamed body goes out in messages of at most this (a piece may be bigger).

@@ -15,8 +15,8 @@ its message was handed to the connection (a caller may retry a frame that was no
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import Any, Protocol
 
 import msgpack
 
@@ -75,21 +75,35 @@ def _retrieve(sent: asyncio.Future[None]) -> None:
         sent.exception()
 
 
+class Sink(Protocol):
+    """Where an Outbox writes: a MessageChannel (storage/rpc_stream.py)."""
+
+    @property
+    def write_paused(self) -> bool: ...
+
+    def send(self, pieces: Sequence[Buffer]) -> None: ...
+
+    async def drain(self) -> None: ...
+
+
 class Outbox:
     """Frames for one connection, sent together at the end of the loop turn.
 
     A frame is bytes or a list of pieces (an answer made of views of the bytes read from
-    disk); `send` gets the pieces of every frame of the message, to write them unjoined.
+    disk); the sink gets the pieces of every frame of the message, to write them unjoined.
+    The message is handed to the sink in the flush callback itself; only when the sink's
+    send buffer is above its high-water mark does a task wait for it to drain before the
+    frames' futures are done (a task and a loop turn per message cost more than the
+    write on a small call).
     """
 
-    def __init__(self, send: Callable[[list[Buffer]], Awaitable[None]],
-                 batch_bytes_max: int = limits.rpc_batch_bytes_max) -> None:
-        self._send = send
+    def __init__(self, sink: Sink, batch_bytes_max: int = limits.rpc_batch_bytes_max) -> None:
+        self._sink = sink
         self._max = batch_bytes_max
         self._queued: list[Buffer] = []
         self._size = 0
         self._sent: asyncio.Future[None] | None = None    # the queued batch's outcome
-        self._sending: set[asyncio.Task[None]] = set()
+        self._draining: set[asyncio.Task[None]] = set()
 
     def put(self, frame: bytes | list[Buffer]) -> asyncio.Future[None]:
         """Queue a frame; the future is done once its message was written (or failed)."""
@@ -111,18 +125,26 @@ class Outbox:
             return                      # flushed early (size cap) in this turn
         pieces, sent = self._queued, self._sent
         self._queued, self._size, self._sent = [], 0, None
-        task = asyncio.ensure_future(self._deliver(pieces, sent))
-        self._sending.add(task)
-        task.add_done_callback(self._sending.discard)
-
-    async def _deliver(self, pieces: list[Buffer], sent: asyncio.Future[None]) -> None:
         try:
-            await self._send(pieces)
-        except BaseException as e:      # every waiter hears of it; nothing is re-raised
+            self._sink.send(pieces)
+        except Exception as e:          # every waiter hears of it; nothing is re-raised
             if not sent.done():
                 sent.set_exception(e)
-            if not isinstance(e, Exception):
-                raise
+            return
+        if not self._sink.write_paused:
+            if not sent.done():
+                sent.set_result(None)
+            return
+        task = asyncio.ensure_future(self._drained(sent))
+        self._draining.add(task)
+        task.add_done_callback(self._draining.discard)
+
+    async def _drained(self, sent: asyncio.Future[None]) -> None:
+        try:
+            await self._sink.drain()
+        except Exception as e:
+            if not sent.done():
+                sent.set_exception(e)
             return
         if not sent.done():
             sent.set_result(None)

@@ -145,10 +145,10 @@ class MessageChannel(asyncio.BufferedProtocol):
             raise ValueError(f"message of {size} bytes, at most {self._max}")
         self.transport.writelines([_HEAD.pack(size), *pieces])
 
-    async def write(self, pieces: Sequence[Buffer]) -> None:
-        """send(), then wait for the send buffer to drain: what an Outbox delivers with."""
-        self.send(pieces)
-        await self.drain()
+    @property
+    def write_paused(self) -> bool:
+        """The send buffer is above its high-water mark (drain() would wait)."""
+        return self._write_ok is not None and not self._write_ok.done()
 
     async def drain(self) -> None:
         """Wait while the connection's send buffer is above its high-water mark."""

@@ -4,6 +4,7 @@ cut at the size cap; a failed send reaches every frame of its message."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 import msgpack
 import pytest
@@ -28,13 +29,34 @@ def test_frames_splits_back_to_back_objects_and_refuses_garbage() -> None:
         list(frames(one[:-1]))              # cut short
 
 
+class _Sink:
+    """An Outbox's sink that keeps what it is sent; `fail` makes send raise it, `paused`
+    holds the frames' futures until `resume()`."""
+
+    def __init__(self, fail: Exception | None = None) -> None:
+        self.sent: list[bytes] = []
+        self.fail = fail
+        self.write_paused = False
+        self._resumed = asyncio.Event()
+
+    def send(self, pieces: Sequence[Buffer]) -> None:
+        if self.fail is not None:
+            raise self.fail
+        self.sent.append(b"".join(pieces))
+
+    async def drain(self) -> None:
+        if self.write_paused:
+            await self._resumed.wait()
+
+    def resume(self) -> None:
+        self.write_paused = False
+        self._resumed.set()
+
+
 async def test_one_message_per_turn_in_order_and_capped() -> None:
-    sent: list[bytes] = []
-
-    async def send(pieces: list[Buffer]) -> None:
-        sent.append(b"".join(pieces))
-
-    box = Outbox(send, batch_bytes_max=100)
+    sink = _Sink()
+    sent = sink.sent
+    box = Outbox(sink, batch_bytes_max=100)
     waits = [box.put(msgpack.packb([i, "x" * 20])) for i in range(8)]   # 24 bytes each
     await asyncio.gather(*waits)
     assert [len(list(frames(m))) for m in sent] == [4, 4]               # cut at the cap
@@ -45,11 +67,22 @@ async def test_one_message_per_turn_in_order_and_capped() -> None:
     assert [len(list(frames(m))) for m in sent] == [1, 1]
 
 
-async def test_a_failed_send_fails_every_frame_of_its_message() -> None:
-    async def send(pieces: list[Buffer]) -> None:
-        raise ConnectionResetError("gone")
+async def test_a_full_send_buffer_holds_the_frames_until_it_drains() -> None:
+    sink = _Sink()
+    sink.write_paused = True
+    box = Outbox(sink)
+    wait = box.put(b"\x90")
+    await asyncio.sleep(0.01)
+    assert sink.sent == [b"\x90"] and not wait.done()     # written, not yet drained
+    sink.resume()
+    await asyncio.wait_for(wait, 1)
+    unpaused = box.put(b"\x91")
+    await asyncio.sleep(0)
+    assert unpaused.done() and sink.sent[-1] == b"\x91"   # done in the flush itself
 
-    box = Outbox(send)
+
+async def test_a_failed_send_fails_every_frame_of_its_message() -> None:
+    box = Outbox(_Sink(fail=ConnectionResetError("gone")))
     waits = [box.put(b"\x90"), box.put(b"\x90")]
     results = await asyncio.gather(*waits, return_exceptions=True)
     assert all(isinstance(r, ConnectionResetError) for r in results)

@@ -7,6 +7,7 @@ test are replaced for the test (this is a unit test of the channel, not of a nod
 from __future__ import annotations
 
 import asyncio
+import types
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -14,7 +15,7 @@ import msgpack
 import pytest
 
 from storage import limits, rpc
-from storage.rpc_client import RpcPool
+from storage.rpc_client import ChannelError, RpcPool
 from tests.storage.conftest import rpc_listening
 
 
@@ -84,3 +85,64 @@ async def test_stop_lets_running_calls_answer_then_closes(
     conn = pool._conns[addr][0]
     await until(lambda: not conn.alive)         # the node closed the connection
     assert not conn.alive
+
+
+async def test_inline_ops_answer_beside_running_calls_and_are_counted(
+        served: tuple[str, dict[str, Any]], pool: RpcPool) -> None:
+    """A ping is answered in the read callback even while the connection's task slots are
+    all taken (it needs none; before, it waited for a slot), and is observed like any call."""
+    addr, state = served
+    seen: list[tuple[str, int]] = []
+    state["server"].observe = lambda op, status, *_: seen.append((op, status))
+    calls = [asyncio.ensure_future(pool.call(addr, "slow", i)) for i in range(3)]
+    await until(lambda: state["running"] == 3)
+    assert await asyncio.wait_for(pool.call(addr, "ping"), 5) == (200, None)
+    assert seen == [("ping", 200)]
+    state["gate"].set()
+    assert await asyncio.gather(*calls) == [(200, i) for i in range(3)]
+    state["server"].node = types.SimpleNamespace(device=lambda _i: None)
+    status, reason = await pool.call(addr, "mget", "not a device", 1, b"k")
+    assert (status, reason) == (400, "expected an integer")   # refused inline, as before
+    assert seen[-1] == ("mget", 400)
+
+
+async def test_a_call_nobody_answers_times_out(served: tuple[str, dict[str, Any]]) -> None:
+    addr, _state = served
+    quick = RpcPool(timeout_s=0.2, connect_timeout_s=2, connections_per_node=1)
+    try:
+        with pytest.raises(ChannelError, match="timed out"):
+            await quick.call(addr, "slow", 1)           # the gate never opens
+        assert quick.outstanding(addr) == 0
+    finally:
+        await quick.close()
+
+
+async def test_a_lost_connection_fails_sent_calls_and_frees_unsent_ones() -> None:
+    """A call whose message left gets ChannelError when the connection dies (it may have
+    run); one still queued in the outbox learns it was never sent (safe to send again)."""
+    from storage.rpc_client import _Conn, _NotSent
+
+    class Transport:
+        def __init__(self) -> None:
+            self.written: list[bytes] = []
+
+        def writelines(self, pieces: list[bytes]) -> None:
+            self.written.append(b"".join(pieces))
+
+        def is_closing(self) -> bool:
+            return False
+
+        def get_extra_info(self, _name: str) -> None:
+            return None
+
+    conn = _Conn()
+    conn.channel.connection_made(Transport())  # type: ignore[arg-type]
+    sent = asyncio.ensure_future(conn.call("ping", (), 5))
+    await until(lambda: bool(conn.channel.transport.written))  # type: ignore[union-attr]
+    queued = asyncio.ensure_future(conn.call("ping", (), 5))
+    await asyncio.sleep(0)           # queued in the outbox, its flush not yet run
+    conn.channel.connection_lost(None)
+    with pytest.raises(ChannelError):
+        await sent
+    with pytest.raises(_NotSent):
+        await queued

@@ -24,6 +24,7 @@ from storage.client import (
     FragmentNotFound,
     MetaRecord,
     NodeClient,
+    NodeError,
     NodeRequestError,
     NodeUnavailable,
 )
@@ -249,3 +250,22 @@ async def test_client_vanishing_mid_body_harms_nothing(app_node: tuple[Node, str
         await client.read_fragment(a, 1, 0, b"torn")
     await client.put_fragment(a, 1, 0, b"next", 3, chunks(b"abc"))
     assert await client.read_fragment(a, 1, 0, b"next") == b"abc"
+
+
+async def test_a_damaged_metadata_record_read_over_rpc_is_refused_and_quarantined(
+        app_node: tuple[Node, str], client: NodeClient) -> None:
+    """mget is answered inline for an intact record; a damaged one takes the task path,
+    which quarantines it (the node's repair queue gets it) and answers an error."""
+    node, a = app_node
+    await client.put_meta(a, 1, 3, b"m", 7, b"value")
+    assert await client.get_meta(a, 1, 3, b"m") == MetaRecord(b"m", 7, b"value")
+    raw_key = (3).to_bytes(4, "big") + b"m"
+    with node.devices[1].index._kv.write() as txn:     # flip the value's last byte in LMDB
+        raw = txn.get("meta", raw_key)
+        assert raw is not None
+        txn.put("meta", raw_key, raw[:-1] + bytes([raw[-1] ^ 1]))
+    with pytest.raises(NodeError) as refused:
+        await client.get_meta(a, 1, 3, b"m")
+    assert "checksum" in str(refused.value)
+    assert [(j.partition, j.key) for j in node.devices[1].index.repair_jobs()] == [(3, b"m")]
+    assert await client.get_meta(a, 1, 3, b"m") is None
