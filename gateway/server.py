@@ -45,7 +45,7 @@ from gateway.metastore import MetaStore
 from gateway.metering import Meter
 from gateway.names import check_key
 from gateway.quotas import Quotas
-from gateway.state import STATE, Ctx, State, settle
+from gateway.state import STATE, Ctx, State, has_deferred, settle
 from gateway.tenants import Directory, KeyCache, SecretBox, load_master_key
 from ring.ringset import RingSet
 from storage.client import NodeClient
@@ -143,12 +143,14 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     if not response.prepared:
         response.headers["x-amz-request-id"] = request_id
         response.headers["x-amz-id-2"] = HOST_ID
-    if state.meter is not None:         # answered only once its usage counts are durable
+    if state.meter is None:
+        await settle(request)
+    elif has_deferred(request):         # answered once its usage counts are durable too
         await asyncio.gather(
             state.meter.answer(request, response, op, endpoint, decision, principal),
             settle(request))
-    else:
-        await settle(request)
+    else:                               # a read: no task pair for a gather of one
+        await state.meter.answer(request, response, op, endpoint, decision, principal)
     metrics.record(request, response, op, started, code)
     FEED.note_response(request_id, op, code, response.status)    # the console's recent errors
     if state.audit is not None:

@@ -35,6 +35,11 @@ def defer(request: web.Request, work: Awaitable[None]) -> None:
     request.setdefault(_DEFERRED, []).append(asyncio.ensure_future(work))
 
 
+def has_deferred(request: web.Request) -> bool:
+    """The handler started bookkeeping writes that settle() waits for."""
+    return bool(request.get(_DEFERRED))
+
+
 async def settle(request: web.Request) -> None:
     """Wait for the deferred writes. A failed one is logged, not answered: the object is
     committed, and the writer keeps the change to write again (as metering does)."""
