@@ -209,9 +209,16 @@ def endpoint_of(request: web.Request) -> str:
 
 
 def bound_request_id(text: str | None) -> str:
+    """The caller's request id as it may go into log lines: its first
+    request_id_chars_max characters, letters, digits and "-_." only."""
     if not text:
         return ""
+    if _PLAIN_ID.fullmatch(text):
+        return text     # what a gateway sends: nothing to drop (once per RPC call)
     return "".join(c for c in text[:request_id_chars_max] if c.isalnum() or c in "-_.")
+
+
+_PLAIN_ID = re.compile(rf"[A-Za-z0-9_.\-]{{1,{request_id_chars_max}}}")
 
 
 @web.middleware

@@ -12,11 +12,13 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gateway.up import stop_all, wait_port
 from storage import limits
 from storage.client import NodeClient
-from storage.metrics import REQUEST_ID
+from storage.metrics import REQUEST_ID, bound_request_id, request_id_chars_max
 from tests.cluster.harness import free_ports
 
 
@@ -83,3 +85,11 @@ def test_request_id_reaches_node_logs_and_metrics(node: tuple[str, Path]) -> Non
                  if line.startswith('coffre_node_fsync_seconds_count{device="0"}'))
     assert float(count.split()[-1]) >= 2
     assert 'coffre_node_commit_batch_ops_count{device="0"}' in metrics
+
+
+@given(st.one_of(st.text(max_size=80),
+                 st.text(alphabet="ABCDEF0123456789-_.", min_size=1, max_size=80)))
+def test_bound_request_id_keeps_the_first_safe_characters(text: str) -> None:
+    """The fast path for ids with nothing to drop gives what the character filter gives."""
+    want = "".join(c for c in text[:request_id_chars_max] if c.isalnum() or c in "-_.")
+    assert bound_request_id(text) == want
