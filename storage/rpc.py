@@ -34,6 +34,7 @@ from aiohttp import web
 
 from storage import limits, list_pages, rpc_frames
 from storage.errors import BadRequest, StorageError
+from storage.index import MetaEntry
 from storage.metrics import REQUEST_ID, bound_request_id
 from storage.node import Node
 from storage.rpc_frames import Outbox
@@ -128,19 +129,19 @@ async def _mputp(node: Node, a: list[Any]) -> Result:
 
 
 async def _mget(node: Node, a: list[Any]) -> Result:
-    e = await node.device(_int(a[0])).get_meta(_int(a[1]), _bytes(a[2]))
-    if e is None:
-        return 404, "no record"
-    return 200, [e.ts.to_bytes(16, "big"), e.value]
+    return _meta_answer(await node.device(_int(a[0])).get_meta(_int(a[1]), _bytes(a[2])))
 
 
 def _mget_now(node: Node, a: list[Any]) -> Result | None:
-    """mget answered inside the read callback; None (the task path) for a damaged record."""
+    """mget answered inside the read callback; None (the task path, which quarantines it)
+    for a damaged record."""
     e = node.device(_int(a[0])).peek_meta(_int(a[1]), _bytes(a[2]))
+    return None if e is not None and not e.intact else _meta_answer(e)
+
+
+def _meta_answer(e: MetaEntry | None) -> Result:
     if e is None:
         return 404, "no record"
-    if not e.intact:
-        return None
     return 200, [e.ts.to_bytes(16, "big"), e.value]
 
 
@@ -188,8 +189,9 @@ _OPS: dict[str, OpFn] = {
 
 # Ops whose common case needs no I/O and no waiting (a point read of the mapped index):
 # answered in the callback that read them, with no task, no future and no extra loop turn,
-# which were most of a small call's cost on the node (bench/results/2026-12-07-...). They
-# return None when the call needs the task path after all.
+# which were most of a small call's cost on the node
+# (bench/results/2026-12-07-rpc-inline-and-rounds.md). They return None when the call
+# needs the task path after all.
 NowFn = Callable[[Node, list[Any]], "Result | None"]
 _NOW_OPS: dict[str, NowFn] = {
     "ping": lambda node, a: (200, None),
