@@ -132,6 +132,12 @@ class Catalog:
         return await self.store.put(self.object_partition(bucket, key),
                                     self.object_record_key(bucket, key), None)
 
+    async def expire_object(self, bucket: BucketRecord, key: bytes, seen_ts: int) -> bool:
+        """Delete the object version stamped `seen_ts` (read just before), and only it: an
+        overwrite that landed since wins over the tombstone. True when it was removed."""
+        return await self.store.put_above(self.object_partition(bucket, key),
+                                          self.object_record_key(bucket, key), None, seen_ts)
+
     @staticmethod
     def key_of(bucket: BucketRecord, record_key: bytes) -> bytes:
         return record_key[len(_OBJECT_PREFIX) + len(bucket.bucket_id):]

@@ -105,6 +105,22 @@ class MetaStore:
             self.clock.observe(ahead.ts)
         raise errors.ServiceUnavailable("metadata write kept losing to newer records")
 
+    async def put_above(self, partition: int, key: bytes, value: bytes | None, seen: int
+                        ) -> bool:
+        """Write stamped just above a record read before (stamp `seen`): it supersedes that
+        record and anything older, never a newer write. True when no write quorum replica
+        held anything newer than `seen`; a newer acknowledged write is on a majority, so on
+        one of the answers, and then the call changed nothing that counts (our record
+        loses to it everywhere)."""
+        stamp = seen + 1
+        calls = [
+            lambda d=d: self.client.put_meta_previous(d.addr, d.id, partition, key, stamp,
+                                                      value)
+            for d in self.replicas(partition)
+        ]
+        answers = await self._gather_quorum(calls, self.quorum.write, "write")
+        return all(rec is None or rec.ts <= seen for _, rec in answers)
+
     async def get(self, partition: int, key: bytes) -> MetaRecord | None:
         """The newest record among a read quorum (tombstones included), or None."""
         devices = self._read_order(partition)

@@ -24,6 +24,7 @@ from gateway import (
     audit,
     body,
     errors,
+    expiry,
     listing,
     metrics,
     router,
@@ -223,6 +224,11 @@ async def _ring_watcher(app: web.Application) -> AsyncIterator[None]:
     await state.client.close()
 
 
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    async for _ in expiry.cleanup_ctx(app[STATE]):
+        yield
+
+
 def make_app(config: Config) -> web.Application:
     app = web.Application(client_max_size=2 * 1024 * 1024)
     app[STATE] = make_state(config)
@@ -246,4 +252,5 @@ def make_app(config: Config) -> web.Application:
         app.on_response_prepare.append(meter.on_prepare)
         app.cleanup_ctx.append(meter.cleanup_ctx)
     app.cleanup_ctx.append(admin.admin_listener)
+    app.cleanup_ctx.append(_lifecycle)
     return app

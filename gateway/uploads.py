@@ -112,6 +112,13 @@ class Uploads:
         for p in parts:
             await self.store.put(partition, prefix + p.number.to_bytes(4, "big"), None)
 
+    async def drop(self, bucket: BucketRecord, key: bytes, upload_id: str) -> list[DataRef]:
+        """Abort an upload: its records go; returns its parts' data, for the caller to
+        delete (nothing references it any more)."""
+        parts = await self.parts(bucket, key, upload_id)
+        await self.finish(bucket, key, upload_id, parts)
+        return [p.data for p in parts if p.data is not None]
+
     async def put_part(self, bucket: BucketRecord, key: bytes, upload_id: str,
                        part: Part) -> Part | None:
         """Record a part; return the part it replaced, if any."""

@@ -24,6 +24,7 @@ from gateway.checksums import (
     composite_checksum,
     request_checksums,
 )
+from gateway.expiry import abort_headers, expiration_headers
 from gateway.handlers.buckets import read_xml_body
 from gateway.handlers.copy import copy_source_range, open_copy_source
 from gateway.handlers.objects import commit, owned_bucket
@@ -69,10 +70,10 @@ async def create_multipart_upload(ctx: Ctx) -> web.StreamResponse:
     body = s3xml.simple("InitiateMultipartUploadResult",
                         [("Bucket", bucket.name), ("Key", ctx.key),
                          ("UploadId", upload.upload_id)])
-    hdrs = {}
+    hdrs = abort_headers(bucket, upload.key, upload.initiated_ms)
     if upload.checksum_alg:
-        hdrs = {"x-amz-checksum-algorithm": upload.checksum_alg,
-                "x-amz-checksum-type": upload.checksum_type}
+        hdrs.update({"x-amz-checksum-algorithm": upload.checksum_alg,
+                     "x-amz-checksum-type": upload.checksum_type})
     return web.Response(body=body, content_type=XML, headers=hdrs)
 
 
@@ -213,7 +214,8 @@ async def complete_multipart_upload(ctx: Ctx) -> web.StreamResponse:
     if sums:
         fields.append(("ChecksumType", upload.checksum_type))
     body = s3xml.simple("CompleteMultipartUploadResult", fields)
-    return web.Response(body=body, content_type=XML)
+    return web.Response(body=body, content_type=XML,
+                        headers=expiration_headers(bucket, key, manifest))
 
 
 def _object_checksum(upload: Upload, parts: list[Part]) -> dict[str, str]:
@@ -232,10 +234,7 @@ def _object_checksum(upload: Upload, parts: list[Part]) -> dict[str, str]:
 
 async def abort_multipart_upload(ctx: Ctx) -> web.StreamResponse:
     bucket, key, upload = await _upload_of(ctx)
-    uploads = _uploads(ctx)
-    parts = await uploads.parts(bucket, key, upload.upload_id)
-    await uploads.finish(bucket, key, upload.upload_id, parts)
-    ctx.state.data.forget([p.data for p in parts if p.data is not None])
+    ctx.state.data.forget(await _uploads(ctx).drop(bucket, key, upload.upload_id))
     return web.Response(status=204)
 
 

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from gateway import conditions, errors, headers, limits
 from gateway.body import BodyCheck, BodyReader, declared_size
+from gateway.expiry import expiration_headers
 from gateway.manifest import BucketRecord, Manifest
 from gateway.names import check_key
 from gateway.ranges import ByteRange, parse_range
@@ -76,7 +77,8 @@ async def put_object(ctx: Ctx) -> web.StreamResponse:
     else:   # the replaced manifest comes back with the write: no read before it
         manifest = await receive_object(ctx, bucket, size)
         await commit(ctx, bucket, key, manifest)
-    hdrs = {"ETag": manifest.etag, **checksum_headers(manifest)}
+    hdrs = {"ETag": manifest.etag, **checksum_headers(manifest),
+            **expiration_headers(bucket, key, manifest)}
     return web.Response(status=200, headers=hdrs)
 
 
@@ -116,8 +118,9 @@ async def current_object(ctx: Ctx) -> tuple[BucketRecord, bytes, Manifest]:
 
 
 async def head_object(ctx: Ctx) -> web.StreamResponse:
-    _, _, m = await current_object(ctx)
+    bucket, key, m = await current_object(ctx)
     hdrs = headers.object_headers(m, ctx.request.query)
+    hdrs.update(expiration_headers(bucket, key, m))
     if ctx.request.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED":
         hdrs.update(checksum_headers(m))
     outcome = conditions.evaluate(ctx.request.headers, m.etag, m.mtime_ms)
@@ -141,9 +144,10 @@ def _length_headers(hdrs: dict[str, str], rng: ByteRange | None, size: int) -> d
 
 
 async def get_object(ctx: Ctx) -> web.StreamResponse:
-    _, _, m = await current_object(ctx)
+    bucket, key, m = await current_object(ctx)
     req = ctx.request
     hdrs = headers.object_headers(m, req.query)
+    hdrs.update(expiration_headers(bucket, key, m))
     if req.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED" and "Range" not in \
             req.headers:
         hdrs.update(checksum_headers(m))

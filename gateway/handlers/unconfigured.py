@@ -27,8 +27,6 @@ def _missing(code: str, message: str) -> type[errors.S3Error]:
 
 
 _NOT_FOUND = {
-    "GetBucketLifecycleConfiguration": _missing(
-        "NoSuchLifecycleConfiguration", "The lifecycle configuration does not exist"),
     "GetBucketEncryption": _missing(
         "ServerSideEncryptionConfigurationNotFoundError",
         "The server side encryption configuration was not found"),

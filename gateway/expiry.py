@@ -1,0 +1,188 @@
+"""Lifecycle actions: objects expired and incomplete multipart uploads aborted as a bucket's
+lifecycle rules say (gateway.lifecycle holds the rules and the date arithmetic).
+
+Every gateway scans every bucket that has such rules once per `scan_s`, starting at a random
+point of its first period. Running twice is harmless: an object is deleted by a tombstone
+stamped just above the version that was read and found due (Catalog.expire_object), so a
+second scan, another gateway, or an overwrite that lands meanwhile never loses data or counts
+a removal twice (two gateways tombstoning one version at the same instant, their writes
+interleaved across replicas, may both see the other's and neither count it: the bucket
+counters then overstate by that object; rare, as scans start at random
+points of the hour); an upload already dropped is skipped. Lifecycle actions are not requests:
+they are neither metered nor audited, as AWS does not bill them.
+
+`COFFRE_LIFECYCLE_DAY_S` shortens the lifecycle day (tests, as Ceph RGW's lc debug interval);
+`COFFRE_LIFECYCLE_SCAN_S` sets the scan period (0: no scans).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+import random
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+
+from gateway import lifecycle, s3xml
+from gateway.listing import list_page
+from gateway.manifest import BucketRecord, Manifest
+from gateway.state import State
+from gateway.uploads import Upload, Uploads
+
+log = logging.getLogger("coffre.lifecycle")
+
+day_ms = int(float(os.environ.get("COFFRE_LIFECYCLE_DAY_S", "86400")) * 1000)
+scan_s = float(os.environ.get("COFFRE_LIFECYCLE_SCAN_S", "3600"))
+page_keys = 1000
+assert day_ms >= 1 and scan_s >= 0
+
+
+def _wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclasses.dataclass
+class Tally:
+    expired: int = 0
+    aborted: int = 0
+
+
+def scan_prefixes(prefixes: Iterable[str]) -> list[str]:
+    """The fewest prefixes whose listings cover every given one (a prefix of another
+    covers it): each key is then listed once per scan."""
+    out: list[str] = []
+    for p in sorted(set(prefixes)):
+        if not out or not p.startswith(out[-1]):
+            out.append(p)
+    return out
+
+
+def _untagged(rules: lifecycle.Rules) -> lifecycle.Rules:
+    """The rules with their tag conditions dropped: what a listing entry (no tags) can be
+    checked against before its manifest is read."""
+    return tuple(dataclasses.replace(r, filter=dataclasses.replace(r.filter, tags=()))
+                 for r in rules)
+
+
+def _expiring(rules: lifecycle.Rules) -> list[str]:
+    return [r.filter.prefix for r in rules if r.enabled and (
+        r.expiration_days is not None or r.expiration_date_ms is not None)]
+
+
+def _aborting(rules: lifecycle.Rules) -> list[str]:
+    return [r.filter.prefix for r in rules if r.enabled and r.abort_days is not None]
+
+
+def expiration_headers(bucket: BucketRecord, key: bytes, m: Manifest) -> dict[str, str]:
+    """x-amz-expiration for an object a rule will expire (PUT, GET, HEAD answers)."""
+    if not bucket.lifecycle:
+        return {}
+    hit = lifecycle.expiry(bucket.lifecycle, key.decode(), m.size, m.tags, m.mtime_ms,
+                           day_ms)
+    if hit is None:
+        return {}
+    return {"x-amz-expiration": lifecycle.expiration_header(*hit)}
+
+
+def abort_headers(bucket: BucketRecord, key: str, initiated_ms: int) -> dict[str, str]:
+    """x-amz-abort-date and x-amz-abort-rule-id for an upload a rule will abort."""
+    if not bucket.lifecycle:
+        return {}
+    hit = lifecycle.abort_due(bucket.lifecycle, key, initiated_ms, day_ms)
+    if hit is None:
+        return {}
+    return {"x-amz-abort-date": s3xml.http_date(hit[0]), "x-amz-abort-rule-id": hit[1]}
+
+
+class Expirer:
+    def __init__(self, state: State, now_ms: Callable[[], int] = _wall_ms) -> None:
+        self.state = state
+        self.uploads = Uploads(state.catalog)
+        self.now_ms = now_ms
+
+    async def run(self) -> None:
+        await asyncio.sleep(random.uniform(0, scan_s))
+        while True:
+            try:
+                tally = await self.scan()
+                if tally.expired or tally.aborted:
+                    log.info("lifecycle: %d objects expired, %d uploads aborted",
+                             tally.expired, tally.aborted)
+            except Exception:   # a lost quorum, a node down: the next scan tries again
+                log.exception("lifecycle scan failed")
+            await asyncio.sleep(scan_s)
+
+    async def scan(self) -> Tally:
+        tally = Tally()
+        for bucket in await self.state.catalog.list_buckets():
+            if lifecycle.has_expiration(bucket.lifecycle):
+                tally.expired += await self._expire_bucket(bucket)
+            if lifecycle.has_abort(bucket.lifecycle):
+                tally.aborted += await self._abort_bucket(bucket)
+        return tally
+
+    async def _expire_bucket(self, bucket: BucketRecord) -> int:
+        loose, now, done = _untagged(bucket.lifecycle), self.now_ms(), 0
+        for prefix in scan_prefixes(_expiring(bucket.lifecycle)):
+            after: str | None = None
+            while True:
+                page = await list_page(self.state.catalog, bucket, prefix, None, page_keys,
+                                       after)
+                for e in page.entries:
+                    hit = lifecycle.expiry(loose, e.key, e.size, (), e.last_modified_ms,
+                                           day_ms)
+                    if hit is not None and hit[0] <= now:
+                        done += await self._expire_one(bucket, e.key, now)
+                if not page.truncated or page.next_key is None:
+                    break
+                after = page.next_key
+        return done
+
+    async def _expire_one(self, bucket: BucketRecord, key: str, now: int) -> int:
+        """Delete one object if its manifest (tags included) says it is due."""
+        catalog = self.state.catalog
+        found = await catalog.get_object(bucket, key.encode())
+        if found is None:
+            return 0
+        m, ts = found
+        hit = lifecycle.expiry(bucket.lifecycle, key, m.size, m.tags, m.mtime_ms, day_ms)
+        if hit is None or hit[0] > now:
+            return 0
+        if not await catalog.expire_object(bucket, key.encode(), ts):
+            return 0                 # overwritten since it was read: the new one stays
+        if m.parts:
+            self.state.data.retire(m.parts)
+        await self.state.counters.add(bucket, -1, -m.size)
+        return 1
+
+    async def _abort_bucket(self, bucket: BucketRecord) -> int:
+        now, done = self.now_ms(), 0
+        for prefix in scan_prefixes(_aborting(bucket.lifecycle)):
+            async for up in self._uploads(bucket, prefix):
+                hit = lifecycle.abort_due(bucket.lifecycle, up.key, up.initiated_ms, day_ms)
+                if hit is not None and hit[0] <= now:
+                    dropped = await self.uploads.drop(bucket, up.key.encode(), up.upload_id)
+                    self.state.data.forget(dropped)
+                    done += 1
+        return done
+
+    async def _uploads(self, bucket: BucketRecord, prefix: str) -> AsyncIterator[Upload]:
+        cursor = self.uploads.upload_cursor(bucket, prefix.encode(), None)
+        while (rec := await cursor.pop()) is not None:
+            if rec.value is not None:
+                yield Upload.decode(rec.value)
+
+
+async def cleanup_ctx(state: State) -> AsyncIterator[None]:
+    """Runs the scans for as long as the gateway serves (aiohttp cleanup context body)."""
+    if scan_s <= 0:
+        yield
+        return
+    task = asyncio.create_task(Expirer(state).run())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
