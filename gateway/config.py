@@ -108,6 +108,9 @@ class Config:
     # 0 turns read-ahead off.
     list_read_ahead_pages: int = 16
     virtual_host_domain: str = ""   # e.g. "s3.local": bucket.s3.local addresses a bucket
+    # e.g. "s3-website.localhost": bucket.s3-website.localhost is the bucket's static website
+    # (gateway.website_serve); "" = no website endpoint.
+    website_domain: str = ""
     part_power: int = 8             # 2**part_power partitions per ring
     default_policy: Policy = Policy(4, 2)
     extra_policies: tuple[Policy, ...] = ()  # more data rings to build (8+3, replicate 3)
@@ -155,6 +158,7 @@ def load(path: str | os.PathLike[str], data_root: str | None = None) -> Config:
         list_read_ahead_pages=int(_non_negative(gw.get("list_read_ahead_pages", 16),
                                                 "gateway.list_read_ahead_pages")),
         virtual_host_domain=gw.get("virtual_host_domain", ""),
+        website_domain=gw.get("website_domain", ""),
         part_power=int(cluster.get("part_power", 8)),
         default_policy=parse_policy(cluster.get("default_policy", "ec 4+2")),
         extra_policies=tuple(parse_policy(p) for p in cluster.get("extra_policies", [])),

@@ -76,6 +76,10 @@ InvalidPartOrder = _error(
     "The list of parts was not in ascending order. Parts must be ordered by part number.",
 )
 InvalidRequest = _error("InvalidRequest", 400, "Invalid Request")
+InvalidRedirectLocation = _error(
+    "InvalidRedirectLocation", 400,
+    "The website redirect location must have a prefix of 'http://' or 'https://' or '/'."
+)
 InvalidStorageClass = _error(
     "InvalidStorageClass", 400, "The storage class you specified is not valid."
 )

@@ -14,6 +14,7 @@ STORED_HEADERS = (
     "Content-Type", "Content-Encoding", "Content-Disposition", "Content-Language",
     "Cache-Control", "Expires",
 )
+WEBSITE_REDIRECT = "x-amz-website-redirect-location"
 # GET query parameters that override a response header (AWS's response-* list).
 _OVERRIDES = {
     "response-content-type": "Content-Type",
@@ -36,6 +37,12 @@ def stored_headers(headers: Mapping[str, str]) -> dict[str, str]:
         else:
             del out["Content-Encoding"]
     out.setdefault("Content-Type", "binary/octet-stream")
+    redirect = headers.get(WEBSITE_REDIRECT)
+    if redirect is not None:
+        # Where the bucket's website sends a GET of this object (gateway.website_serve).
+        if not redirect.startswith(("/", "http://", "https://")):
+            raise errors.InvalidRedirectLocation()
+        out[WEBSITE_REDIRECT] = redirect
     sc = headers.get("x-amz-storage-class")
     if sc:
         if sc not in {"STANDARD", "REDUCED_REDUNDANCY", "STANDARD_IA", "ONEZONE_IA",

@@ -17,13 +17,15 @@ from gateway import acl as aclmod
 from gateway import cors as corsmod
 from gateway import errors
 from gateway import lifecycle as lifecyclemod
+from gateway import website as websitemod
 
 MANIFEST_V1 = 1
 MANIFEST_V2 = 2         # v2 adds the object ACL
 BUCKET_V1 = 1
 BUCKET_V2 = 2           # v2 adds ACL, policy, CORS rules and the public access block
-# A v2 record may end with one more element, the lifecycle rules: records written before
-# it stay readable (no rules), and a reader that does not know it ignores it.
+# A v2 record may end with more elements, the lifecycle rules, then the website
+# configuration: records written before them stay readable (none), and a reader that does
+# not know them ignores them.
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,7 @@ class BucketRecord:
     # BlockPublicAcls, IgnorePublicAcls, BlockPublicPolicy, RestrictPublicBuckets
     public_access_block: tuple[bool, bool, bool, bool] | None = None
     lifecycle: lifecyclemod.Rules = ()
+    website: websitemod.Website | None = None
 
     def encode(self) -> bytes:
         pab = None if self.public_access_block is None else list(self.public_access_block)
@@ -113,7 +116,7 @@ class BucketRecord:
             [BUCKET_V2, self.name, self.bucket_id, self.owner, self.created_ms, self.k,
              self.m, self.shards, [list(t) for t in self.tags],
              aclmod.pack(self.acl), self.policy, corsmod.pack(self.cors), pab,
-             lifecyclemod.pack(self.lifecycle)],
+             lifecyclemod.pack(self.lifecycle), websitemod.pack(self.website)],
             use_bin_type=True,
         )
         return out
@@ -131,9 +134,10 @@ class BucketRecord:
             pab = None if b[12] is None else (bool(b[12][0]), bool(b[12][1]),
                                                bool(b[12][2]), bool(b[12][3]))
             rules = lifecyclemod.unpack(b[13]) if len(b) > 13 else ()
+            site = websitemod.unpack(b[14]) if len(b) > 14 else None
             return dataclasses.replace(rec, acl=aclmod.unpack(b[9]), policy=str(b[10]),
                                        cors=corsmod.unpack(b[11]), public_access_block=pab,
-                                       lifecycle=rules)
+                                       lifecycle=rules, website=site)
         except (ValueError, TypeError, IndexError, KeyError,
                 msgpack.UnpackException) as exc:
             raise errors.InternalError(f"unreadable bucket record: {exc}") from None

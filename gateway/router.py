@@ -76,6 +76,8 @@ _ROUTES: Mapping[tuple[str, Level, str], str] = {
     ("DELETE", Level.BUCKET, "publicAccessBlock"): "DeletePublicAccessBlock",
     ("GET", Level.BUCKET, "ownershipControls"): "GetBucketOwnershipControls",
     ("GET", Level.BUCKET, "website"): "GetBucketWebsite",
+    ("PUT", Level.BUCKET, "website"): "PutBucketWebsite",
+    ("DELETE", Level.BUCKET, "website"): "DeleteBucketWebsite",
     ("GET", Level.BUCKET, "logging"): "GetBucketLogging",
     ("GET", Level.BUCKET, "notification"): "GetBucketNotificationConfiguration",
     ("GET", Level.BUCKET, "replication"): "GetBucketReplication",

@@ -13,6 +13,7 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from aiohttp import web
@@ -30,6 +31,7 @@ from gateway import (
     router,
     sigv2,
     sigv4,
+    website_serve,
 )
 from gateway.budget import Budget
 from gateway.catalog import Catalog
@@ -101,6 +103,9 @@ def _authenticate_v2(request: web.Request, state: State, path: str, query: str,
 
 async def dispatch(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
+    site = website_serve.bucket_of(request, state.config)
+    if site is not None:
+        return await _dispatch_website(request, site)
     request_id = secrets.token_hex(8).upper()
     resource = request.path
     started, op, code = time.monotonic(), metrics.UNKNOWN_OP, None  # for metrics and logs
@@ -141,23 +146,64 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         log.exception("internal error on %s %s", request.method, resource)
         code = errors.InternalError.code
         response = _error_response(request, errors.InternalError(), resource, request_id)
+    await _finish(request, response, _Answered(op, endpoint, auth, principal, decision, code,
+                                               started, request_id))
+    return response
+
+
+@dataclass(frozen=True)
+class _Answered:
+    """What the steps after a handler need to know of the request it answered."""
+
+    op: str
+    endpoint: router.Endpoint | None
+    auth: sigv4.AuthResult | None
+    principal: str | None
+    decision: access.Decision | None
+    code: str | None                    # the S3 error code answered, if any
+    started: float
+    request_id: str
+
+
+async def _finish(request: web.Request, response: web.StreamResponse, a: _Answered) -> None:
+    """Request ids, metering (durable before the answer), metrics, the console, audit."""
+    state = request.app[STATE]
     if not response.prepared:
-        response.headers["x-amz-request-id"] = request_id
+        response.headers["x-amz-request-id"] = a.request_id
         response.headers["x-amz-id-2"] = HOST_ID
     if state.meter is None:
         await settle(request)
     elif has_deferred(request):         # answered once its usage counts are durable too
         await asyncio.gather(
-            state.meter.answer(request, response, op, endpoint, decision, principal),
+            state.meter.answer(request, response, a.op, a.endpoint, a.decision, a.principal),
             settle(request))
     else:                               # a read: no task pair for a gather of one
-        await state.meter.answer(request, response, op, endpoint, decision, principal)
-    metrics.record(request, response, op, started, code)
-    FEED.note_response(request_id, op, code, response.status)    # the console's recent errors
+        await state.meter.answer(request, response, a.op, a.endpoint, a.decision, a.principal)
+    metrics.record(request, response, a.op, a.started, a.code)
+    FEED.note_response(a.request_id, a.op, a.code, response.status)  # the console's errors
     if state.audit is not None:
-        state.audit.record(audit.entry_for(request, response, request_id, endpoint, auth,
-                                           principal, decision, code))
-    return response
+        state.audit.record(audit.entry_for(request, response, a.request_id, a.endpoint,
+                                           a.auth, a.principal, a.decision, a.code))
+
+
+async def _dispatch_website(request: web.Request, bucket: str) -> web.StreamResponse:
+    """A request for a bucket's website (gateway.website_serve): anonymous, HTML errors."""
+    state, started = request.app[STATE], time.monotonic()
+    request_id = secrets.token_hex(8).upper()
+    set_request_id(request_id)
+    try:
+        s = await website_serve.serve(request, state, bucket, request_id)
+    except (asyncio.CancelledError, ConnectionResetError):
+        raise
+    except Exception:
+        log.exception("internal error on website %s %s", request.method, request.path)
+        err = errors.InternalError()
+        endpoint = router.Endpoint("GetObject", bucket, None)
+        s = website_serve.Served(website_serve.html_error(request, err, "", request_id),
+                                 endpoint, None, err.code)
+    await _finish(request, s.response, _Answered(s.endpoint.op, s.endpoint, None, None,
+                                                 s.decision, s.code, started, request_id))
+    return s.response
 
 
 def _error_response(request: web.Request, err: errors.S3Error, resource: str,

@@ -119,6 +119,10 @@ async def current_object(ctx: Ctx) -> tuple[BucketRecord, bytes, Manifest]:
 
 async def head_object(ctx: Ctx) -> web.StreamResponse:
     bucket, key, m = await current_object(ctx)
+    return head_response(ctx, bucket, key, m)
+
+
+def head_response(ctx: Ctx, bucket: BucketRecord, key: bytes, m: Manifest) -> web.Response:
     hdrs = headers.object_headers(m, ctx.request.query)
     hdrs.update(expiration_headers(bucket, key, m))
     if ctx.request.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED":
@@ -145,6 +149,13 @@ def _length_headers(hdrs: dict[str, str], rng: ByteRange | None, size: int) -> d
 
 async def get_object(ctx: Ctx) -> web.StreamResponse:
     bucket, key, m = await current_object(ctx)
+    return await send_object(ctx, bucket, key, m)
+
+
+async def send_object(ctx: Ctx, bucket: BucketRecord, key: bytes, m: Manifest,
+                      status: int | None = None) -> web.StreamResponse:
+    """GetObject's answer for a manifest; `status` replaces 200 (a website's error
+    document keeps the error's status)."""
     req = ctx.request
     hdrs = headers.object_headers(m, req.query)
     hdrs.update(expiration_headers(bucket, key, m))
@@ -155,7 +166,7 @@ async def get_object(ctx: Ctx) -> web.StreamResponse:
         return web.Response(status=304, headers=_not_modified(hdrs))
     rng = parse_range(req.headers.get("Range"), m.size)
     start, end = (rng.start, rng.end) if rng else (0, m.size - 1)
-    status = 206 if rng else 200
+    status = 206 if rng else status or 200
     if m.inline is not None:
         # Returned whole, not streamed: aiohttp then sends the head and the body in one
         # write (prepare() sends the head at once), and the dispatcher adds its headers.

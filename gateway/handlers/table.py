@@ -19,6 +19,7 @@ from gateway.handlers import (
     post_object,
     tagging,
     unconfigured,
+    website_ops,
 )
 from gateway.state import Ctx
 
@@ -69,6 +70,9 @@ HANDLERS: Mapping[str, Handler] = {
     "GetBucketLifecycleConfiguration": lifecycle_ops.get_bucket_lifecycle,
     "PutBucketLifecycleConfiguration": lifecycle_ops.put_bucket_lifecycle,
     "DeleteBucketLifecycle": lifecycle_ops.delete_bucket_lifecycle,
+    "GetBucketWebsite": website_ops.get_bucket_website,
+    "PutBucketWebsite": website_ops.put_bucket_website,
+    "DeleteBucketWebsite": website_ops.delete_bucket_website,
     "GetBucketCors": access_ops.get_bucket_cors,
     "PutBucketCors": access_ops.put_bucket_cors,
     "DeleteBucketCors": access_ops.delete_bucket_cors,

@@ -30,9 +30,6 @@ _NOT_FOUND = {
     "GetBucketEncryption": _missing(
         "ServerSideEncryptionConfigurationNotFoundError",
         "The server side encryption configuration was not found"),
-    "GetBucketWebsite": _missing(
-        "NoSuchWebsiteConfiguration", "The specified bucket does not have a website "
-        "configuration"),
     "GetBucketOwnershipControls": _missing(
         "OwnershipControlsNotFoundError", "The bucket ownership controls were not found"),
     "GetBucketReplication": _missing(

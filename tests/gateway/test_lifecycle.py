@@ -5,18 +5,17 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-import botocore.session
 import msgpack
 import pytest
-from botocore.awsrequest import AWSResponse
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway import errors, lifecycle
 from gateway.lifecycle import Filter, Rule
+from tests.gateway.botocore_offline import offline_client
 
 NS = "http://s3.amazonaws.com/doc/2006-03-01/"
 DAY = lifecycle.day_ms_default
@@ -543,28 +542,6 @@ def test_render_parse_round_trip(rules: lifecycle.Rules) -> None:
 # ---- botocore on both sides ----------------------------------------------------------------
 
 
-class _Raw:
-    def __init__(self, body: bytes) -> None:
-        self.body = body
-
-    def stream(self, **_: Any) -> Iterator[bytes]:
-        yield self.body
-
-
-def _client(op: str, answer: bytes, seen: list[bytes]) -> Any:
-    """An S3 client whose `op` never leaves the process: its request body lands in `seen`
-    and `answer` comes back as a 200."""
-    client = botocore.session.get_session().create_client(
-        "s3", region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b")
-
-    def send(request: Any, **_: Any) -> AWSResponse:
-        seen.append(request.body if isinstance(request.body, bytes) else b"")
-        return AWSResponse(request.url, 200, {}, _Raw(answer))
-
-    client.meta.events.register(f"before-send.s3.{op}", send)
-    return client
-
-
 BOTO_RULES: list[dict[str, Any]] = [
     {"ID": "logs", "Status": "Enabled", "Filter": {"Prefix": "logs/"},
      "Expiration": {"Days": 30}},
@@ -586,7 +563,7 @@ BOTO_PARSED = (
 
 def test_botocore_request_parses() -> None:
     seen: list[bytes] = []
-    client = _client("PutBucketLifecycleConfiguration", b"", seen)
+    client = offline_client("PutBucketLifecycleConfiguration", b"", seen)
     client.put_bucket_lifecycle_configuration(
         Bucket="b", LifecycleConfiguration={"Rules": BOTO_RULES})
     assert lifecycle.parse(seen[0], ids()) == BOTO_PARSED
@@ -594,6 +571,6 @@ def test_botocore_request_parses() -> None:
 
 def test_botocore_reads_render() -> None:
     seen: list[bytes] = []
-    client = _client("GetBucketLifecycleConfiguration", lifecycle.render(BOTO_PARSED), seen)
+    client = offline_client("GetBucketLifecycleConfiguration", lifecycle.render(BOTO_PARSED), seen)
     got = client.get_bucket_lifecycle_configuration(Bucket="b")["Rules"]
     assert got == BOTO_RULES
