@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from enum import Enum
 from urllib.parse import unquote
 
-from gateway import acl, errors, policy
+from gateway import acl, errors, ownership, policy
 from gateway.acl import Permission
 from gateway.catalog import Catalog
 from gateway.manifest import BucketRecord
@@ -212,7 +212,7 @@ def decide(req: AccessRequest, bucket: BucketRecord,
     if verdict is policy.Verdict.ALLOW and not (
             pab.restrict_public_buckets and doc is not None and policy.is_public(doc)):
         return Basis.POLICY
-    if rule.acl_perm is not None:
+    if rule.acl_perm is not None and bucket.ownership != ownership.ENFORCED:
         grants = bucket.acl if rule.acl_on is Scope.BUCKET else object_acl
         if grants is not None and acl.allows(acl.effective(grants, bucket.owner),
                                              req.principal, rule.acl_perm,

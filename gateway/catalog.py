@@ -52,7 +52,7 @@ class Catalog:
         return bucket
 
     async def create_bucket(self, name: str, owner: str, k: int, m: int,
-                            shards: int) -> BucketRecord:
+                            shards: int, ownership: str = "") -> BucketRecord:
         """Create, or raise BucketAlreadyOwnedByYou / BucketAlreadyExists."""
         self._cache.pop(name, None)
         existing = await self.find_bucket(name)
@@ -60,7 +60,8 @@ class Catalog:
             if existing.owner == owner:
                 raise errors.BucketAlreadyOwnedByYou(BucketName=name)
             raise errors.BucketAlreadyExists(BucketName=name)
-        rec = BucketRecord(name, os.urandom(8), owner, int(time.time() * 1000), k, m, shards)
+        rec = BucketRecord(name, os.urandom(8), owner, int(time.time() * 1000), k, m, shards,
+                           ownership=ownership)
         await self.store.put(self._bucket_partition, _BUCKET_PREFIX + name.encode(),
                              rec.encode())
         self._cache[name] = (time.monotonic(), rec)

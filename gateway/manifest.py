@@ -23,9 +23,9 @@ MANIFEST_V1 = 1
 MANIFEST_V2 = 2         # v2 adds the object ACL
 BUCKET_V1 = 1
 BUCKET_V2 = 2           # v2 adds ACL, policy, CORS rules and the public access block
-# A v2 record may end with more elements, the lifecycle rules, then the website
-# configuration: records written before them stay readable (none), and a reader that does
-# not know them ignores them.
+# A v2 record may end with more elements, the lifecycle rules, the website configuration
+# and the object ownership: records written before them stay readable (none), and a reader
+# that does not know them ignores them.
 
 
 @dataclass(frozen=True)
@@ -109,6 +109,7 @@ class BucketRecord:
     public_access_block: tuple[bool, bool, bool, bool] | None = None
     lifecycle: lifecyclemod.Rules = ()
     website: websitemod.Website | None = None
+    ownership: str = ""                 # OwnershipControls' ObjectOwnership ("" = none set)
 
     def encode(self) -> bytes:
         pab = None if self.public_access_block is None else list(self.public_access_block)
@@ -116,7 +117,8 @@ class BucketRecord:
             [BUCKET_V2, self.name, self.bucket_id, self.owner, self.created_ms, self.k,
              self.m, self.shards, [list(t) for t in self.tags],
              aclmod.pack(self.acl), self.policy, corsmod.pack(self.cors), pab,
-             lifecyclemod.pack(self.lifecycle), websitemod.pack(self.website)],
+             lifecyclemod.pack(self.lifecycle), websitemod.pack(self.website),
+             self.ownership],
             use_bin_type=True,
         )
         return out
@@ -135,9 +137,10 @@ class BucketRecord:
                                                bool(b[12][2]), bool(b[12][3]))
             rules = lifecyclemod.unpack(b[13]) if len(b) > 13 else ()
             site = websitemod.unpack(b[14]) if len(b) > 14 else None
+            owning = str(b[15]) if len(b) > 15 else ""
             return dataclasses.replace(rec, acl=aclmod.unpack(b[9]), policy=str(b[10]),
                                        cors=corsmod.unpack(b[11]), public_access_block=pab,
-                                       lifecycle=rules, website=site)
+                                       lifecycle=rules, website=site, ownership=owning)
         except (ValueError, TypeError, IndexError, KeyError,
                 msgpack.UnpackException) as exc:
             raise errors.InternalError(f"unreadable bucket record: {exc}") from None

@@ -75,6 +75,8 @@ _ROUTES: Mapping[tuple[str, Level, str], str] = {
     ("PUT", Level.BUCKET, "publicAccessBlock"): "PutPublicAccessBlock",
     ("DELETE", Level.BUCKET, "publicAccessBlock"): "DeletePublicAccessBlock",
     ("GET", Level.BUCKET, "ownershipControls"): "GetBucketOwnershipControls",
+    ("PUT", Level.BUCKET, "ownershipControls"): "PutBucketOwnershipControls",
+    ("DELETE", Level.BUCKET, "ownershipControls"): "DeleteBucketOwnershipControls",
     ("GET", Level.BUCKET, "website"): "GetBucketWebsite",
     ("PUT", Level.BUCKET, "website"): "PutBucketWebsite",
     ("DELETE", Level.BUCKET, "website"): "DeleteBucketWebsite",

@@ -15,9 +15,10 @@ import dataclasses
 
 from aiohttp import web
 
-from gateway import access, acl, cors, errors, policy, s3xml
+from gateway import access, acl, cors, errors, ownership, policy, s3xml
 from gateway.access import PREFLIGHT_OP, PublicAccessBlock
 from gateway.body import declared_size
+from gateway.handlers.bucket_config import BucketConfig
 from gateway.handlers.buckets import read_xml_body
 from gateway.handlers.objects import current_object, owned_bucket
 from gateway.manifest import BucketRecord, Manifest
@@ -73,13 +74,25 @@ async def _requested_acl(ctx: Ctx, owner: str) -> acl.Grants:
     return acl.parse(body, owner)
 
 
+def _shown(bucket: BucketRecord, grants: acl.Grants) -> acl.Grants:
+    """The grants an ACL read shows: none beyond the owner's when ACLs are off."""
+    return () if bucket.ownership == ownership.ENFORCED else grants
+
+
+def _check_acls_allowed(ctx: Ctx, bucket: BucketRecord) -> None:
+    if bucket.ownership == ownership.ENFORCED and ownership.sets_acl(ctx.request.headers):
+        raise ownership.AccessControlListNotSupported()
+
+
 async def get_bucket_acl(ctx: Ctx) -> web.StreamResponse:
     bucket = await owned_bucket(ctx)
-    return web.Response(body=acl.render(bucket.acl, bucket.owner), content_type=XML)
+    return web.Response(body=acl.render(_shown(bucket, bucket.acl), bucket.owner),
+                        content_type=XML)
 
 
 async def put_bucket_acl(ctx: Ctx) -> web.StreamResponse:
     bucket = await owned_bucket(ctx)
+    _check_acls_allowed(ctx, bucket)
     grants = await _requested_acl(ctx, bucket.owner)
     _check_public_acl(bucket, grants)
     await ctx.state.catalog.save_bucket(dataclasses.replace(bucket, acl=grants))
@@ -88,11 +101,13 @@ async def put_bucket_acl(ctx: Ctx) -> web.StreamResponse:
 
 async def get_object_acl(ctx: Ctx) -> web.StreamResponse:
     bucket, _key, manifest = await current_object(ctx)
-    return web.Response(body=acl.render(manifest.acl, bucket.owner), content_type=XML)
+    return web.Response(body=acl.render(_shown(bucket, manifest.acl), bucket.owner),
+                        content_type=XML)
 
 
 async def put_object_acl(ctx: Ctx) -> web.StreamResponse:
     bucket, key, manifest = await current_object(ctx)
+    _check_acls_allowed(ctx, bucket)
     grants = await _requested_acl(ctx, bucket.owner)
     _check_public_acl(bucket, grants)
     await _save_object_acl(ctx.state, bucket, key, manifest, grants)
@@ -118,6 +133,7 @@ async def check_acl_headers(ctx: Ctx) -> acl.Grants | None:
         return grants
     bucket = await ctx.state.catalog.find_bucket(ctx.bucket_name)
     if bucket is not None:
+        _check_acls_allowed(ctx, bucket)
         _check_public_acl(bucket, grants)
     return grants
 
@@ -209,27 +225,11 @@ async def delete_public_access_block(ctx: Ctx) -> web.StreamResponse:
     return web.Response(status=204)
 
 
-# ---- CORS --------------------------------------------------------------------------------
+# ---- configuration documents ---------------------------------------------------------------
 
-
-async def get_bucket_cors(ctx: Ctx) -> web.StreamResponse:
-    bucket = await owned_bucket(ctx)
-    if not bucket.cors:
-        raise cors.NoSuchCORSConfiguration(BucketName=bucket.name)
-    return web.Response(body=cors.render(bucket.cors), content_type=XML)
-
-
-async def put_bucket_cors(ctx: Ctx) -> web.StreamResponse:
-    bucket = await owned_bucket(ctx)
-    rules = cors.parse(await read_xml_body(ctx))
-    await ctx.state.catalog.save_bucket(dataclasses.replace(bucket, cors=rules))
-    return web.Response(status=200)
-
-
-async def delete_bucket_cors(ctx: Ctx) -> web.StreamResponse:
-    bucket = await owned_bucket(ctx)
-    await ctx.state.catalog.save_bucket(dataclasses.replace(bucket, cors=()))
-    return web.Response(status=204)
+OWNERSHIP = BucketConfig("ownership", "", ownership.parse, ownership.render,
+                         ownership.OwnershipControlsNotFoundError)
+CORS = BucketConfig("cors", (), cors.parse, cors.render, cors.NoSuchCORSConfiguration)
 
 
 async def preflight(ctx: Ctx) -> web.StreamResponse:

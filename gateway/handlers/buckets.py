@@ -6,7 +6,7 @@ import dataclasses
 
 from aiohttp import web
 
-from gateway import errors, limits, s3xml
+from gateway import errors, limits, ownership, s3xml
 from gateway.body import BodyReader, declared_size
 from gateway.config import policy_from_header
 from gateway.handlers.objects import owned_bucket
@@ -54,8 +54,11 @@ async def create_bucket(ctx: Ctx) -> web.StreamResponse:
             "this cluster has no ring of that width",
             ArgumentName=POLICY_HEADER, ArgumentValue=raw_policy or policy.name)
     assert ctx.tenant is not None
+    owning = ownership.from_header(ctx.request.headers)
+    if owning == ownership.ENFORCED and ownership.sets_acl(ctx.request.headers):
+        raise ownership.InvalidBucketAclWithObjectOwnership()
     await state.catalog.create_bucket(name, ctx.tenant, policy.k, policy.m,
-                                      state.config.index_shards)
+                                      state.config.index_shards, owning)
     return web.Response(status=200, headers={"Location": f"/{name}"})
 
 

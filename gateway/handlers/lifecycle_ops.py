@@ -3,17 +3,11 @@ gateway.expiry, which also gives the headers that say when they will."""
 
 from __future__ import annotations
 
-import dataclasses
 import secrets
 
-from aiohttp import web
-
 from gateway import errors, lifecycle
-from gateway.handlers.buckets import read_xml_body
-from gateway.handlers.objects import owned_bucket
-from gateway.state import Ctx
+from gateway.handlers.bucket_config import BucketConfig
 
-XML = "application/xml"
 # Sent back as AWS does since transitions got a minimum object size; Coffre has no
 # transitions (one storage class), so it only tells SDKs what they expect to read.
 _MIN_SIZE = {"x-amz-transition-default-minimum-object-size": "all_storage_classes_128K"}
@@ -30,22 +24,5 @@ def _new_rule_id() -> str:
     return secrets.token_urlsafe(24)
 
 
-async def get_bucket_lifecycle(ctx: Ctx) -> web.StreamResponse:
-    bucket = await owned_bucket(ctx)
-    if not bucket.lifecycle:
-        raise NoSuchLifecycleConfiguration(BucketName=bucket.name)
-    return web.Response(body=lifecycle.render(bucket.lifecycle), content_type=XML,
-                        headers=_MIN_SIZE)
-
-
-async def put_bucket_lifecycle(ctx: Ctx) -> web.StreamResponse:
-    bucket = await owned_bucket(ctx)
-    rules = lifecycle.parse(await read_xml_body(ctx), _new_rule_id)
-    await ctx.state.catalog.save_bucket(dataclasses.replace(bucket, lifecycle=rules))
-    return web.Response(status=200, headers=_MIN_SIZE)
-
-
-async def delete_bucket_lifecycle(ctx: Ctx) -> web.StreamResponse:
-    bucket = await owned_bucket(ctx)
-    await ctx.state.catalog.save_bucket(dataclasses.replace(bucket, lifecycle=()))
-    return web.Response(status=204)
+LIFECYCLE = BucketConfig("lifecycle", (), lambda body: lifecycle.parse(body, _new_rule_id),
+                         lifecycle.render, NoSuchLifecycleConfiguration, _MIN_SIZE)

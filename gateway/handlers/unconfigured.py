@@ -30,8 +30,6 @@ _NOT_FOUND = {
     "GetBucketEncryption": _missing(
         "ServerSideEncryptionConfigurationNotFoundError",
         "The server side encryption configuration was not found"),
-    "GetBucketOwnershipControls": _missing(
-        "OwnershipControlsNotFoundError", "The bucket ownership controls were not found"),
     "GetBucketReplication": _missing(
         "ReplicationConfigurationNotFoundError", "The replication configuration was not found"),
     "GetObjectLockConfiguration": _missing(
