@@ -22,7 +22,7 @@ from aiohttp import web
 
 from gateway import access, errors, router, s3xml, website
 from gateway.config import Config
-from gateway.handlers.objects import head_response, send_object
+from gateway.handlers.objects import head_response, missing_key, send_object
 from gateway.handlers.website_ops import NoSuchWebsiteConfiguration
 from gateway.headers import WEBSITE_REDIRECT
 from gateway.manifest import BucketRecord, Manifest
@@ -94,8 +94,9 @@ class _Site:
     async def _after_error(self, bucket: BucketRecord, config: website.Website,
                            endpoint: router.Endpoint, path: str,
                            err: errors.S3Error) -> Served:
-        if isinstance(err, errors.NoSuchKey) and path and not path.endswith("/") and \
-                await self._exists(bucket, website.index_key(config, path + "/")):
+        if isinstance(err, errors.NoSuchKey | errors.AccessDenied) and path and \
+                not path.endswith("/") and \
+                await self._servable(bucket, website.index_key(config, path + "/")):
             # A folder asked for without its slash: its index document is one step away.
             resp = web.Response(status=302, headers={"Location": "/" + quote(path) + "/"})
             return Served(resp, endpoint, self.decision, None)
@@ -119,26 +120,33 @@ class _Site:
             endpoint, None, self.request.remote or "", {}, self.request.headers))
         if self.state.meter is not None:
             self.state.meter.bind(self.request, endpoint.op, endpoint, self.decision, None)
+        ctx = Ctx(self.request, self.state, endpoint, None, self.decision.acting_tenant,
+                  self.request_id, None)
         found = await self.state.catalog.get_object(bucket, key)
         if found is None:
-            raise errors.NoSuchKey(Key=endpoint.key)
+            raise missing_key(ctx, bucket)      # AccessDenied unless listing is public
         m = found[0]
         if WEBSITE_REDIRECT in m.headers:
             resp = web.Response(status=301, headers={"Location": m.headers[WEBSITE_REDIRECT]})
             return Served(resp, endpoint, self.decision, None)
-        return Served(await self._send(bucket, key, m, endpoint, status), endpoint,
+        return Served(await self._send(ctx, bucket, key, m, status), endpoint,
                       self.decision, None)
 
-    async def _send(self, bucket: BucketRecord, key: bytes, m: Manifest,
-                    endpoint: router.Endpoint, status: int | None) -> web.StreamResponse:
-        assert self.decision is not None
-        ctx = Ctx(self.request, self.state, endpoint, None, self.decision.acting_tenant,
-                  self.request_id, None)
-        if endpoint.op == "HeadObject" and status is None:
+    async def _send(self, ctx: Ctx, bucket: BucketRecord, key: bytes, m: Manifest,
+                    status: int | None) -> web.StreamResponse:
+        if ctx.endpoint.op == "HeadObject" and status is None:
             return head_response(ctx, bucket, key, m)
         return await send_object(ctx, bucket, key, m, status)
 
-    async def _exists(self, bucket: BucketRecord, key: str) -> bool:
+    async def _servable(self, bucket: BucketRecord, key: str) -> bool:
+        """Whether this request could read `key` (the redirect to a folder tells nothing
+        about objects it could not read)."""
+        try:
+            await access.authorize(self.state.catalog, access.request_for(
+                router.Endpoint("GetObject", self.name, key), None, self.request.remote or "",
+                {}, self.request.headers))
+        except errors.S3Error:
+            return False
         return await self.state.catalog.get_object(bucket, key.encode()) is not None
 
     def _redirect(self, endpoint: router.Endpoint, target: website.Redirect, path: str,

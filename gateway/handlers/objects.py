@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from gateway import conditions, errors, headers, limits
+from gateway import access, conditions, errors, headers, limits
 from gateway.body import BodyCheck, BodyReader, declared_size
 from gateway.expiry import expiration_headers
 from gateway.manifest import BucketRecord, Manifest
@@ -113,8 +113,21 @@ async def current_object(ctx: Ctx) -> tuple[BucketRecord, bytes, Manifest]:
     key = check_key(ctx.key)
     found = await ctx.state.catalog.get_object(bucket, key)
     if found is None:
-        raise errors.NoSuchKey(Key=ctx.key)
+        raise missing_key(ctx, bucket)
     return bucket, key, found[0]
+
+
+def missing_key(ctx: Ctx, bucket: BucketRecord) -> errors.S3Error:
+    """NoSuchKey, or AccessDenied for a requester who may not list the bucket: as on AWS,
+    whether a key exists is told only to those who could see it in a listing."""
+    if ctx.principal != bucket.owner:
+        listing = access.AccessRequest("ListObjects", bucket.name, None, ctx.principal,
+                                       ctx.request.remote or "")
+        try:
+            access.decide(listing, bucket)
+        except errors.S3Error:
+            return errors.AccessDenied()
+    return errors.NoSuchKey(Key=ctx.key)
 
 
 async def head_object(ctx: Ctx) -> web.StreamResponse:

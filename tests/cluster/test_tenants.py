@@ -276,6 +276,35 @@ def test_public_read_by_policy(cluster: Cluster, two: dict[str, Any]) -> None:
     wait_until(lambda: _anon_get(url)[0] == 200, "public again")
 
 
+def test_a_missing_key_is_told_only_to_who_may_list(cluster: Cluster,
+                                                   two: dict[str, Any]) -> None:
+    """As on AWS: without s3:ListBucket a missing key is AccessDenied, not NoSuchKey, so
+    that a reader cannot probe which keys exist."""
+    alpha, anonymous = two["alpha"], client(cluster.endpoint, None)
+    alpha.create_bucket(Bucket="probe")
+    alpha.put_object(Bucket="probe", Key="there", Body=b"x")
+
+    def policy(actions: list[str]) -> None:
+        alpha.put_bucket_policy(Bucket="probe", Policy=json.dumps({
+            "Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Principal": "*", "Action": actions,
+                "Resource": ["arn:aws:s3:::probe", "arn:aws:s3:::probe/*"]}]}))
+
+    def missing(s3: Any) -> str:
+        with pytest.raises(ClientError) as exc:
+            s3.get_object(Bucket="probe", Key="not-there")
+        return code(exc)
+
+    policy(["s3:GetObject"])
+    wait_until(lambda: _anon_get(f"{cluster.endpoint}/probe/there")[0] == 200, "policy")
+    assert missing(anonymous) == "AccessDenied"
+    assert missing(two["beta"]) == "AccessDenied"
+    assert missing(alpha) == "NoSuchKey"            # the owner may always list
+    policy(["s3:GetObject", "s3:ListBucket"])
+    wait_until(lambda: _anon_get(f"{cluster.endpoint}/probe/not-there")[0] == 404, "list")
+    assert missing(anonymous) == "NoSuchKey"
+
+
 def test_public_read_by_acl(cluster: Cluster, two: dict[str, Any]) -> None:
     alpha = two["alpha"]
     alpha.create_bucket(Bucket="open-acl", ACL="public-read")

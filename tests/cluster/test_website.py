@@ -47,10 +47,11 @@ def _get(c: Cluster, bucket: str, path: str, method: str = "GET"
 
 
 def _public_site(s3: Any, bucket: str) -> None:
+    """A bucket anyone may read and list (without listing, a missing page is 403)."""
     s3.create_bucket(Bucket=bucket)
     policy = {"Version": "2012-10-17", "Statement": [{
-        "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
-        "Resource": f"arn:aws:s3:::{bucket}/*"}]}
+        "Effect": "Allow", "Principal": "*", "Action": ["s3:GetObject", "s3:ListBucket"],
+        "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]}]}
     s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
 
 
@@ -118,6 +119,7 @@ def test_only_public_objects_are_served_and_errors_are_html(cluster: Cluster) ->
     s3.put_bucket_website(Bucket="halfpublic", WebsiteConfiguration={
         "IndexDocument": {"Suffix": "index.html"}, "ErrorDocument": {"Key": "error.html"}})
     s3.put_object(Bucket="halfpublic", Key="index.html", Body=b"home", ACL="public-read")
+    s3.put_object(Bucket="halfpublic", Key="docs/index.html", Body=b"d", ACL="public-read")
     s3.put_object(Bucket="halfpublic", Key="secret.txt", Body=b"TOP-SECRET")
     s3.put_object(Bucket="halfpublic", Key="error.html", Body=b"private error page")
     assert _get(cluster, "halfpublic", "/")[::2] == (200, b"home")
@@ -125,6 +127,9 @@ def test_only_public_objects_are_served_and_errors_are_html(cluster: Cluster) ->
     assert status == 403 and b"TOP-SECRET" not in body and b"private error" not in body
     assert hdrs["content-type"].startswith("text/html") and b"AccessDenied" in body
     assert b"Custom Error Document" in body      # the error page is not public either
+    # Unlistable, yet a folder without its slash still finds its index document.
+    status, hdrs, _ = _get(cluster, "halfpublic", "/docs")
+    assert (status, hdrs["location"]) == (302, "/docs/")
     # Nothing public says whether a key exists: a missing one is refused, not "not found".
     status, _, body = _get(cluster, "halfpublic", "/missing")
     assert status == 403 and b"AccessDenied" in body and b"<html>" in body
