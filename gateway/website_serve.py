@@ -142,12 +142,13 @@ class _Site:
         """Whether this request could read `key` (the redirect to a folder tells nothing
         about objects it could not read)."""
         try:
+            raw = check_key(key)
             await access.authorize(self.state.catalog, access.request_for(
                 router.Endpoint("GetObject", self.name, key), None, self.request.remote or "",
                 {}, self.request.headers))
         except errors.S3Error:
             return False
-        return await self.state.catalog.get_object(bucket, key.encode()) is not None
+        return await self.state.catalog.get_object(bucket, raw) is not None
 
     def _redirect(self, endpoint: router.Endpoint, target: website.Redirect, path: str,
                   matched: str | None) -> Served:
