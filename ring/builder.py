@@ -76,8 +76,8 @@ def _previous(
 
 
 def _balance(work: Work) -> None:
-    """Phase 4 (see the module docstring). Chains only in a rebalance: in a fresh build
-    every slot is new, single moves cost nothing and always find a place."""
+    """Phase 4 (see the module docstring). In a fresh build every slot is new and single
+    moves cost nothing; chains run there only once single moves stop finding a place."""
     devices = sorted(work.path)
     work.free_passes(devices)
     if work.rebuilding:
@@ -90,6 +90,11 @@ def _balance(work: Work) -> None:
         moved |= work.drain_pass(devices, work.order, False)
         if work.rebuilding:
             moved |= chains.drain_over(work, devices)
+        elif not moved:
+            # A fresh build's single moves can leave a device over its ceiling when its
+            # zone holds a slot too many that no partition lets cross the zone's spread
+            # bounds alone (tests/ring: seed 1338, width 9): a chain moves it through.
+            moved = chains.fill_short(work, devices) | chains.drain_over(work, devices)
         if not moved:
             break
     if work.rebuilding:

@@ -30,7 +30,8 @@ PREFLIGHT = PREFLIGHT_OP
 # The request's slot for the Access-Control-* headers its answer carries.
 CORS_HEADERS = web.RequestKey("coffre.cors_headers", dict[str, str])
 _QUOTA_OPS = frozenset({"PutObject", "CopyObject", "UploadPart"})
-_ACL_HEADER_OPS = frozenset({"CreateBucket", "PutObject", "CopyObject"})
+_ACL_HEADER_OPS = frozenset({"CreateBucket", "PutObject", "CopyObject",
+                             "CreateMultipartUpload"})
 _PAB_FIELDS = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy",
                "RestrictPublicBuckets")
 
@@ -141,8 +142,8 @@ async def check_acl_headers(ctx: Ctx) -> acl.Grants | None:
 async def apply_acl_headers(ctx: Ctx, grants: acl.Grants | None,
                             response: web.StreamResponse) -> None:
     """After the write succeeded: store the ACL it asked for."""
-    if grants is None or response.status != 200:
-        return
+    if grants is None or response.status != 200 or ctx.endpoint.op == "CreateMultipartUpload":
+        return      # an upload keeps its ACL in its record until it completes (multipart)
     catalog = ctx.state.catalog
     bucket = await catalog.bucket(ctx.bucket_name)
     if ctx.endpoint.op == "CreateBucket":

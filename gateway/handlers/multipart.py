@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from gateway import conditions, errors, headers, limits, s3xml
+from gateway import acl, conditions, errors, headers, limits, s3xml
 from gateway.body import BodyCheck, BodyReader, declared_size
 from gateway.checksums import (
     ChecksumAlgorithm,
@@ -65,7 +65,10 @@ async def create_multipart_upload(ctx: Ctx) -> web.StreamResponse:
                     headers.stored_headers(req.headers), headers.user_metadata(req.headers),
                     headers.tagging_header(req.headers),
                     alg.aws_name if alg else "",
-                    (kind or ChecksumType.COMPOSITE).value if alg else "")
+                    (kind or ChecksumType.COMPOSITE).value if alg else "",
+                    # Checked at dispatch (access_ops.check_acl_headers); the object gets
+                    # it when the upload completes, as on AWS.
+                    acl.from_headers(req.headers, bucket.owner) or ())
     await _uploads(ctx).create(bucket, key, upload)
     body = s3xml.simple("InitiateMultipartUploadResult",
                         [("Bucket", bucket.name), ("Key", ctx.key),
@@ -201,7 +204,7 @@ async def complete_multipart_upload(ctx: Ctx) -> web.StreamResponse:
         size=sum(p.size for p in chosen), etag=_multipart_etag(chosen),
         mtime_ms=int(time.time() * 1000), headers=upload.headers, meta=upload.meta,
         parts=tuple(p.data for p in chosen if p.data is not None), tags=upload.tags,
-        checksums=sums, part_sizes=tuple(p.size for p in chosen))
+        checksums=sums, part_sizes=tuple(p.size for p in chosen), acl=upload.acl)
     await commit(ctx, bucket, key, manifest, old[0] if old else None)
     used = {p.number for p in chosen}
     unused = [p.data for p in stored.values() if p.number not in used and p.data is not None]

@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 
 from aiohttp import BodyPartReader, web
 
-from gateway import access, acl, errors, postpolicy, s3xml
+from gateway import access, acl, errors, ownership, postpolicy, s3xml
 from gateway.access import PublicAccessBlock
 from gateway.handlers.objects import commit
 from gateway.manifest import BucketRecord, Manifest
@@ -98,6 +98,9 @@ def _manifest(fields: dict[str, str], data: bytes, owner: str,
     meta = {k[len("x-amz-meta-"):]: v for k, v in fields.items() if k.startswith("x-amz-meta-")}
     grants: acl.Grants = ()
     if "acl" in fields:
+        if bucket.ownership == ownership.ENFORCED and \
+                ownership.sets_acl({"x-amz-acl": fields["acl"]}):
+            raise ownership.AccessControlListNotSupported()
         grants = acl.canned(fields["acl"], owner)
         if PublicAccessBlock.of(bucket).block_public_acls and acl.is_public(grants):
             raise errors.AccessDenied("Access Denied: public ACLs are blocked on this bucket")

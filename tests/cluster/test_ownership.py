@@ -88,3 +88,26 @@ def test_ownership_at_creation_and_bad_values(cluster: Cluster) -> None:
         "Rules": [{"ObjectOwnership": "ObjectWriter"}]})
     assert s3.get_bucket_ownership_controls(Bucket="owned-from-birth")["OwnershipControls"][
         "Rules"] == [{"ObjectOwnership": "ObjectWriter"}]
+
+
+def test_a_multipart_upload_carries_its_acl_to_the_object(cluster: Cluster) -> None:
+    """`aws s3 cp --acl public-read` of a big file is a multipart upload: the ACL given at
+    CreateMultipartUpload is the completed object's."""
+    s3, anon = cluster.s3(), _anonymous(cluster)
+    s3.create_bucket(Bucket="mp-acl")
+    up = s3.create_multipart_upload(Bucket="mp-acl", Key="big", ACL="public-read")
+    etag = s3.upload_part(Bucket="mp-acl", Key="big", UploadId=up["UploadId"],
+                          PartNumber=1, Body=b"z" * 1000)["ETag"]
+    assert _code(anon.get_object, Bucket="mp-acl", Key="big")[1] == 403   # not yet there
+    s3.complete_multipart_upload(Bucket="mp-acl", Key="big", UploadId=up["UploadId"],
+                                 MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]})
+    assert anon.get_object(Bucket="mp-acl", Key="big")["Body"].read() == b"z" * 1000
+    private = s3.create_multipart_upload(Bucket="mp-acl", Key="closed")["UploadId"]
+    etag = s3.upload_part(Bucket="mp-acl", Key="closed", UploadId=private, PartNumber=1,
+                          Body=b"c")["ETag"]
+    s3.complete_multipart_upload(Bucket="mp-acl", Key="closed", UploadId=private,
+                                 MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]})
+    assert _code(anon.get_object, Bucket="mp-acl", Key="closed") == ("AccessDenied", 403)
+    s3.put_bucket_ownership_controls(Bucket="mp-acl", OwnershipControls=ENFORCED)
+    assert _code(s3.create_multipart_upload, Bucket="mp-acl", Key="again",
+                 ACL="public-read") == ("AccessControlListNotSupported", 400)

@@ -508,6 +508,11 @@ def test_browser_post_upload(cluster: Cluster, two: dict[str, Any], version: str
     expired = signer.generate_presigned_post(bucket, "late", ExpiresIn=-10)
     status, body = _post_form(expired["url"], dict(expired["fields"]), "l", b"l")
     assert status == 403 and b"expired" in body
+    # With ACLs off (Object Ownership), a form that sets a public ACL is refused.
+    alpha.put_bucket_ownership_controls(Bucket=bucket, OwnershipControls={
+        "Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]})
+    status, body = _post_form(post["url"], fields, "acl.txt", b"acl")
+    assert status == 400 and b"AccessControlListNotSupported" in body
 
 
 # ---- quotas ------------------------------------------------------------------------------
