@@ -42,6 +42,9 @@ def _error(name: str, status: int, message: str) -> type[S3Error]:
 
 
 # 400
+AccessControlListNotSupported = _error(
+    "AccessControlListNotSupported", 400, "The bucket does not allow ACLs"
+)
 AuthorizationHeaderMalformed = _error(
     "AuthorizationHeaderMalformed", 400, "The authorization header is malformed."
 )
@@ -74,6 +77,10 @@ InvalidPartOrder = _error(
     "InvalidPartOrder",
     400,
     "The list of parts was not in ascending order. Parts must be ordered by part number.",
+)
+InvalidBucketAclWithObjectOwnership = _error(
+    "InvalidBucketAclWithObjectOwnership", 400,
+    "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting"
 )
 InvalidRequest = _error("InvalidRequest", 400, "Invalid Request")
 InvalidRedirectLocation = _error(
@@ -143,6 +150,16 @@ NoSuchUpload = _error(
     "have been aborted or completed.",
 )
 NoSuchTagSet = _error("NoSuchTagSet", 404, "The TagSet does not exist")
+NoSuchLifecycleConfiguration = _error(
+    "NoSuchLifecycleConfiguration", 404, "The lifecycle configuration does not exist"
+)
+NoSuchWebsiteConfiguration = _error(
+    "NoSuchWebsiteConfiguration", 404,
+    "The specified bucket does not have a website configuration"
+)
+OwnershipControlsNotFoundError = _error(
+    "OwnershipControlsNotFoundError", 404, "The bucket ownership controls were not found"
+)
 # 405, 409, 411, 412, 416
 MethodNotAllowed = _error(
     "MethodNotAllowed", 405, "The specified method is not allowed against this resource."

@@ -18,25 +18,6 @@ VALUES = ("BucketOwnerPreferred", "ObjectWriter", ENFORCED)
 HEADER = "x-amz-object-ownership"
 
 
-class OwnershipControlsNotFoundError(errors.S3Error):
-    code = "OwnershipControlsNotFoundError"
-    status = 404
-    default_message = "The bucket ownership controls were not found"
-
-
-class AccessControlListNotSupported(errors.S3Error):
-    code = "AccessControlListNotSupported"
-    status = 400
-    default_message = "The bucket does not allow ACLs"
-
-
-class InvalidBucketAclWithObjectOwnership(errors.S3Error):
-    code = "InvalidBucketAclWithObjectOwnership"
-    status = 400
-    default_message = ("Bucket cannot have ACLs set with ObjectOwnership's "
-                       "BucketOwnerEnforced setting")
-
-
 def parse(body: bytes) -> str:
     """The ObjectOwnership of a PutBucketOwnershipControls body (exactly one rule)."""
     root = s3xml.parse(body, "OwnershipControls")

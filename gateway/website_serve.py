@@ -23,7 +23,6 @@ from aiohttp import web
 from gateway import access, errors, router, s3xml, website
 from gateway.config import Config
 from gateway.handlers.objects import head_response, missing_key, send_object
-from gateway.handlers.website_ops import NoSuchWebsiteConfiguration
 from gateway.headers import WEBSITE_REDIRECT
 from gateway.manifest import BucketRecord, Manifest
 from gateway.names import check_key
@@ -78,7 +77,7 @@ class _Site:
             raise errors.NoSuchBucket(BucketName=self.name)
         config = bucket.website
         if config is None:
-            raise NoSuchWebsiteConfiguration(BucketName=self.name)
+            raise errors.NoSuchWebsiteConfiguration(BucketName=self.name)
         endpoint = router.Endpoint(op, self.name, path or None)
         if config.redirect_all is not None:
             return self._redirect(endpoint, config.redirect_all, path, None)

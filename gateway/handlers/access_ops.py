@@ -82,7 +82,7 @@ def _shown(bucket: BucketRecord, grants: acl.Grants) -> acl.Grants:
 
 def _check_acls_allowed(ctx: Ctx, bucket: BucketRecord) -> None:
     if bucket.ownership == ownership.ENFORCED and ownership.sets_acl(ctx.request.headers):
-        raise ownership.AccessControlListNotSupported()
+        raise errors.AccessControlListNotSupported()
 
 
 async def get_bucket_acl(ctx: Ctx) -> web.StreamResponse:
@@ -229,7 +229,7 @@ async def delete_public_access_block(ctx: Ctx) -> web.StreamResponse:
 # ---- configuration documents ---------------------------------------------------------------
 
 OWNERSHIP = BucketConfig("ownership", "", ownership.parse, ownership.render,
-                         ownership.OwnershipControlsNotFoundError)
+                         errors.OwnershipControlsNotFoundError)
 CORS = BucketConfig("cors", (), cors.parse, cors.render, cors.NoSuchCORSConfiguration)
 
 

@@ -56,7 +56,7 @@ async def create_bucket(ctx: Ctx) -> web.StreamResponse:
     assert ctx.tenant is not None
     owning = ownership.from_header(ctx.request.headers)
     if owning == ownership.ENFORCED and ownership.sets_acl(ctx.request.headers):
-        raise ownership.InvalidBucketAclWithObjectOwnership()
+        raise errors.InvalidBucketAclWithObjectOwnership()
     await state.catalog.create_bucket(name, ctx.tenant, policy.k, policy.m,
                                       state.config.index_shards, owning)
     return web.Response(status=200, headers={"Location": f"/{name}"})

@@ -13,16 +13,10 @@ from gateway.handlers.bucket_config import BucketConfig
 _MIN_SIZE = {"x-amz-transition-default-minimum-object-size": "all_storage_classes_128K"}
 
 
-class NoSuchLifecycleConfiguration(errors.S3Error):
-    code = "NoSuchLifecycleConfiguration"
-    status = 404
-    default_message = "The lifecycle configuration does not exist"
-
-
 def _new_rule_id() -> str:
     # AWS names a rule put without an ID with a random string of its own.
     return secrets.token_urlsafe(24)
 
 
 LIFECYCLE = BucketConfig("lifecycle", (), lambda body: lifecycle.parse(body, _new_rule_id),
-                         lifecycle.render, NoSuchLifecycleConfiguration, _MIN_SIZE)
+                         lifecycle.render, errors.NoSuchLifecycleConfiguration, _MIN_SIZE)

@@ -100,7 +100,7 @@ def _manifest(fields: dict[str, str], data: bytes, owner: str,
     if "acl" in fields:
         if bucket.ownership == ownership.ENFORCED and \
                 ownership.sets_acl({"x-amz-acl": fields["acl"]}):
-            raise ownership.AccessControlListNotSupported()
+            raise errors.AccessControlListNotSupported()
         grants = acl.canned(fields["acl"], owner)
         if PublicAccessBlock.of(bucket).block_public_acls and acl.is_public(grants):
             raise errors.AccessDenied("Access Denied: public ACLs are blocked on this bucket")

@@ -6,12 +6,5 @@ from __future__ import annotations
 from gateway import errors, website
 from gateway.handlers.bucket_config import BucketConfig
 
-
-class NoSuchWebsiteConfiguration(errors.S3Error):
-    code = "NoSuchWebsiteConfiguration"
-    status = 404
-    default_message = "The specified bucket does not have a website configuration"
-
-
 WEBSITE = BucketConfig("website", None, website.parse, website.render,
-                       NoSuchWebsiteConfiguration)
+                       errors.NoSuchWebsiteConfiguration)
