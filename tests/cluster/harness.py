@@ -47,12 +47,13 @@ def consecutive_free_ports(n: int) -> int:
     raise RuntimeError("no run of free ports")
 
 
-def free_ports(n: int) -> list[int]:
-    """n distinct free ports."""
+def free_ports(n: int, taken: set[int] | frozenset[int] = frozenset()) -> list[int]:
+    """n distinct free ports, none of them in `taken` (ports promised to processes that have
+    not bound them yet: a free port is only free until someone binds it)."""
     out: list[int] = []
     while len(out) < n:
         port = consecutive_free_ports(1)
-        if port not in out:
+        if port not in out and port not in taken:
             out.append(port)
     return out
 
@@ -75,8 +76,9 @@ class Cluster:
             f'[cluster]\ndata_root = "{self.root}"\npart_power = 6\nmeta_replicas = 5\n'
             f"{self.extra}\n"
             f'[gateway]\nlisten = "127.0.0.1:{gw_port}"\n{self.gateway_extra}\n'
-            # A free admin port: the default (S3 port + 1000) may belong to another cluster.
-            f'[admin]\nlisten = "127.0.0.1:{free_ports(1)[0]}"\n'
+            # A free admin port: the default (S3 port + 1000) may belong to another cluster;
+            # not one of the node ports either, which are free now but not for long.
+            f'[admin]\nlisten = "127.0.0.1:{free_ports(1, set(range(first, gw_port + 1)))[0]}"\n'
             f"[nodes]\ncount = {self.nodes}\nfirst_port = {first}\n"
             f"devices_per_node = {self.devices_per_node}\n"
         )
@@ -121,7 +123,7 @@ class Cluster:
 
     def add_gateway(self, name: str) -> str:
         """Declare one more gateway process on the same cluster; return its endpoint."""
-        port = free_ports(1)[0]
+        port = free_ports(1, self.promised_ports())[0]
         base = self.specs["gateway"]
         argv = [*base.argv[:-1], f"127.0.0.1:{port}"]    # the last argument is --listen's
         self.specs[name] = ProcessSpec(name, argv, port)
@@ -132,6 +134,12 @@ class Cluster:
             "s3", endpoint_url=endpoint, region_name=self.config.region,
             aws_access_key_id=self.key.access_key, aws_secret_access_key=self.key.secret_key,
             config=BotoConfig(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
+
+    def promised_ports(self) -> set[int]:
+        """Every port this cluster's processes listen on or will, started or not."""
+        ports = {s.port for s in self.specs.values() if s.port}
+        admin = self.config.admin_listen
+        return ports | ({int(admin.rsplit(":", 1)[1])} if admin else set())
 
     def node_names(self) -> list[str]:
         return [n for n in self.specs if n.startswith("node")]

@@ -49,7 +49,7 @@ def ring_files(cluster: Cluster) -> list[Path]:
 
 def add_node(cluster: Cluster, dev_id: int) -> tuple[str, str]:
     """Declare and start one more storage node serving device `dev_id`; (name, addr)."""
-    port = free_ports(1)[0]
+    port = free_ports(1, cluster.promised_ports())[0]
     name = f"node{dev_id}"
     path = cluster.root / "nodes" / f"n{dev_id}" / "d0"
     path.mkdir(parents=True, exist_ok=True)

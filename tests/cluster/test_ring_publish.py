@@ -38,7 +38,7 @@ def test_add_node_publish_everyone_switches(cluster: Cluster, tmp_path: Path) ->
     for k, b in bodies.items():
         s3.put_object(Bucket="ringed", Key=k, Body=b)
     # A 7th node process with one new device.
-    port = free_ports(1)[0]
+    port = free_ports(1, cluster.promised_ports())[0]
     dev_dir = cluster.root / "nodes" / "n6" / "d0"
     dev_dir.mkdir(parents=True)
     base = cluster.specs["node0"].argv
