@@ -20,12 +20,13 @@ non-owner's read depends on it, the object's manifest for its ACL.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 from urllib.parse import unquote
 
-from gateway import acl, errors, ownership, policy
+from gateway import acl, errors, ownership, policy, versioned
 from gateway.acl import Permission
 from gateway.catalog import Catalog
 from gateway.manifest import BucketRecord
@@ -124,6 +125,7 @@ class AccessRequest:
     source_ip: str = ""
     prefix: str | None = None      # ListObjects' prefix: the s3:prefix condition key
     copy_source: str | None = None  # x-amz-copy-source, raw
+    version_id: str | None = None   # ?versionId=: the action is then its *Version* form
 
 
 @dataclass(frozen=True)
@@ -154,12 +156,30 @@ def request_for(endpoint: Endpoint, principal: str | None, source_ip: str,
                 query: Mapping[str, str], headers: Mapping[str, str]) -> AccessRequest:
     """What authorization needs from one HTTP request."""
     prefix = query.get("prefix", "") if endpoint.op in _LIST_OPS else None
+    version_id = query.get("versionId") if endpoint.key else None
     return AccessRequest(endpoint.op, endpoint.bucket, endpoint.key, principal, source_ip,
-                         prefix, headers.get("x-amz-copy-source"))
+                         prefix, headers.get("x-amz-copy-source"), version_id)
 
 
-def rule_of(op: str) -> Rule:
-    return RULES.get(op, _DEFAULT)
+def rule_of(op: str, version_id: str | None = None) -> Rule:
+    """The operation's rule; on one named version, with that version's IAM action (a
+    policy granting s3:GetObject does not grant reading old versions, as on AWS)."""
+    rule = RULES.get(op, _DEFAULT)
+    if version_id is not None and rule.action in _VERSION_ACTIONS:
+        return dataclasses.replace(rule, action=_VERSION_ACTIONS[rule.action])
+    return rule
+
+
+_VERSION_ACTIONS = {
+    "s3:GetObject": "s3:GetObjectVersion",
+    "s3:DeleteObject": "s3:DeleteObjectVersion",
+    "s3:GetObjectAcl": "s3:GetObjectVersionAcl",
+    "s3:PutObjectAcl": "s3:PutObjectVersionAcl",
+    "s3:GetObjectTagging": "s3:GetObjectVersionTagging",
+    "s3:PutObjectTagging": "s3:PutObjectVersionTagging",
+    "s3:DeleteObjectTagging": "s3:DeleteObjectVersionTagging",
+    "s3:GetObjectAttributes": "s3:GetObjectVersionAttributes",
+}
 
 
 def _context(req: AccessRequest) -> dict[str, str]:
@@ -196,7 +216,7 @@ def needs_object_acl(req: AccessRequest, bucket: BucketRecord) -> bool:
 def decide(req: AccessRequest, bucket: BucketRecord,
            object_acl: acl.Grants | None = None) -> Basis:
     """Allow (with its basis) or raise AccessDenied. `object_acl` None: no such object."""
-    rule = rule_of(req.op)
+    rule = rule_of(req.op, req.version_id)
     owner = req.principal is not None and req.principal == bucket.owner
     doc = policy.parse_cached(bucket.policy, bucket.name) if bucket.policy else None
     verdict = policy.Verdict.NONE
@@ -227,11 +247,20 @@ def copy_source_of(raw: str) -> tuple[str, str] | None:
     return (bucket, key) if bucket and key else None
 
 
-async def _object_acl(catalog: Catalog, bucket: BucketRecord, key: str) -> acl.Grants | None:
+async def _object_acl(catalog: Catalog, bucket: BucketRecord, key: str,
+                      version_id: str | None) -> acl.Grants | None:
+    """The ACL of the object (the version named) a decision is about; None: none."""
     try:
-        found = await catalog.get_object(bucket, key.encode("utf-8", "surrogateescape"))
+        raw = key.encode("utf-8", "surrogateescape")
     except UnicodeEncodeError:
         return None
+    if version_id is not None:
+        try:
+            hit = await versioned.find_version(catalog, bucket, raw, version_id)
+        except errors.S3Error:      # a malformed id: the handler answers it
+            return None
+        return None if hit is None or hit.manifest.marker else hit.manifest.acl
+    found = await catalog.get_object(bucket, raw)
     return None if found is None else found[0].acl
 
 
@@ -239,7 +268,7 @@ async def _decide_on(catalog: Catalog, req: AccessRequest, bucket: BucketRecord)
     object_acl = None
     if needs_object_acl(req, bucket):
         assert req.key is not None
-        object_acl = await _object_acl(catalog, bucket, req.key)
+        object_acl = await _object_acl(catalog, bucket, req.key, req.version_id)
     return decide(req, bucket, object_acl)
 
 

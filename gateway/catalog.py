@@ -13,7 +13,7 @@ import time
 
 import xxhash
 
-from gateway import errors
+from gateway import errors, versions
 from gateway.manifest import BucketRecord, Manifest
 from gateway.metastore import MetaStore
 from storage.client import MetaRecord
@@ -136,8 +136,77 @@ class Catalog:
     async def expire_object(self, bucket: BucketRecord, key: bytes, seen_ts: int) -> bool:
         """Delete the object version stamped `seen_ts` (read just before), and only it: an
         overwrite that landed since wins over the tombstone. True when it was removed."""
-        return await self.store.put_above(self.object_partition(bucket, key),
-                                          self.object_record_key(bucket, key), None, seen_ts)
+        return await self.put_current_above(bucket, key, None, seen_ts)
+
+    async def put_current_above(self, bucket: BucketRecord, key: bytes,
+                                manifest: Manifest | None, seen_ts: int) -> bool:
+        """Replace the current record read just before (stamp `seen_ts`) and only it: a
+        write that landed since wins. True when nothing newer was found."""
+        return await self.store.put_above(
+            self.object_partition(bucket, key), self.object_record_key(bucket, key),
+            None if manifest is None else manifest.encode(), seen_ts)
+
+    # ---- versions (gateway/versions.py; written by gateway/versioned.py) ---------------
+
+    async def put_current_at(self, bucket: BucketRecord, key: bytes, manifest: Manifest | None,
+                             stamp: int) -> tuple[Manifest | None, int, bool]:
+        """The key's current record (None: a tombstone) stamped with its version's stamp:
+        the live manifest it replaced and that one's stamp, and whether a newer record
+        was there (then this one lost: a newer version is current)."""
+        older, lost = await self.store.put_at(
+            self.object_partition(bucket, key), self.object_record_key(bucket, key),
+            None if manifest is None else manifest.encode(), stamp)
+        if older is None or older.value is None:
+            return None, 0, lost
+        return Manifest.decode(older.value), older.ts, lost
+
+    async def put_version(self, bucket: BucketRecord, key: bytes, stamp: int,
+                          manifest: Manifest | None, seen: int = 0) -> None:
+        """Write (None: remove) the record of the version stamped `stamp`; a removal is
+        stamped above the record read (`seen`) so that it loses to nothing newer. (The
+        record's own stamp only orders writes of it; the version's order is in its key.)"""
+        partition = self.object_partition(bucket, key)
+        rkey = versions.record_key(bucket.bucket_id, key, stamp)
+        if manifest is None:
+            await self.store.put_above(partition, rkey, None, seen)
+        else:
+            await self.store.put(partition, rkey, manifest.encode())
+
+    async def get_version(self, bucket: BucketRecord, key: bytes, stamp: int
+                          ) -> tuple[Manifest, int] | None:
+        """The version stamped `stamp` (a delete marker too) and its record's stamp."""
+        rec = await self.store.get_live(self.object_partition(bucket, key),
+                                        versions.record_key(bucket.bucket_id, key, stamp))
+        return None if rec is None or rec.value is None else (Manifest.decode(rec.value),
+                                                              rec.ts)
+
+    async def has_versions(self, bucket: BucketRecord) -> bool:
+        """Whether any version record is left (a versioned bucket is empty only without)."""
+        if not bucket.versioning:
+            return False
+        partitions = {self.shard_partition(bucket, s) for s in range(bucket.shards)}
+        for partition in sorted(partitions):
+            cursor = self.store.cursor(partition, versions.PREFIX + bucket.bucket_id, None,
+                                       first_page=8)
+            while (rec := await cursor.pop()) is not None:
+                if rec.value is not None:
+                    return True
+        return False
+
+    async def versions_of(self, bucket: BucketRecord, key: bytes, limit: int = 0
+                          ) -> list[tuple[Manifest, int]]:
+        """A key's versions newest first (at most `limit`, 0: all), with their record
+        stamps."""
+        cursor = self.store.cursor(self.object_partition(bucket, key),
+                                   versions.key_prefix(bucket.bucket_id, key), None,
+                                   first_page=limit or 100)
+        out: list[tuple[Manifest, int]] = []
+        while (rec := await cursor.pop()) is not None:
+            if rec.value is not None:
+                out.append((Manifest.decode(rec.value), rec.ts))
+                if len(out) == limit:
+                    break
+        return out
 
     @staticmethod
     def key_of(bucket: BucketRecord, record_key: bytes) -> bytes:

@@ -7,8 +7,17 @@ status and document shape cannot drift between handlers.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from xml.sax.saxutils import escape
+from xml.sax.saxutils import escape as _escape
+
+# Characters XML 1.0 cannot carry at all, not even as references (a key may hold them):
+# an error document naming such a key shows U+FFFD in their place, and stays parseable.
+_NOT_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def escape(text: str) -> str:
+    return _escape(_NOT_XML.sub("\ufffd", text))
 
 
 class S3Error(Exception):
@@ -156,6 +165,9 @@ NoSuchLifecycleConfiguration = _error(
 NoSuchWebsiteConfiguration = _error(
     "NoSuchWebsiteConfiguration", 404,
     "The specified bucket does not have a website configuration"
+)
+NoSuchVersion = _error(
+    "NoSuchVersion", 404, "The specified version does not exist."
 )
 OwnershipControlsNotFoundError = _error(
     "OwnershipControlsNotFoundError", 404, "The bucket ownership controls were not found"

@@ -26,7 +26,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 
-from gateway import lifecycle, s3xml
+from gateway import lifecycle, list_versions, s3xml, versioned
 from gateway.listing import list_page
 from gateway.manifest import BucketRecord, Manifest
 from gateway.state import State
@@ -70,6 +70,11 @@ def _untagged(rules: lifecycle.Rules) -> lifecycle.Rules:
 def _expiring(rules: lifecycle.Rules) -> list[str]:
     return [r.filter.prefix for r in rules if r.enabled and (
         r.expiration_days is not None or r.expiration_date_ms is not None)]
+
+
+def _versioning(rules: lifecycle.Rules) -> list[str]:
+    return [r.filter.prefix for r in rules if r.enabled and (
+        r.noncurrent_days is not None or r.expired_object_delete_marker)]
 
 
 def _aborting(rules: lifecycle.Rules) -> list[str]:
@@ -120,6 +125,8 @@ class Expirer:
         for bucket in await self.state.catalog.list_buckets():
             if lifecycle.has_expiration(bucket.lifecycle):
                 tally.expired += await self._expire_bucket(bucket)
+            if bucket.versioning and lifecycle.has_version_rules(bucket.lifecycle):
+                tally.expired += await self._expire_versions(bucket)
             if lifecycle.has_abort(bucket.lifecycle):
                 tally.aborted += await self._abort_bucket(bucket)
         return tally
@@ -151,12 +158,84 @@ class Expirer:
         hit = lifecycle.expiry(bucket.lifecycle, key, m.size, m.tags, m.mtime_ms, day_ms)
         if hit is None or hit[0] > now:
             return 0
+        if bucket.versioning:
+            return await self._expire_versioned(bucket, key.encode())
         if not await catalog.expire_object(bucket, key.encode(), ts):
             return 0                 # overwritten since it was read: the new one stays
         if m.parts:
             self.state.data.retire(m.parts)
         await self.state.counters.add(bucket, -1, -m.size)
         return 1
+
+    async def _expire_versioned(self, bucket: BucketRecord, key: bytes) -> int:
+        """Expiring the current version of a versioned bucket adds a delete marker, as a
+        DELETE does: the version stays (noncurrent), so an overwrite that lands between
+        the read and the marker loses nothing either, it only ends up behind the marker."""
+        outcome = await versioned.write_version(
+            self.state.catalog, bucket, key, versioned.delete_marker(int(time.time() * 1000)))
+        await self._settle(bucket, outcome)  # a suspended bucket's null version makes way for it
+        return 1
+
+    async def _expire_versions(self, bucket: BucketRecord) -> int:
+        """Noncurrent versions past their NoncurrentVersionExpiration, and delete markers
+        left alone (ExpiredObjectDeleteMarker), from the bucket's version listing: each
+        key's versions are judged together, newest first."""
+        done = 0
+        for prefix in scan_prefixes(_versioning(bucket.lifecycle)):
+            key_marker = version_marker = ""
+            group: list[list_versions.Version] = []
+            while True:
+                page = await list_versions.versions_page(
+                    self.state.catalog, bucket, prefix, None, page_keys, key_marker,
+                    version_marker)
+                for v in page.entries:
+                    if group and v.key != group[0].key:
+                        done += await self._expire_key_versions(bucket, group)
+                        group = []
+                    group.append(v)
+                if not page.truncated or page.next_key is None:
+                    break
+                key_marker, version_marker = page.next_key, page.next_version_id or ""
+            if group:
+                done += await self._expire_key_versions(bucket, group)
+        return done
+
+    async def _expire_key_versions(self, bucket: BucketRecord,
+                                   group: list[list_versions.Version]) -> int:
+        rules, key, now = bucket.lifecycle, group[0].key, self.now_ms()
+        if len(group) == 1 and group[0].marker and lifecycle.removes_lone_markers(rules, key):
+            return await self._remove_version(bucket, key, group[0].version_id)
+        loose, done = _untagged(rules), 0
+        for i in range(1, len(group)):      # group[0] is the current version
+            v = group[i]
+            hit = lifecycle.noncurrent_due(loose, key, v.size, (), group[i - 1].mtime_ms,
+                                           i - 1, day_ms)
+            if hit is None or hit[0] > now:
+                continue
+            if loose != rules:      # a rule has tags: check them on the version itself
+                found = await versioned.find_version(self.state.catalog, bucket,
+                                                     key.encode(), v.version_id)
+                tags = found.manifest.tags if found else ()
+                hit = lifecycle.noncurrent_due(rules, key, v.size, tags,
+                                               group[i - 1].mtime_ms, i - 1, day_ms)
+                if hit is None or hit[0] > now:
+                    continue
+            done += await self._remove_version(bucket, key, v.version_id)
+        return done
+
+    async def _remove_version(self, bucket: BucketRecord, key: str, version_id: str) -> int:
+        outcome = await versioned.delete_version(self.state.catalog, bucket, key.encode(),
+                                                 version_id)
+        if outcome is None:
+            return 0
+        await self._settle(bucket, outcome)
+        return 1
+
+    async def _settle(self, bucket: BucketRecord, outcome: versioned.Outcome) -> None:
+        if outcome.retire:
+            self.state.data.retire(outcome.retire)
+        if outcome.objects or outcome.bytes:
+            await self.state.counters.add(bucket, outcome.objects, outcome.bytes)
 
     async def _abort_bucket(self, bucket: BucketRecord) -> int:
         now, done = self.now_ms(), 0

@@ -68,9 +68,8 @@ class Rule:
     expiration_date_ms: int | None = None      # epoch ms, always a UTC midnight
     expired_object_delete_marker: bool | None = None
     abort_days: int | None = None              # AbortIncompleteMultipartUpload/DaysAfterInitiation
-    # NoncurrentVersionExpiration: Coffre buckets are never versioned, so there is never a
-    # noncurrent version (nor a delete marker) for these to act on; they are only kept and
-    # given back, so that a configuration written for AWS is accepted unchanged.
+    # NoncurrentVersionExpiration (versioned buckets): a noncurrent version goes this many
+    # days after it became noncurrent, unless it is one of the newest `newer_noncurrent`.
     noncurrent_days: int | None = None
     newer_noncurrent: int | None = None
 
@@ -442,8 +441,8 @@ def _earliest(found: Sequence[tuple[int, str]]) -> tuple[int, str] | None:
 def expiry(rules: Rules, key: str, size: int, tags: Sequence[tuple[str, str]],
            last_modified_ms: int, day_ms: int = day_ms_default) -> tuple[int, str] | None:
     """When an object expires and by which rule: the earliest of the enabled rules that
-    match it, or None. An ExpiredObjectDeleteMarker-only rule never applies: without
-    versioning there are no delete markers."""
+    match it, or None. An ExpiredObjectDeleteMarker-only rule never applies here (it acts
+    on delete markers: removes_lone_markers)."""
     found: list[tuple[int, str]] = []
     for r in rules:
         due = _expires_at(r, last_modified_ms, day_ms) if r.enabled else None
@@ -461,6 +460,36 @@ def abort_due(rules: Rules, key: str, initiated_ms: int,
              if r.enabled and r.abort_days is not None and not r.filter.tags
              and not _sized(r.filter) and key.startswith(r.filter.prefix)]
     return _earliest(found)
+
+
+def noncurrent_due(rules: Rules, key: str, size: int, tags: Sequence[tuple[str, str]],
+                   noncurrent_since_ms: int, newer_noncurrent: int,
+                   day_ms: int = day_ms_default) -> tuple[int, str] | None:
+    """When a noncurrent version expires and by which rule, or None. `noncurrent_since_ms`
+    is when the version after it was made; `newer_noncurrent` how many noncurrent versions
+    of the key are newer than it (a rule's NewerNoncurrentVersions keeps that many)."""
+    found: list[tuple[int, str]] = []
+    for r in rules:
+        if not r.enabled or r.noncurrent_days is None:
+            continue
+        if r.newer_noncurrent is not None and newer_noncurrent < r.newer_noncurrent:
+            continue
+        if matches(r.filter, key, size, tags):
+            found.append((_round_up(noncurrent_since_ms + r.noncurrent_days * day_ms,
+                                    day_ms), r.rule_id))
+    return _earliest(found)
+
+
+def removes_lone_markers(rules: Rules, key: str) -> bool:
+    """Whether a rule removes the key's delete marker once it is the key's only version
+    (ExpiredObjectDeleteMarker). A marker has no tags and no size: only prefixes match."""
+    return any(r.enabled and r.expired_object_delete_marker and not r.filter.tags
+               and not _sized(r.filter) and key.startswith(r.filter.prefix) for r in rules)
+
+
+def has_version_rules(rules: Rules) -> bool:
+    return any(r.enabled and (r.noncurrent_days is not None or r.expired_object_delete_marker)
+               for r in rules)
 
 
 def expiration_header(due_ms: int, rule_id: str) -> str:

@@ -27,7 +27,7 @@ from gateway.manifest import BucketRecord
 from gateway.metastore import MetaStore
 from gateway.s3xml import ListEntry, ListPage
 from ring.model import Device
-from storage.list_pages import Page, PageQuery
+from storage.list_pages import Field, Page, PageQuery
 
 
 async def list_page(catalog: Catalog, bucket: BucketRecord, prefix: str,
@@ -55,17 +55,39 @@ async def _listed(catalog: Catalog, bucket: BucketRecord, prefix: str,
     """A page; after `previous` (the page before it), from the rows its shards sent past
     its end when their running digests still hold (else from scratch)."""
     base = catalog.record_key_of(bucket, b"")
-    full_prefix = base + prefix.encode()
-    start_at = full_prefix if not start_after else (
+    start_at = base + prefix.encode() if not start_after else (
         base + start_after.encode("utf-8", "surrogateescape") + b"\x00")
+    carry_from = None if previous is None else (previous.states, previous.leftovers)
+    got = await list_rows(catalog, bucket, base, prefix, delimiter, max_keys, start_at,
+                          LIST_FIELDS, carry_from)
+    if got is None:     # a partition changed since the rows carried over were read
+        return await _listed(catalog, bucket, prefix, delimiter, max_keys, start_after)
+    rows, truncated, states, rest = got
+    return Listed(_page(rows, truncated), states, rest)
+
+
+Carry = tuple[dict[int, bytes] | None, dict[int, Leftover] | None]
+
+
+async def list_rows(catalog: Catalog, bucket: BucketRecord, base: bytes, prefix: str,
+                    delimiter: str | None, max_keys: int, start_at: bytes,
+                    fields: tuple[Field, ...], carry_from: Carry | None = None
+                    ) -> tuple[list[Any], bool, dict[int, bytes] | None,
+                               dict[int, Leftover] | None] | None:
+    """Up to `max_keys` rows (storage/list_pages.py) of the bucket's records under
+    base + prefix from `start_at` on, over all its shards: the rows, whether more follow,
+    the partitions' running digests and each one's rows past the end. From `carry_from`
+    (a previous page's digests and leftovers) when it fits; None when those no longer
+    hold."""
+    full_prefix = base + prefix.encode()
     # Shards may share a metadata partition (8 shards hashed onto a small ring): each
     # partition is listed once, or its keys would come out once per shard.
     partitions = sorted({catalog.shard_partition(bucket, s) for s in range(bucket.shards)})
-    hint = (bucket.name, prefix, delimiter or "")
+    hint = (bucket.name + base[:1].decode(), prefix, delimiter or "")
     dup = _HINTS.get(hint) if delimiter else 1.0
     ask = list_merge.first_ask(max_keys, len(partitions), dup)
     states: dict[int, bytes] | None = {}
-    carry = _carry(previous, partitions)
+    carry = None if carry_from is None else _carry(*carry_from, partitions)
     if carry is not None:
         left, states = carry
         shards = [list_merge.carried(left[p], len(base)) for p in partitions]
@@ -80,13 +102,12 @@ async def _listed(catalog: Catalog, bucket: BucketRecord, prefix: str,
     while True:
         pages = await asyncio.gather(*(
             _fill(catalog.store, batch, partitions[i], primaries[i], shards[i],
-                  PageQuery(full_prefix, start_at, n, delim, len(base), LIST_FIELDS))
+                  PageQuery(full_prefix, start_at, n, delim, len(base), fields))
             for i, n in fetch))
         for (i, _), got in zip(fetch, pages, strict=True):
             states = _agreed(states, partitions[i], got.state)
         if states is None and carry is not None:
-            # A partition changed since the rows carried over were read: start afresh.
-            return await _listed(catalog, bucket, prefix, delimiter, max_keys, start_after)
+            return None
         step = list_merge.merge(shards, max_keys)
         if step.rows is not None:
             if delimiter:
@@ -94,18 +115,17 @@ async def _listed(catalog: Catalog, bucket: BucketRecord, prefix: str,
             rest = (dict(zip(partitions, list_merge.leftovers(
                 shards, list_merge.row_key(step.rows[-1])), strict=True))
                     if step.truncated and step.rows else None)
-            return Listed(_page(step.rows, step.truncated), states, rest)
+            return step.rows, step.truncated, states, rest
         fetch = step.fetch
 
 
-def _carry(previous: Listed | None, partitions: list[int]
-           ) -> tuple[dict[int, Leftover], dict[int, bytes]] | None:
+def _carry(states: dict[int, bytes] | None, leftovers: dict[int, Leftover] | None,
+           partitions: list[int]) -> tuple[dict[int, Leftover], dict[int, bytes]] | None:
     """The previous page's rows past its end, with (a copy of) the running digests they were
     read at: only when it has both, for these partitions."""
-    if previous is None or previous.states is None or previous.leftovers is None or (
-            set(previous.leftovers) != set(partitions)):
+    if states is None or leftovers is None or set(leftovers) != set(partitions):
         return None
-    return previous.leftovers, dict(previous.states)
+    return leftovers, dict(states)
 
 
 def _agreed(states: dict[int, bytes] | None, partition: int, state: bytes

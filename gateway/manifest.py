@@ -17,15 +17,16 @@ from gateway import acl as aclmod
 from gateway import cors as corsmod
 from gateway import errors
 from gateway import lifecycle as lifecyclemod
+from gateway import versions as versionsmod
 from gateway import website as websitemod
 
 MANIFEST_V1 = 1
 MANIFEST_V2 = 2         # v2 adds the object ACL
 BUCKET_V1 = 1
 BUCKET_V2 = 2           # v2 adds ACL, policy, CORS rules and the public access block
-# A v2 record may end with more elements, the lifecycle rules, the website configuration
-# and the object ownership: records written before them stay readable (none), and a reader
-# that does not know them ignores them.
+# A v2 record may end with more elements, the lifecycle rules, the website configuration,
+# the object ownership and the versioning status: records written before them stay
+# readable (none), and a reader that does not know them ignores them.
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,16 @@ class Manifest:
     checksums: dict[str, str] = field(default_factory=dict)  # algorithm -> base64 value
     part_sizes: tuple[int, ...] = ()             # multipart: each part's size, for partNumber
     acl: aclmod.Grants = ()                         # empty: the bucket owner only (private)
+    # Versioned buckets (gateway/versions.py): the stamp of this version's record (0: none,
+    # written while the bucket had never been versioned: a null version), whether its id is
+    # "null", and whether it is a delete marker (then nothing else in it means anything).
+    version: int = 0
+    null: bool = False
+    marker: bool = False
+
+    @property
+    def version_id(self) -> str:
+        return versionsmod.version_id(self.version, self.null)
 
     def encode(self) -> bytes:
         body = [
@@ -70,6 +81,9 @@ class Manifest:
             self.inline, [p.pack() for p in self.parts], [list(t) for t in self.tags],
             self.checksums, list(self.part_sizes), aclmod.pack(self.acl),
         ]
+        if self.version:    # the common, unversioned record stays as short as before
+            # stamps are ~90-bit (gateway/hlc.py), beyond msgpack's integers
+            body += [self.version.to_bytes(12, "big"), self.null, self.marker]
         out: bytes = msgpack.packb(body, use_bin_type=True)
         return out
 
@@ -79,6 +93,7 @@ class Manifest:
             body = msgpack.unpackb(raw, raw=False)
             if body[0] not in (MANIFEST_V1, MANIFEST_V2):
                 raise ValueError(f"manifest version {body[0]}")
+            versioned = len(body) > 14
             return cls(
                 size=int(body[1]), etag=str(body[2]), mtime_ms=int(body[3]),
                 headers=dict(body[4]), meta=dict(body[5]),
@@ -87,6 +102,8 @@ class Manifest:
                 tags=tuple((str(a), str(b)) for a, b in body[8]),
                 checksums=dict(body[9]), part_sizes=tuple(body[10]),
                 acl=aclmod.unpack(body[11]) if body[0] >= MANIFEST_V2 else (),
+                version=int.from_bytes(body[12], "big") if versioned else 0,
+                null=versioned and bool(body[13]), marker=versioned and bool(body[14]),
             )
         except (ValueError, TypeError, IndexError, msgpack.UnpackException) as exc:
             raise errors.InternalError(f"unreadable manifest: {exc}") from None
@@ -110,6 +127,7 @@ class BucketRecord:
     lifecycle: lifecyclemod.Rules = ()
     website: websitemod.Website | None = None
     ownership: str = ""                 # OwnershipControls' ObjectOwnership ("" = none set)
+    versioning: str = ""                # "", Enabled or Suspended (never back to "")
 
     def encode(self) -> bytes:
         pab = None if self.public_access_block is None else list(self.public_access_block)
@@ -118,7 +136,7 @@ class BucketRecord:
              self.m, self.shards, [list(t) for t in self.tags],
              aclmod.pack(self.acl), self.policy, corsmod.pack(self.cors), pab,
              lifecyclemod.pack(self.lifecycle), websitemod.pack(self.website),
-             self.ownership],
+             self.ownership, self.versioning],
             use_bin_type=True,
         )
         return out
@@ -138,9 +156,11 @@ class BucketRecord:
             rules = lifecyclemod.unpack(b[13]) if len(b) > 13 else ()
             site = websitemod.unpack(b[14]) if len(b) > 14 else None
             owning = str(b[15]) if len(b) > 15 else ""
+            versioning = str(b[16]) if len(b) > 16 else ""
             return dataclasses.replace(rec, acl=aclmod.unpack(b[9]), policy=str(b[10]),
                                        cors=corsmod.unpack(b[11]), public_access_block=pab,
-                                       lifecycle=rules, website=site, ownership=owning)
+                                       lifecycle=rules, website=site, ownership=owning,
+                                       versioning=versioning)
         except (ValueError, TypeError, IndexError, KeyError,
                 msgpack.UnpackException) as exc:
             raise errors.InternalError(f"unreadable bucket record: {exc}") from None

@@ -91,19 +91,33 @@ class MetaStore:
         for _ in range(limits.meta_put_attempts_max):
             stamp = self.clock.now()
             ours.add(stamp)
-            calls = [
-                lambda d=d, ts=stamp: self.client.put_meta_previous(
-                    d.addr, d.id, partition, key, ts, value)
-                for d in self.replicas(partition)
-            ]
-            answers = await self._gather_quorum(calls, self.quorum.write, "write")
-            found = [rec for _, rec in answers if rec is not None and rec.ts not in ours]
-            replaced = _newest([replaced, *(r for r in found if r.ts < stamp)])
-            ahead = _newest(r for r in found if r.ts > stamp)
+            older, ahead = await self._put_seeing(partition, key, value, stamp, ours)
+            replaced = _newest([replaced, older])
             if ahead is None:
                 return stamp, replaced
             self.clock.observe(ahead.ts)
         raise errors.ServiceUnavailable("metadata write kept losing to newer records")
+
+    async def put_at(self, partition: int, key: bytes, value: bytes | None, stamp: int
+                     ) -> tuple[MetaRecord | None, bool]:
+        """Write stamped `stamp` (a version's own stamp): the newest record it replaced, and
+        whether a newer record was found (then this write lost: a newer one is current)."""
+        older, ahead = await self._put_seeing(partition, key, value, stamp, {stamp})
+        return older, ahead is not None
+
+    async def _put_seeing(self, partition: int, key: bytes, value: bytes | None, stamp: int,
+                          ours: set[int]) -> tuple[MetaRecord | None, MetaRecord | None]:
+        """One quorum write that reports the newest record older than it and the newest
+        newer one among the answers, not counting records stamped with one of `ours`."""
+        calls = [
+            lambda d=d: self.client.put_meta_previous(d.addr, d.id, partition, key, stamp,
+                                                      value)
+            for d in self.replicas(partition)
+        ]
+        answers = await self._gather_quorum(calls, self.quorum.write, "write")
+        found = [rec for _, rec in answers if rec is not None and rec.ts not in ours]
+        return (_newest(r for r in found if r.ts < stamp),
+                _newest(r for r in found if r.ts > stamp))
 
     async def put_above(self, partition: int, key: bytes, value: bytes | None, seen: int
                         ) -> bool:

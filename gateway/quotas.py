@@ -119,7 +119,9 @@ class Quotas:
             return
         new_objects = 0
         if key is not None and (bucket_quota.objects_max or tenant_quota.objects_max):
-            new_objects = 0 if await self.catalog.get_object(bucket, key) else 1
+            # every write to a versioned bucket is a new version, counted as an object
+            new_objects = 1 if bucket.versioning or not await self.catalog.get_object(
+                bucket, key) else 0
         if not bucket_quota.unlimited:
             why = over(bucket_quota, await self.counters.usage(bucket), add_bytes, new_objects)
             if why:

@@ -104,13 +104,25 @@ def tagging(tags: Sequence[tuple[str, str]]) -> bytes:
     return f'{HEAD}<Tagging xmlns="{NS}"><TagSet>{items}</TagSet></Tagging>'.encode()
 
 
-def delete_result(
-    deleted: Sequence[str], failed: Sequence[tuple[str, str, str]], quiet: bool
-) -> bytes:
-    parts = [] if quiet else [f"<Deleted>{_el('Key', k)}</Deleted>" for k in deleted]
+class Deleted(NamedTuple):
+    """One key of a DeleteObjects answer: the version asked for, and whether a delete
+    marker was made or removed (then its id)."""
+
+    key: str
+    version_id: str | None
+    delete_marker: bool
+    marker_version_id: str | None
+
+
+def delete_result(deleted: Sequence[Deleted],
+                  failed: Sequence[tuple[str, str | None, str, str]], quiet: bool) -> bytes:
+    parts = [] if quiet else [
+        f"<Deleted>{_el('Key', d.key)}{_el('VersionId', d.version_id)}"
+        + (_el("DeleteMarker", True) if d.delete_marker else "")
+        + f"{_el('DeleteMarkerVersionId', d.marker_version_id)}</Deleted>" for d in deleted]
     parts.extend(
-        f"<Error>{_el('Key', k)}{_el('Code', c)}{_el('Message', m)}</Error>"
-        for k, c, m in failed
+        f"<Error>{_el('Key', k)}{_el('VersionId', v)}{_el('Code', c)}{_el('Message', m)}"
+        "</Error>" for k, v, c, m in failed
     )
     return f'{HEAD}<DeleteResult xmlns="{NS}">{"".join(parts)}</DeleteResult>'.encode()
 

@@ -15,7 +15,7 @@ import dataclasses
 
 from aiohttp import web
 
-from gateway import access, acl, cors, errors, ownership, policy, s3xml
+from gateway import access, acl, cors, errors, ownership, policy, s3xml, versioned
 from gateway.access import PREFLIGHT_OP, PublicAccessBlock
 from gateway.body import declared_size
 from gateway.handlers.bucket_config import BucketConfig
@@ -118,7 +118,8 @@ async def put_object_acl(ctx: Ctx) -> web.StreamResponse:
 async def _save_object_acl(state: State, bucket: BucketRecord, key: bytes,
                            manifest: Manifest, grants: acl.Grants) -> None:
     # Rewrites the same manifest (same data ids) with the new ACL: nothing to forget.
-    await state.catalog.put_object(bucket, key, dataclasses.replace(manifest, acl=grants))
+    await versioned.update_version(state.catalog, bucket, key, manifest,
+                                   dataclasses.replace(manifest, acl=grants))
 
 
 # ---- ACL headers on writes -----------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway import errors, s3xml
-from gateway.handlers.objects import current_object
+from gateway.handlers.objects import current_object, version_headers
 from gateway.manifest import Manifest
 from gateway.numbers import is_decimal
 from gateway.state import Ctx
@@ -49,7 +49,7 @@ def _int_header(ctx: Ctx, name: str, default: int) -> int:
 
 async def get_object_attributes(ctx: Ctx) -> web.StreamResponse:
     wanted = _wanted(ctx.request.headers.get("x-amz-object-attributes"))
-    _, _, m = await current_object(ctx)
+    bucket, _, m = await current_object(ctx)
     parts = []
     if "ETag" in wanted:
         parts.append(f"<ETag>{s3xml.esc(m.etag.strip(chr(34)))}</ETag>")
@@ -69,4 +69,5 @@ async def get_object_attributes(ctx: Ctx) -> web.StreamResponse:
     body = (f'{s3xml.HEAD}<GetObjectAttributesResponse xmlns="{s3xml.NS}">{"".join(parts)}'
             "</GetObjectAttributesResponse>")
     return web.Response(body=body.encode(), content_type=XML,
-                        headers={"Last-Modified": s3xml.http_date(m.mtime_ms)})
+                        headers={"Last-Modified": s3xml.http_date(m.mtime_ms),
+                                 **version_headers(bucket, m)})

@@ -13,7 +13,7 @@ from gateway.state import Ctx
 XML = "application/xml"
 
 
-def _parse(body: bytes) -> tuple[list[str], bool]:
+def _parse(body: bytes) -> tuple[list[tuple[str, str | None]], bool]:
     root = s3xml.parse(body, "Delete")
     quiet = (s3xml.child_text(root, "Quiet") or "").strip().lower() == "true"
     keys = []
@@ -21,7 +21,7 @@ def _parse(body: bytes) -> tuple[list[str], bool]:
         key = s3xml.child_text(obj, "Key")
         if key is None:
             raise errors.MalformedXML()
-        keys.append(key)
+        keys.append((key, s3xml.child_text(obj, "VersionId")))
     if not keys or len(keys) > limits.delete_objects_keys_max:
         raise errors.MalformedXML()
     return keys, quiet
@@ -30,12 +30,15 @@ def _parse(body: bytes) -> tuple[list[str], bool]:
 async def delete_objects(ctx: Ctx) -> web.StreamResponse:
     bucket = await owned_bucket(ctx)
     keys, quiet = _parse(await read_xml_body(ctx))
-    deleted: list[str] = []
-    failed: list[tuple[str, str, str]] = []
-    for key in keys:
+    deleted: list[s3xml.Deleted] = []
+    failed: list[tuple[str, str | None, str, str]] = []
+    for key, version_id in keys:
         try:
-            await delete_key(ctx, bucket, check_key(key))
-            deleted.append(key)
+            gone = await delete_key(ctx, bucket, check_key(key), version_id)
         except errors.S3Error as err:
-            failed.append((key, err.code, err.message))
+            failed.append((key, version_id, err.code, err.message))
+            continue
+        marker = gone is not None and gone.marker
+        deleted.append(s3xml.Deleted(key, version_id, marker,
+                                     gone.version_id if marker and gone else None))
     return web.Response(body=s3xml.delete_result(deleted, failed, quiet), content_type=XML)

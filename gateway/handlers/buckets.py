@@ -6,7 +6,7 @@ import dataclasses
 
 from aiohttp import web
 
-from gateway import errors, limits, ownership, s3xml
+from gateway import errors, limits, ownership, s3xml, versions
 from gateway.body import BodyReader, declared_size
 from gateway.config import policy_from_header
 from gateway.handlers.objects import owned_bucket
@@ -73,7 +73,8 @@ async def head_bucket(ctx: Ctx) -> web.StreamResponse:
 
 async def delete_bucket(ctx: Ctx) -> web.StreamResponse:
     bucket = await owned_bucket(ctx)
-    if not await bucket_is_empty(ctx.state.catalog, bucket):
+    catalog = ctx.state.catalog
+    if not await bucket_is_empty(catalog, bucket) or await catalog.has_versions(bucket):
         raise errors.BucketNotEmpty(BucketName=bucket.name)
     await ctx.state.catalog.delete_bucket(bucket)
     return web.Response(status=204)
@@ -93,9 +94,20 @@ async def get_bucket_location(ctx: Ctx) -> web.StreamResponse:
 
 
 async def get_bucket_versioning(ctx: Ctx) -> web.StreamResponse:
-    await owned_bucket(ctx)
-    # Versioning has never been enabled on a Coffre bucket: AWS answers an empty document.
-    return web.Response(body=s3xml.simple("VersioningConfiguration", []), content_type=XML)
+    bucket = await owned_bucket(ctx)
+    # A bucket never versioned: AWS answers an empty document.
+    fields = [("Status", bucket.versioning)] if bucket.versioning else []
+    return web.Response(body=s3xml.simple("VersioningConfiguration", fields), content_type=XML)
+
+
+async def put_bucket_versioning(ctx: Ctx) -> web.StreamResponse:
+    bucket = await owned_bucket(ctx)
+    status, mfa = versions.parse_status(await read_xml_body(ctx))
+    if mfa == versions.ENABLED:
+        raise errors.NotImplementedError_("MFA delete is not supported")
+    if status and status != bucket.versioning:
+        await ctx.state.catalog.save_bucket(dataclasses.replace(bucket, versioning=status))
+    return web.Response(status=200)
 
 
 async def get_bucket_tagging(ctx: Ctx) -> web.StreamResponse:

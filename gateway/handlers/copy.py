@@ -14,8 +14,8 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
-from gateway import conditions, errors, headers, s3xml
-from gateway.handlers.objects import commit, owned_bucket, stream_parts
+from gateway import conditions, errors, headers, s3xml, versioned
+from gateway.handlers.objects import commit, owned_bucket, stream_parts, version_headers
 from gateway.manifest import BucketRecord, DataRef, Manifest
 from gateway.names import check_key
 from gateway.numbers import is_decimal
@@ -29,6 +29,13 @@ class CopySource:
     bucket: BucketRecord
     key: bytes
     manifest: Manifest
+    version_id: str | None = None     # the version named (x-amz-copy-source's ?versionId=)
+
+    def version_headers(self) -> dict[str, str]:
+        """x-amz-copy-source-version-id, once the source bucket has been versioned."""
+        if not (self.bucket.versioning or self.manifest.version):
+            return {}
+        return {"x-amz-copy-source-version-id": self.manifest.version_id}
 
     async def copy_bytes(self, ctx: Ctx, dest: BucketRecord, start: int, end: int,
                          observe: Callable[[bytes | memoryview], None], dest_key: bytes = b""
@@ -51,15 +58,22 @@ class CopySource:
                                           observe, home=home)
 
 
-def _parse_source(raw: str) -> tuple[str, str]:
-    text = unquote(raw.split("?", 1)[0])
+def _parse_source(raw: str) -> tuple[str, str, str | None]:
+    """(bucket, key, version id or None) of an x-amz-copy-source value."""
+    path, _, query = raw.partition("?")
+    version_id = None
+    for pair in query.split("&") if query else ():
+        name, _, value = pair.partition("=")
+        if name == "versionId":
+            version_id = unquote(value)
+    text = unquote(path)
     text = text[1:] if text.startswith("/") else text
     bucket, _, key = text.partition("/")
     if not bucket or not key:
         raise errors.InvalidArgument("Copy Source must mention the source bucket and key: "
                                      "sourcebucket/sourcekey",
                                      ArgumentName="x-amz-copy-source", ArgumentValue=raw)
-    return bucket, key
+    return bucket, key, version_id
 
 
 def _copy_conditions(h: object, m: Manifest) -> None:
@@ -78,16 +92,26 @@ def _copy_conditions(h: object, m: Manifest) -> None:
 
 async def open_copy_source(ctx: Ctx) -> CopySource:
     raw = ctx.request.headers["x-amz-copy-source"]
-    bucket_name, key = _parse_source(raw)
-    bucket = await ctx.state.catalog.bucket(bucket_name)
+    bucket_name, key, version_id = _parse_source(raw)
+    catalog = ctx.state.catalog
+    bucket = await catalog.bucket(bucket_name)
     if bucket.owner != ctx.tenant:
         raise errors.AccessDenied()
     key_bytes = check_key(key)
-    found = await ctx.state.catalog.get_object(bucket, key_bytes)
-    if found is None:
-        raise errors.NoSuchKey(Key=key)
-    _copy_conditions(ctx.request.headers, found[0])
-    return CopySource(bucket, key_bytes, found[0])
+    if version_id is not None:
+        try:
+            m = await versioned.get_version(catalog, bucket, key_bytes, version_id)
+        except errors.MethodNotAllowed:     # AWS: a delete marker is no copy source
+            raise errors.InvalidRequest(
+                "The source of a copy request may not specifically refer to a delete "
+                "marker by version id.") from None
+    else:
+        found = await catalog.get_object(bucket, key_bytes)
+        if found is None:
+            raise errors.NoSuchKey(Key=key)
+        m = found[0]
+    _copy_conditions(ctx.request.headers, m)
+    return CopySource(bucket, key_bytes, m, version_id)
 
 
 def copy_source_range(raw: str | None, size: int) -> tuple[int, int] | None:
@@ -118,7 +142,7 @@ async def copy_object(ctx: Ctx) -> web.StreamResponse:
         raise errors.InvalidArgument("Unknown metadata directive.")
     same = src.bucket.name == dest.name and src.key == key
     if same and directive == "COPY" and tag_directive == "COPY" and \
-            "x-amz-storage-class" not in req.headers:
+            "x-amz-storage-class" not in req.headers and src.version_id is None:
         raise errors.InvalidRequest(
             "This copy request is illegal because it is trying to copy an object to itself "
             "without changing the object's metadata, storage class, website redirect "
@@ -136,7 +160,8 @@ async def copy_object(ctx: Ctx) -> web.StreamResponse:
         ref = await src.copy_bytes(ctx, dest, 0, m.size - 1, md5.update, key)
         new = Manifest(m.size, f'"{md5.hexdigest()}"', int(time.time() * 1000), stored, meta,
                        parts=(ref,) if ref else (), tags=tags, checksums=m.checksums)
-    await commit(ctx, dest, key, new, old[0] if old else None)
+    new = await commit(ctx, dest, key, new, old[0] if old else None)
     body = s3xml.simple("CopyObjectResult", [("ETag", new.etag),
                                              ("LastModified", s3xml.iso8601(new.mtime_ms))])
-    return web.Response(body=body, content_type=XML)
+    return web.Response(body=body, content_type=XML,
+                        headers={**src.version_headers(), **version_headers(dest, new)})

@@ -1,4 +1,5 @@
-"""ListObjects (V1) and ListObjectsV2: parameters in, gateway/listing.py, list_xml.py out."""
+"""ListObjects (V1), ListObjectsV2 and ListObjectVersions: parameters in, gateway/listing.py
+or list_versions.py, list_xml.py out."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import binascii
 
 from aiohttp import web
 
-from gateway import errors, limits, list_xml
+from gateway import errors, limits, list_versions, list_xml
 from gateway.handlers.objects import owned_bucket
 from gateway.listing import list_page
 from gateway.state import Ctx
@@ -82,4 +83,18 @@ async def list_objects(ctx: Ctx) -> web.StreamResponse:
                            marker or None)
     body = list_xml.list_objects_v1(bucket.name, prefix, delimiter, max_keys, page, url, marker,
                                  bucket.owner)
+    return web.Response(body=body, content_type=XML)
+
+
+async def list_object_versions(ctx: Ctx) -> web.StreamResponse:
+    q = ctx.request.query
+    bucket = await owned_bucket(ctx)
+    prefix, delimiter = q.get("prefix", ""), q.get("delimiter") or None
+    max_keys = max_keys_param(q.get("max-keys"))
+    url = encoding_param(q.get("encoding-type"))
+    key_marker, version_id_marker = q.get("key-marker", ""), q.get("version-id-marker", "")
+    page = await list_versions.versions_page(ctx.state.catalog, bucket, prefix, delimiter,
+                                             max_keys, key_marker, version_id_marker)
+    body = list_versions.render(bucket, prefix, delimiter, max_keys, url, key_marker,
+                                version_id_marker, page)
     return web.Response(body=body, content_type=XML)

@@ -27,7 +27,7 @@ from gateway.checksums import (
 from gateway.expiry import abort_headers, expiration_headers
 from gateway.handlers.buckets import read_xml_body
 from gateway.handlers.copy import copy_source_range, open_copy_source
-from gateway.handlers.objects import commit, owned_bucket
+from gateway.handlers.objects import commit, owned_bucket, version_headers
 from gateway.manifest import BucketRecord, Manifest
 from gateway.names import check_key
 from gateway.numbers import is_decimal
@@ -136,7 +136,7 @@ async def upload_part_copy(ctx: Ctx) -> web.StreamResponse:
     await _store_part(ctx, bucket, key, upload, part)
     body = s3xml.simple("CopyPartResult", [("ETag", part.etag),
                                            ("LastModified", s3xml.iso8601(part.mtime_ms))])
-    return web.Response(body=body, content_type=XML)
+    return web.Response(body=body, content_type=XML, headers=src.version_headers())
 
 
 @dataclass(frozen=True)
@@ -205,7 +205,7 @@ async def complete_multipart_upload(ctx: Ctx) -> web.StreamResponse:
         mtime_ms=int(time.time() * 1000), headers=upload.headers, meta=upload.meta,
         parts=tuple(p.data for p in chosen if p.data is not None), tags=upload.tags,
         checksums=sums, part_sizes=tuple(p.size for p in chosen), acl=upload.acl)
-    await commit(ctx, bucket, key, manifest, old[0] if old else None)
+    manifest = await commit(ctx, bucket, key, manifest, old[0] if old else None)
     used = {p.number for p in chosen}
     unused = [p.data for p in stored.values() if p.number not in used and p.data is not None]
     ctx.state.data.forget(unused)
@@ -218,7 +218,8 @@ async def complete_multipart_upload(ctx: Ctx) -> web.StreamResponse:
         fields.append(("ChecksumType", upload.checksum_type))
     body = s3xml.simple("CompleteMultipartUploadResult", fields)
     return web.Response(body=body, content_type=XML,
-                        headers=expiration_headers(bucket, key, manifest))
+                        headers={**expiration_headers(bucket, key, manifest),
+                                 **version_headers(bucket, manifest)})
 
 
 def _object_checksum(upload: Upload, parts: list[Part]) -> dict[str, str]:

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from gateway import access, conditions, errors, headers, limits
+from gateway import access, conditions, errors, headers, limits, versioned
 from gateway.body import BodyCheck, BodyReader, declared_size
 from gateway.expiry import expiration_headers
 from gateway.manifest import BucketRecord, Manifest
@@ -73,12 +73,12 @@ async def put_object(ctx: Ctx) -> web.StreamResponse:
         old = await catalog.get_object(bucket, key)
         conditions.check_write(ctx.request.headers, old[0].etag if old else None)
         manifest = await receive_object(ctx, bucket, size)
-        await commit(ctx, bucket, key, manifest, old[0] if old else None)
+        manifest = await commit(ctx, bucket, key, manifest, old[0] if old else None)
     else:   # the replaced manifest comes back with the write: no read before it
         manifest = await receive_object(ctx, bucket, size)
-        await commit(ctx, bucket, key, manifest)
+        manifest = await commit(ctx, bucket, key, manifest)
     hdrs = {"ETag": manifest.etag, **checksum_headers(manifest),
-            **expiration_headers(bucket, key, manifest)}
+            **expiration_headers(bucket, key, manifest), **version_headers(bucket, manifest)}
     return web.Response(status=200, headers=hdrs)
 
 
@@ -86,12 +86,21 @@ _UNKNOWN = object()  # commit(): the caller did not read the replaced manifest
 
 
 async def commit(ctx: Ctx, bucket: BucketRecord, key: bytes, manifest: Manifest,
-                 old: Manifest | object | None = _UNKNOWN) -> None:
-    """Commit a new manifest; then the replaced object's data can go.
+                 old: Manifest | object | None = _UNKNOWN) -> Manifest:
+    """Commit a new manifest; then the replaced object's data can go. Returns the manifest
+    as committed (a versioned bucket's gives it its version).
 
     `old` is the manifest the caller read before (None: no object); by default the write
     itself reports what it replaced."""
     state = ctx.state
+    if bucket.versioning:
+        try:
+            outcome = await versioned.write_version(state.catalog, bucket, key, manifest)
+        except errors.S3Error:
+            state.data.forget(manifest.parts)
+            raise
+        settle(ctx, bucket, outcome)
+        return outcome.manifest
     try:
         if old is _UNKNOWN:
             old = await state.catalog.replace_object(bucket, key, manifest)
@@ -105,15 +114,42 @@ async def commit(ctx: Ctx, bucket: BucketRecord, key: bytes, manifest: Manifest,
         state.data.retire(old.parts)
     defer(ctx.request,
           state.counters.add(bucket, 0 if old else 1, manifest.size - (old.size if old else 0)))
+    return manifest
+
+
+def settle(ctx: Ctx, bucket: BucketRecord, outcome: versioned.Outcome) -> None:
+    """After a versioned write or delete: the data no version references goes, and the
+    bucket's counters move."""
+    if outcome.retire:
+        ctx.state.data.retire(outcome.retire)
+    if outcome.objects or outcome.bytes:
+        defer(ctx.request, ctx.state.counters.add(bucket, outcome.objects, outcome.bytes))
+
+
+def version_headers(bucket: BucketRecord, m: Manifest) -> dict[str, str]:
+    """x-amz-version-id, once the bucket has been versioned (AWS sends none before)."""
+    return {"x-amz-version-id": m.version_id} if bucket.versioning or m.version else {}
 
 
 async def current_object(ctx: Ctx) -> tuple[BucketRecord, bytes, Manifest]:
-    """The request's bucket, key and live manifest, or NoSuchKey."""
+    """The request's bucket, key and live manifest (the version its versionId names, if
+    it names one), or NoSuchKey / NoSuchVersion."""
     bucket = await owned_bucket(ctx)
     key = check_key(ctx.key)
-    found = await ctx.state.catalog.get_object(bucket, key)
+    catalog = ctx.state.catalog
+    version_id = ctx.request.query.get("versionId")
+    if version_id is not None:
+        try:
+            return bucket, key, await versioned.get_version(catalog, bucket, key, version_id)
+        except errors.MethodNotAllowed as exc:
+            exc.extra["Method"] = ctx.request.method
+            raise
+    found = await catalog.get_object(bucket, key)
     if found is None:
-        raise missing_key(ctx, bucket)
+        err = missing_key(ctx, bucket)
+        if isinstance(err, errors.NoSuchKey):
+            errors.with_headers(err, await versioned.missing_current(catalog, bucket, key))
+        raise err
     return bucket, key, found[0]
 
 
@@ -138,6 +174,7 @@ async def head_object(ctx: Ctx) -> web.StreamResponse:
 def head_response(ctx: Ctx, bucket: BucketRecord, key: bytes, m: Manifest) -> web.Response:
     hdrs = headers.object_headers(m, ctx.request.query)
     hdrs.update(expiration_headers(bucket, key, m))
+    hdrs.update(version_headers(bucket, m))
     if ctx.request.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED":
         hdrs.update(checksum_headers(m))
     outcome = conditions.evaluate(ctx.request.headers, m.etag, m.mtime_ms)
@@ -172,6 +209,7 @@ async def send_object(ctx: Ctx, bucket: BucketRecord, key: bytes, m: Manifest,
     req = ctx.request
     hdrs = headers.object_headers(m, req.query)
     hdrs.update(expiration_headers(bucket, key, m))
+    hdrs.update(version_headers(bucket, m))
     if req.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED" and "Range" not in \
             req.headers:
         hdrs.update(checksum_headers(m))
@@ -211,17 +249,39 @@ async def stream_parts(ctx: Ctx, m: Manifest, start: int, end: int
 async def delete_object(ctx: Ctx) -> web.StreamResponse:
     bucket = await owned_bucket(ctx)
     key = check_key(ctx.key)
-    await delete_key(ctx, bucket, key)
-    return web.Response(status=204)
+    gone = await delete_key(ctx, bucket, key, ctx.request.query.get("versionId"))
+    return web.Response(status=204, headers=deleted_headers(bucket, gone))
 
 
-async def delete_key(ctx: Ctx, bucket: BucketRecord, key: bytes) -> None:
-    """Tombstone a key (a no-op success when it does not exist, as S3 answers)."""
+def deleted_headers(bucket: BucketRecord, gone: Manifest | None) -> dict[str, str]:
+    """A versioned delete's answer: the version removed or the delete marker made."""
+    out = {} if gone is None else version_headers(bucket, gone)
+    if gone is not None and gone.marker:
+        out["x-amz-delete-marker"] = "true"
+    return out
+
+
+async def delete_key(ctx: Ctx, bucket: BucketRecord, key: bytes, version_id: str | None = None
+                     ) -> Manifest | None:
+    """Delete a key: tombstone it (a no-op success when it does not exist, as S3 answers);
+    in a versioned bucket add a delete marker, or remove the one version named. Returns
+    the delete marker made or the version removed, if any."""
     catalog = ctx.state.catalog
-    old = await catalog.get_object(bucket, key)
-    if old is None:
-        return
-    await catalog.delete_object(bucket, key)
-    if old[0].parts:
-        ctx.state.data.retire(old[0].parts)
-    defer(ctx.request, ctx.state.counters.add(bucket, -1, -old[0].size))
+    if version_id is not None:
+        outcome = await versioned.delete_version(catalog, bucket, key, version_id)
+    elif bucket.versioning:
+        outcome = await versioned.write_version(
+            catalog, bucket, key, versioned.delete_marker(int(time.time() * 1000)))
+    else:
+        old = await catalog.get_object(bucket, key)
+        if old is None:
+            return None
+        await catalog.delete_object(bucket, key)
+        if old[0].parts:
+            ctx.state.data.retire(old[0].parts)
+        defer(ctx.request, ctx.state.counters.add(bucket, -1, -old[0].size))
+        return None
+    if outcome is None:
+        return None
+    settle(ctx, bucket, outcome)
+    return outcome.manifest

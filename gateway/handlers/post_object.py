@@ -19,7 +19,7 @@ from aiohttp import BodyPartReader, web
 
 from gateway import access, acl, errors, ownership, postpolicy, s3xml
 from gateway.access import PublicAccessBlock
-from gateway.handlers.objects import commit
+from gateway.handlers.objects import commit, version_headers
 from gateway.manifest import BucketRecord, Manifest
 from gateway.names import check_key
 from gateway.state import Ctx
@@ -121,20 +121,22 @@ async def _store(ctx: Ctx, bucket: BucketRecord, key: bytes, m: Manifest,
     return Manifest(m.size, m.etag, m.mtime_ms, m.headers, m.meta, parts=(ref,), acl=m.acl)
 
 
-def _answer(fields: dict[str, str], bucket: str, key: str, etag: str) -> web.Response:
+def _answer(fields: dict[str, str], bucket: str, key: str, etag: str,
+            more: dict[str, str]) -> web.Response:
+    """The answer the form asks for; `more`: headers beside the ETag (a version id)."""
+    hdrs = {"ETag": etag, **more}
     redirect = fields.get("success_action_redirect") or fields.get("redirect")
     if redirect:
         query = urlencode({"bucket": bucket, "key": key, "etag": etag})
         sep = "&" if "?" in redirect else "?"
         return web.Response(status=303, headers={"Location": f"{redirect}{sep}{query}",
-                                                 "ETag": etag})
+                                                 **hdrs})
     status = _STATUSES.get(fields.get("success_action_status", "204"), 204)
     if status != 201:
-        return web.Response(status=status, headers={"ETag": etag})
+        return web.Response(status=status, headers=hdrs)
     body = s3xml.simple("PostResponse", [("Location", f"/{bucket}/{key}"), ("Bucket", bucket),
                                          ("Key", key), ("ETag", etag)])
-    return web.Response(status=201, body=body, content_type="application/xml",
-                        headers={"ETag": etag})
+    return web.Response(status=201, body=body, content_type="application/xml", headers=hdrs)
 
 
 async def post_object(ctx: Ctx) -> web.StreamResponse:
@@ -147,5 +149,6 @@ async def post_object(ctx: Ctx) -> web.StreamResponse:
         await ctx.state.quotas.check(bucket, len(data), key)
     old = await ctx.state.catalog.get_object(bucket, key)
     stored = await _store(ctx, bucket, key, manifest, data)
-    await commit(ctx, bucket, key, stored, old[0] if old else None)
-    return _answer(fields, bucket.name, key_text, stored.etag)
+    stored = await commit(ctx, bucket, key, stored, old[0] if old else None)
+    return _answer(fields, bucket.name, key_text, stored.etag,
+                   version_headers(bucket, stored))

@@ -6,28 +6,31 @@ import dataclasses
 
 from aiohttp import web
 
-from gateway import limits, s3xml
+from gateway import limits, s3xml, versioned
 from gateway.handlers.buckets import check_tags, read_xml_body
-from gateway.handlers.objects import current_object
+from gateway.handlers.objects import current_object, version_headers
 from gateway.state import Ctx
 
 XML = "application/xml"
 
 
 async def get_object_tagging(ctx: Ctx) -> web.StreamResponse:
-    _, _, m = await current_object(ctx)
-    return web.Response(body=s3xml.tagging(m.tags), content_type=XML)
+    bucket, _, m = await current_object(ctx)
+    return web.Response(body=s3xml.tagging(m.tags), content_type=XML,
+                        headers=version_headers(bucket, m))
 
 
 async def put_object_tagging(ctx: Ctx) -> web.StreamResponse:
     bucket, key, m = await current_object(ctx)
     tags = s3xml.parse_tagging(await read_xml_body(ctx))
     check_tags(tags, limits.tags_per_object_max)
-    await ctx.state.catalog.put_object(bucket, key, dataclasses.replace(m, tags=tuple(tags)))
-    return web.Response(status=200)
+    await versioned.update_version(ctx.state.catalog, bucket, key, m,
+                                   dataclasses.replace(m, tags=tuple(tags)))
+    return web.Response(status=200, headers=version_headers(bucket, m))
 
 
 async def delete_object_tagging(ctx: Ctx) -> web.StreamResponse:
     bucket, key, m = await current_object(ctx)
-    await ctx.state.catalog.put_object(bucket, key, dataclasses.replace(m, tags=()))
-    return web.Response(status=204)
+    await versioned.update_version(ctx.state.catalog, bucket, key, m,
+                                   dataclasses.replace(m, tags=()))
+    return web.Response(status=204, headers=version_headers(bucket, m))

@@ -180,3 +180,59 @@ def test_an_expiry_never_deletes_a_newer_write(cluster: Cluster) -> None:
     assert current > read
     assert asyncio.run(_catalog_call(cluster, "lc-race", "k", current)) == 1
     assert not _exists(s3, "lc-race", "k")
+
+
+def _versions(s3: Any, bucket: str, key: str) -> list[tuple[str, bool]]:
+    """(version id, delete marker) of a key's versions, newest first."""
+    got = s3.list_object_versions(Bucket=bucket, Prefix=key)
+    rows = [(v["VersionId"], False, v["LastModified"]) for v in got.get("Versions", [])
+            if v["Key"] == key]
+    rows += [(d["VersionId"], True, d["LastModified"]) for d in got.get("DeleteMarkers", [])
+             if d["Key"] == key]
+    return [(vid, marker) for vid, marker, _ in sorted(rows, key=lambda r: r[2],
+                                                       reverse=True)]
+
+
+VERSION_RULES: list[dict[str, Any]] = [
+    {"ID": "current", "Status": "Enabled", "Filter": {"Prefix": "cur/"},
+     "Expiration": {"Days": 1}},
+    {"ID": "noncurrent", "Status": "Enabled", "Filter": {"Prefix": "old/"},
+     "NoncurrentVersionExpiration": {"NoncurrentDays": 1, "NewerNoncurrentVersions": 1}},
+    {"ID": "markers", "Status": "Enabled", "Filter": {"Prefix": "mark/"},
+     "Expiration": {"ExpiredObjectDeleteMarker": True}},
+]
+
+
+def test_rules_in_a_versioned_bucket(cluster: Cluster) -> None:
+    """Expiring a current version adds a delete marker (the version stays, readable by
+    id); noncurrent versions go, but for the newest one kept; a delete marker left as a
+    key's only version goes. Other keys are untouched."""
+    s3 = cluster.s3()
+    b = "lc-versions"
+    s3.create_bucket(Bucket=b)
+    s3.put_bucket_versioning(Bucket=b, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_bucket_lifecycle_configuration(Bucket=b,
+                                          LifecycleConfiguration={"Rules": VERSION_RULES})
+    cur = s3.put_object(Bucket=b, Key="cur/a", Body=os.urandom(200_000))["VersionId"]
+    old = [s3.put_object(Bucket=b, Key="old/k", Body=f"v{i}".encode())["VersionId"]
+           for i in range(3)]
+    s3.put_object(Bucket=b, Key="mark/m", Body=b"m")
+    marker = s3.delete_object(Bucket=b, Key="mark/m")["VersionId"]
+    s3.put_object(Bucket=b, Key="mark/kept", Body=b"k")
+    s3.delete_object(Bucket=b, Key="mark/kept")       # a marker with a version behind it
+    for v in s3.list_object_versions(Bucket=b, Prefix="mark/m")["Versions"]:
+        s3.delete_object(Bucket=b, Key="mark/m", VersionId=v["VersionId"])
+    assert _versions(s3, b, "mark/m") == [(marker, True)]
+    s3.put_object(Bucket=b, Key="other", Body=b"o")
+
+    _until("a marker on cur/a", lambda: _versions(s3, b, "cur/a")[0][1])
+    _until("old/k's oldest version gone", lambda: len(_versions(s3, b, "old/k")) == 2)
+    _until("mark/m's lone marker gone", lambda: _versions(s3, b, "mark/m") == [])
+    assert _versions(s3, b, "cur/a")[1] == (cur, False)
+    assert s3.get_object(Bucket=b, Key="cur/a", VersionId=cur)["ContentLength"] == 200_000
+    assert _versions(s3, b, "old/k") == [(old[2], False), (old[1], False)]
+    assert s3.get_object(Bucket=b, Key="old/k")["Body"].read() == b"v2"
+    assert [m for _, m in _versions(s3, b, "mark/kept")] == [True, False]
+    assert s3.get_object(Bucket=b, Key="other")["Body"].read() == b"o"
+    # Counters: cur/a's version, old/k's two, mark/kept's one, other.
+    assert _usage(s3, b) == (5, 200_000 + 2 + 2 + 1 + 1)

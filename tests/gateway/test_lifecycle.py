@@ -574,3 +574,41 @@ def test_botocore_reads_render() -> None:
     client = offline_client("GetBucketLifecycleConfiguration", lifecycle.render(BOTO_PARSED), seen)
     got = client.get_bucket_lifecycle_configuration(Bucket="b")["Rules"]
     assert got == BOTO_RULES
+
+
+# ---- versioned buckets: noncurrent versions and lone delete markers -------------------------
+
+
+def test_noncurrent_due_counts_days_from_when_a_version_became_noncurrent() -> None:
+    rule = Rule("nc", True, Filter(prefix="logs/"), noncurrent_days=2)
+    since = 5 * DAY + 123      # the next version was made then
+    assert lifecycle.noncurrent_due((rule,), "logs/a", 1, (), since, 0) == (8 * DAY, "nc")
+    assert lifecycle.noncurrent_due((rule,), "other", 1, (), since, 0) is None
+    off = Rule("nc", False, Filter(prefix="logs/"), noncurrent_days=2)
+    assert lifecycle.noncurrent_due((off,), "logs/a", 1, (), since, 0) is None
+    current_only = Rule("cur", True, Filter(), expiration_days=1)
+    assert lifecycle.noncurrent_due((current_only,), "logs/a", 1, (), since, 0) is None
+
+
+def test_newer_noncurrent_versions_are_kept() -> None:
+    rule = Rule("nc", True, Filter(), noncurrent_days=1, newer_noncurrent=2)
+    assert lifecycle.noncurrent_due((rule,), "k", 1, (), 0, 0) is None
+    assert lifecycle.noncurrent_due((rule,), "k", 1, (), 0, 1) is None
+    assert lifecycle.noncurrent_due((rule,), "k", 1, (), 0, 2) == (DAY, "nc")
+
+
+def test_tags_and_sizes_filter_noncurrent_versions() -> None:
+    rule = Rule("nc", True, Filter(tags=(("t", "1"),), size_gt=10), noncurrent_days=1)
+    assert lifecycle.noncurrent_due((rule,), "k", 11, (("t", "1"),), 0, 0) == (DAY, "nc")
+    assert lifecycle.noncurrent_due((rule,), "k", 11, (), 0, 0) is None
+    assert lifecycle.noncurrent_due((rule,), "k", 10, (("t", "1"),), 0, 0) is None
+
+
+def test_lone_marker_rules_match_by_prefix_only() -> None:
+    rule = Rule("m", True, Filter(prefix="a/"), expired_object_delete_marker=True)
+    assert lifecycle.removes_lone_markers((rule,), "a/x")
+    assert not lifecycle.removes_lone_markers((rule,), "b/x")
+    tagged = Rule("m", True, Filter(tags=(("t", "1"),)), expired_object_delete_marker=True)
+    assert not lifecycle.removes_lone_markers((tagged,), "a/x")
+    assert lifecycle.has_version_rules((rule,))
+    assert not lifecycle.has_version_rules((Rule("c", True, Filter(), expiration_days=1),))

@@ -1,0 +1,179 @@
+"""Writes, deletes and lookups of object versions in a versioned bucket.
+
+Layout (gateway/versions.py): every version has a record of its own; the key's current
+record is a copy of the newest version (a tombstone when that is a delete marker), so that
+GET, HEAD and ListObjects read one record as in an unversioned bucket. A version's current
+record is stamped with the version's own stamp, so that the newest version wins the
+current record on every replica, as it wins the head of the version list.
+
+An object written before the bucket was first versioned has no version record: it is the
+key's null version, current. Whatever replaces it first gives it one (at its old stamp),
+or removes it when the new version is null too (versioning suspended).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from dataclasses import dataclass, field
+
+from gateway import errors, versions
+from gateway.catalog import Catalog
+from gateway.manifest import BucketRecord, DataRef, Manifest
+from gateway.s3xml import http_date
+
+
+@dataclass
+class Outcome:
+    """What a write or delete did: the version it wrote or removed, the data that no
+    version references any more, and how the bucket's counters move."""
+
+    manifest: Manifest
+    retire: list[DataRef] = field(default_factory=list)
+    objects: int = 0
+    bytes: int = 0
+
+    def add(self, m: Manifest) -> None:
+        if not m.marker:
+            self.objects, self.bytes = self.objects + 1, self.bytes + m.size
+
+    def drop(self, m: Manifest) -> None:
+        self.retire.extend(m.parts)
+        if not m.marker:
+            self.objects, self.bytes = self.objects - 1, self.bytes - m.size
+
+
+def delete_marker(now_ms: int) -> Manifest:
+    return Manifest(0, "", now_ms, marker=True)
+
+
+async def write_version(catalog: Catalog, bucket: BucketRecord, key: bytes, manifest: Manifest
+                        ) -> Outcome:
+    """Add a version (a delete marker too) as the key's newest: Enabled gives it an id of
+    its own, Suspended makes it the null version, replacing the one there was."""
+    if versions.SEPARATOR in key:   # it would end the key early in its version records
+        raise errors.InvalidArgument("Object keys in a versioned bucket may not hold NUL",
+                                     ArgumentName="key")
+    stamp = catalog.store.clock.now()
+    m = dataclasses.replace(manifest, version=stamp,
+                            null=bucket.versioning == versions.SUSPENDED)
+    _, (replaced, replaced_ts, _) = await asyncio.gather(
+        catalog.put_version(bucket, key, stamp, m),
+        catalog.put_current_at(bucket, key, None if m.marker else m, stamp))
+    out = Outcome(m)
+    out.add(m)
+    if replaced is not None and replaced.version == 0:
+        if m.null:
+            out.drop(replaced)
+        else:
+            await catalog.put_version(bucket, key, replaced_ts, dataclasses.replace(
+                replaced, version=replaced_ts, null=True))
+    if m.null:
+        for old, ts in await catalog.versions_of(bucket, key):
+            if old.null and old.version != stamp:
+                await catalog.put_version(bucket, key, old.version, None, seen=ts)
+                out.drop(old)
+    return out
+
+
+@dataclass(frozen=True)
+class Found:
+    manifest: Manifest
+    record_ts: int | None       # its version record's stamp; None: it has none (never
+    #                             versioned: the current record is all there is)
+
+
+async def find_version(catalog: Catalog, bucket: BucketRecord, key: bytes, version_id: str
+                       ) -> Found | None:
+    """The version a client names (InvalidArgument when the id is malformed)."""
+    stamp = versions.parse_version_id(version_id)
+    if stamp is not None:
+        hit = await catalog.get_version(bucket, key, stamp)
+        return None if hit is None else Found(hit[0], hit[1])
+    current = await catalog.get_object(bucket, key)
+    if current is not None and current[0].version == 0:
+        return Found(current[0], None)
+    if not bucket.versioning:
+        return None
+    for m, ts in await catalog.versions_of(bucket, key):
+        if m.null:
+            return Found(m, ts)
+    return None
+
+
+async def get_version(catalog: Catalog, bucket: BucketRecord, key: bytes, version_id: str,
+                      ) -> Manifest:
+    """GetObject/HeadObject's version: NoSuchVersion when there is none, 405 for a delete
+    marker (as AWS: the marker's id and x-amz-delete-marker in the answer)."""
+    found = await find_version(catalog, bucket, key, version_id)
+    if found is None:
+        raise errors.NoSuchVersion(Key=key.decode("utf-8", "surrogateescape"),
+                                   VersionId=version_id)
+    m = found.manifest
+    if m.marker:
+        raise errors.with_headers(errors.MethodNotAllowed(
+            Method="GET", ResourceType="DeleteMarker"), marker_headers(m))
+    return m
+
+
+def marker_headers(m: Manifest) -> dict[str, str]:
+    return {"x-amz-delete-marker": "true", "x-amz-version-id": m.version_id,
+            "Last-Modified": http_date(m.mtime_ms)}
+
+
+async def missing_current(catalog: Catalog, bucket: BucketRecord, key: bytes
+                          ) -> dict[str, str]:
+    """Headers for a GET of a key with no current version: the delete marker's, when the
+    newest version is one."""
+    if not bucket.versioning:
+        return {}
+    newest = await catalog.versions_of(bucket, key, limit=1)
+    if newest and newest[0][0].marker:
+        m = newest[0][0]
+        return {"x-amz-delete-marker": "true", "x-amz-version-id": m.version_id}
+    return {}
+
+
+async def delete_version(catalog: Catalog, bucket: BucketRecord, key: bytes, version_id: str
+                         ) -> Outcome | None:
+    """Remove one version for good (None: there is no such version, which S3 answers as a
+    success); the key's current record then shows the newest version left."""
+    found = await find_version(catalog, bucket, key, version_id)
+    if found is None:
+        return None
+    target = found.manifest
+    if found.record_ts is not None:
+        await catalog.put_version(bucket, key, target.version, None, seen=found.record_ts)
+    await _reconcile_current(catalog, bucket, key, legacy_removed=found.record_ts is None)
+    out = Outcome(target)
+    out.drop(target)
+    return out
+
+
+async def _reconcile_current(catalog: Catalog, bucket: BucketRecord, key: bytes,
+                             legacy_removed: bool) -> None:
+    """Make the current record the newest version left (a tombstone when that is a delete
+    marker or there is none); a never-versioned current object stays, unless it is the
+    one removed. Stamped above the record read, so a write landing meanwhile wins."""
+    rec = await catalog.head_record(bucket, key)
+    live = None if rec is None or rec.value is None else Manifest.decode(rec.value)
+    if live is not None and live.version == 0 and not legacy_removed:
+        return
+    newest = await catalog.versions_of(bucket, key, limit=1)
+    want = newest[0][0] if newest and not newest[0][0].marker else None
+    if legacy_removed or (live.version if live else None) != (want.version if want else None):
+        await catalog.put_current_above(bucket, key, want, rec.ts if rec else 0)
+
+
+async def update_version(catalog: Catalog, bucket: BucketRecord, key: bytes, old: Manifest,
+                         new: Manifest) -> None:
+    """Rewrite one version's metadata (tags, ACL): its version record, and the current
+    record when it is the current version (unless a newer version landed meanwhile)."""
+    if not old.version:     # never versioned: the current record is all there is
+        await catalog.put_object(bucket, key, new)
+        return
+    await catalog.put_version(bucket, key, old.version, new)
+    rec = await catalog.head_record(bucket, key)
+    if rec is not None and rec.value is not None and \
+            Manifest.decode(rec.value).version == old.version:
+        await catalog.put_current_above(bucket, key, new, rec.ts)
