@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 import urllib.error
 import urllib.request
@@ -225,3 +226,32 @@ def test_rb_force_empties_and_removes(aws: AwsCli, s3: Any) -> None:
     # Last in the module: removes the bucket the other tests filled.
     aws("s3", "rb", "--force", f"s3://{BUCKET}")
     assert BUCKET not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+
+
+def test_versioned_bucket(aws: AwsCli, s3: Any, tmp_path: Path) -> None:
+    """s3api versioning calls as the CLI makes them: enable, overwrite, rm (a delete
+    marker), list-object-versions paged one version at a time, get and delete by id."""
+    bucket = "cli-versions"
+    aws("s3", "mb", f"s3://{bucket}")
+    aws("s3api", "put-bucket-versioning", "--bucket", bucket,
+        "--versioning-configuration", "Status=Enabled")
+    assert aws("s3api", "get-bucket-versioning", "--bucket", bucket)["Status"] == "Enabled"
+    bodies = [tmp_path / "v1", tmp_path / "v2"]
+    bodies[0].write_bytes(b"first version")
+    bodies[1].write_bytes(os.urandom(300_000))                # erasure-coded, not inline
+    ids = [aws("s3api", "put-object", "--bucket", bucket, "--key", "doc",
+               "--body", str(b))["VersionId"] for b in bodies]
+    aws("s3", "rm", f"s3://{bucket}/doc")
+    assert aws("s3", "ls", f"s3://{bucket}/") == ""
+    listed = aws("s3api", "list-object-versions", "--bucket", bucket, "--page-size", "1")
+    assert [v["VersionId"] for v in listed["Versions"]] == list(reversed(ids))
+    [marker] = listed["DeleteMarkers"]
+    assert marker["IsLatest"] is True and marker["Key"] == "doc"
+    out = tmp_path / "out"
+    got = aws("s3api", "get-object", "--bucket", bucket, "--key", "doc", "--version-id",
+              ids[0], str(out))
+    assert got["VersionId"] == ids[0] and out.read_bytes() == b"first version"
+    aws("s3api", "delete-object", "--bucket", bucket, "--key", "doc", "--version-id",
+        marker["VersionId"])
+    aws("s3", "cp", f"s3://{bucket}/doc", str(out))
+    assert out.read_bytes() == bodies[1].read_bytes()

@@ -4,8 +4,10 @@ holds a file large enough to go up as a multipart upload."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import random
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -152,3 +154,31 @@ def test_server_side_copy_move_and_purge(rclone: Rclone, s3: Any, tmp_path: Path
     # purge deletes every object (DeleteObjects) and then the bucket itself.
     rclone("purge", f"{REMOTE}:{other}")
     assert other not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+
+
+def test_versions(rclone: Rclone, s3: Any, tmp_path: Path) -> None:
+    """rclone's own versioning commands: turn it on, see old versions beside the current
+    ones (--s3-versions), read the tree as it was (--s3-version-at), and remove the old
+    versions (cleanup-hidden)."""
+    bucket = f"{REMOTE}:rclone-versions"
+    rclone("mkdir", bucket)
+    assert rclone("backend", "versioning", bucket, "Enabled").strip() == "Enabled"
+    src = tmp_path / "f.txt"
+    src.write_bytes(b"one\n")
+    rclone("copyto", str(src), f"{bucket}/f.txt")
+    # (the listing's time has milliseconds, a HEAD's Last-Modified only seconds)
+    first = s3.list_object_versions(Bucket="rclone-versions")["Versions"][0]["LastModified"]
+    time.sleep(1.1)                 # rclone names versions by their time, to the second
+    src.write_bytes(b"two, longer\n")
+    rclone("copyto", str(src), f"{bucket}/f.txt")
+    names = _ls_sizes(rclone("ls", "--s3-versions", bucket))
+    assert len(names) == 2 and names.pop("f.txt") == 12
+    [(old, size)] = names.items()
+    assert old.startswith("f-v") and old.endswith(".txt") and size == 4
+    when = (first + dt.timedelta(milliseconds=1)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    assert rclone("cat", "--s3-version-at", when, f"{bucket}/f.txt") == "one\n"
+    assert rclone("cat", f"{bucket}/f.txt") == "two, longer\n"
+    rclone("backend", "cleanup-hidden", bucket)
+    assert list(_ls_sizes(rclone("ls", "--s3-versions", bucket))) == ["f.txt"]
+    versions = s3.list_object_versions(Bucket="rclone-versions")
+    assert len(versions["Versions"]) == 1 and "DeleteMarkers" not in versions
