@@ -13,7 +13,7 @@ import time
 
 import xxhash
 
-from gateway import errors, versions
+from gateway import errors, object_lock, versions
 from gateway.manifest import BucketRecord, Manifest
 from gateway.metastore import MetaStore
 from storage.client import MetaRecord
@@ -52,8 +52,10 @@ class Catalog:
         return bucket
 
     async def create_bucket(self, name: str, owner: str, k: int, m: int,
-                            shards: int, ownership: str = "") -> BucketRecord:
-        """Create, or raise BucketAlreadyOwnedByYou / BucketAlreadyExists."""
+                            shards: int, ownership: str = "", locked: bool = False
+                            ) -> BucketRecord:
+        """Create, or raise BucketAlreadyOwnedByYou / BucketAlreadyExists. `locked`: with
+        Object Lock, and so versioned from the start."""
         self._cache.pop(name, None)
         existing = await self.find_bucket(name)
         if existing is not None:
@@ -61,7 +63,9 @@ class Catalog:
                 raise errors.BucketAlreadyOwnedByYou(BucketName=name)
             raise errors.BucketAlreadyExists(BucketName=name)
         rec = BucketRecord(name, os.urandom(8), owner, int(time.time() * 1000), k, m, shards,
-                           ownership=ownership)
+                           ownership=ownership,
+                           versioning=versions.ENABLED if locked else "",
+                           object_lock=object_lock.LockConfig() if locked else None)
         await self.store.put(self._bucket_partition, _BUCKET_PREFIX + name.encode(),
                              rec.encode())
         self._cache[name] = (time.monotonic(), rec)

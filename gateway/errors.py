@@ -166,6 +166,14 @@ NoSuchWebsiteConfiguration = _error(
     "NoSuchWebsiteConfiguration", 404,
     "The specified bucket does not have a website configuration"
 )
+NoSuchObjectLockConfiguration = _error(
+    "NoSuchObjectLockConfiguration", 404,
+    "The specified object does not have a ObjectLock configuration"
+)
+ObjectLockConfigurationNotFoundError = _error(
+    "ObjectLockConfigurationNotFoundError", 404,
+    "Object Lock configuration does not exist for this bucket"
+)
 NoSuchVersion = _error(
     "NoSuchVersion", 404, "The specified version does not exist."
 )
@@ -186,6 +194,9 @@ BucketAlreadyOwnedByYou = _error(
     "BucketAlreadyOwnedByYou",
     409,
     "Your previous request to create the named bucket succeeded and you already own it.",
+)
+InvalidBucketState = _error(
+    "InvalidBucketState", 409, "The request is not valid with the current state of the bucket."
 )
 BucketNotEmpty = _error("BucketNotEmpty", 409, "The bucket you tried to delete is not empty")
 ConditionalRequestConflict = _error(

@@ -17,6 +17,7 @@ from gateway import acl as aclmod
 from gateway import cors as corsmod
 from gateway import errors
 from gateway import lifecycle as lifecyclemod
+from gateway import object_lock as lockmod
 from gateway import versions as versionsmod
 from gateway import website as websitemod
 
@@ -25,7 +26,7 @@ MANIFEST_V2 = 2         # v2 adds the object ACL
 BUCKET_V1 = 1
 BUCKET_V2 = 2           # v2 adds ACL, policy, CORS rules and the public access block
 # A v2 record may end with more elements, the lifecycle rules, the website configuration,
-# the object ownership and the versioning status: records written before them stay
+# the object ownership, the versioning status and Object Lock: records written before them stay
 # readable (none), and a reader that does not know them ignores them.
 
 
@@ -70,6 +71,15 @@ class Manifest:
     version: int = 0
     null: bool = False
     marker: bool = False
+    # Object Lock (gateway/object_lock.py): this version's retention ("" = none) and hold.
+    lock_mode: str = ""
+    retain_until_ms: int = 0
+    legal_hold: bool = False
+
+    @property
+    def retention(self) -> lockmod.Retention | None:
+        return lockmod.Retention(self.lock_mode, self.retain_until_ms) if self.lock_mode \
+            else None
 
     @property
     def version_id(self) -> str:
@@ -81,9 +91,12 @@ class Manifest:
             self.inline, [p.pack() for p in self.parts], [list(t) for t in self.tags],
             self.checksums, list(self.part_sizes), aclmod.pack(self.acl),
         ]
-        if self.version:    # the common, unversioned record stays as short as before
+        locked = bool(self.lock_mode or self.legal_hold)
+        if self.version or locked:  # the common, unversioned record stays as before
             # stamps are ~90-bit (gateway/hlc.py), beyond msgpack's integers
             body += [self.version.to_bytes(12, "big"), self.null, self.marker]
+        if locked:
+            body += [self.lock_mode, self.retain_until_ms, self.legal_hold]
         out: bytes = msgpack.packb(body, use_bin_type=True)
         return out
 
@@ -93,7 +106,7 @@ class Manifest:
             body = msgpack.unpackb(raw, raw=False)
             if body[0] not in (MANIFEST_V1, MANIFEST_V2):
                 raise ValueError(f"manifest version {body[0]}")
-            versioned = len(body) > 14
+            versioned, locked = len(body) > 14, len(body) > 17
             return cls(
                 size=int(body[1]), etag=str(body[2]), mtime_ms=int(body[3]),
                 headers=dict(body[4]), meta=dict(body[5]),
@@ -104,6 +117,9 @@ class Manifest:
                 acl=aclmod.unpack(body[11]) if body[0] >= MANIFEST_V2 else (),
                 version=int.from_bytes(body[12], "big") if versioned else 0,
                 null=versioned and bool(body[13]), marker=versioned and bool(body[14]),
+                lock_mode=str(body[15]) if locked else "",
+                retain_until_ms=int(body[16]) if locked else 0,
+                legal_hold=locked and bool(body[17]),
             )
         except (ValueError, TypeError, IndexError, msgpack.UnpackException) as exc:
             raise errors.InternalError(f"unreadable manifest: {exc}") from None
@@ -128,6 +144,7 @@ class BucketRecord:
     website: websitemod.Website | None = None
     ownership: str = ""                 # OwnershipControls' ObjectOwnership ("" = none set)
     versioning: str = ""                # "", Enabled or Suspended (never back to "")
+    object_lock: lockmod.LockConfig | None = None   # None: no Object Lock (ever, so far)
 
     def encode(self) -> bytes:
         pab = None if self.public_access_block is None else list(self.public_access_block)
@@ -136,7 +153,7 @@ class BucketRecord:
              self.m, self.shards, [list(t) for t in self.tags],
              aclmod.pack(self.acl), self.policy, corsmod.pack(self.cors), pab,
              lifecyclemod.pack(self.lifecycle), websitemod.pack(self.website),
-             self.ownership, self.versioning],
+             self.ownership, self.versioning, lockmod.pack(self.object_lock)],
             use_bin_type=True,
         )
         return out
@@ -157,10 +174,11 @@ class BucketRecord:
             site = websitemod.unpack(b[14]) if len(b) > 14 else None
             owning = str(b[15]) if len(b) > 15 else ""
             versioning = str(b[16]) if len(b) > 16 else ""
+            lock = lockmod.unpack(b[17]) if len(b) > 17 else None
             return dataclasses.replace(rec, acl=aclmod.unpack(b[9]), policy=str(b[10]),
                                        cors=corsmod.unpack(b[11]), public_access_block=pab,
                                        lifecycle=rules, website=site, ownership=owning,
-                                       versioning=versioning)
+                                       versioning=versioning, object_lock=lock)
         except (ValueError, TypeError, IndexError, KeyError,
                 msgpack.UnpackException) as exc:
             raise errors.InternalError(f"unreadable bucket record: {exc}") from None

@@ -86,6 +86,7 @@ _ROUTES: Mapping[tuple[str, Level, str], str] = {
     ("GET", Level.BUCKET, "requestPayment"): "GetBucketRequestPayment",
     ("GET", Level.BUCKET, "accelerate"): "GetBucketAccelerateConfiguration",
     ("GET", Level.BUCKET, "object-lock"): "GetObjectLockConfiguration",
+    ("PUT", Level.BUCKET, "object-lock"): "PutObjectLockConfiguration",
     ("PUT", Level.OBJECT, ""): "PutObject",
     ("GET", Level.OBJECT, ""): "GetObject",
     ("HEAD", Level.OBJECT, ""): "HeadObject",
@@ -105,7 +106,9 @@ _ROUTES: Mapping[tuple[str, Level, str], str] = {
     ("POST", Level.OBJECT, "select"): "SelectObjectContent",
     ("GET", Level.OBJECT, "torrent"): "GetObjectTorrent",
     ("GET", Level.OBJECT, "legal-hold"): "GetObjectLegalHold",
+    ("PUT", Level.OBJECT, "legal-hold"): "PutObjectLegalHold",
     ("GET", Level.OBJECT, "retention"): "GetObjectRetention",
+    ("PUT", Level.OBJECT, "retention"): "PutObjectRetention",
 }
 
 

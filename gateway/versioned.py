@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from dataclasses import dataclass, field
 
-from gateway import errors, versions
+from gateway import errors, object_lock, versions
 from gateway.catalog import Catalog
 from gateway.manifest import BucketRecord, DataRef, Manifest
 from gateway.s3xml import http_date
@@ -134,14 +135,17 @@ async def missing_current(catalog: Catalog, bucket: BucketRecord, key: bytes
     return {}
 
 
-async def delete_version(catalog: Catalog, bucket: BucketRecord, key: bytes, version_id: str
-                         ) -> Outcome | None:
+async def delete_version(catalog: Catalog, bucket: BucketRecord, key: bytes, version_id: str,
+                         bypass: bool = False) -> Outcome | None:
     """Remove one version for good (None: there is no such version, which S3 answers as a
-    success); the key's current record then shows the newest version left."""
+    success); the key's current record then shows the newest version left. AccessDenied
+    while Object Lock protects it (`bypass`: x-amz-bypass-governance-retention)."""
     found = await find_version(catalog, bucket, key, version_id)
     if found is None:
         return None
     target = found.manifest
+    object_lock.check_removal(target.retention, target.legal_hold, bypass,
+                              int(time.time() * 1000))
     if found.record_ts is not None:
         await catalog.put_version(bucket, key, target.version, None, seen=found.record_ts)
     await _reconcile_current(catalog, bucket, key, legacy_removed=found.record_ts is None)

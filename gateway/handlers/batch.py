@@ -6,7 +6,7 @@ from aiohttp import web
 
 from gateway import errors, limits, s3xml
 from gateway.handlers.buckets import read_xml_body
-from gateway.handlers.objects import delete_key, owned_bucket
+from gateway.handlers.objects import bypass_governance, delete_key, owned_bucket
 from gateway.names import check_key
 from gateway.state import Ctx
 
@@ -32,9 +32,10 @@ async def delete_objects(ctx: Ctx) -> web.StreamResponse:
     keys, quiet = _parse(await read_xml_body(ctx))
     deleted: list[s3xml.Deleted] = []
     failed: list[tuple[str, str | None, str, str]] = []
+    bypass = bypass_governance(ctx, bucket)
     for key, version_id in keys:
         try:
-            gone = await delete_key(ctx, bucket, check_key(key), version_id)
+            gone = await delete_key(ctx, bucket, check_key(key), version_id, bypass)
         except errors.S3Error as err:
             failed.append((key, version_id, err.code, err.message))
             continue

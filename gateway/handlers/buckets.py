@@ -57,8 +57,9 @@ async def create_bucket(ctx: Ctx) -> web.StreamResponse:
     owning = ownership.from_header(ctx.request.headers)
     if owning == ownership.ENFORCED and ownership.sets_acl(ctx.request.headers):
         raise errors.InvalidBucketAclWithObjectOwnership()
+    locked = ctx.request.headers.get("x-amz-bucket-object-lock-enabled", "").lower() == "true"
     await state.catalog.create_bucket(name, ctx.tenant, policy.k, policy.m,
-                                      state.config.index_shards, owning)
+                                      state.config.index_shards, owning, locked)
     return web.Response(status=200, headers={"Location": f"/{name}"})
 
 
@@ -105,6 +106,10 @@ async def put_bucket_versioning(ctx: Ctx) -> web.StreamResponse:
     status, mfa = versions.parse_status(await read_xml_body(ctx))
     if mfa == versions.ENABLED:
         raise errors.NotImplementedError_("MFA delete is not supported")
+    if bucket.object_lock is not None and status == versions.SUSPENDED:
+        raise errors.InvalidBucketState(
+            "An Object Lock configuration is present on this bucket, so the versioning "
+            "state cannot be changed.")
     if status and status != bucket.versioning:
         await ctx.state.catalog.save_bucket(dataclasses.replace(bucket, versioning=status))
     return web.Response(status=200)

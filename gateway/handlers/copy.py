@@ -15,7 +15,13 @@ from urllib.parse import unquote
 from aiohttp import web
 
 from gateway import conditions, errors, headers, s3xml, versioned
-from gateway.handlers.objects import commit, owned_bucket, stream_parts, version_headers
+from gateway.handlers.objects import (
+    commit,
+    owned_bucket,
+    stream_parts,
+    version_headers,
+    write_lock,
+)
 from gateway.manifest import BucketRecord, DataRef, Manifest
 from gateway.names import check_key
 from gateway.numbers import is_decimal
@@ -134,6 +140,7 @@ def copy_source_range(raw: str | None, size: int) -> tuple[int, int] | None:
 async def copy_object(ctx: Ctx) -> web.StreamResponse:
     dest = await owned_bucket(ctx)
     key = check_key(ctx.key)
+    lock = write_lock(ctx, dest)    # the destination's (a source's lock is not copied)
     src = await open_copy_source(ctx)
     req = ctx.request
     directive = req.headers.get("x-amz-metadata-directive", "COPY").upper()
@@ -160,7 +167,7 @@ async def copy_object(ctx: Ctx) -> web.StreamResponse:
         ref = await src.copy_bytes(ctx, dest, 0, m.size - 1, md5.update, key)
         new = Manifest(m.size, f'"{md5.hexdigest()}"', int(time.time() * 1000), stored, meta,
                        parts=(ref,) if ref else (), tags=tags, checksums=m.checksums)
-    new = await commit(ctx, dest, key, new, old[0] if old else None)
+    new = await commit(ctx, dest, key, new, old[0] if old else None, lock)
     body = s3xml.simple("CopyObjectResult", [("ETag", new.etag),
                                              ("LastModified", s3xml.iso8601(new.mtime_ms))])
     return web.Response(body=body, content_type=XML,

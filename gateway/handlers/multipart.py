@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from gateway import acl, conditions, errors, headers, limits, s3xml
+from gateway import acl, conditions, errors, headers, limits, object_lock, s3xml
 from gateway.body import BodyCheck, BodyReader, declared_size
 from gateway.checksums import (
     ChecksumAlgorithm,
@@ -27,7 +27,7 @@ from gateway.checksums import (
 from gateway.expiry import abort_headers, expiration_headers
 from gateway.handlers.buckets import read_xml_body
 from gateway.handlers.copy import copy_source_range, open_copy_source
-from gateway.handlers.objects import commit, owned_bucket, version_headers
+from gateway.handlers.objects import commit, owned_bucket, version_headers, write_lock
 from gateway.manifest import BucketRecord, Manifest
 from gateway.names import check_key
 from gateway.numbers import is_decimal
@@ -61,6 +61,7 @@ async def create_multipart_upload(ctx: Ctx) -> web.StreamResponse:
             f"The FULL_OBJECT checksum type is not supported for {alg.aws_name}.")
     if kind is None and alg is ChecksumAlgorithm.CRC64NVME:
         kind = ChecksumType.FULL_OBJECT         # AWS: CRC64NVME is always full-object
+    write_lock(ctx, bucket)     # refused now, not at Complete; kept as asked until then
     upload = Upload(ctx.key, new_upload_id(), int(time.time() * 1000),
                     headers.stored_headers(req.headers), headers.user_metadata(req.headers),
                     headers.tagging_header(req.headers),
@@ -68,7 +69,8 @@ async def create_multipart_upload(ctx: Ctx) -> web.StreamResponse:
                     (kind or ChecksumType.COMPOSITE).value if alg else "",
                     # Checked at dispatch (access_ops.check_acl_headers); the object gets
                     # it when the upload completes, as on AWS.
-                    acl.from_headers(req.headers, bucket.owner) or ())
+                    acl.from_headers(req.headers, bucket.owner) or (),
+                    object_lock.lock_headers(req.headers))
     await _uploads(ctx).create(bucket, key, upload)
     body = s3xml.simple("InitiateMultipartUploadResult",
                         [("Bucket", bucket.name), ("Key", ctx.key),
@@ -205,7 +207,9 @@ async def complete_multipart_upload(ctx: Ctx) -> web.StreamResponse:
         mtime_ms=int(time.time() * 1000), headers=upload.headers, meta=upload.meta,
         parts=tuple(p.data for p in chosen if p.data is not None), tags=upload.tags,
         checksums=sums, part_sizes=tuple(p.size for p in chosen), acl=upload.acl)
-    manifest = await commit(ctx, bucket, key, manifest, old[0] if old else None)
+    lock = object_lock.for_write(bucket.object_lock, upload.lock, int(time.time() * 1000),
+                                 asked_ms=upload.initiated_ms)
+    manifest = await commit(ctx, bucket, key, manifest, old[0] if old else None, lock)
     used = {p.number for p in chosen}
     unused = [p.data for p in stored.values() if p.number not in used and p.data is not None]
     ctx.state.data.forget(unused)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from gateway import access, conditions, errors, headers, limits, versioned
+from gateway import access, conditions, errors, headers, limits, object_lock, versioned
 from gateway.body import BodyCheck, BodyReader, declared_size
 from gateway.expiry import expiration_headers
 from gateway.manifest import BucketRecord, Manifest
@@ -69,14 +70,15 @@ async def put_object(ctx: Ctx) -> web.StreamResponse:
     key = check_key(ctx.key)
     size = declared_size(ctx.request, ctx.auth)
     catalog = ctx.state.catalog
+    lock = write_lock(ctx, bucket)
     if conditions.has_write_conditions(ctx.request.headers):
         old = await catalog.get_object(bucket, key)
         conditions.check_write(ctx.request.headers, old[0].etag if old else None)
         manifest = await receive_object(ctx, bucket, size)
-        manifest = await commit(ctx, bucket, key, manifest, old[0] if old else None)
+        manifest = await commit(ctx, bucket, key, manifest, old[0] if old else None, lock)
     else:   # the replaced manifest comes back with the write: no read before it
         manifest = await receive_object(ctx, bucket, size)
-        manifest = await commit(ctx, bucket, key, manifest)
+        manifest = await commit(ctx, bucket, key, manifest, lock=lock)
     hdrs = {"ETag": manifest.etag, **checksum_headers(manifest),
             **expiration_headers(bucket, key, manifest), **version_headers(bucket, manifest)}
     return web.Response(status=200, headers=hdrs)
@@ -85,14 +87,30 @@ async def put_object(ctx: Ctx) -> web.StreamResponse:
 _UNKNOWN = object()  # commit(): the caller did not read the replaced manifest
 
 
+def write_lock(ctx: Ctx, bucket: BucketRecord) -> object_lock.Lock:
+    """The Object Lock a write's headers ask for (checked before its body is read)."""
+    return object_lock.for_write(bucket.object_lock, ctx.request.headers, _now_ms())
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
 async def commit(ctx: Ctx, bucket: BucketRecord, key: bytes, manifest: Manifest,
-                 old: Manifest | object | None = _UNKNOWN) -> Manifest:
+                 old: Manifest | object | None = _UNKNOWN,
+                 lock: object_lock.Lock | None = None) -> Manifest:
     """Commit a new manifest; then the replaced object's data can go. Returns the manifest
     as committed (a versioned bucket's gives it its version).
 
     `old` is the manifest the caller read before (None: no object); by default the write
-    itself reports what it replaced."""
+    itself reports what it replaced. `lock`: the version's Object Lock (default: the
+    bucket's default retention, if it has one)."""
     state = ctx.state
+    if bucket.object_lock is not None:
+        retention, hold = lock or object_lock.for_write(bucket.object_lock, {}, _now_ms())
+        manifest = dataclasses.replace(
+            manifest, lock_mode=retention.mode if retention else "",
+            retain_until_ms=retention.until_ms if retention else 0, legal_hold=hold)
     if bucket.versioning:
         try:
             outcome = await versioned.write_version(state.catalog, bucket, key, manifest)
@@ -175,6 +193,7 @@ def head_response(ctx: Ctx, bucket: BucketRecord, key: bytes, m: Manifest) -> we
     hdrs = headers.object_headers(m, ctx.request.query)
     hdrs.update(expiration_headers(bucket, key, m))
     hdrs.update(version_headers(bucket, m))
+    hdrs.update(object_lock.response_headers(m.retention, m.legal_hold))
     if ctx.request.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED":
         hdrs.update(checksum_headers(m))
     outcome = conditions.evaluate(ctx.request.headers, m.etag, m.mtime_ms)
@@ -210,6 +229,7 @@ async def send_object(ctx: Ctx, bucket: BucketRecord, key: bytes, m: Manifest,
     hdrs = headers.object_headers(m, req.query)
     hdrs.update(expiration_headers(bucket, key, m))
     hdrs.update(version_headers(bucket, m))
+    hdrs.update(object_lock.response_headers(m.retention, m.legal_hold))
     if req.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED" and "Range" not in \
             req.headers:
         hdrs.update(checksum_headers(m))
@@ -249,7 +269,8 @@ async def stream_parts(ctx: Ctx, m: Manifest, start: int, end: int
 async def delete_object(ctx: Ctx) -> web.StreamResponse:
     bucket = await owned_bucket(ctx)
     key = check_key(ctx.key)
-    gone = await delete_key(ctx, bucket, key, ctx.request.query.get("versionId"))
+    gone = await delete_key(ctx, bucket, key, ctx.request.query.get("versionId"),
+                            bypass_governance(ctx, bucket))
     return web.Response(status=204, headers=deleted_headers(bucket, gone))
 
 
@@ -261,14 +282,20 @@ def deleted_headers(bucket: BucketRecord, gone: Manifest | None) -> dict[str, st
     return out
 
 
-async def delete_key(ctx: Ctx, bucket: BucketRecord, key: bytes, version_id: str | None = None
-                     ) -> Manifest | None:
+def bypass_governance(ctx: Ctx, bucket: BucketRecord) -> bool:
+    """x-amz-bypass-governance-retention, honoured for the bucket owner (who holds every
+    permission, s3:BypassGovernanceRetention included)."""
+    return ctx.principal == bucket.owner and object_lock.bypasses(ctx.request.headers)
+
+
+async def delete_key(ctx: Ctx, bucket: BucketRecord, key: bytes, version_id: str | None = None,
+                     bypass: bool = False) -> Manifest | None:
     """Delete a key: tombstone it (a no-op success when it does not exist, as S3 answers);
     in a versioned bucket add a delete marker, or remove the one version named. Returns
     the delete marker made or the version removed, if any."""
     catalog = ctx.state.catalog
     if version_id is not None:
-        outcome = await versioned.delete_version(catalog, bucket, key, version_id)
+        outcome = await versioned.delete_version(catalog, bucket, key, version_id, bypass)
     elif bucket.versioning:
         outcome = await versioned.write_version(
             catalog, bucket, key, versioned.delete_marker(int(time.time() * 1000)))

@@ -14,6 +14,7 @@ from gateway.handlers import (
     copy,
     lifecycle_ops,
     listing,
+    lock_ops,
     multipart,
     objects,
     post_object,
@@ -82,4 +83,10 @@ HANDLERS: Mapping[str, Handler] = {
     "DeleteBucketCors": access_ops.CORS.delete,
     access_ops.PREFLIGHT: access_ops.preflight,
     "PostObject": post_object.post_object,
+    "GetObjectLockConfiguration": lock_ops.get_object_lock_configuration,
+    "PutObjectLockConfiguration": lock_ops.put_object_lock_configuration,
+    "GetObjectRetention": lock_ops.get_object_retention,
+    "PutObjectRetention": lock_ops.put_object_retention,
+    "GetObjectLegalHold": lock_ops.get_object_legal_hold,
+    "PutObjectLegalHold": lock_ops.put_object_legal_hold,
 }

@@ -25,9 +25,6 @@ _NOT_FOUND = {
         "The server side encryption configuration was not found"),
     "GetBucketReplication": _missing(
         "ReplicationConfigurationNotFoundError", "The replication configuration was not found"),
-    "GetObjectLockConfiguration": _missing(
-        "ObjectLockConfigurationNotFoundError",
-        "Object Lock configuration does not exist for this bucket"),
 }
 
 _EMPTY = {

@@ -3,6 +3,7 @@ XML, clocks and manifests."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import pytest
@@ -15,6 +16,7 @@ from gateway.hlc import Clock, wall_ms
 from gateway.manifest import BucketRecord, DataRef, Manifest
 from gateway.metastore import least_busy_first
 from gateway.names import check_bucket_name, check_key
+from gateway.object_lock import LockConfig
 from gateway.ranges import ByteRange, Layout, parse_range
 from gateway.router import route, split_host
 from gateway.s3xml import parse, parse_tagging
@@ -192,6 +194,16 @@ def test_records_round_trip() -> None:
     assert BucketRecord.decode(b.encode()) == b
     with pytest.raises(errors.S3Error):
         Manifest.decode(b"\x93\x02\x00\x00")
+    # Versions, delete markers, Object Lock: the records grow only when they are used.
+    stamp = (1 << 89) + 12345
+    for extra in ({"version": stamp, "null": True}, {"version": stamp, "marker": True},
+                  {"lock_mode": "COMPLIANCE", "retain_until_ms": 99, "legal_hold": True},
+                  {"version": stamp, "legal_hold": True}):
+        v = dataclasses.replace(m, **extra)
+        assert Manifest.decode(v.encode()) == v and len(v.encode()) > len(m.encode())
+    locked = dataclasses.replace(b, versioning="Enabled",
+                                 object_lock=LockConfig("GOVERNANCE", days=3))
+    assert BucketRecord.decode(locked.encode()) == locked
 
 
 # ---- metadata reads: which replicas are asked first ----------------------------------------
