@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
 from typing import Protocol
 
-from gateway import errors, limits
+from gateway import errors, limits, sse
 from gateway.budget import Budget
 from gateway.fragment_uploads import Block, Claim, Item, Sink, durable_quorum
 from gateway.manifest import DataRef
@@ -47,6 +47,7 @@ def fragment_key(data_id: bytes, index: int) -> bytes:
 
 
 Observer = Callable[[Block], None]     # a hash's update, fed each stripe in order
+Seal = Callable[[int, Block], bytes]   # encrypts the stripe at an offset (gateway/sse.py)
 
 
 async def _after(before: asyncio.Future[None] | None, fn: Observer,
@@ -121,13 +122,15 @@ class DataPath:
 
     async def write(self, body: AsyncIterable[bytes], size: int, k: int, m: int,
                     observe: Observer | Sequence[Observer],
-                    home: bytes = b"") -> DataRef:
+                    home: bytes = b"", key: bytes | None = None) -> DataRef:
         """Store `size` bytes from `body`.
 
         Each of `observe` (hash updates) sees every stripe in order, in a worker thread;
         several observers run in parallel with each other (MD5 beside SHA-256). `home` names
         the metadata partition whose records will reference the data (Catalog.object_home):
-        the data id carries it, so that nodes can collect the data if nothing does.
+        the data id carries it, so that nodes can collect the data if nothing does. `key`:
+        a data key (gateway/sse.py) each stripe is encrypted with after it is hashed and
+        before it is encoded, in the same worker thread.
         """
         observers = [observe] if callable(observe) else list(observe)
         data_id = dataid.new_data_id(k, m, home, int(time.time() * 1000))
@@ -144,7 +147,8 @@ class DataPath:
         sinks = [self._open_sink(d, partition, fragment_key(data_id, i), layout.fragment_bytes)
                  for i, d in enumerate(devices)]
         try:
-            await self._pump(body, layout, self.codec(k, m), sinks, observers, need)
+            seal = None if key is None else functools.partial(sse.crypt, key, data_id)
+            await self._pump(body, layout, self.codec(k, m), sinks, observers, need, seal)
         except BaseException:
             for s in sinks:
                 s.task.cancel()
@@ -172,7 +176,7 @@ class DataPath:
 
     async def _pump(self, body: AsyncIterable[bytes], layout: Layout, codec: Codec,
                     sinks: Sequence[Sink], observers: Sequence[Observer],
-                    need: int) -> None:
+                    need: int, seal: Seal | None = None) -> None:
         """Cut the body into stripes and keep up to two of them in flight.
 
         Per stripe, hashing (ordered: MD5 is a chain) and encoding (independent) run in
@@ -194,8 +198,10 @@ class DataPath:
             for i, fn in enumerate(observers):
                 hashes[i] = asyncio.ensure_future(_after(hashes[i], fn, data))
             claim = Claim(len(sinks))
+            sealed = None if seal is None else functools.partial(
+                seal, stripe * layout.stripe_bytes)
             prev_send = asyncio.ensure_future(self._stripe(
-                data, layout.block_len(stripe), codec, sinks, claim, prev_send))
+                data, layout.block_len(stripe), codec, sinks, claim, prev_send, sealed))
             # A stripe is done once every upload has written its block *and* it is hashed:
             # with only the send awaited, a hash slower than the nodes (SHA-256 of a signed
             # payload) held every stripe behind it, and a 1 GiB PUT took the gateway to 326
@@ -241,8 +247,11 @@ class DataPath:
             await s.send(None)
 
     async def _stripe(self, data: Block, block_len: int, codec: Codec, sinks: Sequence[Sink],
-                      claim: Claim, before: asyncio.Future[None] | None) -> None:
-        blocks = await asyncio.to_thread(lambda: codec.encode(codec.split(data, block_len)))
+                      claim: Claim, before: asyncio.Future[None] | None,
+                      seal: Callable[[Block], bytes] | None = None) -> None:
+        def encode() -> list[Block]:
+            return codec.encode(codec.split(data if seal is None else seal(data), block_len))
+        blocks = await asyncio.to_thread(encode)
         if before is not None:
             await before
         items: list[Item] = [(b, functools.partial(claim.let_go, i))

@@ -166,6 +166,10 @@ NoSuchWebsiteConfiguration = _error(
     "NoSuchWebsiteConfiguration", 404,
     "The specified bucket does not have a website configuration"
 )
+ServerSideEncryptionConfigurationNotFoundError = _error(
+    "ServerSideEncryptionConfigurationNotFoundError", 404,
+    "The server side encryption configuration was not found"
+)
 NoSuchObjectLockConfiguration = _error(
     "NoSuchObjectLockConfiguration", 404,
     "The specified object does not have a ObjectLock configuration"

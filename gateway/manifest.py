@@ -75,6 +75,7 @@ class Manifest:
     lock_mode: str = ""
     retain_until_ms: int = 0
     legal_hold: bool = False
+    sse: bytes = b""            # SSE-S3: the sealed data key (gateway/sse.py); b"": plaintext
 
     @property
     def retention(self) -> lockmod.Retention | None:
@@ -91,12 +92,19 @@ class Manifest:
             self.inline, [p.pack() for p in self.parts], [list(t) for t in self.tags],
             self.checksums, list(self.part_sizes), aclmod.pack(self.acl),
         ]
-        locked = bool(self.lock_mode or self.legal_hold)
-        if self.version or locked:  # the common, unversioned record stays as before
+        # Optional tail groups, each written only when it or a later one is set: the common
+        # record (unversioned, unlocked, plaintext) stays as short as before them.
+        groups: list[list[Any]] = [
             # stamps are ~90-bit (gateway/hlc.py), beyond msgpack's integers
-            body += [self.version.to_bytes(12, "big"), self.null, self.marker]
-        if locked:
-            body += [self.lock_mode, self.retain_until_ms, self.legal_hold]
+            [self.version.to_bytes(12, "big"), self.null, self.marker],
+            [self.lock_mode, self.retain_until_ms, self.legal_hold],
+            [self.sse],
+        ]
+        used = [bool(self.version or self.null or self.marker),
+                bool(self.lock_mode or self.legal_hold), bool(self.sse)]
+        last = max((i for i, u in enumerate(used) if u), default=-1)
+        for group in groups[:last + 1]:
+            body += group
         out: bytes = msgpack.packb(body, use_bin_type=True)
         return out
 
@@ -106,7 +114,7 @@ class Manifest:
             body = msgpack.unpackb(raw, raw=False)
             if body[0] not in (MANIFEST_V1, MANIFEST_V2):
                 raise ValueError(f"manifest version {body[0]}")
-            versioned, locked = len(body) > 14, len(body) > 17
+            versioned, locked, sealed = len(body) > 14, len(body) > 17, len(body) > 18
             return cls(
                 size=int(body[1]), etag=str(body[2]), mtime_ms=int(body[3]),
                 headers=dict(body[4]), meta=dict(body[5]),
@@ -120,6 +128,7 @@ class Manifest:
                 lock_mode=str(body[15]) if locked else "",
                 retain_until_ms=int(body[16]) if locked else 0,
                 legal_hold=locked and bool(body[17]),
+                sse=bytes(body[18]) if sealed else b"",
             )
         except (ValueError, TypeError, IndexError, msgpack.UnpackException) as exc:
             raise errors.InternalError(f"unreadable manifest: {exc}") from None
@@ -145,6 +154,7 @@ class BucketRecord:
     ownership: str = ""                 # OwnershipControls' ObjectOwnership ("" = none set)
     versioning: str = ""                # "", Enabled or Suspended (never back to "")
     object_lock: lockmod.LockConfig | None = None   # None: no Object Lock (ever, so far)
+    encryption: str = ""                # default encryption: "" or "AES256" (gateway/sse.py)
 
     def encode(self) -> bytes:
         pab = None if self.public_access_block is None else list(self.public_access_block)
@@ -153,7 +163,8 @@ class BucketRecord:
              self.m, self.shards, [list(t) for t in self.tags],
              aclmod.pack(self.acl), self.policy, corsmod.pack(self.cors), pab,
              lifecyclemod.pack(self.lifecycle), websitemod.pack(self.website),
-             self.ownership, self.versioning, lockmod.pack(self.object_lock)],
+             self.ownership, self.versioning, lockmod.pack(self.object_lock),
+             self.encryption],
             use_bin_type=True,
         )
         return out
@@ -175,10 +186,12 @@ class BucketRecord:
             owning = str(b[15]) if len(b) > 15 else ""
             versioning = str(b[16]) if len(b) > 16 else ""
             lock = lockmod.unpack(b[17]) if len(b) > 17 else None
+            encryption = str(b[18]) if len(b) > 18 else ""
             return dataclasses.replace(rec, acl=aclmod.unpack(b[9]), policy=str(b[10]),
                                        cors=corsmod.unpack(b[11]), public_access_block=pab,
                                        lifecycle=rules, website=site, ownership=owning,
-                                       versioning=versioning, object_lock=lock)
+                                       versioning=versioning, object_lock=lock,
+                                       encryption=encryption)
         except (ValueError, TypeError, IndexError, KeyError,
                 msgpack.UnpackException) as exc:
             raise errors.InternalError(f"unreadable bucket record: {exc}") from None

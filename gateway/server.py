@@ -31,6 +31,7 @@ from gateway import (
     router,
     sigv2,
     sigv4,
+    sse,
     website_serve,
 )
 from gateway.budget import Budget
@@ -227,7 +228,9 @@ def make_state(config: Config) -> State:
                            config.retire_after_s),
                   Counters(catalog, clock.writer_id))
     bootstrap = load_keys(config.credentials_path) if config.credentials_path.exists() else []
-    directory = Directory(meta, SecretBox(load_master_key(config.data_root)))
+    master = load_master_key(config.data_root)
+    directory = Directory(meta, SecretBox(master))
+    state.sse = sse.Keys(master)
     state.keys = KeyCache(directory, bootstrap)
     state.quotas = Quotas(meta, catalog, state.counters)
     state.audit = audit.AuditLog(config.data_root / "audit")

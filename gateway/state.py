@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from gateway import errors
 from gateway.audit import AuditLog
 from gateway.catalog import Catalog
 from gateway.config import Config
@@ -21,6 +22,7 @@ from gateway.metering import Meter
 from gateway.quotas import Quotas
 from gateway.router import Endpoint
 from gateway.sigv4 import AuthResult
+from gateway.sse import Keys as DataKeys
 from gateway.tenants import KeyCache
 from ring.ringset import RingSet
 from storage.client import NodeClient
@@ -66,6 +68,12 @@ class State:
     quotas: Quotas | None = None        # None: no quota is ever checked
     audit: AuditLog | None = None       # None: no audit lines
     meter: Meter | None = None          # None: no usage metering (gateway.metering)
+    sse: DataKeys | None = None         # None: server-side encryption is refused (501)
+
+    def data_keys(self) -> DataKeys:
+        if self.sse is None:
+            raise errors.NotImplementedError_("Server-side encryption is not configured")
+        return self.sse
 
     def secret_of(self, access_key: str) -> str | None:
         return self.keys.secret_of(access_key)

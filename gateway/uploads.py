@@ -36,12 +36,13 @@ class Upload:
     checksum_type: str = ""         # COMPOSITE or FULL_OBJECT ("" = the algorithm's default)
     acl: aclmod.Grants = ()         # x-amz-acl / x-amz-grant-* at Create, for the object
     lock: dict[str, str] = field(default_factory=dict)  # Object Lock headers at Create
+    sse: bytes = b""                # SSE-S3: the sealed data key every part is encrypted with
 
     def encode(self) -> bytes:
         out: bytes = msgpack.packb(
             [UPLOAD_V1, self.key, self.upload_id, self.initiated_ms, self.headers, self.meta,
              [list(t) for t in self.tags], self.checksum_alg, self.checksum_type,
-             aclmod.pack(self.acl), self.lock],
+             aclmod.pack(self.acl), self.lock, self.sse],
             use_bin_type=True)
         return out
 
@@ -50,11 +51,11 @@ class Upload:
         b = msgpack.unpackb(raw, raw=False)
         if b[0] != UPLOAD_V1:
             raise errors.InternalError(f"upload record version {b[0]}")
-        # The checksum type, the ACL and the lock headers were added later within version 1:
-        # absent means "", the owner's alone and none.
+        # The checksum type, the ACL, the lock headers and the data key were added later
+        # within version 1: absent means "", the owner's alone, none and plaintext.
         return cls(b[1], b[2], b[3], dict(b[4]), dict(b[5]), tuple((x, y) for x, y in b[6]),
                    b[7], b[8] if len(b) > 8 else "", aclmod.unpack(b[9]) if len(b) > 9 else (),
-                   dict(b[10]) if len(b) > 10 else {})
+                   dict(b[10]) if len(b) > 10 else {}, bytes(b[11]) if len(b) > 11 else b"")
 
 
 @dataclass(frozen=True)

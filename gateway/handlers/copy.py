@@ -14,14 +14,16 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
-from gateway import conditions, errors, headers, s3xml, versioned
+from gateway import conditions, errors, headers, s3xml, sse, versioned
 from gateway.handlers.objects import (
     commit,
+    inline_bytes,
     owned_bucket,
     stream_parts,
     version_headers,
     write_lock,
 )
+from gateway.handlers.objects import data_key as new_data_key
 from gateway.manifest import BucketRecord, DataRef, Manifest
 from gateway.names import check_key
 from gateway.numbers import is_decimal
@@ -44,15 +46,16 @@ class CopySource:
         return {"x-amz-copy-source-version-id": self.manifest.version_id}
 
     async def copy_bytes(self, ctx: Ctx, dest: BucketRecord, start: int, end: int,
-                         observe: Callable[[bytes | memoryview], None], dest_key: bytes = b""
-                         ) -> DataRef | None:
-        """Write source bytes start..end as new erasure-coded data of the destination."""
+                         observe: Callable[[bytes | memoryview], None], dest_key: bytes = b"",
+                         key: bytes | None = None) -> DataRef | None:
+        """Write source bytes start..end as new erasure-coded data of the destination
+        (encrypted with the data key `key`, if given)."""
         size = end - start + 1
         if size <= 0:
             return None
         m = self.manifest
         if m.inline is not None:
-            data = m.inline[start:end + 1]
+            data = inline_bytes(ctx, m, start, end)
 
             async def one() -> object:
                 yield data
@@ -61,7 +64,7 @@ class CopySource:
             body = stream_parts(ctx, m, start, end)
         home = ctx.state.catalog.object_home(dest, dest_key) if dest_key else b""
         return await ctx.state.data.write(body, size, dest.k, dest.m,  # type: ignore[arg-type]
-                                          observe, home=home)
+                                          observe, home=home, key=key)
 
 
 def _parse_source(raw: str) -> tuple[str, str, str | None]:
@@ -159,16 +162,21 @@ async def copy_object(ctx: Ctx) -> web.StreamResponse:
         headers.stored_headers(req.headers), headers.user_metadata(req.headers))
     tags = m.tags if tag_directive == "COPY" else headers.tagging_header(req.headers)
     old = await ctx.state.catalog.get_object(dest, key)
+    data_key, sealed = new_data_key(ctx, dest)     # the copy's own (none of the source's)
     if m.inline is not None:
+        plain = inline_bytes(ctx, m, 0, m.size - 1)
         new = Manifest(m.size, m.etag, int(time.time() * 1000), stored, meta,
-                       inline=m.inline, tags=tags, checksums=m.checksums)
+                       inline=plain if data_key is None else sse.crypt(data_key, b"", 0, plain),
+                       tags=tags, checksums=m.checksums, sse=sealed)
     else:
         md5 = hashlib.md5()     # a copy is one part: its ETag is the MD5 of the bytes
-        ref = await src.copy_bytes(ctx, dest, 0, m.size - 1, md5.update, key)
+        ref = await src.copy_bytes(ctx, dest, 0, m.size - 1, md5.update, key, data_key)
         new = Manifest(m.size, f'"{md5.hexdigest()}"', int(time.time() * 1000), stored, meta,
-                       parts=(ref,) if ref else (), tags=tags, checksums=m.checksums)
+                       parts=(ref,) if ref else (), tags=tags, checksums=m.checksums,
+                       sse=sealed)
     new = await commit(ctx, dest, key, new, old[0] if old else None, lock)
     body = s3xml.simple("CopyObjectResult", [("ETag", new.etag),
                                              ("LastModified", s3xml.iso8601(new.mtime_ms))])
     return web.Response(body=body, content_type=XML,
-                        headers={**src.version_headers(), **version_headers(dest, new)})
+                        headers={**src.version_headers(), **version_headers(dest, new),
+                                 **sse.response_headers(new.sse)})

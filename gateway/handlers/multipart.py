@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from gateway import acl, conditions, errors, headers, limits, object_lock, s3xml
+from gateway import acl, conditions, errors, headers, limits, object_lock, s3xml, sse
 from gateway.body import BodyCheck, BodyReader, declared_size
 from gateway.checksums import (
     ChecksumAlgorithm,
@@ -27,7 +27,13 @@ from gateway.checksums import (
 from gateway.expiry import abort_headers, expiration_headers
 from gateway.handlers.buckets import read_xml_body
 from gateway.handlers.copy import copy_source_range, open_copy_source
-from gateway.handlers.objects import commit, owned_bucket, version_headers, write_lock
+from gateway.handlers.objects import (
+    commit,
+    data_key,
+    owned_bucket,
+    version_headers,
+    write_lock,
+)
 from gateway.manifest import BucketRecord, Manifest
 from gateway.names import check_key
 from gateway.numbers import is_decimal
@@ -62,6 +68,7 @@ async def create_multipart_upload(ctx: Ctx) -> web.StreamResponse:
     if kind is None and alg is ChecksumAlgorithm.CRC64NVME:
         kind = ChecksumType.FULL_OBJECT         # AWS: CRC64NVME is always full-object
     write_lock(ctx, bucket)     # refused now, not at Complete; kept as asked until then
+    _, sealed = data_key(ctx, bucket)       # every part is encrypted with it
     upload = Upload(ctx.key, new_upload_id(), int(time.time() * 1000),
                     headers.stored_headers(req.headers), headers.user_metadata(req.headers),
                     headers.tagging_header(req.headers),
@@ -70,12 +77,13 @@ async def create_multipart_upload(ctx: Ctx) -> web.StreamResponse:
                     # Checked at dispatch (access_ops.check_acl_headers); the object gets
                     # it when the upload completes, as on AWS.
                     acl.from_headers(req.headers, bucket.owner) or (),
-                    object_lock.lock_headers(req.headers))
+                    object_lock.lock_headers(req.headers), sealed)
     await _uploads(ctx).create(bucket, key, upload)
     body = s3xml.simple("InitiateMultipartUploadResult",
                         [("Bucket", bucket.name), ("Key", ctx.key),
                          ("UploadId", upload.upload_id)])
     hdrs = abort_headers(bucket, upload.key, upload.initiated_ms)
+    hdrs.update(sse.response_headers(upload.sse))
     if upload.checksum_alg:
         hdrs.update({"x-amz-checksum-algorithm": upload.checksum_alg,
                      "x-amz-checksum-type": upload.checksum_type})
@@ -102,13 +110,15 @@ async def upload_part(ctx: Ctx) -> web.StreamResponse:
     size = declared_size(ctx.request, ctx.auth)
     if size > limits.put_object_bytes_max:
         raise errors.EntityTooLarge()
+    sse.refuse_customer_keys(ctx.request.headers)
     check = BodyCheck(ctx.request.headers, ctx.auth)
     body = BodyReader(ctx.request, ctx.auth, size)
     state = ctx.state
     ref = None
     if size:
         ref = await state.data.write(body, size, bucket.k, bucket.m, check.updaters(),
-                                     home=state.catalog.object_home(bucket, key))
+                                     home=state.catalog.object_home(bucket, key),
+                                     key=_part_key(ctx, upload))
     else:
         await body.read_all(0)
     try:
@@ -120,9 +130,14 @@ async def upload_part(ctx: Ctx) -> web.StreamResponse:
     part = Part(number, check.etag, size, int(time.time() * 1000), ref,
                 next(iter(sums.values()), ""))
     await _store_part(ctx, bucket, key, upload, part)
-    hdrs = {"ETag": part.etag}
+    hdrs = {"ETag": part.etag, **sse.response_headers(upload.sse)}
     hdrs.update({f"x-amz-checksum-{a.lower()}": v for a, v in sums.items()})
     return web.Response(status=200, headers=hdrs)
+
+
+def _part_key(ctx: Ctx, upload: Upload) -> bytes | None:
+    """The data key of the upload's parts (None: not encrypted)."""
+    return ctx.state.data_keys().open(upload.sse) if upload.sse else None
 
 
 async def upload_part_copy(ctx: Ctx) -> web.StreamResponse:
@@ -133,12 +148,13 @@ async def upload_part_copy(ctx: Ctx) -> web.StreamResponse:
                             src.manifest.size)
     start, end = rng if rng else (0, src.manifest.size - 1)
     md5 = hashlib.md5()
-    ref = await src.copy_bytes(ctx, bucket, start, end, md5.update, key)
+    ref = await src.copy_bytes(ctx, bucket, start, end, md5.update, key, _part_key(ctx, upload))
     part = Part(number, f'"{md5.hexdigest()}"', end - start + 1, int(time.time() * 1000), ref)
     await _store_part(ctx, bucket, key, upload, part)
     body = s3xml.simple("CopyPartResult", [("ETag", part.etag),
                                            ("LastModified", s3xml.iso8601(part.mtime_ms))])
-    return web.Response(body=body, content_type=XML, headers=src.version_headers())
+    return web.Response(body=body, content_type=XML,
+                        headers={**src.version_headers(), **sse.response_headers(upload.sse)})
 
 
 @dataclass(frozen=True)
@@ -206,7 +222,8 @@ async def complete_multipart_upload(ctx: Ctx) -> web.StreamResponse:
         size=sum(p.size for p in chosen), etag=_multipart_etag(chosen),
         mtime_ms=int(time.time() * 1000), headers=upload.headers, meta=upload.meta,
         parts=tuple(p.data for p in chosen if p.data is not None), tags=upload.tags,
-        checksums=sums, part_sizes=tuple(p.size for p in chosen), acl=upload.acl)
+        checksums=sums, part_sizes=tuple(p.size for p in chosen), acl=upload.acl,
+        sse=upload.sse)
     lock = object_lock.for_write(bucket.object_lock, upload.lock, int(time.time() * 1000),
                                  asked_ms=upload.initiated_ms)
     manifest = await commit(ctx, bucket, key, manifest, old[0] if old else None, lock)
@@ -223,7 +240,8 @@ async def complete_multipart_upload(ctx: Ctx) -> web.StreamResponse:
     body = s3xml.simple("CompleteMultipartUploadResult", fields)
     return web.Response(body=body, content_type=XML,
                         headers={**expiration_headers(bucket, key, manifest),
-                                 **version_headers(bucket, manifest)})
+                                 **version_headers(bucket, manifest),
+                                 **sse.response_headers(manifest.sse)})
 
 
 def _object_checksum(upload: Upload, parts: list[Part]) -> dict[str, str]:

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from gateway import access, conditions, errors, headers, limits, object_lock, versioned
+from gateway import access, conditions, errors, headers, limits, object_lock, sse, versioned
 from gateway.body import BodyCheck, BodyReader, declared_size
 from gateway.expiry import expiration_headers
 from gateway.manifest import BucketRecord, Manifest
@@ -38,21 +38,39 @@ async def receive_object(ctx: Ctx, bucket: BucketRecord, size: int) -> Manifest:
     check = BodyCheck(req.headers, ctx.auth)
     body = BodyReader(req, ctx.auth, size)
     state = ctx.state
+    key, sealed = data_key(ctx, bucket)
     if size <= state.config.inline_max_bytes:
         data = await body.read_all(size)
         check.update(data)
         sums = check.finish(body.trailers)
-        return Manifest(size, check.etag, int(time.time() * 1000), stored, meta, inline=data,
-                        tags=tags, checksums=sums)
+        return Manifest(size, check.etag, int(time.time() * 1000), stored, meta,
+                        inline=data if key is None else sse.crypt(key, b"", 0, data),
+                        tags=tags, checksums=sums, sse=sealed)
     ref = await state.data.write(body, size, bucket.k, bucket.m, check.updaters(),
-                                 home=state.catalog.object_home(bucket, check_key(ctx.key)))
+                                 home=state.catalog.object_home(bucket, check_key(ctx.key)),
+                                 key=key)
     try:
         sums = check.finish(body.trailers)
     except errors.S3Error:
         state.data.forget([ref])
         raise
     return Manifest(size, check.etag, int(time.time() * 1000), stored, meta, parts=(ref,),
-                    tags=tags, checksums=sums)
+                    tags=tags, checksums=sums, sse=sealed)
+
+
+def data_key(ctx: Ctx, bucket: BucketRecord) -> tuple[bytes | None, bytes]:
+    """A fresh data key and its sealed form when the write is to be encrypted (its
+    x-amz-server-side-encryption, else the bucket's default), else (None, b"")."""
+    if not sse.requested(ctx.request.headers, bucket.encryption):
+        return None, b""
+    return ctx.state.data_keys().new()
+
+
+def inline_bytes(ctx: Ctx, m: Manifest, start: int, end: int) -> bytes:
+    """Bytes start..end of an inline body, decrypted if it is encrypted."""
+    assert m.inline is not None
+    data = m.inline[start:end + 1]
+    return data if not m.sse else sse.crypt(ctx.state.data_keys().open(m.sse), b"", start, data)
 
 
 def checksum_headers(m: Manifest) -> dict[str, str]:
@@ -80,7 +98,8 @@ async def put_object(ctx: Ctx) -> web.StreamResponse:
         manifest = await receive_object(ctx, bucket, size)
         manifest = await commit(ctx, bucket, key, manifest, lock=lock)
     hdrs = {"ETag": manifest.etag, **checksum_headers(manifest),
-            **expiration_headers(bucket, key, manifest), **version_headers(bucket, manifest)}
+            **expiration_headers(bucket, key, manifest), **version_headers(bucket, manifest),
+            **sse.response_headers(manifest.sse)}
     return web.Response(status=200, headers=hdrs)
 
 
@@ -194,6 +213,7 @@ def head_response(ctx: Ctx, bucket: BucketRecord, key: bytes, m: Manifest) -> we
     hdrs.update(expiration_headers(bucket, key, m))
     hdrs.update(version_headers(bucket, m))
     hdrs.update(object_lock.response_headers(m.retention, m.legal_hold))
+    hdrs.update(sse.response_headers(m.sse))
     if ctx.request.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED":
         hdrs.update(checksum_headers(m))
     outcome = conditions.evaluate(ctx.request.headers, m.etag, m.mtime_ms)
@@ -230,6 +250,7 @@ async def send_object(ctx: Ctx, bucket: BucketRecord, key: bytes, m: Manifest,
     hdrs.update(expiration_headers(bucket, key, m))
     hdrs.update(version_headers(bucket, m))
     hdrs.update(object_lock.response_headers(m.retention, m.legal_hold))
+    hdrs.update(sse.response_headers(m.sse))
     if req.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED" and "Range" not in \
             req.headers:
         hdrs.update(checksum_headers(m))
@@ -241,7 +262,7 @@ async def send_object(ctx: Ctx, bucket: BucketRecord, key: bytes, m: Manifest,
     if m.inline is not None:
         # Returned whole, not streamed: aiohttp then sends the head and the body in one
         # write (prepare() sends the head at once), and the dispatcher adds its headers.
-        return web.Response(status=status, body=m.inline[start:end + 1],
+        return web.Response(status=status, body=inline_bytes(ctx, m, start, end),
                             headers=_length_headers(hdrs, rng, m.size))
     resp = web.StreamResponse(status=status, headers=_length_headers(hdrs, rng, m.size))
     resp.headers["x-amz-request-id"] = ctx.request_id
@@ -254,13 +275,20 @@ async def send_object(ctx: Ctx, bucket: BucketRecord, key: bytes, m: Manifest,
 
 async def stream_parts(ctx: Ctx, m: Manifest, start: int, end: int
                        ) -> AsyncIterator[memoryview]:
-    """Bytes start..end of an object stored as one or more erasure-coded parts."""
+    """Bytes start..end of an object stored as one or more erasure-coded parts (decrypted,
+    if it is encrypted: every part with the object's data key)."""
+    key = ctx.state.data_keys().open(m.sse) if m.sse else None
     base = 0
     for ref in m.parts:
         lo, hi = max(start, base), min(end, base + ref.size - 1)
         if lo <= hi:
-            async for chunk in ctx.state.data.read(ref, lo - base, hi - base):
-                yield chunk
+            at = lo - base          # the run's offset of the next chunk
+            async for chunk in ctx.state.data.read(ref, at, hi - base):
+                if key is None:
+                    yield chunk
+                else:
+                    yield memoryview(sse.crypt(key, ref.data_id, at, chunk))
+                at += len(chunk)
         base += ref.size
         if base > end:
             break

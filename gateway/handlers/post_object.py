@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 
 from aiohttp import BodyPartReader, web
 
-from gateway import access, acl, errors, ownership, postpolicy, s3xml
+from gateway import access, acl, errors, ownership, postpolicy, s3xml, sse
 from gateway.access import PublicAccessBlock
 from gateway.handlers.objects import commit, version_headers
 from gateway.manifest import BucketRecord, Manifest
@@ -109,16 +109,20 @@ def _manifest(fields: dict[str, str], data: bytes, owner: str,
 
 
 async def _store(ctx: Ctx, bucket: BucketRecord, key: bytes, m: Manifest,
-                 data: bytes) -> Manifest:
+                 data: bytes, encrypt: bool) -> Manifest:
     state = ctx.state
+    data_key, sealed = state.data_keys().new() if encrypt else (None, b"")
     if len(data) <= state.config.inline_max_bytes:
-        return Manifest(m.size, m.etag, m.mtime_ms, m.headers, m.meta, inline=data, acl=m.acl)
+        stored = data if data_key is None else sse.crypt(data_key, b"", 0, data)
+        return Manifest(m.size, m.etag, m.mtime_ms, m.headers, m.meta, inline=stored,
+                        acl=m.acl, sse=sealed)
 
     async def body() -> AsyncIterator[bytes]:
         yield data
     ref = await state.data.write(body(), len(data), bucket.k, bucket.m, lambda _b: None,
-                                 home=state.catalog.object_home(bucket, key))
-    return Manifest(m.size, m.etag, m.mtime_ms, m.headers, m.meta, parts=(ref,), acl=m.acl)
+                                 home=state.catalog.object_home(bucket, key), key=data_key)
+    return Manifest(m.size, m.etag, m.mtime_ms, m.headers, m.meta, parts=(ref,), acl=m.acl,
+                    sse=sealed)
 
 
 def _answer(fields: dict[str, str], bucket: str, key: str, etag: str,
@@ -148,7 +152,9 @@ async def post_object(ctx: Ctx) -> web.StreamResponse:
     if ctx.state.quotas is not None:
         await ctx.state.quotas.check(bucket, len(data), key)
     old = await ctx.state.catalog.get_object(bucket, key)
-    stored = await _store(ctx, bucket, key, manifest, data)
+    # A form names its encryption as a field (x-amz-server-side-encryption), else the default.
+    encrypt = sse.requested({k.lower(): v for k, v in fields.items()}, bucket.encryption)
+    stored = await _store(ctx, bucket, key, manifest, data, encrypt)
     stored = await commit(ctx, bucket, key, stored, old[0] if old else None)
     return _answer(fields, bucket.name, key_text, stored.etag,
-                   version_headers(bucket, stored))
+                   {**version_headers(bucket, stored), **sse.response_headers(stored.sse)})

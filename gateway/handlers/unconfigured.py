@@ -20,9 +20,6 @@ def _missing(code: str, message: str) -> type[errors.S3Error]:
 
 
 _NOT_FOUND = {
-    "GetBucketEncryption": _missing(
-        "ServerSideEncryptionConfigurationNotFoundError",
-        "The server side encryption configuration was not found"),
     "GetBucketReplication": _missing(
         "ReplicationConfigurationNotFoundError", "The replication configuration was not found"),
 }
