@@ -153,16 +153,16 @@ class Catalog:
     # ---- versions (gateway/versions.py; written by gateway/versioned.py) ---------------
 
     async def put_current_at(self, bucket: BucketRecord, key: bytes, manifest: Manifest | None,
-                             stamp: int) -> tuple[Manifest | None, int, bool]:
+                             stamp: int) -> tuple[Manifest | None, int]:
         """The key's current record (None: a tombstone) stamped with its version's stamp:
-        the live manifest it replaced and that one's stamp, and whether a newer record
-        was there (then this one lost: a newer version is current)."""
-        older, lost = await self.store.put_at(
+        the live manifest it replaced and that one's stamp (a newer version, if one is
+        there, keeps the record)."""
+        older = await self.store.put_at(
             self.object_partition(bucket, key), self.object_record_key(bucket, key),
             None if manifest is None else manifest.encode(), stamp)
         if older is None or older.value is None:
-            return None, 0, lost
-        return Manifest.decode(older.value), older.ts, lost
+            return None, 0
+        return Manifest.decode(older.value), older.ts
 
     async def put_version(self, bucket: BucketRecord, key: bytes, stamp: int,
                           manifest: Manifest | None, seen: int = 0) -> None:

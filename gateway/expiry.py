@@ -173,7 +173,7 @@ class Expirer:
         the read and the marker loses nothing either, it only ends up behind the marker."""
         outcome = await versioned.write_version(
             self.state.catalog, bucket, key, versioned.delete_marker(int(time.time() * 1000)))
-        await self._settle(bucket, outcome)  # a suspended bucket's null version makes way for it
+        await self._settle(bucket, outcome)  # a suspended bucket's null version goes
         return 1
 
     async def _expire_versions(self, bucket: BucketRecord) -> int:
@@ -235,10 +235,9 @@ class Expirer:
         return 1
 
     async def _settle(self, bucket: BucketRecord, outcome: versioned.Outcome) -> None:
-        if outcome.retire:
-            self.state.data.retire(outcome.retire)
-        if outcome.objects or outcome.bytes:
-            await self.state.counters.add(bucket, outcome.objects, outcome.bytes)
+        counted = outcome.settle(self.state.data, self.state.counters, bucket)
+        if counted is not None:
+            await counted
 
     async def _abort_bucket(self, bucket: BucketRecord) -> int:
         now, done = self.now_ms(), 0

@@ -99,11 +99,11 @@ class MetaStore:
         raise errors.ServiceUnavailable("metadata write kept losing to newer records")
 
     async def put_at(self, partition: int, key: bytes, value: bytes | None, stamp: int
-                     ) -> tuple[MetaRecord | None, bool]:
-        """Write stamped `stamp` (a version's own stamp): the newest record it replaced, and
-        whether a newer record was found (then this write lost: a newer one is current)."""
-        older, ahead = await self._put_seeing(partition, key, value, stamp, {stamp})
-        return older, ahead is not None
+                     ) -> MetaRecord | None:
+        """Write stamped `stamp` (a version's own stamp); the newest record older than it.
+        A newer record found means this write lost, which is right: a newer version won."""
+        older, _ = await self._put_seeing(partition, key, value, stamp, {stamp})
+        return older
 
     async def _put_seeing(self, partition: int, key: bytes, value: bytes | None, stamp: int,
                           ours: set[int]) -> tuple[MetaRecord | None, MetaRecord | None]:

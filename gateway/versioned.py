@@ -16,12 +16,18 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from gateway import errors, object_lock, versions
 from gateway.catalog import Catalog
 from gateway.manifest import BucketRecord, DataRef, Manifest
 from gateway.s3xml import http_date
+
+if TYPE_CHECKING:
+    from gateway.counters import Counters
+    from gateway.datapath import DataPath
 
 
 @dataclass
@@ -43,6 +49,16 @@ class Outcome:
         if not m.marker:
             self.objects, self.bytes = self.objects - 1, self.bytes - m.size
 
+    def settle(self, data: DataPath, counters: Counters, bucket: BucketRecord
+               ) -> Coroutine[Any, Any, None] | None:
+        """Retire the data no version references; the counters' update, for the caller
+        to await or defer (None: they do not move)."""
+        if self.retire:
+            data.retire(self.retire)
+        if self.objects or self.bytes:
+            return counters.add(bucket, self.objects, self.bytes)
+        return None
+
 
 def delete_marker(now_ms: int) -> Manifest:
     return Manifest(0, "", now_ms, marker=True)
@@ -58,7 +74,7 @@ async def write_version(catalog: Catalog, bucket: BucketRecord, key: bytes, mani
     stamp = catalog.store.clock.now()
     m = dataclasses.replace(manifest, version=stamp,
                             null=bucket.versioning == versions.SUSPENDED)
-    _, (replaced, replaced_ts, _) = await asyncio.gather(
+    _, (replaced, replaced_ts) = await asyncio.gather(
         catalog.put_version(bucket, key, stamp, m),
         catalog.put_current_at(bucket, key, None if m.marker else m, stamp))
     out = Outcome(m)
@@ -129,10 +145,7 @@ async def missing_current(catalog: Catalog, bucket: BucketRecord, key: bytes
     if not bucket.versioning:
         return {}
     newest = await catalog.versions_of(bucket, key, limit=1)
-    if newest and newest[0][0].marker:
-        m = newest[0][0]
-        return {"x-amz-delete-marker": "true", "x-amz-version-id": m.version_id}
-    return {}
+    return marker_headers(newest[0][0]) if newest and newest[0][0].marker else {}
 
 
 async def delete_version(catalog: Catalog, bucket: BucketRecord, key: bytes, version_id: str,

@@ -10,7 +10,7 @@ import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import unquote
+from urllib.parse import parse_qsl, unquote
 
 from aiohttp import web
 
@@ -70,11 +70,7 @@ class CopySource:
 def _parse_source(raw: str) -> tuple[str, str, str | None]:
     """(bucket, key, version id or None) of an x-amz-copy-source value."""
     path, _, query = raw.partition("?")
-    version_id = None
-    for pair in query.split("&") if query else ():
-        name, _, value = pair.partition("=")
-        if name == "versionId":
-            version_id = unquote(value)
+    version_id = dict(parse_qsl(query, keep_blank_values=True)).get("versionId")
     text = unquote(path)
     text = text[1:] if text.startswith("/") else text
     bucket, _, key = text.partition("/")

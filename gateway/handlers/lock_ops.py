@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 
 from aiohttp import web
 
@@ -13,6 +12,7 @@ from gateway.handlers.buckets import read_xml_body
 from gateway.handlers.objects import (
     bypass_governance,
     current_object,
+    now_ms,
     owned_bucket,
     version_headers,
 )
@@ -20,10 +20,6 @@ from gateway.manifest import BucketRecord
 from gateway.state import Ctx
 
 XML = "application/xml"
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 async def get_object_lock_configuration(ctx: Ctx) -> web.StreamResponse:
@@ -62,7 +58,7 @@ async def get_object_retention(ctx: Ctx) -> web.StreamResponse:
 async def put_object_retention(ctx: Ctx) -> web.StreamResponse:
     bucket, key, m = await current_object(ctx)
     _locked(bucket)
-    now = _now_ms()
+    now = now_ms()
     new = object_lock.parse_retention(await read_xml_body(ctx), now)
     object_lock.check_change(m.retention, new, bypass_governance(ctx, bucket), now)
     await versioned.update_version(ctx.state.catalog, bucket, key, m, dataclasses.replace(

@@ -43,7 +43,7 @@ async def receive_object(ctx: Ctx, bucket: BucketRecord, size: int) -> Manifest:
         data = await body.read_all(size)
         check.update(data)
         sums = check.finish(body.trailers)
-        return Manifest(size, check.etag, int(time.time() * 1000), stored, meta,
+        return Manifest(size, check.etag, now_ms(), stored, meta,
                         inline=data if key is None else sse.crypt(key, b"", 0, data),
                         tags=tags, checksums=sums, sse=sealed)
     ref = await state.data.write(body, size, bucket.k, bucket.m, check.updaters(),
@@ -54,7 +54,7 @@ async def receive_object(ctx: Ctx, bucket: BucketRecord, size: int) -> Manifest:
     except errors.S3Error:
         state.data.forget([ref])
         raise
-    return Manifest(size, check.etag, int(time.time() * 1000), stored, meta, parts=(ref,),
+    return Manifest(size, check.etag, now_ms(), stored, meta, parts=(ref,),
                     tags=tags, checksums=sums, sse=sealed)
 
 
@@ -108,10 +108,10 @@ _UNKNOWN = object()  # commit(): the caller did not read the replaced manifest
 
 def write_lock(ctx: Ctx, bucket: BucketRecord) -> object_lock.Lock:
     """The Object Lock a write's headers ask for (checked before its body is read)."""
-    return object_lock.for_write(bucket.object_lock, ctx.request.headers, _now_ms())
+    return object_lock.for_write(bucket.object_lock, ctx.request.headers, now_ms())
 
 
-def _now_ms() -> int:
+def now_ms() -> int:
     return int(time.time() * 1000)
 
 
@@ -126,7 +126,7 @@ async def commit(ctx: Ctx, bucket: BucketRecord, key: bytes, manifest: Manifest,
     bucket's default retention, if it has one)."""
     state = ctx.state
     if bucket.object_lock is not None:
-        retention, hold = lock or object_lock.for_write(bucket.object_lock, {}, _now_ms())
+        retention, hold = lock or object_lock.for_write(bucket.object_lock, {}, now_ms())
         manifest = dataclasses.replace(
             manifest, lock_mode=retention.mode if retention else "",
             retain_until_ms=retention.until_ms if retention else 0, legal_hold=hold)
@@ -156,11 +156,10 @@ async def commit(ctx: Ctx, bucket: BucketRecord, key: bytes, manifest: Manifest,
 
 def settle(ctx: Ctx, bucket: BucketRecord, outcome: versioned.Outcome) -> None:
     """After a versioned write or delete: the data no version references goes, and the
-    bucket's counters move."""
-    if outcome.retire:
-        ctx.state.data.retire(outcome.retire)
-    if outcome.objects or outcome.bytes:
-        defer(ctx.request, ctx.state.counters.add(bucket, outcome.objects, outcome.bytes))
+    bucket's counters move before the request is answered."""
+    counted = outcome.settle(ctx.state.data, ctx.state.counters, bucket)
+    if counted is not None:
+        defer(ctx.request, counted)
 
 
 def version_headers(bucket: BucketRecord, m: Manifest) -> dict[str, str]:
@@ -326,7 +325,7 @@ async def delete_key(ctx: Ctx, bucket: BucketRecord, key: bytes, version_id: str
         outcome = await versioned.delete_version(catalog, bucket, key, version_id, bypass)
     elif bucket.versioning:
         outcome = await versioned.write_version(
-            catalog, bucket, key, versioned.delete_marker(int(time.time() * 1000)))
+            catalog, bucket, key, versioned.delete_marker(now_ms()))
     else:
         old = await catalog.get_object(bucket, key)
         if old is None:

@@ -238,14 +238,10 @@ def test_version_listing_pages_and_folders(cluster: Cluster) -> None:
     assert all(not v["Key"].startswith("d/") for v in top.get("Versions", []))
     inside = _all_versions(s3, "vpages", Prefix="d/")
     assert inside == [r for r in whole if r[0].startswith("d/")]
-    assert ("d/old", "null", r_latest(whole, "d/old"), False) in inside
+    assert ("d/old", "null") in [r[:2] for r in inside]           # the pre-versioning one
     # Resuming from a key marker alone starts after all of that key's versions.
     after_b = _all_versions(s3, "vpages", KeyMarker="b")
     assert after_b == [r for r in whole if r[0] > "b"]
-
-
-def r_latest(rows: list[tuple[str, str, bool, bool]], key: str) -> bool:
-    return next(r[2] for r in rows if r[0] == key and r[1] == "null")
 
 
 def test_raw_http_headers_and_copy_of_a_version(cluster: Cluster) -> None:
