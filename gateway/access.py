@@ -9,7 +9,9 @@ Coffre stores:
 4. a policy Allow grants, unless RestrictPublicBuckets is set and the policy is public;
 5. an ACL grant (the bucket's for listing and writes, the object's for reads and the
    object's ACL) grants, with group grants ignored under IgnorePublicAcls;
-6. anything else is AccessDenied.
+6. a GET or HEAD of a missing object by one who may list the bucket is let through as
+   ABSENT, for the handler to answer NoSuchKey (and nothing else);
+7. anything else is AccessDenied.
 A granted non-owner acts as the bucket owner for the handler (Coffre's objects belong to
 their bucket's owner), so the handlers keep one rule: the bucket must be the acting
 tenant's. Requests that name no bucket (ListBuckets, CreateBucket) need a signature.
@@ -42,6 +44,8 @@ class Basis(Enum):
     SIGNED = "signed"           # no bucket involved (or none exists): a signature suffices
     PREFLIGHT = "preflight"     # a CORS preflight: browsers never sign one; CORS rules decide
     FORM = "form"               # a browser POST: its signed form decides (handlers/post_object)
+    ABSENT = "absent"           # a read of a missing object by one who may list the bucket:
+    #                             the handler may only answer that it is missing (NoSuchKey)
 
 
 class Scope(Enum):
@@ -112,6 +116,8 @@ RULES: Mapping[str, Rule] = {
 }
 _DEFAULT = _owner("s3:*")            # every other bucket operation: the owner's alone
 _NO_BUCKET_OPS = frozenset({"ListBuckets", "CreateBucket"})
+# AWS: a GET or HEAD of a missing key is NoSuchKey (404) to whoever may list the bucket.
+_MISSING_TOLD_OPS = frozenset({"GetObject", "HeadObject"})
 PREFLIGHT_OP = "PreflightRequest"
 POST_OBJECT_OP = "PostObject"
 _LIST_OPS = frozenset({"ListObjects", "ListObjectsV2", "ListObjectVersions",
@@ -242,6 +248,9 @@ def decide(req: AccessRequest, bucket: BucketRecord,
                                              req.principal, rule.acl_perm,
                                              ignore_public=pab.ignore_public_acls):
             return Basis.ACL
+    if object_acl is None and req.op in _MISSING_TOLD_OPS and req.key is not None:
+        decide(dataclasses.replace(req, op="ListObjects", key=None, version_id=None), bucket)
+        return Basis.ABSENT
     raise errors.AccessDenied()
 
 

@@ -130,7 +130,8 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         request[access_ops.CORS_HEADERS] = access_ops.actual_headers(request, decision.bucket)
         if state.meter is not None:     # who pays, for a response the handler streams
             state.meter.bind(request, op, endpoint, decision, principal)
-        ctx = Ctx(request, state, endpoint, auth, decision.acting_tenant, request_id, principal)
+        ctx = Ctx(request, state, endpoint, auth, decision.acting_tenant, request_id, principal,
+                  missing_only=decision.basis is access.Basis.ABSENT)
         handler = HANDLERS.get(endpoint.op)
         if handler is None:
             raise errors.NotImplementedError_(f"{endpoint.op} is not implemented")

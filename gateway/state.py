@@ -92,6 +92,9 @@ class Ctx:
     # Who signed the request (None: anonymous). `tenant` is whom the handler acts for: the
     # principal, or the bucket owner when a policy or ACL granted a non-owner (gateway.access).
     principal: str | None = None
+    # The object was missing when the request was authorized, and only that may be told
+    # (access.Basis.ABSENT): should it have appeared since, it is still not the reader's.
+    missing_only: bool = False
 
     @property
     def bucket_name(self) -> str:

@@ -124,6 +124,8 @@ class _Site:
         found = await self.state.catalog.get_object(bucket, key)
         if found is None:
             raise missing_key(ctx, bucket)      # AccessDenied unless listing is public
+        if self.decision.basis is access.Basis.ABSENT:
+            raise errors.AccessDenied()         # it appeared after it was authorized missing
         m = found[0]
         if WEBSITE_REDIRECT in m.headers:
             resp = web.Response(status=301, headers={"Location": m.headers[WEBSITE_REDIRECT]})

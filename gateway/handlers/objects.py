@@ -176,17 +176,21 @@ async def current_object(ctx: Ctx) -> tuple[BucketRecord, bytes, Manifest]:
     version_id = ctx.request.query.get("versionId")
     if version_id is not None:
         try:
-            return bucket, key, await versioned.get_version(catalog, bucket, key, version_id)
+            m = await versioned.get_version(catalog, bucket, key, version_id)
         except errors.MethodNotAllowed as exc:
             exc.extra["Method"] = ctx.request.method
             raise
-    found = await catalog.get_object(bucket, key)
-    if found is None:
-        err = missing_key(ctx, bucket)
-        if isinstance(err, errors.NoSuchKey):
-            errors.with_headers(err, await versioned.missing_current(catalog, bucket, key))
-        raise err
-    return bucket, key, found[0]
+    else:
+        found = await catalog.get_object(bucket, key)
+        if found is None:
+            err = missing_key(ctx, bucket)
+            if isinstance(err, errors.NoSuchKey):
+                errors.with_headers(err, await versioned.missing_current(catalog, bucket, key))
+            raise err
+        m = found[0]
+    if ctx.missing_only:
+        raise errors.AccessDenied()
+    return bucket, key, m
 
 
 def missing_key(ctx: Ctx, bucket: BucketRecord) -> errors.S3Error:

@@ -323,6 +323,13 @@ def test_public_read_by_acl(cluster: Cluster, two: dict[str, Any]) -> None:
     assert _anon_get(f"{cluster.endpoint}/open-acl/closed.txt")[0] == 403
     obj_grants = alpha.get_object_acl(Bucket="open-acl", Key="open.txt")["Grants"]
     assert {g["Permission"] for g in obj_grants} == {"FULL_CONTROL", "READ"}
+    # The bucket's READ grant lets anyone list it, so a missing key is NoSuchKey to them
+    # (as on AWS), where a bucket they may not list answers AccessDenied (test above).
+    status, body = _anon_get(f"{cluster.endpoint}/open-acl/not-there")
+    assert status == 404 and b"<Code>NoSuchKey</Code>" in body
+    with pytest.raises(ClientError) as exc:
+        two["beta"].head_object(Bucket="open-acl", Key="not-there")
+    assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
 
 
 def works_list(s3: Any, bucket: str) -> bool:

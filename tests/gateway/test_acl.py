@@ -129,7 +129,14 @@ def test_public_read_acls() -> None:
     # A bucket's READ lists; reading an object needs the object's own grant.
     assert denied(req("GetObject", None), b, ())
     assert decide(req("GetObject", None), b, acl.canned("public-read", OWNER)) is Basis.ACL
-    assert denied(req("GetObject", None), b, None)           # no such object
+    # No such object: whoever may list the bucket may be told so (the handler's NoSuchKey);
+    # the object's own ACL is not there to say more, and nothing else is let through.
+    assert decide(req("GetObject", None), b, None) is Basis.ABSENT
+    assert decide(req("HeadObject", OTHER), b, None) is Basis.ABSENT
+    assert denied(req("GetObjectAcl", None), b, None)
+    assert denied(req("GetObject", None), bucket(), None)    # may not list: AccessDenied
+    ignore_acls = dataclasses.replace(b, public_access_block=(False, True, False, False))
+    assert denied(req("GetObject", None), ignore_acls, None)
     assert denied(req("PutObject", None), b)
     rw = bucket(acl=acl.canned("public-read-write", OWNER))
     assert decide(req("PutObject", OTHER), rw) is Basis.ACL
