@@ -113,7 +113,7 @@ def _header_grantees(value: str, perm: Permission) -> list[Grant]:
         elif kind == "uri" and name in _GROUPS:
             out.append(_group(name, perm))
         elif kind == "emailaddress":
-            raise errors.NotImplementedError_("Grants by e-mail address are not supported")
+            raise errors.UnresolvableGrantByEmailAddress()     # tenants have no address
         else:
             raise errors.InvalidArgument("Invalid grant header", ArgumentValue=value)
     return out
@@ -184,7 +184,7 @@ def _parse_grant(elem: Any) -> Grant:
     kind = grantee.get(f"{{{XSI}}}type", "")
     uri, ident = s3xml.child_text(grantee, "URI"), s3xml.child_text(grantee, "ID")
     if s3xml.child_text(grantee, "EmailAddress") is not None or kind == "AmazonCustomerByEmail":
-        raise errors.NotImplementedError_("Grants by e-mail address are not supported")
+        raise errors.UnresolvableGrantByEmailAddress()     # tenants have no address
     if uri is not None and kind in ("Group", ""):
         if uri.strip() not in _GROUPS:
             raise errors.InvalidArgument("Invalid group uri", ArgumentName="uri",
@@ -245,3 +245,7 @@ def pack(grants: Grants) -> list[list[str]]:
 
 def unpack(raw: Any) -> Grants:
     return tuple(Grant.unpack(g) for g in raw or ())
+
+
+def tenant_grantees(grants: Grants) -> set[str]:
+    return {g.grantee for g in grants if g.kind is GranteeKind.TENANT}

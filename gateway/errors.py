@@ -127,6 +127,10 @@ TooManyParts = _error("InvalidArgument", 400, "Part number must be an integer be
 UnexpectedContent = _error(
     "UnexpectedContent", 400, "This request does not support content."
 )
+UnresolvableGrantByEmailAddress = _error(
+    "UnresolvableGrantByEmailAddress", 400,
+    "The e-mail address you provided does not match any account on record."
+)
 XAmzContentSHA256Mismatch = _error(
     "XAmzContentSHA256Mismatch",
     400,

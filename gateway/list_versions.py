@@ -198,11 +198,12 @@ def _entry(r: _Row, previous: str | None) -> Version:
 
 def render(bucket: BucketRecord, prefix: str, delimiter: str | None, max_keys: int,
            url: bool, key_marker: str, version_id_marker: str, page: VersionsPage) -> bytes:
-    """The ListVersionsResult document (element order as botocore's model has it)."""
+    """The ListVersionsResult document, in the element order of AWS's answers."""
     def enc(text: str) -> str:
         return esc(quote(text, safe="/") if url else text)
 
-    owner = f"<Owner><ID>{esc(bucket.owner)}</ID></Owner>"
+    name = esc(bucket.owner)
+    owner = f"<Owner><ID>{name}</ID><DisplayName>{name}</DisplayName></Owner>"
     items = []
     for e in page.entries:
         head = (f"<Key>{enc(e.key)}</Key><VersionId>{e.version_id}</VersionId>"
@@ -218,13 +219,13 @@ def render(bucket: BucketRecord, prefix: str, delimiter: str | None, max_keys: i
             nxt += f"<NextVersionIdMarker>{page.next_version_id}</NextVersionIdMarker>"
     body = (
         f'{HEAD}<ListVersionsResult xmlns="{NS}">'
-        f"<IsTruncated>{'true' if page.truncated else 'false'}</IsTruncated>"
+        f"<Name>{esc(bucket.name)}</Name><Prefix>{enc(prefix)}</Prefix>"
         f"<KeyMarker>{enc(key_marker)}</KeyMarker>"
         f"<VersionIdMarker>{esc(version_id_marker)}</VersionIdMarker>{nxt}"
-        + "".join(items)
-        + f"<Name>{esc(bucket.name)}</Name><Prefix>{enc(prefix)}</Prefix>"
+        f"<MaxKeys>{max_keys}</MaxKeys>"
         + (f"<Delimiter>{enc(delimiter)}</Delimiter>" if delimiter else "")
-        + f"<MaxKeys>{max_keys}</MaxKeys>"
+        + f"<IsTruncated>{'true' if page.truncated else 'false'}</IsTruncated>"
+        + "".join(items)
         + "".join(f"<CommonPrefixes><Prefix>{enc(p)}</Prefix></CommonPrefixes>"
                   for p in page.prefixes)
         + ("<EncodingType>url</EncodingType>" if url else "")

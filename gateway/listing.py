@@ -32,6 +32,8 @@ from storage.list_pages import Field, Page, PageQuery
 
 async def list_page(catalog: Catalog, bucket: BucketRecord, prefix: str,
                     delimiter: str | None, max_keys: int, start_after: str | None) -> ListPage:
+    if max_keys == 0:   # AWS: an empty page that is not truncated (nothing to continue)
+        return ListPage([], [], False, None)
     shape = (bucket.bucket_id, prefix, delimiter or "", max_keys, start_after)
     full_prefix = catalog.record_key_of(bucket, prefix.encode())
     listed = await _AHEAD.take(shape, lambda states: states_unchanged(

@@ -203,8 +203,8 @@ def bypasses(h: Mapping[str, str]) -> bool:
 
 def check_change(old: Retention | None, new: Retention | None, bypass: bool,
                  now_ms: int) -> None:
-    """A retention may always be made longer; shortened, removed or changed from
-    GOVERNANCE only with a bypass; COMPLIANCE never, while it holds."""
+    """A retention may always be made longer in its mode; shortened, removed or its mode
+    changed from GOVERNANCE only with a bypass; COMPLIANCE never, while it holds."""
     if old is None or not old.active(now_ms):
         return
     longer = new is not None and new.until_ms >= old.until_ms
@@ -212,7 +212,9 @@ def check_change(old: Retention | None, new: Retention | None, bypass: bool,
         if longer and new is not None and new.mode == COMPLIANCE:
             return
         raise errors.AccessDenied("Access Denied because object protected by object lock.")
-    if bypass or (longer and new is not None and new.mode in MODES):
+    # Governance may be lengthened freely; its mode changed (to compliance too, as AWS
+    # answers), shortened or removed only with a bypass.
+    if bypass or (longer and new is not None and new.mode == GOVERNANCE):
         return
     raise errors.AccessDenied("Access Denied because object protected by object lock.")
 

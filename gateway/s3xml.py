@@ -93,10 +93,12 @@ def location(region: str) -> bytes:
     return f'{HEAD}<LocationConstraint xmlns="{NS}">{value}</LocationConstraint>'.encode()
 
 
-def simple(root: str, fields: Sequence[tuple[str, str | int | bool | None]]) -> bytes:
+def simple(root: str, fields: Sequence[tuple[str, str | int | bool | None]],
+           namespace: bool = True) -> bytes:
     """A flat result document: <Root><A>..</A><B>..</B></Root>."""
     inner = "".join(_el(k, v) for k, v in fields)
-    return f'{HEAD}<{root} xmlns="{NS}">{inner}</{root}>'.encode()
+    ns = f' xmlns="{NS}"' if namespace else ""
+    return f'{HEAD}<{root}{ns}>{inner}</{root}>'.encode()
 
 
 def tagging(tags: Sequence[tuple[str, str]]) -> bytes:

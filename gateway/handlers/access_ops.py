@@ -69,10 +69,22 @@ async def _requested_acl(ctx: Ctx, owner: str) -> acl.Grants:
     if from_headers is not None:
         if body.strip():
             raise errors.UnexpectedContent("This request does not support content")
-        return from_headers
+        return await _known_grantees(ctx, from_headers, owner)
     if not body.strip():
         raise MissingSecurityHeader(MissingHeaderName="x-amz-acl")
-    return acl.parse(body, owner)
+    return await _known_grantees(ctx, acl.parse(body, owner), owner)
+
+
+async def _known_grantees(ctx: Ctx, grants: acl.Grants, owner: str) -> acl.Grants:
+    """As AWS: a grant to an id no account has is refused, not kept to match nobody."""
+    directory = ctx.state.keys.directory
+    if directory is None:       # no tenant store (a gateway on bootstrap keys only)
+        return grants
+    for name in sorted(acl.tenant_grantees(grants) - {owner}):
+        if await directory.get_tenant(name) is None:
+            raise errors.InvalidArgument("Invalid id", ArgumentName="CanonicalUser/ID",
+                                         ArgumentValue=name)
+    return grants
 
 
 def _shown(bucket: BucketRecord, grants: acl.Grants) -> acl.Grants:
@@ -131,7 +143,10 @@ async def check_acl_headers(ctx: Ctx) -> acl.Grants | None:
     if ctx.endpoint.op not in _ACL_HEADER_OPS or ctx.tenant is None:
         return None
     grants = acl.from_headers(ctx.request.headers, ctx.tenant)
-    if grants is None or ctx.endpoint.op == "CreateBucket":
+    if grants is None:
+        return None
+    grants = await _known_grantees(ctx, grants, ctx.tenant)
+    if ctx.endpoint.op == "CreateBucket":
         return grants
     bucket = await ctx.state.catalog.find_bucket(ctx.bucket_name)
     if bucket is not None:

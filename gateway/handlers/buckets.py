@@ -41,6 +41,10 @@ def _location_constraint(body: bytes, region: str) -> None:
         "this request was sent to.")
 
 
+# Re-creating a bucket one owns answers 200 there, BucketAlreadyOwnedByYou elsewhere.
+LEGACY_REGION = "us-east-1"
+
+
 async def create_bucket(ctx: Ctx) -> web.StreamResponse:
     state = ctx.state
     name = ctx.bucket_name
@@ -58,8 +62,16 @@ async def create_bucket(ctx: Ctx) -> web.StreamResponse:
     if owning == ownership.ENFORCED and ownership.sets_acl(ctx.request.headers):
         raise errors.InvalidBucketAclWithObjectOwnership()
     locked = ctx.request.headers.get("x-amz-bucket-object-lock-enabled", "").lower() == "true"
-    await state.catalog.create_bucket(name, ctx.tenant, policy.k, policy.m,
-                                      state.config.index_shards, owning, locked)
+    try:
+        await state.catalog.create_bucket(name, ctx.tenant, policy.k, policy.m,
+                                          state.config.index_shards, owning, locked)
+    except errors.BucketAlreadyOwnedByYou:
+        if state.config.region != LEGACY_REGION:
+            raise
+        # AWS, for legacy clients, in North Virginia only: 200, and the bucket's ACL reset
+        # (to the one this request sets, if it sets one: applied after the handler).
+        bucket = await state.catalog.bucket(name)
+        await state.catalog.save_bucket(dataclasses.replace(bucket, acl=()))
     return web.Response(status=200, headers={"Location": f"/{name}"})
 
 

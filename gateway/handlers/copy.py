@@ -20,8 +20,8 @@ from gateway.handlers.objects import (
     inline_bytes,
     owned_bucket,
     stream_parts,
-    version_headers,
     write_lock,
+    written_version_headers,
 )
 from gateway.handlers.objects import data_key as new_data_key
 from gateway.manifest import BucketRecord, DataRef, Manifest
@@ -123,9 +123,10 @@ def copy_source_range(raw: str | None, size: int) -> tuple[int, int] | None:
     """x-amz-copy-source-range: bytes=first-last, both required and inside the object."""
     if raw is None:
         return None
-    spec = raw.strip().removeprefix("bytes=")
-    first, sep, last = spec.partition("-")
-    if not sep or not is_decimal(first) or not is_decimal(last) or int(last) < int(first):
+    spec = raw.strip()
+    first, sep, last = spec.removeprefix("bytes=").partition("-")
+    if not spec.startswith("bytes=") or not sep or not is_decimal(first) or \
+            not is_decimal(last) or int(last) < int(first):
         raise errors.InvalidArgument("The x-amz-copy-source-range value must be of the form "
                                      "bytes=first-last where first and last are the "
                                      "zero-based offsets of the first and last bytes to copy",
@@ -174,5 +175,5 @@ async def copy_object(ctx: Ctx) -> web.StreamResponse:
     body = s3xml.simple("CopyObjectResult", [("ETag", new.etag),
                                              ("LastModified", s3xml.iso8601(new.mtime_ms))])
     return web.Response(body=body, content_type=XML,
-                        headers={**src.version_headers(), **version_headers(dest, new),
+                        headers={**src.version_headers(), **written_version_headers(dest, new),
                                  **sse.response_headers(new.sse)})

@@ -31,8 +31,8 @@ from gateway.handlers.objects import (
     commit,
     data_key,
     owned_bucket,
-    version_headers,
     write_lock,
+    written_version_headers,
 )
 from gateway.manifest import BucketRecord, Manifest
 from gateway.names import check_key
@@ -240,7 +240,7 @@ async def complete_multipart_upload(ctx: Ctx) -> web.StreamResponse:
     body = s3xml.simple("CompleteMultipartUploadResult", fields)
     return web.Response(body=body, content_type=XML,
                         headers={**expiration_headers(bucket, key, manifest),
-                                 **version_headers(bucket, manifest),
+                                 **written_version_headers(bucket, manifest),
                                  **sse.response_headers(manifest.sse)})
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 
 from aiohttp import web
 
@@ -98,7 +99,8 @@ async def put_object(ctx: Ctx) -> web.StreamResponse:
         manifest = await receive_object(ctx, bucket, size)
         manifest = await commit(ctx, bucket, key, manifest, lock=lock)
     hdrs = {"ETag": manifest.etag, **checksum_headers(manifest),
-            **expiration_headers(bucket, key, manifest), **version_headers(bucket, manifest),
+            **expiration_headers(bucket, key, manifest),
+            **written_version_headers(bucket, manifest),
             **sse.response_headers(manifest.sse)}
     return web.Response(status=200, headers=hdrs)
 
@@ -165,6 +167,12 @@ def settle(ctx: Ctx, bucket: BucketRecord, outcome: versioned.Outcome) -> None:
 def version_headers(bucket: BucketRecord, m: Manifest) -> dict[str, str]:
     """x-amz-version-id, once the bucket has been versioned (AWS sends none before)."""
     return {"x-amz-version-id": m.version_id} if bucket.versioning or m.version else {}
+
+
+def written_version_headers(bucket: BucketRecord, m: Manifest) -> dict[str, str]:
+    """A write's x-amz-version-id: none for the null version a suspended bucket writes
+    (AWS answers such a PUT without one)."""
+    return {} if m.null else version_headers(bucket, m)
 
 
 async def current_object(ctx: Ctx) -> tuple[BucketRecord, bytes, Manifest]:
@@ -270,14 +278,20 @@ async def send_object(ctx: Ctx, bucket: BucketRecord, key: bytes, m: Manifest,
     resp = web.StreamResponse(status=status, headers=_length_headers(hdrs, rng, m.size))
     resp.headers["x-amz-request-id"] = ctx.request_id
     await resp.prepare(req)
-    async for chunk in stream_parts(ctx, m, start, end):
-        await resp.write(chunk)
+    try:
+        async with aclosing(stream_parts(ctx, m, start, end)) as chunks:
+            async for chunk in chunks:
+                await resp.write(chunk)
+    except ConnectionResetError:
+        # The client hung up mid-body (a reader that wanted only the head, say): nothing is
+        # wrong here and nothing more can be sent; aiohttp finds the connection gone too.
+        return resp
     await resp.write_eof()
     return resp
 
 
 async def stream_parts(ctx: Ctx, m: Manifest, start: int, end: int
-                       ) -> AsyncIterator[memoryview]:
+                       ) -> AsyncGenerator[memoryview, None]:
     """Bytes start..end of an object stored as one or more erasure-coded parts (decrypted,
     if it is encrypted: every part with the object's data key)."""
     key = ctx.state.data_keys().open(m.sse) if m.sse else None

@@ -9,17 +9,19 @@ within post_upload_bytes_max, because its size is known only at its end.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from aiohttp import BodyPartReader, web
 
-from gateway import access, acl, errors, ownership, postpolicy, s3xml, sse
+from gateway import access, acl, errors, limits, ownership, postpolicy, s3xml, sse
 from gateway.access import PublicAccessBlock
-from gateway.handlers.objects import commit, version_headers
+from gateway.handlers.buckets import check_tags
+from gateway.handlers.objects import commit, written_version_headers
 from gateway.manifest import BucketRecord, Manifest
 from gateway.names import check_key
 from gateway.state import Ctx
@@ -79,12 +81,13 @@ def _authorize(ctx: Ctx, bucket: BucketRecord, fields: dict[str, str], size: int
     if "key" not in fields:
         raise errors.InvalidArgument("Bucket POST must contain a field named 'key'.",
                                      ArgumentName="key")
-    checked = {**fields, "bucket": bucket.name}
+    # The policy's conditions, as the permission, speak of the key written (AWS: a
+    # starts-with on $key holds for key=${filename} and a file named to match).
+    key = fields["key"].replace("${filename}", filename)
+    checked = {**fields, "bucket": bucket.name, "key": key}
     if access_key is not None:
         policy = postpolicy.parse_policy(fields["policy"])
         postpolicy.check_policy(policy, checked, size, datetime.now(UTC))
-    # The policy speaks of the key as the form sent it; permission, of the key written.
-    key = fields["key"].replace("${filename}", filename)
     request = access.AccessRequest("PutObject", bucket.name, key, principal,
                                    ctx.request.remote or "")
     access.decide(request, bucket)
@@ -104,8 +107,13 @@ def _manifest(fields: dict[str, str], data: bytes, owner: str,
         grants = acl.canned(fields["acl"], owner)
         if PublicAccessBlock.of(bucket).block_public_acls and acl.is_public(grants):
             raise errors.AccessDenied("Access Denied: public ACLs are blocked on this bucket")
+    tags: list[tuple[str, str]] = []
+    if fields.get("tagging"):       # the form's Tagging document, as PutObjectTagging's body
+        tags = s3xml.parse_tagging(fields["tagging"].encode())
+        check_tags(tags, limits.tags_per_object_max)
     etag = f'"{hashlib.md5(data).hexdigest()}"'
-    return Manifest(len(data), etag, int(time.time() * 1000), headers, meta, acl=grants)
+    return Manifest(len(data), etag, int(time.time() * 1000), headers, meta, acl=grants,
+                    tags=tuple(tags))
 
 
 async def _store(ctx: Ctx, bucket: BucketRecord, key: bytes, m: Manifest,
@@ -114,20 +122,25 @@ async def _store(ctx: Ctx, bucket: BucketRecord, key: bytes, m: Manifest,
     data_key, sealed = state.data_keys().new() if encrypt else (None, b"")
     if len(data) <= state.config.inline_max_bytes:
         stored = data if data_key is None else sse.crypt(data_key, b"", 0, data)
-        return Manifest(m.size, m.etag, m.mtime_ms, m.headers, m.meta, inline=stored,
-                        acl=m.acl, sse=sealed)
+        return dataclasses.replace(m, inline=stored, sse=sealed)
 
     async def body() -> AsyncIterator[bytes]:
         yield data
     ref = await state.data.write(body(), len(data), bucket.k, bucket.m, lambda _b: None,
                                  home=state.catalog.object_home(bucket, key), key=data_key)
-    return Manifest(m.size, m.etag, m.mtime_ms, m.headers, m.meta, parts=(ref,), acl=m.acl,
-                    sse=sealed)
+    return dataclasses.replace(m, parts=(ref,), sse=sealed)
 
 
-def _answer(fields: dict[str, str], bucket: str, key: str, etag: str,
+def _location(request: web.Request, bucket: str, key: str) -> str:
+    """The new object's URL, in the addressing style the form was posted with."""
+    path_style = request.path.rstrip("/") == f"/{bucket}"
+    return f"{request.url.origin()}{'/' + bucket if path_style else ''}/{quote(key)}"
+
+
+def _answer(request: web.Request, fields: dict[str, str], bucket: str, key: str, etag: str,
             more: dict[str, str]) -> web.Response:
     """The answer the form asks for; `more`: headers beside the ETag (a version id)."""
+    location = _location(request, bucket, key)
     hdrs = {"ETag": etag, **more}
     redirect = fields.get("success_action_redirect") or fields.get("redirect")
     if redirect:
@@ -136,10 +149,12 @@ def _answer(fields: dict[str, str], bucket: str, key: str, etag: str,
         return web.Response(status=303, headers={"Location": f"{redirect}{sep}{query}",
                                                  **hdrs})
     status = _STATUSES.get(fields.get("success_action_status", "204"), 204)
+    hdrs["Location"] = location
     if status != 201:
         return web.Response(status=status, headers=hdrs)
-    body = s3xml.simple("PostResponse", [("Location", f"/{bucket}/{key}"), ("Bucket", bucket),
-                                         ("Key", key), ("ETag", etag)])
+    # AWS's PostResponse document carries no namespace (clients find <Key> unqualified).
+    body = s3xml.simple("PostResponse", [("Location", location), ("Bucket", bucket),
+                                         ("Key", key), ("ETag", etag)], namespace=False)
     return web.Response(status=201, body=body, content_type="application/xml", headers=hdrs)
 
 
@@ -156,5 +171,5 @@ async def post_object(ctx: Ctx) -> web.StreamResponse:
     encrypt = sse.requested({k.lower(): v for k, v in fields.items()}, bucket.encryption)
     stored = await _store(ctx, bucket, key, manifest, data, encrypt)
     stored = await commit(ctx, bucket, key, stored, old[0] if old else None)
-    return _answer(fields, bucket.name, key_text, stored.etag,
-                   {**version_headers(bucket, stored), **sse.response_headers(stored.sse)})
+    return _answer(ctx.request, fields, bucket.name, key_text, stored.etag,
+                   {**written_version_headers(bucket, stored), **sse.response_headers(stored.sse)})

@@ -20,6 +20,7 @@ import os
 import random
 import re
 import socket
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -452,3 +453,29 @@ def test_overlong_key_is_the_clients_error_before_any_lookup(cluster: Cluster) -
             assert answer.status == 400, (method, answer)
             if method != "HEAD":
                 assert b"KeyTooLong" in answer.body, (method, answer)
+
+
+def test_a_reader_that_hangs_up_mid_body_is_no_error(cluster: Cluster) -> None:
+    """A client that reads the head of a large object and closes its connection: the
+    gateway stops sending, logs no error (it used to log a traceback per such GET), and
+    goes on serving."""
+    s3 = cluster.s3()
+    s3.create_bucket(Bucket="hangup")
+    body = random.Random(SEED).randbytes(8 * 1024 * 1024)
+    s3.put_object(Bucket="hangup", Key="big", Body=body)
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": "hangup", "Key": "big"})
+    log = cluster.root / "gateway.log"
+    before = log.stat().st_size
+    port = int(cluster.endpoint.rsplit(":", 1)[1])
+    for _ in range(3):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+            conn.sendall(f"GET {url.split(str(port), 1)[1]} HTTP/1.1\r\n"
+                         f"Host: 127.0.0.1:{port}\r\n\r\n".encode())
+            assert conn.recv(4096).startswith(b"HTTP/1.1 200")
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    assert s3.get_object(Bucket="hangup", Key="big")["Body"].read() == body
+    time.sleep(0.5)     # the gateway's handling of the reset is asynchronous
+    with log.open("rb") as f:
+        f.seek(before)
+        tail = f.read()
+    assert b"Error handling request" not in tail and b"Traceback" not in tail, tail[-2000:]

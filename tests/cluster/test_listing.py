@@ -55,6 +55,10 @@ def test_listing_equals_the_model_in_every_shape(cluster: Cluster) -> None:
         f for f in folders if f > "f2/x"]
     v1 = s3.list_objects(Bucket="shapes", Marker="k10", MaxKeys=5)
     assert [o["Key"] for o in v1.get("Contents", [])] == [k for k in keys if k > "k10"][:5]
+    # max-keys=0: an empty page that is not truncated, as AWS answers (nothing to continue).
+    for zero in (s3.list_objects(Bucket="shapes", MaxKeys=0),
+                 s3.list_objects_v2(Bucket="shapes", MaxKeys=0)):
+        assert "Contents" not in zero and zero["IsTruncated"] is False
 
 
 async def _write_on_some_replicas(cluster: Cluster, bucket_name: str,

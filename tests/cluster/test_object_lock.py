@@ -99,6 +99,10 @@ def test_governance_bypass_and_expiry(cluster: Cluster) -> None:
     with pytest.raises(ClientError) as exc:     # removing it needs the bypass too
         s3.put_object_retention(Bucket="lock-gov", Key="g", VersionId=vid, Retention={})
     assert _code(exc) == "AccessDenied"
+    stricter = {"Mode": "COMPLIANCE", "RetainUntilDate": _later(3600)}
+    with pytest.raises(ClientError) as exc:     # so does changing its mode, as on AWS
+        s3.put_object_retention(Bucket="lock-gov", Key="g", VersionId=vid, Retention=stricter)
+    assert _code(exc) == "AccessDenied"
     s3.delete_object(Bucket="lock-gov", Key="g", VersionId=vid, BypassGovernanceRetention=True)
     with pytest.raises(ClientError) as exc:
         s3.get_object(Bucket="lock-gov", Key="g", VersionId=vid)

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import pytest
+from botocore.exceptions import ClientError
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.cluster.harness import Cluster, started_cluster
@@ -310,6 +311,23 @@ def test_two_gateway_workers_share_the_port() -> None:
             fresh.put_object(Bucket="workers", Key="after", Body=b"survivor")
         c.start("gateway")
         assert c.s3().get_object(Bucket="workers", Key="after")["Body"].read() == b"survivor"
+    finally:
+        c.stop()
+        shutil.rmtree(c.root, ignore_errors=True)
+
+
+def test_recreating_ones_bucket_outside_us_east_1_is_refused() -> None:
+    """AWS answers 200 only in North Virginia (legacy); elsewhere BucketAlreadyOwnedByYou,
+    and the bucket (its ACL too) is left as it was."""
+    c = started_cluster(extra='region = "eu-west-3"')
+    try:
+        s3 = c.s3()
+        where = {"LocationConstraint": "eu-west-3"}
+        s3.create_bucket(Bucket="paris", CreateBucketConfiguration=where, ACL="public-read")
+        with pytest.raises(ClientError) as exc:
+            s3.create_bucket(Bucket="paris", CreateBucketConfiguration=where)
+        assert exc.value.response["Error"]["Code"] == "BucketAlreadyOwnedByYou"
+        assert len(s3.get_bucket_acl(Bucket="paris")["Grants"]) == 2
     finally:
         c.stop()
         shutil.rmtree(c.root, ignore_errors=True)

@@ -106,6 +106,14 @@ def test_upload_part_copy(s3) -> None:  # type: ignore[no-untyped-def]
                                      {"PartNumber": 2, "ETag": r2["CopyPartResult"]["ETag"]}]})
     got = s3.get_object(Bucket="ops", Key="copy/parts")["Body"].read()
     assert got == src[: 5 * MIB + 1] + src[10:20]
+    uid = s3.create_multipart_upload(Bucket="ops", Key="copy/bad-range")["UploadId"]
+    for bad in ("0-2", "bytes=0", "bytes=0-2,3-5", "bytes=hello-", "bytes=5-2"):
+        with pytest.raises(ClientError) as exc:      # AWS: the form must be bytes=first-last
+            s3.upload_part_copy(Bucket="ops", Key="copy/bad-range", UploadId=uid,
+                                PartNumber=1, CopySource={"Bucket": "ops", "Key": "copy/src"},
+                                CopySourceRange=bad)
+        assert _code(exc) == "InvalidArgument", bad
+    s3.abort_multipart_upload(Bucket="ops", Key="copy/bad-range", UploadId=uid)
 
 
 def test_copy_object(s3) -> None:  # type: ignore[no-untyped-def]
