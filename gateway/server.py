@@ -119,6 +119,11 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     try:
         endpoint = _resolve(request, state)
         op = endpoint.op
+        if endpoint.bucket and "Origin" in request.headers:
+            # Chosen before authentication, so that a refusal carries them too: a browser
+            # shown no Access-Control-* headers reports a CORS failure, not the 403.
+            request[access_ops.CORS_HEADERS] = access_ops.actual_headers(
+                request, await state.catalog.find_bucket(endpoint.bucket))
         auth = _authenticate(request, state)
         principal = state.keys.tenant_of(auth.access_key) if auth is not None else None
         if auth is not None and principal is None:
@@ -127,7 +132,6 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
             check_key(endpoint.key)
         decision = await access.authorize(state.catalog, access.request_for(
             endpoint, principal, request.remote or "", request.query, request.headers))
-        request[access_ops.CORS_HEADERS] = access_ops.actual_headers(request, decision.bucket)
         if state.meter is not None:     # who pays, for a response the handler streams
             state.meter.bind(request, op, endpoint, decision, principal)
         ctx = Ctx(request, state, endpoint, auth, decision.acting_tenant, request_id, principal,

@@ -449,6 +449,14 @@ def test_cors_preflight(cluster: Cluster, two: dict[str, Any]) -> None:
     with urllib.request.urlopen(req, timeout=10) as r:
         assert r.headers["Access-Control-Allow-Origin"] == origin
         assert r.headers["Access-Control-Expose-Headers"] == "ETag"
+    # A refused one too (a private object): the browser must see the 403, not a CORS error.
+    alpha.put_object(Bucket="portal", Key="private.json", Body=b"{}")
+    req = urllib.request.Request(f"{cluster.endpoint}/portal/private.json",
+                                 headers={"Origin": origin})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(req, timeout=10)
+    assert refused.value.code == 403
+    assert refused.value.headers["Access-Control-Allow-Origin"] == origin
     alpha.delete_bucket_cors(Bucket="portal")
     with pytest.raises(ClientError) as exc:
         alpha.get_bucket_cors(Bucket="portal")
