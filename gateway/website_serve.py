@@ -123,7 +123,7 @@ class _Site:
                   self.request_id, None)
         found = await self.state.catalog.get_object(bucket, key)
         if found is None:
-            raise missing_key(ctx, bucket)      # AccessDenied unless listing is public
+            raise missing_key(ctx, bucket, endpoint.key)    # AccessDenied unless listing is public
         m = found[0]
         if WEBSITE_REDIRECT in m.headers:
             resp = web.Response(status=301, headers={"Location": m.headers[WEBSITE_REDIRECT]})
