@@ -1,7 +1,8 @@
 """Copies across tenants on a real cluster: CopyObject and UploadPartCopy read a source
 that another tenant owns whenever the requester may GET it (an ACL grant, a bucket policy,
 a public-read object), and are refused when it may not read the source or write the
-destination. The copy belongs to the destination bucket's owner."""
+destination. The copy belongs to the destination bucket's owner. Multipart uploads name
+the tenant that initiated them apart from the bucket owner who will own the object."""
 
 from __future__ import annotations
 
@@ -197,3 +198,18 @@ def test_a_version_of_another_tenants_object(pair: dict[str, Any]) -> None:
     assert copied["CopySourceVersionId"] == first
     assert _body(alt, "alt-own", "old") == b"first"
 
+
+def test_uploads_name_their_initiator(pair: dict[str, Any]) -> None:
+    main, alt = pair["main"], pair["alt"]
+    main.create_bucket(Bucket="shared-uploads", ACL="public-read-write")
+    by_main = main.create_multipart_upload(Bucket="shared-uploads", Key="a")["UploadId"]
+    by_alt = alt.create_multipart_upload(Bucket="shared-uploads", Key="b")["UploadId"]
+    listed = main.list_multipart_uploads(Bucket="shared-uploads")["Uploads"]
+    seen = {u["UploadId"]: (u["Initiator"]["ID"], u["Initiator"]["DisplayName"],
+                            u["Owner"]["ID"]) for u in listed}
+    # The object will be the bucket owner's (Coffre's objects belong to their bucket's).
+    assert seen == {by_main: ("main", "main", "main"), by_alt: ("alt", "alt", "main")}
+    parts = alt.list_parts(Bucket="shared-uploads", Key="b", UploadId=by_alt)
+    assert (parts["Initiator"]["ID"], parts["Owner"]["ID"]) == ("alt", "main")
+    for key, up in (("a", by_main), ("b", by_alt)):
+        main.abort_multipart_upload(Bucket="shared-uploads", Key=key, UploadId=up)
