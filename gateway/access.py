@@ -14,7 +14,10 @@ Coffre stores:
 7. anything else is AccessDenied.
 A granted non-owner acts as the bucket owner for the handler (Coffre's objects belong to
 their bucket's owner), so the handlers keep one rule: the bucket must be the acting
-tenant's. Requests that name no bucket (ListBuckets, CreateBucket) need a signature.
+tenant's. The one exception is a copy's source, which may be another tenant's: the copy is
+let through only if the requester itself may GET the source (checked here, with the rules
+of that GET), and the handler then reads it whoever owns it. Requests that name no bucket
+(ListBuckets, CreateBucket) need a signature.
 
 `decide` is pure; `authorize` fetches the bucket record (cached) and, only when a
 non-owner's read depends on it, the object's manifest for its ACL.
@@ -26,7 +29,7 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
-from urllib.parse import unquote
+from urllib.parse import parse_qsl, unquote
 
 from gateway import acl, errors, ownership, policy, versioned
 from gateway.acl import Permission
@@ -254,10 +257,34 @@ def decide(req: AccessRequest, bucket: BucketRecord,
     raise errors.AccessDenied()
 
 
-def copy_source_of(raw: str) -> tuple[str, str] | None:
-    text = unquote(raw.split("?", 1)[0]).lstrip("/")
+@dataclass(frozen=True)
+class CopySourceName:
+    """What an x-amz-copy-source names: bucket/key (URL-encoded), optionally ?versionId=."""
+
+    bucket: str
+    key: str
+    version_id: str | None = None
+
+
+def copy_source_of(raw: str) -> CopySourceName | None:
+    """The copy source an x-amz-copy-source value names; None when it names no bucket and
+    key (the handler answers InvalidArgument)."""
+    path, _, query = raw.partition("?")
+    text = unquote(path)
+    text = text[1:] if text.startswith("/") else text
     bucket, _, key = text.partition("/")
-    return (bucket, key) if bucket and key else None
+    if not bucket or not key:
+        return None
+    version_id = dict(parse_qsl(query, keep_blank_values=True)).get("versionId")
+    return CopySourceName(bucket, key, version_id)
+
+
+def source_read(req: AccessRequest, source: CopySourceName) -> AccessRequest:
+    """The read a copy makes of its source, asked for the requester itself (not for the
+    tenant it acts as on the destination): the GetObject the requester would have to be
+    allowed to make of the same object, or of the same version."""
+    return AccessRequest("GetObject", source.bucket, source.key, req.principal,
+                         req.source_ip, version_id=source.version_id)
 
 
 async def _object_acl(catalog: Catalog, bucket: BucketRecord, key: str,
@@ -286,20 +313,20 @@ async def _decide_on(catalog: Catalog, req: AccessRequest, bucket: BucketRecord)
 
 
 async def _check_copy_source(catalog: Catalog, req: AccessRequest) -> None:
-    """A copy reads its source: the principal must be allowed to GET it too."""
+    """A copy reads its source: the requester must be allowed to GET it too, by any basis
+    a GET would have (ownership, a policy, an ACL grant, public-read)."""
     assert req.copy_source is not None
-    parsed = copy_source_of(req.copy_source)
-    if parsed is None:
+    source = copy_source_of(req.copy_source)
+    if source is None:
         return      # the handler answers the malformed header with its own error
-    src = await catalog.find_bucket(parsed[0])
-    if src is None:
-        return      # and NoSuchBucket
-    read = AccessRequest("GetObject", parsed[0], parsed[1], req.principal, req.source_ip)
-    basis = await _decide_on(catalog, read, src)
-    if basis is not Basis.OWNER:
-        # The handlers read a copy source as the destination's acting tenant; reading
-        # another tenant's object through a grant is not supported yet.
-        raise errors.AccessDenied()
+    # A missing bucket is answered now: the handler must never read a source unchecked.
+    src = await catalog.bucket(source.bucket)
+    if await _decide_on(catalog, source_read(req, source), src) is Basis.ABSENT:
+        # Missing, to one who may list it: told now, for the handler must not copy what
+        # might appear meanwhile (nothing else lets this requester read it).
+        if source.version_id is not None:
+            raise errors.NoSuchVersion(Key=source.key, VersionId=source.version_id)
+        raise errors.NoSuchKey(Key=source.key)
 
 
 async def authorize(catalog: Catalog, req: AccessRequest) -> Decision:

@@ -50,6 +50,11 @@ def _el(name: str, value: str | int | bool | None) -> str:
     return f"<{name}>{esc(str(value))}</{name}>"
 
 
+def party(tag: str, tenant: str) -> str:
+    """An Owner or Initiator element: a tenant's name is both its ID and its display name."""
+    return f"<{tag}><ID>{esc(tenant)}</ID><DisplayName>{esc(tenant)}</DisplayName></{tag}>"
+
+
 def _owner(owner_id: str, display: str) -> str:
     return f"<Owner><ID>{esc(owner_id)}</ID><DisplayName>{esc(display)}</DisplayName></Owner>"
 

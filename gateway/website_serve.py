@@ -123,7 +123,7 @@ class _Site:
                   self.request_id, None)
         found = await self.state.catalog.get_object(bucket, key)
         if found is None:
-            raise missing_key(ctx, bucket)      # AccessDenied unless listing is public
+            raise missing_key(ctx, bucket, endpoint.key)    # AccessDenied unless listing is public
         if self.decision.basis is access.Basis.ABSENT:
             raise errors.AccessDenied()         # it appeared after it was authorized missing
         m = found[0]

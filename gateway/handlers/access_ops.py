@@ -263,11 +263,11 @@ async def preflight(ctx: Ctx) -> web.StreamResponse:
 
 
 async def _copy_source_size(ctx: Ctx) -> int:
-    parsed = access.copy_source_of(ctx.request.headers.get("x-amz-copy-source", ""))
-    if parsed is None:
+    source = access.copy_source_of(ctx.request.headers.get("x-amz-copy-source", ""))
+    if source is None:
         return 0
-    src = await ctx.state.catalog.find_bucket(parsed[0])
-    found = await ctx.state.catalog.get_object(src, check_key(parsed[1])) if src else None
+    src = await ctx.state.catalog.find_bucket(source.bucket)
+    found = await ctx.state.catalog.get_object(src, check_key(source.key)) if src else None
     return found[0].size if found else 0     # the handler answers a missing source
 
 

@@ -77,7 +77,9 @@ async def create_multipart_upload(ctx: Ctx) -> web.StreamResponse:
                     # Checked at dispatch (access_ops.check_acl_headers); the object gets
                     # it when the upload completes, as on AWS.
                     acl.from_headers(req.headers, bucket.owner) or (),
-                    object_lock.lock_headers(req.headers), sealed)
+                    object_lock.lock_headers(req.headers), sealed,
+                    # The signer, not the tenant it acts as: AWS lists who initiated it.
+                    initiator=ctx.principal or "")
     await _uploads(ctx).create(bucket, key, upload)
     body = s3xml.simple("InitiateMultipartUploadResult",
                         [("Bucket", bucket.name), ("Key", ctx.key),
@@ -274,6 +276,15 @@ def _int_param(ctx: Ctx, name: str, default: int, cap: int) -> int:
     return min(int(raw), cap)
 
 
+def _parties(bucket: BucketRecord, upload: Upload) -> str:
+    """Initiator and Owner of an upload: who created it (no one to name if that was an
+    anonymous request; the bucket's owner for a record that predates the field), and the
+    bucket's owner, whose the object will be."""
+    initiator = bucket.owner if upload.initiator is None else upload.initiator
+    return (s3xml.party("Initiator", initiator) if initiator else "") + \
+        s3xml.party("Owner", bucket.owner)
+
+
 async def list_parts(ctx: Ctx) -> web.StreamResponse:
     bucket, key, upload = await _upload_of(ctx)
     max_parts = _int_param(ctx, "max-parts", 1000, 1000)
@@ -292,13 +303,11 @@ async def list_parts(ctx: Ctx) -> web.StreamResponse:
         f"<Part><PartNumber>{p.number}</PartNumber>"
         f"<LastModified>{s3xml.iso8601(p.mtime_ms)}</LastModified>"
         f"<ETag>{s3xml.esc(p.etag)}</ETag><Size>{p.size}</Size></Part>" for p in parts)
-    owner = f"<ID>{s3xml.esc(bucket.owner)}</ID><DisplayName>{s3xml.esc(bucket.owner)}" \
-            "</DisplayName>"
     nxt = parts[-1].number if parts else 0
     body = (
         f'{s3xml.HEAD}<ListPartsResult xmlns="{s3xml.NS}"><Bucket>{s3xml.esc(bucket.name)}'
         f"</Bucket><Key>{s3xml.esc(ctx.key)}</Key><UploadId>{upload.upload_id}</UploadId>"
-        f"<Initiator>{owner}</Initiator><Owner>{owner}</Owner>"
+        f"{_parties(bucket, upload)}"
         f"<StorageClass>STANDARD</StorageClass><PartNumberMarker>{marker}</PartNumberMarker>"
         f"<NextPartNumberMarker>{nxt}</NextPartNumberMarker><MaxParts>{max_parts}</MaxParts>"
         f"<IsTruncated>{'true' if truncated else 'false'}</IsTruncated>{items}"
@@ -338,11 +347,9 @@ async def list_multipart_uploads(ctx: Ctx) -> web.StreamResponse:
             prefixes.append(rolled)
         else:
             uploads.append(up)
-    owner = f"<ID>{s3xml.esc(bucket.owner)}</ID><DisplayName>{s3xml.esc(bucket.owner)}" \
-            "</DisplayName>"
     items = "".join(
         f"<Upload><Key>{s3xml.esc(u.key)}</Key><UploadId>{u.upload_id}</UploadId>"
-        f"<Initiator>{owner}</Initiator><Owner>{owner}</Owner>"
+        f"{_parties(bucket, u)}"
         f"<StorageClass>STANDARD</StorageClass>"
         f"<Initiated>{s3xml.iso8601(u.initiated_ms)}</Initiated></Upload>" for u in uploads)
     items += "".join(f"<CommonPrefixes><Prefix>{s3xml.esc(p)}</Prefix></CommonPrefixes>"

@@ -191,7 +191,7 @@ async def current_object(ctx: Ctx) -> tuple[BucketRecord, bytes, Manifest]:
     else:
         found = await catalog.get_object(bucket, key)
         if found is None:
-            err = missing_key(ctx, bucket)
+            err = missing_key(ctx, bucket, ctx.key)
             if isinstance(err, errors.NoSuchKey):
                 errors.with_headers(err, await versioned.missing_current(catalog, bucket, key))
             raise err
@@ -201,9 +201,10 @@ async def current_object(ctx: Ctx) -> tuple[BucketRecord, bytes, Manifest]:
     return bucket, key, m
 
 
-def missing_key(ctx: Ctx, bucket: BucketRecord) -> errors.S3Error:
+def missing_key(ctx: Ctx, bucket: BucketRecord, key: str) -> errors.S3Error:
     """NoSuchKey, or AccessDenied for a requester who may not list the bucket: as on AWS,
-    whether a key exists is told only to those who could see it in a listing."""
+    whether a key exists is told only to those who could see it in a listing (a copy's
+    source is asked about for the requester too, whoever the copy acts for)."""
     if ctx.principal != bucket.owner:
         listing = access.AccessRequest("ListObjects", bucket.name, None, ctx.principal,
                                        ctx.request.remote or "")
@@ -211,7 +212,7 @@ def missing_key(ctx: Ctx, bucket: BucketRecord) -> errors.S3Error:
             access.decide(listing, bucket)
         except errors.S3Error:
             return errors.AccessDenied()
-    return errors.NoSuchKey(Key=ctx.key)
+    return errors.NoSuchKey(Key=key)
 
 
 async def head_object(ctx: Ctx) -> web.StreamResponse:
