@@ -74,7 +74,9 @@ def string_to_sign(method: str, headers: Sequence[tuple[str, str]], date_line: s
 
 
 def sign(secret_key: str, to_sign: str) -> str:
-    digest = hmac.new(secret_key.encode(), to_sign.encode("utf-8"), hashlib.sha1).digest()
+    # surrogateescape: header values carry the bytes that were sent, UTF-8 or not.
+    message = to_sign.encode("utf-8", "surrogateescape")
+    digest = hmac.new(secret_key.encode(), message, hashlib.sha1).digest()
     return base64.b64encode(digest).decode()
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -160,6 +160,14 @@ def canonical_query(raw_query: str, drop: str | None = None) -> str:
 def _trim(value: str) -> str:
     # SigV4's Trimall: strip, and fold inner runs of spaces into one.
     return " ".join(value.split())
+
+
+def text_headers(raw: Iterable[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
+    """Headers as received, as the signers take them: read as UTF-8 with surrogateescape, so
+    that the canonical request, encoded back the same way, holds the bytes that were sent
+    (a client signs the bytes it sends; UTF-8 ones are its str's, others round-trip)."""
+    return [(k.decode("utf-8", "surrogateescape"), v.decode("utf-8", "surrogateescape"))
+            for k, v in raw]
 
 
 def _header_map(headers: Sequence[tuple[str, str]]) -> dict[str, list[str]]:

@@ -26,6 +26,7 @@ from gateway.sigv4 import (
     canonical_uri,
     presign_url,
     sign_request,
+    text_headers,
 )
 
 AKID = "AKIAIOSFODNN7EXAMPLE"
@@ -548,6 +549,26 @@ def test_repeated_headers_are_joined() -> None:
     headers = [(k, v) for k, v in sent.items() if k != "x-amz-meta-a"]
     headers += [("X-Amz-Meta-A", "1"), ("x-amz-meta-a", " 2 ")]
     assert verify("GET", "/b/k", "", headers, now=now) is not None
+
+
+def test_non_ascii_header_values_are_signed_as_sent() -> None:
+    """botocore signs a str header value as the UTF-8 bytes it sends; another client may send
+    and sign a byte that is not UTF-8 (ISO-8859-1 'é'): either way the canonical request
+    holds the bytes that came, not a re-encoding of them."""
+    request = botocore_signed("PUT", "http://h/b/k", {"x-amz-meta-meta1": "Hello World\xe9"},
+                              b"bar", now=NOW)
+    wire = [(b"Host", b"h"), *((k.encode(), v.encode()) for k, v in request.headers.items())]
+    assert (b"x-amz-meta-meta1", b"Hello World\xc3\xa9") in wire
+    assert verify("PUT", "/b/k", "", text_headers(wire), now=NOW) is not None
+    sent = sign_request("GET", "http://h/b/k", {"x-amz-meta-a": "caf\udce9"}, AKID, SECRET,
+                        REGION, NOW)
+    wire = [(k.encode(), v.encode("utf-8", "surrogateescape")) for k, v in sent.items()]
+    assert (b"x-amz-meta-a", b"caf\xe9") in wire
+    assert verify("GET", "/b/k", "", text_headers(wire), now=NOW) is not None
+    tampered = [(k, b"caf\xe8" if k == b"x-amz-meta-a" else v) for k, v in wire]
+    with pytest.raises(errors.SignatureDoesNotMatch) as caught:
+        verify("GET", "/b/k", "", text_headers(tampered), now=NOW)
+    caught.value.to_xml("/b/k", "id")          # the echoed request renders: no 500
 
 
 def test_non_ascii_signature_never_matches() -> None:
