@@ -6,7 +6,8 @@ out, or an S3Error.
 
 StringToSign = VERB \\n Content-MD5 \\n Content-Type \\n Date-or-Expires \\n
                x-amz-* headers (lower-cased, sorted, "name:v1,v2\\n" each)
-               + resource: the path as sent (with the bucket, also for virtual hosts)
+               + resource: the path as sent (with the bucket, also for virtual hosts;
+                 "/bucket" alone may be signed as "/bucket/")
                + "?" + the sub-resources of interest, sorted, values unescaped.
 """
 
@@ -106,11 +107,24 @@ def authenticate(method: str, resource_path: str, raw_query: str,
     if secret is None:
         raise errors.InvalidAccessKeyId(AWSAccessKeyId=access)
     signed_headers = [(n, v) for n, v in headers if n.lower() != "authorization"]
-    to_sign = string_to_sign(method, signed_headers, date_line,
-                             canonical_resource(resource_path, raw_query), extra)
-    if not hmac.compare_digest(sign(secret, to_sign).encode(), given.encode()):
-        raise errors.SignatureDoesNotMatch(AWSAccessKeyId=access, StringToSign=to_sign)
+    candidates = [string_to_sign(method, signed_headers, date_line,
+                                 canonical_resource(resource, raw_query), extra)
+                  for resource in resource_forms(resource_path)]
+    # Every form is checked, so that the time taken does not tell which one matched.
+    matches = [hmac.compare_digest(sign(secret, c).encode(), given.encode()) for c in candidates]
+    if not any(matches):
+        raise errors.SignatureDoesNotMatch(AWSAccessKeyId=access, StringToSign=candidates[0])
     return access
+
+
+def resource_forms(resource_path: str) -> list[str]:
+    """The resources a request may have signed: the path as sent, and for a path-style
+    request on a bucket alone ("/bucket"), also "/bucket/". That is the resource of the same
+    request sent virtual-hosted ("GET /" on bucket.host), and the one botocore signs for
+    every bucket-level call (its authPath ends in '/'), which S3 accepts."""
+    if resource_path.startswith("/") and resource_path.count("/") == 1 and resource_path != "/":
+        return [resource_path, resource_path + "/"]
+    return [resource_path]
 
 
 def _header_date(headers: Sequence[tuple[str, str]], now: datetime, max_skew_s: int) -> str:

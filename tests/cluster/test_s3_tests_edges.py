@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import email.header
 import http.client
+import json
 from datetime import UTC, datetime
 from typing import Any
 from xml.etree import ElementTree
@@ -136,3 +137,24 @@ def test_response_override_that_breaks_http_is_refused(cluster: Cluster,
     path = f"/{PRIVATE}/override?response-content-disposition=attachment"
     status, headers, _ = _raw(cluster, "GET", path, _signed(cluster, "GET", path))
     assert (status, headers["content-disposition"]) == (200, "attachment")
+
+
+# ---------------------------------------------------------------- SigV2
+
+
+def test_sigv2_path_style_bucket_calls(cluster: Cluster, buckets: None) -> None:
+    """botocore signs /bucket/ for a path-style bucket call sent to /bucket: every
+    bucket-level SigV2 call was SignatureDoesNotMatch."""
+    v2 = _v2(cluster)
+    v2.create_bucket(Bucket="edges-v2")
+    v2.head_bucket(Bucket="edges-v2")
+    v2.put_object(Bucket="edges-v2", Key="k", Body=b"v2")
+    assert [o["Key"] for o in v2.list_objects(Bucket="edges-v2")["Contents"]] == ["k"]
+    assert v2.list_objects_v2(Bucket="edges-v2")["KeyCount"] == 1
+    assert v2.get_bucket_acl(Bucket="edges-v2")["Grants"]
+    policy = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+        "Resource": "arn:aws:s3:::edges-v2/*"}]}
+    v2.put_bucket_policy(Bucket="edges-v2", Policy=json.dumps(policy))
+    assert json.loads(v2.get_bucket_policy(Bucket="edges-v2")["Policy"]) == policy
+    assert v2.get_object(Bucket="edges-v2", Key="k")["Body"].read() == b"v2"

@@ -54,6 +54,29 @@ def test_presigned_urls_from_botocore_verify_and_expire(key: str) -> None:
     assert exc.value.code == "AccessDenied"
 
 
+@pytest.mark.parametrize("query", ["", "acl", "policy", "list-type=2&prefix=a"])
+def test_bucket_alone_path_style_verifies_as_botocore_signs_it(query: str) -> None:
+    """botocore sends path-style bucket calls to /bucket and signs /bucket/ (its authPath):
+    both forms name the bucket, and S3 accepts either."""
+    for auth_path in ("/bucket/", None):
+        req = AWSRequest(method="GET", url="http://h/bucket" + (f"?{query}" if query else ""))
+        req.auth_path = auth_path
+        HmacV1Auth(CREDS).add_auth(req)
+        assert _verify(req, datetime.now(UTC)) == AK
+    assert sigv2.resource_forms("/bucket") == ["/bucket", "/bucket/"]
+    assert sigv2.resource_forms("/bucket/") == ["/bucket/"]
+    assert sigv2.resource_forms("/bucket/key") == ["/bucket/key"]
+    assert sigv2.resource_forms("/") == ["/"]
+
+
+def test_key_resource_is_not_widened() -> None:
+    req = AWSRequest(method="GET", url="http://h/bucket/key")
+    req.auth_path = "/bucket/key/"
+    HmacV1Auth(CREDS).add_auth(req)
+    with pytest.raises(errors.SignatureDoesNotMatch):
+        _verify(req, datetime.now(UTC))
+
+
 def test_non_ascii_header_values_are_signed_as_sent() -> None:
     req = AWSRequest(method="PUT", url="http://h/bucket/k", data=b"x",
                      headers={"x-amz-meta-meta1": "Hello World\xe9"})
