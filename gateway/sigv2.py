@@ -93,9 +93,11 @@ def authenticate(method: str, resource_path: str, raw_query: str,
     params = _params(raw_query)
     header = next((v for n, v in headers if n.lower() == "authorization"), None)
     if header is not None:
-        access, _, given = header.strip()[len("AWS "):].rpartition(":")
-        if not access or not given:
-            raise errors.AccessDenied("malformed AWS authorization header")
+        access, colon, given = header.strip()[len("AWS "):].rpartition(":")
+        if not colon or not access or not given:
+            raise errors.InvalidArgument(
+                "AWS authorization header is invalid.  Expected AwsAccessKeyId:signature",
+                ArgumentName="Authorization", ArgumentValue=header[:64])
         date_line = _header_date(headers, now, max_skew_s)
         extra: Sequence[tuple[str, str]] = ()
     else:

@@ -483,7 +483,9 @@ def authenticate(
 ) -> AuthResult | None:
     """Verify a request's SigV4 signature; None when it carries no authentication at all."""
     now = _utc(now)
-    table = _header_map(headers)
+    # An empty Authorization header authenticates nothing: S3 takes the request as anonymous.
+    table = _header_map([(n, v) for n, v in headers
+                         if n.lower() != "authorization" or v.strip()])
     params = _query_params(raw_query)
     mechanism = _mechanism(table, params)
     if mechanism is None:

@@ -14,6 +14,7 @@ from xml.etree import ElementTree
 import boto3
 import pytest
 from botocore.config import Config as BotoConfig
+from botocore.exceptions import ClientError
 
 from gateway import sigv4
 from tests.cluster.harness import Cluster
@@ -81,6 +82,14 @@ def _code(body: bytes) -> str:
 
 def _rfc2047(value: str) -> str:
     return str(email.header.make_header(email.header.decode_header(value)))
+
+
+def _exists(cluster: Cluster, bucket: str, key: str) -> bool:
+    try:
+        cluster.s3().head_object(Bucket=bucket, Key=key)
+    except ClientError:
+        return False
+    return True
 
 
 # ---------------------------------------------------------------- header bytes
@@ -158,3 +167,19 @@ def test_sigv2_path_style_bucket_calls(cluster: Cluster, buckets: None) -> None:
     v2.put_bucket_policy(Bucket="edges-v2", Policy=json.dumps(policy))
     assert json.loads(v2.get_bucket_policy(Bucket="edges-v2")["Policy"]) == policy
     assert v2.get_object(Bucket="edges-v2", Key="k")["Body"].read() == b"v2"
+
+
+def test_authorization_header_edges(cluster: Cluster, buckets: None) -> None:
+    """An empty Authorization is an anonymous request (was 400 "Unsupported Authorization
+    Type"); "AWS HAHAHA" is 400 InvalidArgument (was 403 AccessDenied)."""
+    for method, path in (("GET", f"/{PRIVATE}"), ("PUT", "/edges-empty-auth")):
+        status, _, body = _raw(cluster, method, path, {
+            "Host": cluster.config.listen, "Authorization": "", "Content-Length": "0"})
+        assert (status, _code(body)) == (403, "AccessDenied"), method
+    for path in (f"/{PRIVATE}/hahaha", "/edges-hahaha"):
+        status, _, body = _raw(cluster, "PUT", path, {
+            "Host": cluster.config.listen, "Authorization": "AWS HAHAHA", "Date": "x",
+            "Content-Length": "3"}, b"bar")
+        assert (status, _code(body)) == (400, "InvalidArgument"), path
+        assert b"Expected AwsAccessKeyId:signature" in body
+    assert not _exists(cluster, PRIVATE, "hahaha")

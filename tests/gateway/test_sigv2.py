@@ -77,6 +77,14 @@ def test_key_resource_is_not_widened() -> None:
         _verify(req, datetime.now(UTC))
 
 
+@pytest.mark.parametrize("header", ["AWS HAHAHA", "AWS :c2ln", "AWS AKIDEXAMPLE:", "AWS  "])
+def test_authorization_without_key_and_signature_is_invalid_argument(header: str) -> None:
+    headers = [("Host", "h"), ("Date", "Mon, 01 Jan 2024 00:00:00 GMT"),
+               ("Authorization", header)]
+    with pytest.raises(errors.InvalidArgument, match="Expected AwsAccessKeyId:signature"):
+        sigv2.authenticate("GET", "/bucket/k", "", headers, _lookup, datetime.now(UTC))
+
+
 def test_non_ascii_header_values_are_signed_as_sent() -> None:
     req = AWSRequest(method="PUT", url="http://h/bucket/k", data=b"x",
                      headers={"x-amz-meta-meta1": "Hello World\xe9"})

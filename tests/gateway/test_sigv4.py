@@ -377,6 +377,16 @@ def test_anonymous_is_none() -> None:
     assert verify("GET", "/b/k", "list-type=2", [("Host", "h")], now=NOW) is None
 
 
+@pytest.mark.parametrize("blank", ["", "   "])
+def test_empty_authorization_is_anonymous(blank: str) -> None:
+    # S3 answers it as an anonymous request (AccessDenied on a private bucket), not 400.
+    assert verify("GET", "/b/k", "", [("Host", "h"), ("Authorization", blank)], now=NOW) is None
+    url = urlsplit(presign_url("GET", "http://h/b/k", AKID, SECRET, REGION, NOW, 60))
+    result = verify("GET", url.path, url.query, [("Host", "h"), ("Authorization", blank)],
+                    now=NOW)
+    assert result is not None and result.presigned
+
+
 def test_tampered_requests_fail() -> None:
     headers = good_headers(NOW)
     assert verify("GET", "/b/k", "", headers, now=NOW) is not None
