@@ -17,7 +17,7 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import unquote
 
@@ -35,6 +35,7 @@ SUBRESOURCES = frozenset({
     "select", "select-type", "object-lock",
 })
 presign_expires_s_max = 7 * 24 * 3600
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def is_v2(headers: Sequence[tuple[str, str]], raw_query: str) -> bool:
@@ -130,19 +131,33 @@ def resource_forms(resource_path: str) -> list[str]:
 
 
 def _header_date(headers: Sequence[tuple[str, str]], now: datetime, max_skew_s: int) -> str:
+    """The Date line of the string to sign, once the request's time stamp is checked.
+
+    x-amz-date, when present (even empty), is the time stamp and the Date line is empty;
+    S3 ignores Date then (RESTAuthentication, "Time stamp requirement")."""
     values = {n.lower(): v for n, v in headers}
-    raw = values.get("x-amz-date") or values.get("date")
-    if raw is None:
+    amz = values.get("x-amz-date")
+    raw = amz if amz is not None else values.get("date")
+    when = _http_date(raw)
+    if when is None:
         raise errors.AccessDenied("AWS authentication requires a valid Date or x-amz-date header")
-    try:
-        when = parsedate_to_datetime(raw)
-    except (TypeError, ValueError, IndexError):
-        raise errors.AccessDenied(
-            "AWS authentication requires a valid Date or x-amz-date header") from None
     if abs((now - when).total_seconds()) > max_skew_s:
-        raise errors.RequestTimeTooSkewed(RequestTime=raw, ServerTime=now.isoformat())
-    # With x-amz-date present, the Date line is empty (x-amz-date is signed as an amz header).
-    return "" if "x-amz-date" in values else values["date"]
+        raise errors.RequestTimeTooSkewed(RequestTime=raw or "", ServerTime=now.isoformat())
+    return "" if amz is not None else values["date"]
+
+
+def _http_date(raw: str | None) -> datetime | None:
+    """An HTTP date as an aware datetime; None when it is not one S3 takes: unparsable, or
+    before 1970 (S3 answers AccessDenied to such a date, not RequestTimeTooSkewed)."""
+    try:
+        when = parsedate_to_datetime(raw) if raw else None
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when is None:
+        return None
+    # RFC 5322's "-0000" (UTC, local offset unknown) parses to a naive datetime.
+    when = when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+    return when if when >= _EPOCH else None
 
 
 def _check_expires(raw: str | None, now: datetime) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import email.header
 import http.client
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 from xml.etree import ElementTree
@@ -50,6 +51,13 @@ def _with_headers(client: Any, op: str, headers: dict[str, str | None]) -> Any:
 
     client.meta.events.register(f"before-call.s3.{op}", edit)
     return client
+
+
+def _error(call: Callable[[], object]) -> tuple[int, str]:
+    with pytest.raises(ClientError) as caught:
+        call()
+    response = caught.value.response
+    return response["ResponseMetadata"]["HTTPStatusCode"], response["Error"]["Code"]
 
 
 def _raw(cluster: Cluster, method: str, path: str, headers: dict[str, str | bytes],
@@ -183,3 +191,19 @@ def test_authorization_header_edges(cluster: Cluster, buckets: None) -> None:
         assert (status, _code(body)) == (400, "InvalidArgument"), path
         assert b"Expected AwsAccessKeyId:signature" in body
     assert not _exists(cluster, PRIVATE, "hahaha")
+
+
+@pytest.mark.parametrize(("amz_date", "want"), [
+    ("", (403, "AccessDenied")),
+    ("Bad Date", (403, "AccessDenied")),
+    ("Tue, 07 Jul 1950 21:53:04 GMT", (403, "AccessDenied")),
+    ("Tue, 07 Jul 2010 21:53:04 GMT", (403, "RequestTimeTooSkewed")),
+    ("Tue, 07 Jul 9999 21:53:04 GMT", (403, "RequestTimeTooSkewed")),
+])
+def test_sigv2_bad_x_amz_date(cluster: Cluster, buckets: None, amz_date: str,
+                              want: tuple[int, str]) -> None:
+    """s3-tests' *_date_*_aws2: an empty x-amz-date was SignatureDoesNotMatch (Date used for
+    the check, not for the signature) and one before 1970 RequestTimeTooSkewed."""
+    v2 = _with_headers(_v2(cluster), "PutObject", {"x-amz-date": amz_date})
+    assert _error(lambda: v2.put_object(Bucket=PRIVATE, Key="dated", Body=b"bar")) == want
+    assert not _exists(cluster, PRIVATE, "dated")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from urllib.parse import urlsplit
 
 import pytest
@@ -83,6 +84,47 @@ def test_authorization_without_key_and_signature_is_invalid_argument(header: str
                ("Authorization", header)]
     with pytest.raises(errors.InvalidArgument, match="Expected AwsAccessKeyId:signature"):
         sigv2.authenticate("GET", "/bucket/k", "", headers, _lookup, datetime.now(UTC))
+
+
+def _signed_with_date(name: str, value: str) -> list[tuple[str, str]]:
+    headers = [("Host", "h"), (name, value)]
+    date_line = "" if name == "x-amz-date" else value
+    to_sign = sigv2.string_to_sign("GET", headers, date_line, "/bucket/k")
+    return [*headers, ("Authorization", f"AWS {AK}:{sigv2.sign(SK, to_sign)}")]
+
+
+@pytest.mark.parametrize(("name", "value", "code"), [
+    ("x-amz-date", "", "AccessDenied"),
+    ("x-amz-date", "Bad Date", "AccessDenied"),
+    ("x-amz-date", "Tue, 07 Jul 1950 21:53:04 GMT", "AccessDenied"),
+    ("x-amz-date", "Tue, 07 Jul 2010 21:53:04 GMT", "RequestTimeTooSkewed"),
+    ("x-amz-date", "Tue, 07 Jul 9999 21:53:04 GMT", "RequestTimeTooSkewed"),
+    ("Date", "Tue, 07 Jul 2010 21:53:04 -0000", "RequestTimeTooSkewed"),
+    ("Date", "Fri, 31 Dec 9999 23:59:59 -2359", "RequestTimeTooSkewed"),
+])
+def test_bad_time_stamps_are_refused_as_s3_refuses_them(name: str, value: str,
+                                                        code: str) -> None:
+    """s3-tests' expectations, from AWS: a missing, empty, unparsable or pre-1970 time stamp
+    is AccessDenied (checked before the signature); a valid one too far off is skewed."""
+    with pytest.raises(errors.S3Error) as exc:
+        sigv2.authenticate("GET", "/bucket/k", "", _signed_with_date(name, value), _lookup,
+                           datetime.now(UTC))
+    assert exc.value.code == code
+
+
+def test_empty_x_amz_date_does_not_fall_back_to_date() -> None:
+    headers = [("Date", format_datetime(datetime.now(UTC), usegmt=True)),
+               *_signed_with_date("x-amz-date", "")]
+    with pytest.raises(errors.AccessDenied, match="valid Date or x-amz-date"):
+        sigv2.authenticate("GET", "/bucket/k", "", headers, _lookup, datetime.now(UTC))
+
+
+def test_minus_0000_date_is_utc() -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    date = format_datetime(now.replace(tzinfo=None))       # "... -0000"
+    assert date.endswith("-0000")
+    headers = _signed_with_date("Date", date)
+    assert sigv2.authenticate("GET", "/bucket/k", "", headers, _lookup, now) == AK
 
 
 def test_non_ascii_header_values_are_signed_as_sent() -> None:
