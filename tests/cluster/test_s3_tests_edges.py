@@ -10,11 +10,15 @@ import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 from xml.etree import ElementTree
 
 import boto3
 import pytest
+from botocore.auth import S3SigV4QueryAuth
+from botocore.awsrequest import AWSRequest
 from botocore.config import Config as BotoConfig
+from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
 from gateway import sigv4
@@ -207,3 +211,25 @@ def test_sigv2_bad_x_amz_date(cluster: Cluster, buckets: None, amz_date: str,
     v2 = _with_headers(_v2(cluster), "PutObject", {"x-amz-date": amz_date})
     assert _error(lambda: v2.put_object(Bucket=PRIVATE, Key="dated", Body=b"bar")) == want
     assert not _exists(cluster, PRIVATE, "dated")
+
+
+# ---------------------------------------------------------------- presigned SigV4
+
+
+def test_presigned_expires_zero_and_negative(cluster: Cluster, buckets: None) -> None:
+    """X-Amz-Expires=0 is valid and already expired (was 400 "must be non-negative");
+    a negative one is 400 "must be non-negative" (was "should be a number")."""
+    cluster.s3().put_object(Bucket=PRIVATE, Key="presigned", Body=b"x")
+    answers = []
+    for expires in (0, -5):
+        request = AWSRequest(method="GET", url=f"{cluster.endpoint}/{PRIVATE}/presigned")
+        creds = Credentials(cluster.key.access_key, cluster.key.secret_key)
+        S3SigV4QueryAuth(creds, "s3", cluster.config.region, expires=expires).add_auth(request)
+        url = urlsplit(request.url)
+        status, _, body = _raw(cluster, "GET", f"{url.path}?{url.query}",
+                               {"Host": cluster.config.listen})
+        root = ElementTree.fromstring(body)
+        answers.append((status, root.findtext("Code"), root.findtext("Message")))
+    assert answers == [(403, "AccessDenied", "Request has expired"),
+                       (400, "AuthorizationQueryParametersError",
+                        "X-Amz-Expires must be non-negative")]

@@ -447,12 +447,33 @@ def test_presigned_not_yet_valid() -> None:
         verify("GET", url.path, url.query, [("Host", "h")], now=NOW)
 
 
-@pytest.mark.parametrize("expires", ["0", "604801", "-1", "abc", "", "٣", "9" * 5000])
-def test_presigned_expires_bounds(expires: str) -> None:
+@pytest.mark.parametrize(("expires", "message"), [
+    ("604801", "less than a week"), ("-1", "must be non-negative"),
+    ("-604800", "must be non-negative"), ("abc", "should be a number"),
+    ("", "should be a number"), ("٣", "should be a number"), ("9" * 5000, "should be a number"),
+])
+def test_presigned_expires_bounds(expires: str, message: str) -> None:
     url = urlsplit(presign_url("GET", "http://h/b/k", AKID, SECRET, REGION, NOW, 60))
     query = url.query.replace("X-Amz-Expires=60", f"X-Amz-Expires={expires}")
-    with pytest.raises(errors.AuthorizationQueryParametersError):
+    with pytest.raises(errors.AuthorizationQueryParametersError, match=message):
         verify("GET", url.path, query, [("Host", "h")], now=NOW)
+
+
+def test_presigned_expires_zero_is_valid_and_expired() -> None:
+    """X-Amz-Expires=0 is a lifetime of nothing: the URL is well formed, and expired."""
+    request = AWSRequest(method="GET", url="http://h/b/k", headers={})
+    import botocore.auth
+
+    original = botocore.auth.get_current_datetime
+    botocore.auth.get_current_datetime = lambda: NOW.replace(tzinfo=None)
+    try:
+        S3SigV4QueryAuth(Credentials(AKID, SECRET), "s3", REGION, expires=0).add_auth(request)
+    finally:
+        botocore.auth.get_current_datetime = original
+    url = urlsplit(request.url)
+    assert "X-Amz-Expires=0" in url.query
+    with pytest.raises(errors.AccessDenied, match="Request has expired"):
+        verify("GET", url.path, url.query, [("Host", "h")], now=NOW + timedelta(seconds=1))
 
 
 def test_presigned_week_is_allowed() -> None:
