@@ -233,3 +233,30 @@ def test_presigned_expires_zero_and_negative(cluster: Cluster, buckets: None) ->
     assert answers == [(403, "AccessDenied", "Request has expired"),
                        (400, "AuthorizationQueryParametersError",
                         "X-Amz-Expires must be non-negative")]
+
+
+# ---------------------------------------------------------------- framing and Expect
+
+
+def test_put_without_content_length_is_411(cluster: Cluster, buckets: None) -> None:
+    """A PutObject or UploadPart framing no body (no Content-Length, no Transfer-Encoding)
+    stored an empty object; S3 answers 411 MissingContentLength. The connection closes
+    after it (bytes sent later would read as the next request). Bucket-level PUTs without
+    a body still work."""
+    path = f"/{PRIVATE}/unframed"
+    status, headers, body = _raw(cluster, "PUT", path, _signed(cluster, "PUT", path))
+    assert (status, _code(body)) == (411, "MissingContentLength")
+    assert headers["connection"] == "close"
+    assert not _exists(cluster, PRIVATE, "unframed")
+    upload = cluster.s3().create_multipart_upload(Bucket=PRIVATE, Key="unframed-mpu")
+    path = f"/{PRIVATE}/unframed-mpu?partNumber=1&uploadId={upload['UploadId']}"
+    status, _, body = _raw(cluster, "PUT", path, _signed(cluster, "PUT", path))
+    assert (status, _code(body)) == (411, "MissingContentLength")
+    parts = cluster.s3().list_parts(Bucket=PRIVATE, Key="unframed-mpu",
+                                    UploadId=upload["UploadId"])
+    assert parts.get("Parts", []) == []
+    s3 = _with_headers(cluster.s3(), "CreateBucket", {"Content-Length": None})
+    s3.create_bucket(Bucket="edges-no-length")
+    s3 = _with_headers(cluster.s3(), "PutObjectAcl", {"Content-Length": None})
+    cluster.s3().put_object(Bucket=PRIVATE, Key="acl", Body=b"bar")
+    s3.put_object_acl(Bucket=PRIVATE, Key="acl", ACL="public-read")
