@@ -34,3 +34,17 @@ async def test_unframed_object_body_is_411_and_closes_the_connection() -> None:
     response = web.Response(status=411)
     await body.finish_body(request, response)
     assert response.keep_alive is False and response.headers["Connection"] == "close"
+
+
+@pytest.mark.parametrize("expect", ["200", "", "garbage", "100-continue-please"])
+async def test_unknown_expectation_is_ignored(expect: str) -> None:
+    # S3 ignores it ("garbage, but S3 succeeds!" in s3-tests); aiohttp's 417 is not sent.
+    request = _put({"Expect": expect, "Content-Length": "3"})
+    await body.expect_later(request)        # no 417 raised
+    assert not request.get(body._CONTINUE_OWED)
+
+
+async def test_100_continue_is_owed_until_the_body_is_read() -> None:
+    request = _put({"Expect": " 100-Continue", "Content-Length": "3"})
+    await body.expect_later(request)        # no 417 raised
+    assert request.get(body._CONTINUE_OWED)
