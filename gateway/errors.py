@@ -11,9 +11,10 @@ import re
 from collections.abc import Mapping
 from xml.sax.saxutils import escape as _escape
 
-# Characters XML 1.0 cannot carry at all, not even as references (a key may hold them):
-# an error document naming such a key shows U+FFFD in their place, and stays parseable.
-_NOT_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+# Characters XML 1.0 cannot carry at all, not even as references (a key may hold them), and
+# lone surrogates (a header byte that is not UTF-8, echoed in a StringToSign): an error
+# document naming them shows U+FFFD in their place, and stays parseable.
+_NOT_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 def escape(text: str) -> str:

@@ -1,4 +1,9 @@
-"""Object headers kept with an object, and how they are returned (with response-* overrides)."""
+"""Object headers kept with an object, and how they are returned (with response-* overrides).
+
+Header values come from aiohttp as possibly undecodable text; everything stored goes through
+gateway.header_text first, so that a byte that is not UTF-8 is stored as a character, never
+as a lone surrogate that cannot be stored or sent again.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,14 @@ from collections.abc import Mapping
 from urllib.parse import parse_qsl
 
 from gateway import errors, limits
+from gateway.header_text import (
+    decode_words,
+    encode_words,
+    has_control,
+    is_token,
+    latin1_text,
+    utf8_text,
+)
 from gateway.manifest import Manifest
 from gateway.s3xml import http_date
 
@@ -26,8 +39,12 @@ _OVERRIDES = {
 }
 
 
+META_PREFIX = "x-amz-meta-"
+
+
 def stored_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    out = {h: headers[h] for h in STORED_HEADERS if h in headers}
+    # Returned as they came: the same bytes when they were UTF-8 (aiohttp sends text as UTF-8).
+    out = {h: utf8_text(headers[h]) for h in STORED_HEADERS if h in headers}
     if "Content-Encoding" in out:
         # aws-chunked is transfer framing, not a property of the object.
         kept = [e.strip() for e in out["Content-Encoding"].split(",")
@@ -39,6 +56,7 @@ def stored_headers(headers: Mapping[str, str]) -> dict[str, str]:
     out.setdefault("Content-Type", "binary/octet-stream")
     redirect = headers.get(WEBSITE_REDIRECT)
     if redirect is not None:
+        redirect = utf8_text(redirect)
         # Where the bucket's website sends a GET of this object (gateway.website_serve).
         if not redirect.startswith(("/", "http://", "https://")):
             raise errors.InvalidRedirectLocation()
@@ -54,8 +72,10 @@ def stored_headers(headers: Mapping[str, str]) -> dict[str, str]:
 
 
 def user_metadata(headers: Mapping[str, str]) -> dict[str, str]:
-    meta = {k.lower()[len("x-amz-meta-"):]: v for k, v in headers.items()
-            if k.lower().startswith("x-amz-meta-")}
+    """x-amz-meta-* as S3 stores them: names lower-cased, values read as ISO-8859-1 with their
+    RFC 2047 encoded-words decoded (gateway.header_text)."""
+    meta = {latin1_text(k).lower()[len(META_PREFIX):]: decode_words(latin1_text(v))
+            for k, v in headers.items() if k.lower().startswith(META_PREFIX)}
     size = sum(len(k.encode()) + len(v.encode()) for k, v in meta.items())
     if size > limits.user_metadata_bytes_max:
         raise errors.MetadataTooLarge()
@@ -68,13 +88,38 @@ def object_headers(m: Manifest, query: Mapping[str, str]) -> dict[str, str]:
     out["ETag"] = m.etag
     out["Last-Modified"] = http_date(m.mtime_ms)
     out["Accept-Ranges"] = "bytes"
-    for k, v in m.meta.items():
-        out[f"x-amz-meta-{k}"] = v
+    out.update(metadata_headers(m.meta))
     if m.tags:
         out["x-amz-tagging-count"] = str(len(m.tags))
     for param, header in _OVERRIDES.items():
         if param in query:
-            out[header] = query[param]
+            out[header] = _override(param, query[param])
+    return out
+
+
+def _override(param: str, value: str) -> str:
+    # S3 sends header values as ISO-8859-1 and refuses an override it cannot (AWS's message);
+    # a control character (a %0D%0A in the query) would end the header block itself.
+    if has_control(value) or any(ord(c) > 0xFF for c in value):
+        raise errors.InvalidArgument("Header value cannot be represented using ISO-8859-1.",
+                                     ArgumentName=param, ArgumentValue=value)
+    return value
+
+
+def metadata_headers(meta: Mapping[str, str]) -> dict[str, str]:
+    """x-amz-meta-* response headers. Values that are not printable US-ASCII go as RFC 2047
+    words (S3's answer, and no decoded CR or LF can break the header block); a name that
+    cannot be a header name (a browser form's field may be anything) is left out and
+    counted in x-amz-missing-meta, as S3 does with metadata it cannot return."""
+    out = {}
+    missing = 0
+    for name, value in meta.items():
+        if is_token(name):
+            out[f"{META_PREFIX}{name}"] = encode_words(value)
+        else:
+            missing += 1
+    if missing:
+        out["x-amz-missing-meta"] = str(missing)
     return out
 
 

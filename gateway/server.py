@@ -59,10 +59,6 @@ RING_CHECK_S = 2.0
 HOST_ID = secrets.token_hex(16)
 
 
-def _headers_list(request: web.Request) -> list[tuple[str, str]]:
-    return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.raw_headers]
-
-
 def _split_raw(request: web.Request) -> tuple[str, str]:
     path, _, query = request.raw_path.partition("?")
     return path, query
@@ -82,7 +78,7 @@ def _resolve(request: web.Request, state: State) -> router.Endpoint:
 
 def _authenticate(request: web.Request, state: State) -> sigv4.AuthResult | None:
     path, query = _split_raw(request)
-    headers = _headers_list(request)
+    headers = sigv4.text_headers(request.raw_headers)
     now = datetime.now(UTC)
     if sigv2.is_v2(headers, query):
         return _authenticate_v2(request, state, path, query, headers, now)

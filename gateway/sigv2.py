@@ -6,7 +6,8 @@ out, or an S3Error.
 
 StringToSign = VERB \\n Content-MD5 \\n Content-Type \\n Date-or-Expires \\n
                x-amz-* headers (lower-cased, sorted, "name:v1,v2\\n" each)
-               + resource: the path as sent (with the bucket, also for virtual hosts)
+               + resource: the path as sent (with the bucket, also for virtual hosts;
+                 "/bucket" alone may be signed as "/bucket/")
                + "?" + the sub-resources of interest, sorted, values unescaped.
 """
 
@@ -16,7 +17,7 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import unquote
 
@@ -34,6 +35,7 @@ SUBRESOURCES = frozenset({
     "select", "select-type", "object-lock",
 })
 presign_expires_s_max = 7 * 24 * 3600
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def is_v2(headers: Sequence[tuple[str, str]], raw_query: str) -> bool:
@@ -74,7 +76,9 @@ def string_to_sign(method: str, headers: Sequence[tuple[str, str]], date_line: s
 
 
 def sign(secret_key: str, to_sign: str) -> str:
-    digest = hmac.new(secret_key.encode(), to_sign.encode("utf-8"), hashlib.sha1).digest()
+    # surrogateescape: header values carry the bytes that were sent, UTF-8 or not.
+    message = to_sign.encode("utf-8", "surrogateescape")
+    digest = hmac.new(secret_key.encode(), message, hashlib.sha1).digest()
     return base64.b64encode(digest).decode()
 
 
@@ -90,9 +94,11 @@ def authenticate(method: str, resource_path: str, raw_query: str,
     params = _params(raw_query)
     header = next((v for n, v in headers if n.lower() == "authorization"), None)
     if header is not None:
-        access, _, given = header.strip()[len("AWS "):].rpartition(":")
-        if not access or not given:
-            raise errors.AccessDenied("malformed AWS authorization header")
+        access, colon, given = header.strip()[len("AWS "):].rpartition(":")
+        if not colon or not access or not given:
+            raise errors.InvalidArgument(
+                "AWS authorization header is invalid.  Expected AwsAccessKeyId:signature",
+                ArgumentName="Authorization", ArgumentValue=header[:64])
         date_line = _header_date(headers, now, max_skew_s)
         extra: Sequence[tuple[str, str]] = ()
     else:
@@ -104,27 +110,54 @@ def authenticate(method: str, resource_path: str, raw_query: str,
     if secret is None:
         raise errors.InvalidAccessKeyId(AWSAccessKeyId=access)
     signed_headers = [(n, v) for n, v in headers if n.lower() != "authorization"]
-    to_sign = string_to_sign(method, signed_headers, date_line,
-                             canonical_resource(resource_path, raw_query), extra)
-    if not hmac.compare_digest(sign(secret, to_sign).encode(), given.encode()):
-        raise errors.SignatureDoesNotMatch(AWSAccessKeyId=access, StringToSign=to_sign)
+    candidates = [string_to_sign(method, signed_headers, date_line,
+                                 canonical_resource(resource, raw_query), extra)
+                  for resource in resource_forms(resource_path)]
+    # Every form is checked, so that the time taken does not tell which one matched.
+    matches = [hmac.compare_digest(sign(secret, c).encode(), given.encode()) for c in candidates]
+    if not any(matches):
+        raise errors.SignatureDoesNotMatch(AWSAccessKeyId=access, StringToSign=candidates[0])
     return access
 
 
+def resource_forms(resource_path: str) -> list[str]:
+    """The resources a request may have signed: the path as sent, and for a path-style
+    request on a bucket alone ("/bucket"), also "/bucket/". That is the resource of the same
+    request sent virtual-hosted ("GET /" on bucket.host), and the one botocore signs for
+    every bucket-level call (its authPath ends in '/'), which S3 accepts."""
+    if resource_path.startswith("/") and resource_path.count("/") == 1 and resource_path != "/":
+        return [resource_path, resource_path + "/"]
+    return [resource_path]
+
+
 def _header_date(headers: Sequence[tuple[str, str]], now: datetime, max_skew_s: int) -> str:
+    """The Date line of the string to sign, once the request's time stamp is checked.
+
+    x-amz-date, when present (even empty), is the time stamp and the Date line is empty;
+    S3 ignores Date then (RESTAuthentication, "Time stamp requirement")."""
     values = {n.lower(): v for n, v in headers}
-    raw = values.get("x-amz-date") or values.get("date")
-    if raw is None:
+    amz = values.get("x-amz-date")
+    raw = amz if amz is not None else values.get("date")
+    when = _http_date(raw)
+    if when is None:
         raise errors.AccessDenied("AWS authentication requires a valid Date or x-amz-date header")
-    try:
-        when = parsedate_to_datetime(raw)
-    except (TypeError, ValueError, IndexError):
-        raise errors.AccessDenied(
-            "AWS authentication requires a valid Date or x-amz-date header") from None
     if abs((now - when).total_seconds()) > max_skew_s:
-        raise errors.RequestTimeTooSkewed(RequestTime=raw, ServerTime=now.isoformat())
-    # With x-amz-date present, the Date line is empty (x-amz-date is signed as an amz header).
-    return "" if "x-amz-date" in values else values["date"]
+        raise errors.RequestTimeTooSkewed(RequestTime=raw or "", ServerTime=now.isoformat())
+    return "" if amz is not None else values["date"]
+
+
+def _http_date(raw: str | None) -> datetime | None:
+    """An HTTP date as an aware datetime; None when it is not one S3 takes: unparsable, or
+    before 1970 (S3 answers AccessDenied to such a date, not RequestTimeTooSkewed)."""
+    try:
+        when = parsedate_to_datetime(raw) if raw else None
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when is None:
+        return None
+    # RFC 5322's "-0000" (UTC, local offset unknown) parses to a naive datetime.
+    when = when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+    return when if when >= _EPOCH else None
 
 
 def _check_expires(raw: str | None, now: datetime) -> str:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -41,7 +41,6 @@ AMZ_DATE_FORMAT = "%Y%m%dT%H%M%SZ"
 
 # Limits (would live in gateway/limits.py; kept here until the lead moves them).
 presign_expires_s_max = 604_800          # S3: a presigned URL lives at most 7 days
-presign_expires_s_min = 1
 auth_header_chars_max = 8192             # far above any real Authorization header
 signed_headers_count_max = 128           # a request signing more headers is not a client
 
@@ -50,6 +49,7 @@ _V4_ONLY_MESSAGE = ("The authorization mechanism you have provided is not suppor
 _AMZ_DATE_RE = re.compile(r"[0-9]{8}T[0-9]{6}Z\Z")
 _HEX64_RE = re.compile(r"[0-9a-fA-F]{64}\Z")
 _EXPIRES_RE = re.compile(r"[0-9]{1,10}\Z")
+_NEGATIVE_RE = re.compile(r"-[0-9]+\Z")
 # Raw path / query parts made only of characters that UriEncode keeps: already canonical.
 _PLAIN_PATH_RE = re.compile(r"[A-Za-z0-9\-._~/]*\Z")
 _PLAIN_QUERY_RE = re.compile(r"[A-Za-z0-9\-._~]*\Z")
@@ -160,6 +160,14 @@ def canonical_query(raw_query: str, drop: str | None = None) -> str:
 def _trim(value: str) -> str:
     # SigV4's Trimall: strip, and fold inner runs of spaces into one.
     return " ".join(value.split())
+
+
+def text_headers(raw: Iterable[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
+    """Headers as received, as the signers take them: read as UTF-8 with surrogateescape, so
+    that the canonical request, encoded back the same way, holds the bytes that were sent
+    (a client signs the bytes it sends; UTF-8 ones are its str's, others round-trip)."""
+    return [(k.decode("utf-8", "surrogateescape"), v.decode("utf-8", "surrogateescape"))
+            for k, v in raw]
 
 
 def _header_map(headers: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
@@ -344,11 +352,12 @@ def _check_skew(claim: _Claim, now: datetime, max_skew_s: int) -> None:
 def _check_presign_window(
     claim: _Claim, expires_raw: str, now: datetime, max_skew_s: int
 ) -> None:
+    if _NEGATIVE_RE.match(expires_raw):
+        raise errors.AuthorizationQueryParametersError("X-Amz-Expires must be non-negative")
     if not _EXPIRES_RE.match(expires_raw):
         raise errors.AuthorizationQueryParametersError("X-Amz-Expires should be a number")
+    # 0 is a valid lifetime: a URL that has expired as soon as it was signed.
     expires_s = int(expires_raw)
-    if expires_s < presign_expires_s_min:
-        raise errors.AuthorizationQueryParametersError("X-Amz-Expires must be non-negative")
     if expires_s > presign_expires_s_max:
         raise errors.AuthorizationQueryParametersError(
             f"X-Amz-Expires must be less than a week (in seconds) that is "
@@ -475,7 +484,9 @@ def authenticate(
 ) -> AuthResult | None:
     """Verify a request's SigV4 signature; None when it carries no authentication at all."""
     now = _utc(now)
-    table = _header_map(headers)
+    # An empty Authorization header authenticates nothing: S3 takes the request as anonymous.
+    table = _header_map([(n, v) for n, v in headers
+                         if n.lower() != "authorization" or v.strip()])
     params = _query_params(raw_query)
     mechanism = _mechanism(table, params)
     if mechanism is None:

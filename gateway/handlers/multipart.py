@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from gateway import acl, conditions, errors, headers, limits, object_lock, s3xml, sse
-from gateway.body import BodyCheck, BodyReader, declared_size
+from gateway.body import BodyCheck, BodyReader, object_size
 from gateway.checksums import (
     ChecksumAlgorithm,
     ChecksumType,
@@ -109,7 +109,7 @@ async def _store_part(ctx: Ctx, bucket: BucketRecord, key: bytes, upload: Upload
 async def upload_part(ctx: Ctx) -> web.StreamResponse:
     number = _part_number(ctx)
     bucket, key, upload = await _upload_of(ctx)
-    size = declared_size(ctx.request, ctx.auth)
+    size = object_size(ctx.request, ctx.auth)
     if size > limits.put_object_bytes_max:
         raise errors.EntityTooLarge()
     sse.refuse_customer_keys(ctx.request.headers)

@@ -10,7 +10,7 @@ from contextlib import aclosing
 from aiohttp import web
 
 from gateway import access, conditions, errors, headers, limits, object_lock, sse, versioned
-from gateway.body import BodyCheck, BodyReader, declared_size
+from gateway.body import BodyCheck, BodyReader, object_size
 from gateway.expiry import expiration_headers
 from gateway.manifest import BucketRecord, Manifest
 from gateway.names import check_key
@@ -87,7 +87,7 @@ def checksum_headers(m: Manifest) -> dict[str, str]:
 async def put_object(ctx: Ctx) -> web.StreamResponse:
     bucket = await owned_bucket(ctx)
     key = check_key(ctx.key)
-    size = declared_size(ctx.request, ctx.auth)
+    size = object_size(ctx.request, ctx.auth)
     catalog = ctx.state.catalog
     lock = write_lock(ctx, bucket)
     if conditions.has_write_conditions(ctx.request.headers):

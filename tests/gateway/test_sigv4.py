@@ -26,6 +26,7 @@ from gateway.sigv4 import (
     canonical_uri,
     presign_url,
     sign_request,
+    text_headers,
 )
 
 AKID = "AKIAIOSFODNN7EXAMPLE"
@@ -376,6 +377,16 @@ def test_anonymous_is_none() -> None:
     assert verify("GET", "/b/k", "list-type=2", [("Host", "h")], now=NOW) is None
 
 
+@pytest.mark.parametrize("blank", ["", "   "])
+def test_empty_authorization_is_anonymous(blank: str) -> None:
+    # S3 answers it as an anonymous request (AccessDenied on a private bucket), not 400.
+    assert verify("GET", "/b/k", "", [("Host", "h"), ("Authorization", blank)], now=NOW) is None
+    url = urlsplit(presign_url("GET", "http://h/b/k", AKID, SECRET, REGION, NOW, 60))
+    result = verify("GET", url.path, url.query, [("Host", "h"), ("Authorization", blank)],
+                    now=NOW)
+    assert result is not None and result.presigned
+
+
 def test_tampered_requests_fail() -> None:
     headers = good_headers(NOW)
     assert verify("GET", "/b/k", "", headers, now=NOW) is not None
@@ -436,12 +447,33 @@ def test_presigned_not_yet_valid() -> None:
         verify("GET", url.path, url.query, [("Host", "h")], now=NOW)
 
 
-@pytest.mark.parametrize("expires", ["0", "604801", "-1", "abc", "", "٣", "9" * 5000])
-def test_presigned_expires_bounds(expires: str) -> None:
+@pytest.mark.parametrize(("expires", "message"), [
+    ("604801", "less than a week"), ("-1", "must be non-negative"),
+    ("-604800", "must be non-negative"), ("abc", "should be a number"),
+    ("", "should be a number"), ("٣", "should be a number"), ("9" * 5000, "should be a number"),
+])
+def test_presigned_expires_bounds(expires: str, message: str) -> None:
     url = urlsplit(presign_url("GET", "http://h/b/k", AKID, SECRET, REGION, NOW, 60))
     query = url.query.replace("X-Amz-Expires=60", f"X-Amz-Expires={expires}")
-    with pytest.raises(errors.AuthorizationQueryParametersError):
+    with pytest.raises(errors.AuthorizationQueryParametersError, match=message):
         verify("GET", url.path, query, [("Host", "h")], now=NOW)
+
+
+def test_presigned_expires_zero_is_valid_and_expired() -> None:
+    """X-Amz-Expires=0 is a lifetime of nothing: the URL is well formed, and expired."""
+    request = AWSRequest(method="GET", url="http://h/b/k", headers={})
+    import botocore.auth
+
+    original = botocore.auth.get_current_datetime
+    botocore.auth.get_current_datetime = lambda: NOW.replace(tzinfo=None)
+    try:
+        S3SigV4QueryAuth(Credentials(AKID, SECRET), "s3", REGION, expires=0).add_auth(request)
+    finally:
+        botocore.auth.get_current_datetime = original
+    url = urlsplit(request.url)
+    assert "X-Amz-Expires=0" in url.query
+    with pytest.raises(errors.AccessDenied, match="Request has expired"):
+        verify("GET", url.path, url.query, [("Host", "h")], now=NOW + timedelta(seconds=1))
 
 
 def test_presigned_week_is_allowed() -> None:
@@ -548,6 +580,26 @@ def test_repeated_headers_are_joined() -> None:
     headers = [(k, v) for k, v in sent.items() if k != "x-amz-meta-a"]
     headers += [("X-Amz-Meta-A", "1"), ("x-amz-meta-a", " 2 ")]
     assert verify("GET", "/b/k", "", headers, now=now) is not None
+
+
+def test_non_ascii_header_values_are_signed_as_sent() -> None:
+    """botocore signs a str header value as the UTF-8 bytes it sends; another client may send
+    and sign a byte that is not UTF-8 (ISO-8859-1 'é'): either way the canonical request
+    holds the bytes that came, not a re-encoding of them."""
+    request = botocore_signed("PUT", "http://h/b/k", {"x-amz-meta-meta1": "Hello World\xe9"},
+                              b"bar", now=NOW)
+    wire = [(b"Host", b"h"), *((k.encode(), v.encode()) for k, v in request.headers.items())]
+    assert (b"x-amz-meta-meta1", b"Hello World\xc3\xa9") in wire
+    assert verify("PUT", "/b/k", "", text_headers(wire), now=NOW) is not None
+    sent = sign_request("GET", "http://h/b/k", {"x-amz-meta-a": "caf\udce9"}, AKID, SECRET,
+                        REGION, NOW)
+    wire = [(k.encode(), v.encode("utf-8", "surrogateescape")) for k, v in sent.items()]
+    assert (b"x-amz-meta-a", b"caf\xe9") in wire
+    assert verify("GET", "/b/k", "", text_headers(wire), now=NOW) is not None
+    tampered = [(k, b"caf\xe8" if k == b"x-amz-meta-a" else v) for k, v in wire]
+    with pytest.raises(errors.SignatureDoesNotMatch) as caught:
+        verify("GET", "/b/k", "", text_headers(tampered), now=NOW)
+    caught.value.to_xml("/b/k", "id")          # the echoed request renders: no 500
 
 
 def test_non_ascii_signature_never_matches() -> None:
