@@ -31,10 +31,13 @@ from gateway import errors, s3xml
 
 AES256 = "AES256"
 HEADER = "x-amz-server-side-encryption"
+KMS_KEY_ID = "x-amz-server-side-encryption-aws-kms-key-id"
 _KMS = ("aws:kms", "aws:kms:dsse")
-_CUSTOMER = ("x-amz-server-side-encryption-customer-algorithm",
+_CUSTOMER_ALGORITHM = "x-amz-server-side-encryption-customer-algorithm"
+_CUSTOMER = (_CUSTOMER_ALGORITHM,
              "x-amz-server-side-encryption-customer-key",
-             "x-amz-copy-source-server-side-encryption-customer-algorithm")
+             "x-amz-server-side-encryption-customer-key-md5")
+_COPY_SOURCE_CUSTOMER = "x-amz-copy-source-server-side-encryption-customer-algorithm"
 _SEAL_AAD = b"coffre sse-s3 data key v1"
 _NONCE = 12
 
@@ -75,23 +78,50 @@ def crypt(key: bytes, data_id: bytes, offset: int, data: bytes | memoryview) -> 
 
 def requested(h: Mapping[str, str], bucket_default: str) -> bool:
     """Whether a write is to be encrypted: its header, else the bucket's default. KMS and
-    customer keys are refused, an unknown algorithm is InvalidArgument."""
+    customer keys are refused, an unknown algorithm is InvalidArgument, and so is a KMS key
+    id without aws:kms (AWS: it would otherwise be dropped, the object stored without it)."""
     refuse_customer_keys(h)
     asked = h.get(HEADER)
-    if asked is None:
-        return bucket_default == AES256
     if asked in _KMS:
         raise errors.NotImplementedError_("Server-side encryption with KMS is not supported")
-    if asked != AES256:
+    if asked is not None and asked != AES256:
         raise errors.InvalidArgument("The encryption method specified is not supported",
                                      ArgumentName=HEADER, ArgumentValue=asked)
-    return True
+    if KMS_KEY_ID in h:
+        raise errors.InvalidArgument(
+            "Server Side Encryption with AWS KMS managed key requires HTTP header "
+            "x-amz-server-side-encryption : aws:kms", ArgumentName=HEADER,
+            ArgumentValue=asked or "null")
+    return bucket_default == AES256 if asked is None else True
 
 
 def refuse_customer_keys(h: Mapping[str, str]) -> None:
-    if any(name in h for name in _CUSTOMER):
-        raise errors.NotImplementedError_(
-            "Server-side encryption with customer-provided keys is not supported")
+    """SSE-C headers: a partial or conflicting set is the client's error (400, as AWS
+    answers it), a well-formed one asks for what Coffre does not offer (501)."""
+    if not any(name in h for name in _CUSTOMER):
+        if _COPY_SOURCE_CUSTOMER in h:
+            raise errors.NotImplementedError_(
+                "Server-side encryption with customer-provided keys is not supported")
+        return
+    if HEADER in h:
+        raise errors.InvalidArgument(
+            "Server Side Encryption with Customer provided key is incompatible with the "
+            "encryption method specified", ArgumentName=HEADER, ArgumentValue=h[HEADER])
+    if _CUSTOMER_ALGORITHM not in h:
+        raise errors.InvalidArgument(
+            "Requests specifying Server Side Encryption with Customer provided keys must "
+            "provide a valid encryption algorithm.", ArgumentName=_CUSTOMER_ALGORITHM)
+    raise errors.NotImplementedError_(
+        "Server-side encryption with customer-provided keys is not supported")
+
+
+def refuse_on_read(h: Mapping[str, str]) -> None:
+    """GET and HEAD name no SSE-S3 or KMS encryption: AWS answers 400 to either header (the
+    encryption of a stored object cannot be chosen by its reader)."""
+    for name in (HEADER, KMS_KEY_ID):
+        if name in h:
+            raise errors.InvalidArgument(f"{name} header is not supported for this operation.",
+                                         ArgumentName=name, ArgumentValue=h[name])
 
 
 def response_headers(sealed: bytes) -> dict[str, str]:

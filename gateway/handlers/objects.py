@@ -207,6 +207,7 @@ def missing_key(ctx: Ctx, bucket: BucketRecord) -> errors.S3Error:
 
 
 async def head_object(ctx: Ctx) -> web.StreamResponse:
+    sse.refuse_on_read(ctx.request.headers)
     bucket, key, m = await current_object(ctx)
     return head_response(ctx, bucket, key, m)
 
@@ -240,6 +241,7 @@ def _length_headers(hdrs: dict[str, str], rng: ByteRange | None, size: int) -> d
 
 
 async def get_object(ctx: Ctx) -> web.StreamResponse:
+    sse.refuse_on_read(ctx.request.headers)
     bucket, key, m = await current_object(ctx)
     return await send_object(ctx, bucket, key, m)
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,26 @@ def _on_disk(cluster: Cluster, needle: bytes) -> bool:
         if path.is_file() and needle in path.read_bytes():
             return True
     return False
+
+
+@contextmanager
+def _headers(s3: Any, op: str, extra: dict[str, str]) -> Iterator[None]:
+    """Send `extra` headers on every `op` call (names boto3 has no parameter for)."""
+    def add(request: Any, **_: Any) -> None:
+        for name, value in extra.items():
+            request.headers[name] = value
+    s3.meta.events.register_first(f"before-sign.s3.{op}", add)
+    try:
+        yield
+    finally:
+        s3.meta.events.unregister(f"before-sign.s3.{op}", add)
+
+
+def _error(call: Any, **kw: Any) -> tuple[int, str]:
+    with pytest.raises(ClientError) as exc:
+        call(**kw)
+    resp = exc.value.response
+    return resp["ResponseMetadata"]["HTTPStatusCode"], resp["Error"]["Code"]
 
 
 def _sse(resp: Any) -> str | None:
@@ -129,3 +151,28 @@ def test_encryption_it_cannot_do_is_refused(cluster: Cluster) -> None:
             "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"}}]})
     assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 501
     assert "Contents" not in s3.list_objects_v2(Bucket="sse-refused")
+
+
+def test_bad_encryption_headers_are_refused(cluster: Cluster) -> None:
+    """Found by Ceph's s3-tests (test_put_obj_enc_conflict_*, test_sse_kms_read_declare,
+    test_sse_s3_default_method_head): each was answered 200, a write stored unencrypted."""
+    s3 = cluster.s3()
+    s3.create_bucket(Bucket="sse-bad")
+    put = {"Bucket": "sse-bad", "Key": "k", "Body": b"x"}
+    assert _error(s3.put_object, SSEKMSKeyId="key-1", **put) == (400, "InvalidArgument")
+    assert _error(s3.put_object, ServerSideEncryption="AES256", SSEKMSKeyId="key-1",
+                  **put) == (400, "InvalidArgument")
+    md5_only = {"x-amz-server-side-encryption-customer-key-MD5": "DWygnHRtgiJ77HCm+1rvHw=="}
+    with _headers(s3, "PutObject", md5_only):
+        assert _error(s3.put_object, **put) == (400, "InvalidArgument")
+    assert _error(s3.put_object, ServerSideEncryption="AES256", SSECustomerAlgorithm="AES256",
+                  SSECustomerKey=os.urandom(32), **put) == (400, "InvalidArgument")
+    assert "Contents" not in s3.list_objects_v2(Bucket="sse-bad")
+    s3.put_object(ServerSideEncryption="AES256", **put)
+    for extra in ({"x-amz-server-side-encryption": "AES256"},
+                  {"x-amz-server-side-encryption": "aws:kms"},
+                  {"x-amz-server-side-encryption-aws-kms-key-id": "key-1"}):
+        with _headers(s3, "GetObject", extra), _headers(s3, "HeadObject", extra):
+            assert _error(s3.get_object, Bucket="sse-bad", Key="k") == (400, "InvalidArgument")
+            assert _error(s3.head_object, Bucket="sse-bad", Key="k")[0] == 400
+    assert s3.get_object(Bucket="sse-bad", Key="k")["Body"].read() == b"x"

@@ -55,6 +55,31 @@ def test_what_a_write_asks_for() -> None:
         sse.requested({sse.HEADER: "ROT13"}, "")
 
 
+@pytest.mark.parametrize("h", [
+    {sse.KMS_KEY_ID: "k1"},                                 # a KMS key without aws:kms
+    {sse.HEADER: "AES256", sse.KMS_KEY_ID: "k1"},
+    {"x-amz-server-side-encryption-customer-key-md5": "DWygnHRtgiJ77HCm+1rvHw=="},
+    {"x-amz-server-side-encryption-customer-key": "a2V5"},
+    {"x-amz-server-side-encryption-customer-algorithm": "AES256", sse.HEADER: "AES256"},
+    {"x-amz-server-side-encryption-customer-algorithm": "AES256", sse.HEADER: "aws:kms"},
+])
+def test_partial_or_conflicting_encryption_is_invalid_argument(h: dict[str, str]) -> None:
+    with pytest.raises(errors.InvalidArgument):
+        sse.requested(h, sse.AES256)
+
+
+def test_kms_with_its_key_is_still_not_offered() -> None:
+    with pytest.raises(errors.NotImplementedError_):
+        sse.requested({sse.HEADER: "aws:kms", sse.KMS_KEY_ID: "k1"}, "")
+
+
+def test_reads_name_no_encryption() -> None:
+    sse.refuse_on_read({"Range": "bytes=0-1"})
+    for h in ({sse.HEADER: "AES256"}, {sse.HEADER: "aws:kms"}, {sse.KMS_KEY_ID: "k1"}):
+        with pytest.raises(errors.InvalidArgument):
+            sse.refuse_on_read(h)
+
+
 def test_bucket_configuration_as_botocore_writes_it() -> None:
     seen: list[bytes] = []
     offline_client("PutBucketEncryption", b"", seen).put_bucket_encryption(
