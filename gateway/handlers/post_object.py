@@ -9,6 +9,7 @@ within post_upload_bytes_max, because its size is known only at its end.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 from collections.abc import AsyncIterator
@@ -19,7 +20,7 @@ from aiohttp import BodyPartReader, web
 
 from gateway import access, acl, errors, ownership, postpolicy, s3xml, sse
 from gateway.access import PublicAccessBlock
-from gateway.handlers.objects import commit, version_headers
+from gateway.handlers.objects import commit, data_key, version_headers
 from gateway.manifest import BucketRecord, Manifest
 from gateway.names import check_key
 from gateway.state import Ctx
@@ -109,20 +110,18 @@ def _manifest(fields: dict[str, str], data: bytes, owner: str,
 
 
 async def _store(ctx: Ctx, bucket: BucketRecord, key: bytes, m: Manifest,
-                 data: bytes, encrypt: bool) -> Manifest:
+                 data: bytes, dk: sse.DataKey) -> Manifest:
     state = ctx.state
-    data_key, sealed = state.data_keys().new() if encrypt else (None, b"")
+    m = dataclasses.replace(m, etag=dk.etag(m.etag), sse=dk.sealed,
+                            sse_customer=dk.by_customer)
     if len(data) <= state.config.inline_max_bytes:
-        stored = data if data_key is None else sse.crypt(data_key, b"", 0, data)
-        return Manifest(m.size, m.etag, m.mtime_ms, m.headers, m.meta, inline=stored,
-                        acl=m.acl, sse=sealed)
+        return dataclasses.replace(m, inline=dk.crypt(b"", 0, data))
 
     async def body() -> AsyncIterator[bytes]:
         yield data
     ref = await state.data.write(body(), len(data), bucket.k, bucket.m, lambda _b: None,
-                                 home=state.catalog.object_home(bucket, key), key=data_key)
-    return Manifest(m.size, m.etag, m.mtime_ms, m.headers, m.meta, parts=(ref,), acl=m.acl,
-                    sse=sealed)
+                                 home=state.catalog.object_home(bucket, key), key=dk.key)
+    return dataclasses.replace(m, parts=(ref,))
 
 
 def _answer(fields: dict[str, str], bucket: str, key: str, etag: str,
@@ -152,9 +151,10 @@ async def post_object(ctx: Ctx) -> web.StreamResponse:
     if ctx.state.quotas is not None:
         await ctx.state.quotas.check(bucket, len(data), key)
     old = await ctx.state.catalog.get_object(bucket, key)
-    # A form names its encryption as a field (x-amz-server-side-encryption), else the default.
-    encrypt = sse.requested({k.lower(): v for k, v in fields.items()}, bucket.encryption)
-    stored = await _store(ctx, bucket, key, manifest, data, encrypt)
+    # A form names its encryption as fields (x-amz-server-side-encryption, the SSE-C
+    # three), else the bucket's default applies; `fields` names are lower-cased.
+    dk = data_key(ctx, bucket, fields)
+    stored = await _store(ctx, bucket, key, manifest, data, dk)
     stored = await commit(ctx, bucket, key, stored, old[0] if old else None)
     return _answer(fields, bucket.name, key_text, stored.etag,
-                   {**version_headers(bucket, stored), **sse.response_headers(stored.sse)})
+                   {**version_headers(bucket, stored), **dk.response_headers()})
