@@ -23,7 +23,7 @@ from gateway.numbers import is_decimal
 from gateway.sigv4 import AuthResult, PayloadMode
 
 _READ_BYTES = 256 * 1024
-_CONTINUE_OWED = "coffre.continue_owed"     # request key: a `100 Continue` not sent yet
+_CONTINUE_OWED = web.RequestKey("coffre.continue_owed", bool)  # a `100 Continue` not sent yet
 # Set when a body of unknown length was refused: the answer closes the connection.
 _UNFRAMED = web.RequestKey("coffre.unframed", bool)
 

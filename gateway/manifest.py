@@ -75,7 +75,8 @@ class Manifest:
     lock_mode: str = ""
     retain_until_ms: int = 0
     legal_hold: bool = False
-    sse: bytes = b""            # SSE-S3: the sealed data key (gateway/sse.py); b"": plaintext
+    sse: bytes = b""            # the sealed data key (gateway/sse.py); b"": plaintext
+    sse_customer: bool = False  # SSE-C: it is sealed under the customer's key, not the cluster's
 
     @property
     def retention(self) -> lockmod.Retention | None:
@@ -99,9 +100,10 @@ class Manifest:
             [self.version.to_bytes(12, "big"), self.null, self.marker],
             [self.lock_mode, self.retain_until_ms, self.legal_hold],
             [self.sse],
+            [self.sse_customer],
         ]
         used = [bool(self.version or self.null or self.marker),
-                bool(self.lock_mode or self.legal_hold), bool(self.sse)]
+                bool(self.lock_mode or self.legal_hold), bool(self.sse), self.sse_customer]
         last = max((i for i, u in enumerate(used) if u), default=-1)
         for group in groups[:last + 1]:
             body += group
@@ -115,6 +117,7 @@ class Manifest:
             if body[0] not in (MANIFEST_V1, MANIFEST_V2):
                 raise ValueError(f"manifest version {body[0]}")
             versioned, locked, sealed = len(body) > 14, len(body) > 17, len(body) > 18
+            by_customer = len(body) > 19 and bool(body[19])
             return cls(
                 size=int(body[1]), etag=str(body[2]), mtime_ms=int(body[3]),
                 headers=dict(body[4]), meta=dict(body[5]),
@@ -128,7 +131,7 @@ class Manifest:
                 lock_mode=str(body[15]) if locked else "",
                 retain_until_ms=int(body[16]) if locked else 0,
                 legal_hold=locked and bool(body[17]),
-                sse=bytes(body[18]) if sealed else b"",
+                sse=bytes(body[18]) if sealed else b"", sse_customer=by_customer,
             )
         except (ValueError, TypeError, IndexError, msgpack.UnpackException) as exc:
             raise errors.InternalError(f"unreadable manifest: {exc}") from None

@@ -36,16 +36,17 @@ class Upload:
     checksum_type: str = ""         # COMPOSITE or FULL_OBJECT ("" = the algorithm's default)
     acl: aclmod.Grants = ()         # x-amz-acl / x-amz-grant-* at Create, for the object
     lock: dict[str, str] = field(default_factory=dict)  # Object Lock headers at Create
-    sse: bytes = b""                # SSE-S3: the sealed data key every part is encrypted with
+    sse: bytes = b""                # the sealed data key every part is encrypted with
     # The tenant that signed CreateMultipartUpload ("" anonymous), who may be another than
     # the bucket's owner (who owns the object to be); None: not recorded (older records).
     initiator: str | None = None
+    sse_customer: bool = False      # SSE-C: sealed under the customer's key (every part's)
 
     def encode(self) -> bytes:
         out: bytes = msgpack.packb(
             [UPLOAD_V1, self.key, self.upload_id, self.initiated_ms, self.headers, self.meta,
              [list(t) for t in self.tags], self.checksum_alg, self.checksum_type,
-             aclmod.pack(self.acl), self.lock, self.sse, self.initiator],
+             aclmod.pack(self.acl), self.lock, self.sse, self.initiator, self.sse_customer],
             use_bin_type=True)
         return out
 
@@ -54,13 +55,13 @@ class Upload:
         b = msgpack.unpackb(raw, raw=False)
         if b[0] != UPLOAD_V1:
             raise errors.InternalError(f"upload record version {b[0]}")
-        # The checksum type, the ACL, the lock headers, the data key and the initiator were
-        # added later within version 1: absent means "", the owner's alone, none, plaintext
-        # and not recorded.
+        # The checksum type, the ACL, the lock headers, the data key, the initiator and the
+        # data key's SSE-C flag were added later within version 1: absent means "", the
+        # owner's alone, none, plaintext, not recorded and the cluster's key.
         return cls(b[1], b[2], b[3], dict(b[4]), dict(b[5]), tuple((x, y) for x, y in b[6]),
                    b[7], b[8] if len(b) > 8 else "", aclmod.unpack(b[9]) if len(b) > 9 else (),
                    dict(b[10]) if len(b) > 10 else {}, bytes(b[11]) if len(b) > 11 else b"",
-                   b[12] if len(b) > 12 else None)
+                   b[12] if len(b) > 12 else None, len(b) > 13 and bool(b[13]))
 
 
 @dataclass(frozen=True)

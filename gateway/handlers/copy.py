@@ -13,17 +13,18 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from gateway import access, conditions, errors, headers, s3xml, sse, versioned
+from gateway import access, conditions, errors, headers, s3xml, sse, sse_customer, versioned
 from gateway.handlers.objects import (
     commit,
+    data_key,
     inline_bytes,
     missing_key,
+    object_key,
     owned_bucket,
     stream_parts,
     write_lock,
     written_version_headers,
 )
-from gateway.handlers.objects import data_key as new_data_key
 from gateway.manifest import BucketRecord, DataRef, Manifest
 from gateway.names import check_key
 from gateway.numbers import is_decimal
@@ -38,6 +39,7 @@ class CopySource:
     key: bytes
     manifest: Manifest
     version_id: str | None = None     # the version named (x-amz-copy-source's ?versionId=)
+    data_key: sse.DataKey = sse.PLAIN  # opened with x-amz-copy-source-...-customer-key
 
     def version_headers(self) -> dict[str, str]:
         """x-amz-copy-source-version-id, once the source bucket has been versioned."""
@@ -46,25 +48,25 @@ class CopySource:
         return {"x-amz-copy-source-version-id": self.manifest.version_id}
 
     async def copy_bytes(self, ctx: Ctx, dest: BucketRecord, start: int, end: int,
-                         observe: Callable[[bytes | memoryview], None], dest_key: bytes = b"",
-                         key: bytes | None = None) -> DataRef | None:
-        """Write source bytes start..end as new erasure-coded data of the destination
-        (encrypted with the data key `key`, if given)."""
+                         observe: Callable[[bytes | memoryview], None], dest_key: bytes,
+                         dk: sse.DataKey) -> DataRef | None:
+        """Write source bytes start..end as new erasure-coded data of the destination,
+        encrypted with its data key `dk`."""
         size = end - start + 1
         if size <= 0:
             return None
         m = self.manifest
         if m.inline is not None:
-            data = inline_bytes(ctx, m, start, end)
+            data = inline_bytes(m, start, end, self.data_key)
 
             async def one() -> object:
                 yield data
             body = one()
         else:
-            body = stream_parts(ctx, m, start, end)
+            body = stream_parts(ctx, m, start, end, self.data_key)
         home = ctx.state.catalog.object_home(dest, dest_key) if dest_key else b""
         return await ctx.state.data.write(body, size, dest.k, dest.m,  # type: ignore[arg-type]
-                                          observe, home=home, key=key)
+                                          observe, home=home, key=dk.key)
 
 
 def _parse_source(raw: str) -> access.CopySourceName:
@@ -112,7 +114,7 @@ async def open_copy_source(ctx: Ctx) -> CopySource:
             raise missing_key(ctx, bucket, source.key)
         m = found[0]
     _copy_conditions(ctx.request.headers, m)
-    return CopySource(bucket, key_bytes, m, version_id)
+    return CopySource(bucket, key_bytes, m, version_id, object_key(ctx, m, copy_source=True))
 
 
 def copy_source_range(raw: str | None, size: int) -> tuple[int, int] | None:
@@ -144,7 +146,9 @@ async def copy_object(ctx: Ctx) -> web.StreamResponse:
     if directive not in ("COPY", "REPLACE") or tag_directive not in ("COPY", "REPLACE"):
         raise errors.InvalidArgument("Unknown metadata directive.")
     same = src.bucket.name == dest.name and src.key == key
-    if same and directive == "COPY" and tag_directive == "COPY" and \
+    dk = data_key(ctx, dest)     # the copy's own (none of the source's)
+    reencrypts = sse.HEADER in req.headers or sse_customer.named(req.headers)
+    if same and directive == "COPY" and tag_directive == "COPY" and not reencrypts and \
             "x-amz-storage-class" not in req.headers and src.version_id is None:
         raise errors.InvalidRequest(
             "This copy request is illegal because it is trying to copy an object to itself "
@@ -155,21 +159,22 @@ async def copy_object(ctx: Ctx) -> web.StreamResponse:
         headers.stored_headers(req.headers), headers.user_metadata(req.headers))
     tags = m.tags if tag_directive == "COPY" else headers.tagging_header(req.headers)
     old = await ctx.state.catalog.get_object(dest, key)
-    data_key, sealed = new_data_key(ctx, dest)     # the copy's own (none of the source's)
+    # A copy is one part: its ETag is the MD5 of the bytes (under SSE-C, DataKey.etag's).
     if m.inline is not None:
-        plain = inline_bytes(ctx, m, 0, m.size - 1)
-        new = Manifest(m.size, m.etag, int(time.time() * 1000), stored, meta,
-                       inline=plain if data_key is None else sse.crypt(data_key, b"", 0, plain),
-                       tags=tags, checksums=m.checksums, sse=sealed)
+        plain = inline_bytes(m, 0, m.size - 1, src.data_key)
+        new = Manifest(m.size, dk.etag(f'"{hashlib.md5(plain).hexdigest()}"'),
+                       int(time.time() * 1000), stored, meta, inline=dk.crypt(b"", 0, plain),
+                       tags=tags, checksums=m.checksums, sse=dk.sealed,
+                       sse_customer=dk.by_customer)
     else:
-        md5 = hashlib.md5()     # a copy is one part: its ETag is the MD5 of the bytes
-        ref = await src.copy_bytes(ctx, dest, 0, m.size - 1, md5.update, key, data_key)
-        new = Manifest(m.size, f'"{md5.hexdigest()}"', int(time.time() * 1000), stored, meta,
-                       parts=(ref,) if ref else (), tags=tags, checksums=m.checksums,
-                       sse=sealed)
+        md5 = hashlib.md5()
+        ref = await src.copy_bytes(ctx, dest, 0, m.size - 1, md5.update, key, dk)
+        new = Manifest(m.size, dk.etag(f'"{md5.hexdigest()}"'), int(time.time() * 1000),
+                       stored, meta, parts=(ref,) if ref else (), tags=tags,
+                       checksums=m.checksums, sse=dk.sealed, sse_customer=dk.by_customer)
     new = await commit(ctx, dest, key, new, old[0] if old else None, lock)
     body = s3xml.simple("CopyObjectResult", [("ETag", new.etag),
                                              ("LastModified", s3xml.iso8601(new.mtime_ms))])
     return web.Response(body=body, content_type=XML,
                         headers={**src.version_headers(), **written_version_headers(dest, new),
-                                 **sse.response_headers(new.sse)})
+                                 **dk.response_headers()})

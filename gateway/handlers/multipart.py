@@ -14,7 +14,17 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from gateway import acl, conditions, errors, headers, limits, object_lock, s3xml, sse
+from gateway import (
+    acl,
+    conditions,
+    errors,
+    headers,
+    limits,
+    object_lock,
+    s3xml,
+    sse,
+    sse_customer,
+)
 from gateway.body import BodyCheck, BodyReader, object_size
 from gateway.checksums import (
     ChecksumAlgorithm,
@@ -31,6 +41,7 @@ from gateway.handlers.objects import (
     commit,
     data_key,
     owned_bucket,
+    stored_key,
     write_lock,
     written_version_headers,
 )
@@ -68,7 +79,7 @@ async def create_multipart_upload(ctx: Ctx) -> web.StreamResponse:
     if kind is None and alg is ChecksumAlgorithm.CRC64NVME:
         kind = ChecksumType.FULL_OBJECT         # AWS: CRC64NVME is always full-object
     write_lock(ctx, bucket)     # refused now, not at Complete; kept as asked until then
-    _, sealed = data_key(ctx, bucket)       # every part is encrypted with it
+    dk = data_key(ctx, bucket)      # every part is encrypted with it
     upload = Upload(ctx.key, new_upload_id(), int(time.time() * 1000),
                     headers.stored_headers(req.headers), headers.user_metadata(req.headers),
                     headers.tagging_header(req.headers),
@@ -77,15 +88,15 @@ async def create_multipart_upload(ctx: Ctx) -> web.StreamResponse:
                     # Checked at dispatch (access_ops.check_acl_headers); the object gets
                     # it when the upload completes, as on AWS.
                     acl.from_headers(req.headers, bucket.owner) or (),
-                    object_lock.lock_headers(req.headers), sealed,
+                    object_lock.lock_headers(req.headers), dk.sealed,
                     # The signer, not the tenant it acts as: AWS lists who initiated it.
-                    initiator=ctx.principal or "")
+                    initiator=ctx.principal or "", sse_customer=dk.by_customer)
     await _uploads(ctx).create(bucket, key, upload)
     body = s3xml.simple("InitiateMultipartUploadResult",
                         [("Bucket", bucket.name), ("Key", ctx.key),
                          ("UploadId", upload.upload_id)])
     hdrs = abort_headers(bucket, upload.key, upload.initiated_ms)
-    hdrs.update(sse.response_headers(upload.sse))
+    hdrs.update(dk.response_headers())
     if upload.checksum_alg:
         hdrs.update({"x-amz-checksum-algorithm": upload.checksum_alg,
                      "x-amz-checksum-type": upload.checksum_type})
@@ -112,7 +123,7 @@ async def upload_part(ctx: Ctx) -> web.StreamResponse:
     size = object_size(ctx.request, ctx.auth)
     if size > limits.put_object_bytes_max:
         raise errors.EntityTooLarge()
-    sse.refuse_customer_keys(ctx.request.headers)
+    dk = _part_key(ctx, upload)
     check = BodyCheck(ctx.request.headers, ctx.auth)
     body = BodyReader(ctx.request, ctx.auth, size)
     state = ctx.state
@@ -120,7 +131,7 @@ async def upload_part(ctx: Ctx) -> web.StreamResponse:
     if size:
         ref = await state.data.write(body, size, bucket.k, bucket.m, check.updaters(),
                                      home=state.catalog.object_home(bucket, key),
-                                     key=_part_key(ctx, upload))
+                                     key=dk.key)
     else:
         await body.read_all(0)
     try:
@@ -129,34 +140,37 @@ async def upload_part(ctx: Ctx) -> web.StreamResponse:
         if ref is not None:
             state.data.forget([ref])
         raise
-    part = Part(number, check.etag, size, int(time.time() * 1000), ref,
+    part = Part(number, dk.etag(check.etag), size, int(time.time() * 1000), ref,
                 next(iter(sums.values()), ""))
     await _store_part(ctx, bucket, key, upload, part)
-    hdrs = {"ETag": part.etag, **sse.response_headers(upload.sse)}
+    hdrs = {"ETag": part.etag, **dk.response_headers()}
     hdrs.update({f"x-amz-checksum-{a.lower()}": v for a, v in sums.items()})
     return web.Response(status=200, headers=hdrs)
 
 
-def _part_key(ctx: Ctx, upload: Upload) -> bytes | None:
-    """The data key of the upload's parts (None: not encrypted)."""
-    return ctx.state.data_keys().open(upload.sse) if upload.sse else None
+def _part_key(ctx: Ctx, upload: Upload) -> sse.DataKey:
+    """The data key of the upload's parts, opened with the customer key the request gives
+    (which must be the upload's, if it has one)."""
+    return stored_key(ctx, upload.sse, upload.sse_customer, sse_customer.PART)
 
 
 async def upload_part_copy(ctx: Ctx) -> web.StreamResponse:
     number = _part_number(ctx)
     bucket, key, upload = await _upload_of(ctx)
+    dk = _part_key(ctx, upload)
     src = await open_copy_source(ctx)
     rng = copy_source_range(ctx.request.headers.get("x-amz-copy-source-range"),
                             src.manifest.size)
     start, end = rng if rng else (0, src.manifest.size - 1)
     md5 = hashlib.md5()
-    ref = await src.copy_bytes(ctx, bucket, start, end, md5.update, key, _part_key(ctx, upload))
-    part = Part(number, f'"{md5.hexdigest()}"', end - start + 1, int(time.time() * 1000), ref)
+    ref = await src.copy_bytes(ctx, bucket, start, end, md5.update, key, dk)
+    part = Part(number, dk.etag(f'"{md5.hexdigest()}"'), end - start + 1,
+                int(time.time() * 1000), ref)
     await _store_part(ctx, bucket, key, upload, part)
     body = s3xml.simple("CopyPartResult", [("ETag", part.etag),
                                            ("LastModified", s3xml.iso8601(part.mtime_ms))])
     return web.Response(body=body, content_type=XML,
-                        headers={**src.version_headers(), **sse.response_headers(upload.sse)})
+                        headers={**src.version_headers(), **dk.response_headers()})
 
 
 @dataclass(frozen=True)
@@ -213,6 +227,8 @@ def _chosen_parts(requested: list[_Requested], stored: dict[int, Part],
 
 async def complete_multipart_upload(ctx: Ctx) -> web.StreamResponse:
     bucket, key, upload = await _upload_of(ctx)
+    if sse_customer.named(ctx.request.headers):
+        _part_key(ctx, upload)      # optional here (AWS), but when given, the upload's
     requested = _requested_parts(await read_xml_body(ctx))
     uploads = _uploads(ctx)
     stored = {p.number: p for p in await uploads.parts(bucket, key, upload.upload_id)}
@@ -225,7 +241,7 @@ async def complete_multipart_upload(ctx: Ctx) -> web.StreamResponse:
         mtime_ms=int(time.time() * 1000), headers=upload.headers, meta=upload.meta,
         parts=tuple(p.data for p in chosen if p.data is not None), tags=upload.tags,
         checksums=sums, part_sizes=tuple(p.size for p in chosen), acl=upload.acl,
-        sse=upload.sse)
+        sse=upload.sse, sse_customer=upload.sse_customer)
     lock = object_lock.for_write(bucket.object_lock, upload.lock, int(time.time() * 1000),
                                  asked_ms=upload.initiated_ms)
     manifest = await commit(ctx, bucket, key, manifest, old[0] if old else None, lock)
@@ -243,7 +259,13 @@ async def complete_multipart_upload(ctx: Ctx) -> web.StreamResponse:
     return web.Response(body=body, content_type=XML,
                         headers={**expiration_headers(bucket, key, manifest),
                                  **written_version_headers(bucket, manifest),
-                                 **sse.response_headers(manifest.sse)})
+                                 **_sse_s3_headers(manifest)})
+
+
+def _sse_s3_headers(m: Manifest) -> dict[str, str]:
+    """CompleteMultipartUpload names SSE-S3; it has no SSE-C headers to echo (AWS's output
+    has none), and no key to open."""
+    return {sse.HEADER: sse.AES256} if m.sse and not m.sse_customer else {}
 
 
 def _object_checksum(upload: Upload, parts: list[Part]) -> dict[str, str]:

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 
 from aiohttp import web
 
-from gateway import access, conditions, errors, headers, limits, object_lock, sse, versioned
+from gateway import (
+    access,
+    conditions,
+    errors,
+    headers,
+    limits,
+    object_lock,
+    sse,
+    sse_customer,
+    versioned,
+)
 from gateway.body import BodyCheck, BodyReader, object_size
 from gateway.expiry import expiration_headers
 from gateway.manifest import BucketRecord, Manifest
@@ -28,8 +38,10 @@ async def owned_bucket(ctx: Ctx) -> BucketRecord:
     return bucket
 
 
-async def receive_object(ctx: Ctx, bucket: BucketRecord, size: int) -> Manifest:
-    """Read, check and store a request body; the manifest to commit (not yet committed)."""
+async def receive_object(ctx: Ctx, bucket: BucketRecord, size: int,
+                         dk: sse.DataKey) -> Manifest:
+    """Read, check and store a request body (encrypted with `dk`); the manifest to commit
+    (not yet committed)."""
     req = ctx.request
     if size > limits.put_object_bytes_max:
         raise errors.EntityTooLarge()
@@ -39,39 +51,56 @@ async def receive_object(ctx: Ctx, bucket: BucketRecord, size: int) -> Manifest:
     check = BodyCheck(req.headers, ctx.auth)
     body = BodyReader(req, ctx.auth, size)
     state = ctx.state
-    key, sealed = data_key(ctx, bucket)
     if size <= state.config.inline_max_bytes:
         data = await body.read_all(size)
         check.update(data)
         sums = check.finish(body.trailers)
-        return Manifest(size, check.etag, now_ms(), stored, meta,
-                        inline=data if key is None else sse.crypt(key, b"", 0, data),
-                        tags=tags, checksums=sums, sse=sealed)
+        return Manifest(size, dk.etag(check.etag), now_ms(), stored, meta,
+                        inline=dk.crypt(b"", 0, data), tags=tags, checksums=sums,
+                        sse=dk.sealed, sse_customer=dk.by_customer)
     ref = await state.data.write(body, size, bucket.k, bucket.m, check.updaters(),
                                  home=state.catalog.object_home(bucket, check_key(ctx.key)),
-                                 key=key)
+                                 key=dk.key)
     try:
         sums = check.finish(body.trailers)
     except errors.S3Error:
         state.data.forget([ref])
         raise
-    return Manifest(size, check.etag, now_ms(), stored, meta, parts=(ref,),
-                    tags=tags, checksums=sums, sse=sealed)
+    return Manifest(size, dk.etag(check.etag), now_ms(), stored, meta, parts=(ref,),
+                    tags=tags, checksums=sums, sse=dk.sealed, sse_customer=dk.by_customer)
 
 
-def data_key(ctx: Ctx, bucket: BucketRecord) -> tuple[bytes | None, bytes]:
-    """A fresh data key and its sealed form when the write is to be encrypted (its
-    x-amz-server-side-encryption, else the bucket's default), else (None, b"")."""
-    if not sse.requested(ctx.request.headers, bucket.encryption):
-        return None, b""
-    return ctx.state.data_keys().new()
+def data_key(ctx: Ctx, bucket: BucketRecord,
+             h: Mapping[str, str] | None = None) -> sse.DataKey:
+    """The encryption of a new write, as its headers `h` (by default the request's) ask:
+    a fresh data key sealed under the customer key they give (SSE-C), else under the
+    cluster's when they or the bucket's default ask for SSE-S3, else sse.PLAIN."""
+    h = ctx.request.headers if h is None else h
+    customer = sse_customer.from_headers(h)
+    if not sse.requested(h, bucket.encryption) and customer is None:
+        return sse.PLAIN
+    return ctx.state.data_keys().new(customer)
 
 
-def inline_bytes(ctx: Ctx, m: Manifest, start: int, end: int) -> bytes:
-    """Bytes start..end of an inline body, decrypted if it is encrypted."""
+def stored_key(ctx: Ctx, sealed: bytes, by_customer: bool,
+               rules: sse_customer.Rules = sse_customer.READ,
+               copy_source: bool = False) -> sse.DataKey:
+    """The data key of an object (or upload) the request reads or adds to, opened with the
+    customer key the request gives (for its copy source's, if `copy_source`): a key is
+    required exactly when the record was written with one, and must be that one."""
+    given = sse_customer.from_headers(ctx.request.headers, copy_source)
+    sse_customer.check(by_customer, given, rules)
+    return ctx.state.data_keys().stored(sealed, given, rules) if sealed else sse.PLAIN
+
+
+def object_key(ctx: Ctx, m: Manifest, copy_source: bool = False) -> sse.DataKey:
+    return stored_key(ctx, m.sse, m.sse_customer, copy_source=copy_source)
+
+
+def inline_bytes(m: Manifest, start: int, end: int, dk: sse.DataKey) -> bytes:
+    """Bytes start..end of an inline body, decrypted with its data key."""
     assert m.inline is not None
-    data = m.inline[start:end + 1]
-    return data if not m.sse else sse.crypt(ctx.state.data_keys().open(m.sse), b"", start, data)
+    return dk.crypt(b"", start, m.inline[start:end + 1])
 
 
 def checksum_headers(m: Manifest) -> dict[str, str]:
@@ -90,18 +119,18 @@ async def put_object(ctx: Ctx) -> web.StreamResponse:
     size = object_size(ctx.request, ctx.auth)
     catalog = ctx.state.catalog
     lock = write_lock(ctx, bucket)
+    dk = data_key(ctx, bucket)
     if conditions.has_write_conditions(ctx.request.headers):
         old = await catalog.get_object(bucket, key)
         conditions.check_write(ctx.request.headers, old[0].etag if old else None)
-        manifest = await receive_object(ctx, bucket, size)
+        manifest = await receive_object(ctx, bucket, size, dk)
         manifest = await commit(ctx, bucket, key, manifest, old[0] if old else None, lock)
     else:   # the replaced manifest comes back with the write: no read before it
-        manifest = await receive_object(ctx, bucket, size)
+        manifest = await receive_object(ctx, bucket, size, dk)
         manifest = await commit(ctx, bucket, key, manifest, lock=lock)
     hdrs = {"ETag": manifest.etag, **checksum_headers(manifest),
             **expiration_headers(bucket, key, manifest),
-            **written_version_headers(bucket, manifest),
-            **sse.response_headers(manifest.sse)}
+            **written_version_headers(bucket, manifest), **dk.response_headers()}
     return web.Response(status=200, headers=hdrs)
 
 
@@ -216,6 +245,7 @@ def missing_key(ctx: Ctx, bucket: BucketRecord, key: str) -> errors.S3Error:
 
 
 async def head_object(ctx: Ctx) -> web.StreamResponse:
+    sse.refuse_on_read(ctx.request.headers)
     bucket, key, m = await current_object(ctx)
     return head_response(ctx, bucket, key, m)
 
@@ -225,7 +255,7 @@ def head_response(ctx: Ctx, bucket: BucketRecord, key: bytes, m: Manifest) -> we
     hdrs.update(expiration_headers(bucket, key, m))
     hdrs.update(version_headers(bucket, m))
     hdrs.update(object_lock.response_headers(m.retention, m.legal_hold))
-    hdrs.update(sse.response_headers(m.sse))
+    hdrs.update(object_key(ctx, m).response_headers())
     if ctx.request.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED":
         hdrs.update(checksum_headers(m))
     outcome = conditions.evaluate(ctx.request.headers, m.etag, m.mtime_ms)
@@ -249,6 +279,7 @@ def _length_headers(hdrs: dict[str, str], rng: ByteRange | None, size: int) -> d
 
 
 async def get_object(ctx: Ctx) -> web.StreamResponse:
+    sse.refuse_on_read(ctx.request.headers)
     bucket, key, m = await current_object(ctx)
     return await send_object(ctx, bucket, key, m)
 
@@ -258,11 +289,12 @@ async def send_object(ctx: Ctx, bucket: BucketRecord, key: bytes, m: Manifest,
     """GetObject's answer for a manifest; `status` replaces 200 (a website's error
     document keeps the error's status)."""
     req = ctx.request
+    dk = object_key(ctx, m)
     hdrs = headers.object_headers(m, req.query)
     hdrs.update(expiration_headers(bucket, key, m))
     hdrs.update(version_headers(bucket, m))
     hdrs.update(object_lock.response_headers(m.retention, m.legal_hold))
-    hdrs.update(sse.response_headers(m.sse))
+    hdrs.update(dk.response_headers())
     if req.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED" and "Range" not in \
             req.headers:
         hdrs.update(checksum_headers(m))
@@ -274,13 +306,13 @@ async def send_object(ctx: Ctx, bucket: BucketRecord, key: bytes, m: Manifest,
     if m.inline is not None:
         # Returned whole, not streamed: aiohttp then sends the head and the body in one
         # write (prepare() sends the head at once), and the dispatcher adds its headers.
-        return web.Response(status=status, body=inline_bytes(ctx, m, start, end),
+        return web.Response(status=status, body=inline_bytes(m, start, end, dk),
                             headers=_length_headers(hdrs, rng, m.size))
     resp = web.StreamResponse(status=status, headers=_length_headers(hdrs, rng, m.size))
     resp.headers["x-amz-request-id"] = ctx.request_id
     await resp.prepare(req)
     try:
-        async with aclosing(stream_parts(ctx, m, start, end)) as chunks:
+        async with aclosing(stream_parts(ctx, m, start, end, dk)) as chunks:
             async for chunk in chunks:
                 await resp.write(chunk)
     except ConnectionResetError:
@@ -291,11 +323,11 @@ async def send_object(ctx: Ctx, bucket: BucketRecord, key: bytes, m: Manifest,
     return resp
 
 
-async def stream_parts(ctx: Ctx, m: Manifest, start: int, end: int
+async def stream_parts(ctx: Ctx, m: Manifest, start: int, end: int, dk: sse.DataKey
                        ) -> AsyncGenerator[memoryview, None]:
-    """Bytes start..end of an object stored as one or more erasure-coded parts (decrypted,
-    if it is encrypted: every part with the object's data key)."""
-    key = ctx.state.data_keys().open(m.sse) if m.sse else None
+    """Bytes start..end of an object stored as one or more erasure-coded parts, decrypted
+    with its data key `dk` (every part's)."""
+    key = dk.key
     base = 0
     for ref in m.parts:
         lo, hi = max(start, base), min(end, base + ref.size - 1)

@@ -21,7 +21,7 @@ from aiohttp import BodyPartReader, web
 from gateway import access, acl, errors, limits, ownership, postpolicy, s3xml, sse
 from gateway.access import PublicAccessBlock
 from gateway.handlers.buckets import check_tags
-from gateway.handlers.objects import commit, written_version_headers
+from gateway.handlers.objects import commit, data_key, written_version_headers
 from gateway.manifest import BucketRecord, Manifest
 from gateway.names import check_key
 from gateway.state import Ctx
@@ -117,18 +117,18 @@ def _manifest(fields: dict[str, str], data: bytes, owner: str,
 
 
 async def _store(ctx: Ctx, bucket: BucketRecord, key: bytes, m: Manifest,
-                 data: bytes, encrypt: bool) -> Manifest:
+                 data: bytes, dk: sse.DataKey) -> Manifest:
     state = ctx.state
-    data_key, sealed = state.data_keys().new() if encrypt else (None, b"")
+    m = dataclasses.replace(m, etag=dk.etag(m.etag), sse=dk.sealed,
+                            sse_customer=dk.by_customer)
     if len(data) <= state.config.inline_max_bytes:
-        stored = data if data_key is None else sse.crypt(data_key, b"", 0, data)
-        return dataclasses.replace(m, inline=stored, sse=sealed)
+        return dataclasses.replace(m, inline=dk.crypt(b"", 0, data))
 
     async def body() -> AsyncIterator[bytes]:
         yield data
     ref = await state.data.write(body(), len(data), bucket.k, bucket.m, lambda _b: None,
-                                 home=state.catalog.object_home(bucket, key), key=data_key)
-    return dataclasses.replace(m, parts=(ref,), sse=sealed)
+                                 home=state.catalog.object_home(bucket, key), key=dk.key)
+    return dataclasses.replace(m, parts=(ref,))
 
 
 def _location(request: web.Request, bucket: str, key: str) -> str:
@@ -167,9 +167,10 @@ async def post_object(ctx: Ctx) -> web.StreamResponse:
     if ctx.state.quotas is not None:
         await ctx.state.quotas.check(bucket, len(data), key)
     old = await ctx.state.catalog.get_object(bucket, key)
-    # A form names its encryption as a field (x-amz-server-side-encryption), else the default.
-    encrypt = sse.requested({k.lower(): v for k, v in fields.items()}, bucket.encryption)
-    stored = await _store(ctx, bucket, key, manifest, data, encrypt)
+    # A form names its encryption as fields (x-amz-server-side-encryption, the SSE-C
+    # three), else the bucket's default applies; `fields` names are lower-cased.
+    dk = data_key(ctx, bucket, fields)
+    stored = await _store(ctx, bucket, key, manifest, data, dk)
     stored = await commit(ctx, bucket, key, stored, old[0] if old else None)
     return _answer(ctx.request, fields, bucket.name, key_text, stored.etag,
-                   {**written_version_headers(bucket, stored), **sse.response_headers(stored.sse)})
+                   {**written_version_headers(bucket, stored), **dk.response_headers()})
