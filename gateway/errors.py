@@ -113,7 +113,7 @@ KeyTooLongError = _error("KeyTooLongError", 400, "Your key is too long.")
 MalformedXML = _error(
     "MalformedXML",
     400,
-    "The XML you provided was not well-formed or did not validate against our published schema.",
+    "The XML you provided was not well-formed or did not validate against our published schema",
 )
 MetadataTooLarge = _error(
     "MetadataTooLarge", 400, "Your metadata headers exceed the maximum allowed metadata size."

@@ -8,9 +8,8 @@ as a lone surrogate that cannot be stored or sent again.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from urllib.parse import parse_qsl
 
-from gateway import errors, limits
+from gateway import errors, limits, tags
 from gateway.header_text import (
     decode_words,
     encode_words,
@@ -125,16 +124,4 @@ def metadata_headers(meta: Mapping[str, str]) -> dict[str, str]:
 
 def tagging_header(headers: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
     """x-amz-tagging: URL-query-encoded tags, as PutObject and CreateMultipartUpload take."""
-    raw = headers.get("x-amz-tagging")
-    if not raw:
-        return ()
-    pairs = parse_qsl(raw, keep_blank_values=True)
-    keys = [k for k, _ in pairs]
-    if len(pairs) > limits.tags_per_object_max:
-        raise errors.InvalidTag("Object tags cannot be greater than 10")
-    if len(set(keys)) != len(keys):
-        raise errors.InvalidTag("Cannot provide multiple Tags with the same key")
-    for k, v in pairs:
-        if not 1 <= len(k) <= 128 or len(v) > 256:
-            raise errors.InvalidTag("The TagKey or TagValue you have provided is too long")
-    return tuple(pairs)
+    return tags.from_header(headers.get("x-amz-tagging"))

@@ -42,7 +42,7 @@ def from_header(headers: Mapping[str, str]) -> str:
         return ""
     if value not in VALUES:
         raise errors.InvalidArgument(f"Invalid x-amz-object-ownership header: {value}",
-                                     ArgumentName=HEADER, ArgumentValue=value)
+                                     ArgumentName=HEADER)
     return value
 
 

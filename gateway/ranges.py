@@ -45,20 +45,19 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
             return None
         suffix = int(last)
         if suffix == 0 or size == 0:
-            raise _unsatisfiable(size)
+            raise _unsatisfiable(text, size)
         return ByteRange(max(0, size - suffix), size - 1)
     start = int(first)
     end = int(last) if last else size - 1
     if last and end < start:
         return None
     if start >= size:
-        raise _unsatisfiable(size)
+        raise _unsatisfiable(text, size)
     return ByteRange(start, min(end, size - 1))
 
 
-def _unsatisfiable(size: int) -> errors.S3Error:
-    err = errors.InvalidRange(RangeRequested="", ActualObjectSize=str(size))
-    err.extra.pop("RangeRequested")
+def _unsatisfiable(asked: str, size: int) -> errors.S3Error:
+    err = errors.InvalidRange(RangeRequested=asked, ActualObjectSize=str(size))
     return errors.with_headers(err, {"Content-Range": f"bytes */{size}"})
 
 

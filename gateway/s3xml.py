@@ -168,6 +168,8 @@ def child_text(elem: Element, name: str) -> str | None:
 def parse_tagging(body: bytes) -> list[tuple[str, str]]:
     root = parse(body, "Tagging")
     tagsets = children(root, "TagSet")
+    if not tagsets:         # AWS: a Tagging without a TagSet sets none (clears them)
+        return []
     if len(tagsets) != 1:
         raise errors.MalformedXML()
     tags: list[tuple[str, str]] = []

@@ -129,7 +129,7 @@ async def get_version(catalog: Catalog, bucket: BucketRecord, key: bytes, versio
     m = found.manifest
     if m.marker:
         raise errors.with_headers(errors.MethodNotAllowed(
-            Method="GET", ResourceType="DeleteMarker"), marker_headers(m))
+            Method="GET", ResourceType="DeleteMarker"), {**marker_headers(m), "Allow": "DELETE"})
     return m
 
 

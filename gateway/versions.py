@@ -82,12 +82,20 @@ def parse_version_id(text: str) -> int | None:
                                  ArgumentValue=text)
 
 
+class IllegalVersioningConfiguration(errors.S3Error):
+    code = "IllegalVersioningConfigurationException"
+    status = 400
+    default_message = "The Versioning element must be specified"
+
+
 def parse_status(body: bytes) -> tuple[str, str]:
     """(Status, MfaDelete) of a PutBucketVersioning body, as AWS validates it: a status,
-    when given, is Enabled or Suspended; an empty configuration changes nothing."""
+    when given, is Enabled or Suspended; a configuration naming neither is refused."""
     root = s3xml.parse(body, "VersioningConfiguration")
     status = s3xml.child_text(root, "Status") or ""
     mfa = s3xml.child_text(root, "MfaDelete") or ""
+    if not status and not mfa:      # AWS refuses a configuration that says nothing
+        raise IllegalVersioningConfiguration("The Versioning element must be specified")
     if status not in ("", ENABLED, SUSPENDED) or mfa not in ("", ENABLED, "Disabled"):
         raise errors.MalformedXML()
     return status, mfa

@@ -6,7 +6,7 @@ import dataclasses
 
 from aiohttp import web
 
-from gateway import errors, limits, ownership, s3xml, versions
+from gateway import errors, limits, ownership, s3xml, tags, versions
 from gateway.body import BodyReader, declared_size
 from gateway.config import policy_from_header
 from gateway.handlers.objects import owned_bucket
@@ -88,7 +88,9 @@ async def delete_bucket(ctx: Ctx) -> web.StreamResponse:
     bucket = await owned_bucket(ctx)
     catalog = ctx.state.catalog
     if not await bucket_is_empty(catalog, bucket) or await catalog.has_versions(bucket):
-        raise errors.BucketNotEmpty(BucketName=bucket.name)
+        raise errors.BucketNotEmpty(
+            "The bucket you tried to delete is not empty. You must delete all versions in "
+            "the bucket." if bucket.versioning else None, BucketName=bucket.name)
     await ctx.state.catalog.delete_bucket(bucket)
     return web.Response(status=204)
 
@@ -136,9 +138,8 @@ async def get_bucket_tagging(ctx: Ctx) -> web.StreamResponse:
 
 async def put_bucket_tagging(ctx: Ctx) -> web.StreamResponse:
     bucket = await owned_bucket(ctx)
-    tags = s3xml.parse_tagging(await read_xml_body(ctx))
-    check_tags(tags, limit=50)
-    await ctx.state.catalog.save_bucket(dataclasses.replace(bucket, tags=tuple(tags)))
+    checked = tags.check(s3xml.parse_tagging(await read_xml_body(ctx)), bucket=True)
+    await ctx.state.catalog.save_bucket(dataclasses.replace(bucket, tags=checked))
     return web.Response(status=204)
 
 
@@ -148,12 +149,3 @@ async def delete_bucket_tagging(ctx: Ctx) -> web.StreamResponse:
     return web.Response(status=204)
 
 
-def check_tags(tags: list[tuple[str, str]], limit: int) -> None:
-    if len(tags) > limit:
-        raise errors.InvalidTag(f"Object tags cannot be greater than {limit}")
-    keys = [k for k, _ in tags]
-    if len(set(keys)) != len(keys):
-        raise errors.InvalidTag("Cannot provide multiple Tags with the same key")
-    for k, v in tags:
-        if not 1 <= len(k) <= 128 or len(v) > 256:
-            raise errors.InvalidTag("The TagKey or TagValue you have provided is too long")

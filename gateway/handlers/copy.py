@@ -88,6 +88,8 @@ def _copy_conditions(h: object, m: Manifest) -> None:
         "If-Unmodified-Since": get("x-amz-copy-source-if-unmodified-since"),
     }
     given = {k: v for k, v in mapped.items() if v is not None}
+    if conditions.in_future(given.get("If-Modified-Since", "")):
+        del given["If-Modified-Since"]      # AWS: a future date holds for a copy source
     if conditions.evaluate(given, m.etag, m.mtime_ms) is conditions.Outcome.NOT_MODIFIED:
         raise errors.PreconditionFailed(Condition="x-amz-copy-source-If-None-Match")
 
@@ -130,8 +132,13 @@ def copy_source_range(raw: str | None, size: int) -> tuple[int, int] | None:
                                      "zero-based offsets of the first and last bytes to copy",
                                      ArgumentName="x-amz-copy-source-range",
                                      ArgumentValue=raw)
-    if int(last) >= size:
-        raise errors.InvalidRange()
+    if int(first) >= size:      # AWS's two answers: nothing of the source is in range,
+        raise errors.InvalidRequest("The specified copy range is invalid for the source "
+                                    "object size")
+    if int(last) >= size:       # or the range runs past its end
+        raise errors.InvalidArgument(f"Range specified is not valid for source object of "
+                                     f"size: {size}", ArgumentName="x-amz-copy-source-range",
+                                     ArgumentValue=raw)
     return int(first), int(last)
 
 

@@ -235,7 +235,7 @@ async def complete_multipart_upload(ctx: Ctx) -> web.StreamResponse:
     chosen = _chosen_parts(requested, stored, upload)
     sums = _object_checksum(upload, chosen)
     old = await ctx.state.catalog.get_object(bucket, key)
-    conditions.check_write(ctx.request.headers, old[0].etag if old else None)
+    conditions.check_write(ctx.request.headers, old[0].etag if old else None, ctx.key)
     manifest = Manifest(
         size=sum(p.size for p in chosen), etag=_multipart_etag(chosen),
         mtime_ms=int(time.time() * 1000), headers=upload.headers, meta=upload.meta,

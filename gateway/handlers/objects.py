@@ -122,7 +122,7 @@ async def put_object(ctx: Ctx) -> web.StreamResponse:
     dk = data_key(ctx, bucket)
     if conditions.has_write_conditions(ctx.request.headers):
         old = await catalog.get_object(bucket, key)
-        conditions.check_write(ctx.request.headers, old[0].etag if old else None)
+        conditions.check_write(ctx.request.headers, old[0].etag if old else None, ctx.key)
         manifest = await receive_object(ctx, bucket, size, dk)
         manifest = await commit(ctx, bucket, key, manifest, old[0] if old else None, lock)
     else:   # the replaced manifest comes back with the write: no read before it
@@ -347,6 +347,12 @@ async def stream_parts(ctx: Ctx, m: Manifest, start: int, end: int, dk: sse.Data
 async def delete_object(ctx: Ctx) -> web.StreamResponse:
     bucket = await owned_bucket(ctx)
     key = check_key(ctx.key)
+    if conditions.has_delete_conditions(ctx.request.headers):
+        # Checked, then deleted: a write between the two wins over the condition (AWS
+        # makes them one step; here the window is the delete's own round trip).
+        _, _, m = await current_object(ctx)
+        conditions.check_delete(ctx.request.headers,
+                                None if m.marker else (m.etag, m.mtime_ms, m.size), ctx.key)
     gone = await delete_key(ctx, bucket, key, ctx.request.query.get("versionId"),
                             bypass_governance(ctx, bucket))
     return web.Response(status=204, headers=deleted_headers(bucket, gone))
@@ -362,7 +368,12 @@ def deleted_headers(bucket: BucketRecord, gone: Manifest | None) -> dict[str, st
 
 def bypass_governance(ctx: Ctx, bucket: BucketRecord) -> bool:
     """x-amz-bypass-governance-retention, honoured for the bucket owner (who holds every
-    permission, s3:BypassGovernanceRetention included)."""
+    permission, s3:BypassGovernanceRetention included). AWS refuses the header, whatever
+    its value, on a bucket without Object Lock."""
+    if object_lock.BYPASS_HEADER in ctx.request.headers and bucket.object_lock is None:
+        raise errors.InvalidArgument(
+            "x-amz-bypass-governance-retention is only applicable to Object Lock enabled "
+            "buckets.", ArgumentName=object_lock.BYPASS_HEADER)
     return ctx.principal == bucket.owner and object_lock.bypasses(ctx.request.headers)
 
 

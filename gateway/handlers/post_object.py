@@ -18,9 +18,8 @@ from urllib.parse import quote, urlencode
 
 from aiohttp import BodyPartReader, web
 
-from gateway import access, acl, errors, limits, ownership, postpolicy, s3xml, sse
+from gateway import access, acl, errors, ownership, postpolicy, s3xml, sse, tags
 from gateway.access import PublicAccessBlock
-from gateway.handlers.buckets import check_tags
 from gateway.handlers.objects import commit, data_key, written_version_headers
 from gateway.manifest import BucketRecord, Manifest
 from gateway.names import check_key
@@ -107,13 +106,12 @@ def _manifest(fields: dict[str, str], data: bytes, owner: str,
         grants = acl.canned(fields["acl"], owner)
         if PublicAccessBlock.of(bucket).block_public_acls and acl.is_public(grants):
             raise errors.AccessDenied("Access Denied: public ACLs are blocked on this bucket")
-    tags: list[tuple[str, str]] = []
+    form_tags: tags.Tags = ()
     if fields.get("tagging"):       # the form's Tagging document, as PutObjectTagging's body
-        tags = s3xml.parse_tagging(fields["tagging"].encode())
-        check_tags(tags, limits.tags_per_object_max)
+        form_tags = tags.check(s3xml.parse_tagging(fields["tagging"].encode()))
     etag = f'"{hashlib.md5(data).hexdigest()}"'
     return Manifest(len(data), etag, int(time.time() * 1000), headers, meta, acl=grants,
-                    tags=tuple(tags))
+                    tags=form_tags)
 
 
 async def _store(ctx: Ctx, bucket: BucketRecord, key: bytes, m: Manifest,

@@ -6,8 +6,8 @@ import dataclasses
 
 from aiohttp import web
 
-from gateway import limits, s3xml, versioned
-from gateway.handlers.buckets import check_tags, read_xml_body
+from gateway import s3xml, tags, versioned
+from gateway.handlers.buckets import read_xml_body
 from gateway.handlers.objects import current_object, version_headers
 from gateway.state import Ctx
 
@@ -22,10 +22,9 @@ async def get_object_tagging(ctx: Ctx) -> web.StreamResponse:
 
 async def put_object_tagging(ctx: Ctx) -> web.StreamResponse:
     bucket, key, m = await current_object(ctx)
-    tags = s3xml.parse_tagging(await read_xml_body(ctx))
-    check_tags(tags, limits.tags_per_object_max)
+    checked = tags.check(s3xml.parse_tagging(await read_xml_body(ctx)))
     await versioned.update_version(ctx.state.catalog, bucket, key, m,
-                                   dataclasses.replace(m, tags=tuple(tags)))
+                                   dataclasses.replace(m, tags=checked))
     return web.Response(status=200, headers=version_headers(bucket, m))
 
 

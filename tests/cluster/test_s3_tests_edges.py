@@ -9,6 +9,7 @@ import http.client
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 from xml.etree import ElementTree
@@ -274,3 +275,75 @@ def test_unknown_expect_is_ignored(cluster: Cluster, buckets: None) -> None:
     status, _, body = _raw(cluster, "PUT", path, headers, b"bar")
     assert status == 200, body
     assert cluster.s3().get_object(Bucket=PRIVATE, Key="expect-raw")["Body"].read() == b"bar"
+
+
+# ---- found by LocalStack's AWS-validated tests (their snapshots hold AWS's answers) ------
+
+
+def test_tag_rules_as_aws(cluster: Cluster, buckets: None) -> None:
+    s3 = cluster.s3()
+    s3.put_object(Bucket=PRIVATE, Key="tagged", Body=b"t")
+    for bad in ([{"Key": "Key1,Key2", "Value": "v"}], [{"Key": "aws:x", "Value": "v"}],
+                [{"Key": "k", "Value": "Val1,Val2"}]):
+        assert _error(partial(s3.put_object_tagging, Bucket=PRIVATE, Key="tagged",
+                              Tagging={"TagSet": bad})) == (400, "InvalidTag")
+        assert _error(partial(s3.put_bucket_tagging, Bucket=PRIVATE,
+                              Tagging={"TagSet": bad})) == (400, "InvalidTag")
+    for header in ("key1=val1&key1=val2", "key1=val1,key2=val2"):
+        assert _error(partial(s3.put_object, Bucket=PRIVATE, Key="t2", Body=b"x",
+                              Tagging=header)) == (400, "InvalidArgument")
+    assert not _exists(cluster, PRIVATE, "t2")
+    s3.put_bucket_tagging(Bucket=PRIVATE, Tagging={"TagSet": [{"Key": "a", "Value": "b"}]})
+    loose = boto3.client(       # botocore then sends <Tagging/> without a TagSet: none set
+        "s3", endpoint_url=cluster.endpoint, region_name=cluster.config.region,
+        aws_access_key_id=cluster.key.access_key, aws_secret_access_key=cluster.key.secret_key,
+        config=BotoConfig(parameter_validation=False, s3={"addressing_style": "path"}))
+    loose.put_bucket_tagging(Bucket=PRIVATE, Tagging={"TagSet": None})
+    assert _error(lambda: s3.get_bucket_tagging(Bucket=PRIVATE)) == (404, "NoSuchTagSet")
+
+
+def test_conditional_delete_and_write_headers(cluster: Cluster, buckets: None) -> None:
+    s3 = cluster.s3()
+    etag = s3.put_object(Bucket=PRIVATE, Key="cond", Body=b"0123456789")["ETag"]
+    assert _error(lambda: s3.delete_object(Bucket=PRIVATE, Key="cond", IfMatch='"bad"')) == (
+        412, "PreconditionFailed")
+    assert _error(lambda: s3.delete_object(Bucket=PRIVATE, Key="cond", IfMatchSize=11)) == (
+        412, "PreconditionFailed")
+    assert _exists(cluster, PRIVATE, "cond")
+    s3.delete_object(Bucket=PRIVATE, Key="cond", IfMatch=etag, IfMatchSize=10)
+    assert not _exists(cluster, PRIVATE, "cond")
+    assert _error(lambda: s3.delete_object(Bucket=PRIVATE, Key="cond", IfMatch=etag)) == (
+        404, "NoSuchKey")
+    # Bypassing governance where there is no Object Lock: refused, nothing deleted.
+    s3.put_object(Bucket=PRIVATE, Key="nolock", Body=b"x")
+    assert _error(lambda: s3.delete_object(Bucket=PRIVATE, Key="nolock",
+                                           BypassGovernanceRetention=True)) == (
+        400, "InvalidArgument")
+    assert _exists(cluster, PRIVATE, "nolock")
+    # Write conditions S3 does not take are NotImplemented (AWS), not a lookup's 404.
+    assert _error(lambda: s3.put_object(Bucket=PRIVATE, Key="new", Body=b"x",
+                                        IfMatch="*")) == (501, "NotImplemented")
+    assert _error(lambda: s3.put_object(Bucket=PRIVATE, Key="new", Body=b"x", IfMatch=etag,
+                                        IfNoneMatch="*")) == (501, "NotImplemented")
+
+
+def test_copy_ranges_versioning_config_and_ranges(cluster: Cluster, buckets: None) -> None:
+    s3 = cluster.s3()
+    s3.put_object(Bucket=PRIVATE, Key="ten", Body=b"0123456789")
+    uid = s3.create_multipart_upload(Bucket=PRIVATE, Key="parts")["UploadId"]
+
+    def part_copy(rng: str, **kw: Any) -> object:
+        return s3.upload_part_copy(Bucket=PRIVATE, Key="parts", UploadId=uid, PartNumber=1,
+                                   CopySource={"Bucket": PRIVATE, "Key": "ten"},
+                                   CopySourceRange=rng, **kw)
+    assert _error(lambda: part_copy("bytes=0-100")) == (400, "InvalidArgument")
+    assert _error(lambda: part_copy("bytes=100-200")) == (400, "InvalidRequest")
+    future = datetime(2100, 1, 1, tzinfo=UTC)       # a future date is no condition (HTTP)
+    part_copy("bytes=0-1", CopySourceIfModifiedSince=future)
+    s3.abort_multipart_upload(Bucket=PRIVATE, Key="parts", UploadId=uid)
+    assert _error(lambda: s3.put_bucket_versioning(
+        Bucket=PRIVATE, VersioningConfiguration={})) == (
+        400, "IllegalVersioningConfigurationException")
+    with pytest.raises(ClientError) as caught:
+        s3.get_object(Bucket=PRIVATE, Key="ten", Range="bytes=100-200")
+    assert caught.value.response["Error"]["RangeRequested"] == "bytes=100-200"

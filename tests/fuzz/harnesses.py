@@ -105,7 +105,7 @@ def conditional_headers(data: bytes) -> None:
                if fdp.ConsumeBool()}
     etag = '"' + hashlib.md5(data).hexdigest() + '"'
     _answer(lambda: conditions.evaluate(headers, etag, fdp.ConsumeIntInRange(0, 1 << 45)))
-    _answer(lambda: conditions.check_write(headers, fdp.PickValueInList([None, etag])))
+    _answer(lambda: conditions.check_write(headers, fdp.PickValueInList([None, etag]), "k"))
 
 
 def xml_body(data: bytes) -> None:

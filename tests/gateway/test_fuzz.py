@@ -365,7 +365,7 @@ http_dates = st.one_of(nasty_text, st.datetimes().map(
        current=st.one_of(st.none(), nasty_text))
 def test_conditional_headers(values: dict[str, str], mtime: int, current: str | None) -> None:
     value_or_s3error(conditions.evaluate, values, '"abc"', mtime)
-    value_or_s3error(conditions.check_write, values, current)
+    value_or_s3error(conditions.check_write, values, current, "k")
 
 
 @SETTINGS

@@ -11,7 +11,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway import errors
-from gateway.conditions import Outcome, check_write, evaluate
+from gateway.conditions import (
+    IF_MATCH_SIZE,
+    IF_MATCH_TIME,
+    Outcome,
+    check_delete,
+    check_write,
+    evaluate,
+)
 from gateway.hlc import Clock, wall_ms
 from gateway.manifest import BucketRecord, DataRef, Manifest
 from gateway.metastore import least_busy_first
@@ -126,12 +133,33 @@ def test_conditions() -> None:
         with pytest.raises(errors.S3Error) as exc:
             evaluate(hdrs, etag, mtime)
         assert exc.value.status == 412
-    check_write({"If-None-Match": "*"}, None)
+    check_write({"If-None-Match": "*"}, None, "k")
     with pytest.raises(errors.S3Error):
-        check_write({"If-None-Match": "*"}, etag)
+        check_write({"If-None-Match": "*"}, etag, "k")
     with pytest.raises(errors.S3Error) as exc:
-        check_write({"If-Match": etag}, None)
-    assert exc.value.code == "NoSuchKey"
+        check_write({"If-Match": etag}, None, "k")
+    assert exc.value.code == "NoSuchKey" and exc.value.extra["Key"] == "k"
+    # What S3 does not take on writes is NotImplemented naming the header (AWS's answers).
+    for hdrs, named in (({"If-None-Match": etag}, "If-None-Match"),
+                        ({"If-Match": "*"}, "If-Match"),
+                        ({"If-Match": etag, "If-None-Match": "*"}, "If-Match,If-None-Match")):
+        with pytest.raises(errors.S3Error) as exc:
+            check_write(hdrs, etag, "k")
+        assert exc.value.status == 501 and exc.value.extra["Header"] == named
+
+
+def test_delete_conditions() -> None:
+    etag, mtime, size = '"abc"', 1_700_000_000_123, 10
+    when = "Tue, 14 Nov 2023 22:13:20 GMT"      # 1_700_000_000 s
+    current = (etag, mtime, size)
+    check_delete({"If-Match": etag, IF_MATCH_TIME: when, IF_MATCH_SIZE: "10"}, current, "k")
+    for hdrs in ({"If-Match": '"other"'}, {IF_MATCH_TIME: "Wed, 15 Nov 2023 00:00:00 GMT"},
+                 {IF_MATCH_TIME: "not a date"}, {IF_MATCH_SIZE: "11"}):
+        with pytest.raises(errors.S3Error) as exc:
+            check_delete(hdrs, current, "k")
+        assert exc.value.status == 412, hdrs
+    with pytest.raises(errors.NoSuchKey):
+        check_delete({"If-Match": etag}, None, "k")
 
 
 @pytest.mark.parametrize("name", ["ab", "-abc", "abc-", "a..b", "ABC", "192.168.1.1",

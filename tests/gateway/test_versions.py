@@ -63,7 +63,8 @@ def test_parse_status() -> None:
     assert versions.parse_status(_body("<Status>Enabled</Status>")) == ("Enabled", "")
     assert versions.parse_status(_body("<Status>Suspended</Status><MfaDelete>Disabled"
                                        "</MfaDelete>")) == ("Suspended", "Disabled")
-    assert versions.parse_status(_body("")) == ("", "")
+    with pytest.raises(versions.IllegalVersioningConfiguration):    # AWS: says nothing
+        versions.parse_status(_body(""))
     for bad in (_body("<Status>enabled</Status>"), _body("<MfaDelete>On</MfaDelete>"),
                 b"<Versioning/>", b"not xml"):
         with pytest.raises(errors.MalformedXML):
