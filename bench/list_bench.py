@@ -40,7 +40,7 @@ from typing import TypeVar
 import aiohttp
 
 from gateway import config as config_mod
-from gateway import sigv4
+from gateway import sigv4_client
 from gateway.catalog import Catalog
 from gateway.hlc import Clock
 from gateway.manifest import BucketRecord, Manifest
@@ -147,9 +147,9 @@ def bulk_load(cluster: Cluster, bucket_name: str, keys: int, prefixes: int) -> t
 def _signed(endpoint: str, cluster: Cluster, bucket: str, query: str) -> tuple[str, dict[str,
                                                                                        str]]:
     url = f"{endpoint}/{bucket}?{query}"
-    return url, sigv4.sign_request("GET", url, {}, cluster.key.access_key,
-                                   cluster.key.secret_key, cluster.config.region,
-                                   datetime.now(UTC))
+    return url, sigv4_client.sign_request("GET", url, {}, cluster.key.access_key,
+                                          cluster.key.secret_key, cluster.config.region,
+                                          datetime.now(UTC))
 
 
 _KEY_TEXT = re.compile(rb"<Key>([^<]*)</Key>")

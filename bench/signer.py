@@ -1,7 +1,8 @@
 """SigV4 request signing for the load generator, behind one small interface.
 
 Three implementations: botocore's `S3SigV4Auth` (the reference every SDK user runs), Coffre's
-own `gateway.sigv4.sign_request`, and `FastSigner`, a lean one for the URLs this client builds
+own `gateway.sigv4_client.sign_request`, and `FastSigner`, a lean one for the URLs this client
+builds
 (already canonical: encoded path, sorted encoded query) that caches the signing key per day and
 the date string per second. All three are measured by `--self-test`: inside a busy load loop
 the gateway's generic signer cost ~170 us per request (botocore's more), as much as aiohttp
@@ -131,7 +132,7 @@ class BotocoreSigner:
 class GatewaySigner:
     def __init__(self, access_key: str, secret_key: str, region: str) -> None:
         # Imported here so that the botocore path works in a tree without the gateway.
-        from gateway.sigv4 import sign_request
+        from gateway.sigv4_client import sign_request
 
         self._sign = sign_request
         self._access_key = access_key

@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from enum import Enum
 from functools import lru_cache
-from urllib.parse import quote, unquote_to_bytes, urlsplit, urlunsplit
+from urllib.parse import quote, unquote_to_bytes
 
 from gateway import errors
 
@@ -170,7 +170,7 @@ def text_headers(raw: Iterable[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
             for k, v in raw]
 
 
-def _header_map(headers: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
+def header_map(headers: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
     table: dict[str, list[str]] = {}
     for name, value in headers:
         table.setdefault(name.lower(), []).append(value)
@@ -264,11 +264,11 @@ def _date_from_headers(table: dict[str, list[str]]) -> str:
         except (TypeError, ValueError, IndexError, OverflowError):
             when = None
         if when is not None:
-            return _utc(when).strftime(AMZ_DATE_FORMAT)
+            return utc(when).strftime(AMZ_DATE_FORMAT)
     raise errors.AccessDenied("AWS authentication requires a valid Date or x-amz-date header")
 
 
-def _utc(when: datetime) -> datetime:
+def utc(when: datetime) -> datetime:
     return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
@@ -483,9 +483,9 @@ def authenticate(
     max_skew_s: int = 900,
 ) -> AuthResult | None:
     """Verify a request's SigV4 signature; None when it carries no authentication at all."""
-    now = _utc(now)
+    now = utc(now)
     # An empty Authorization header authenticates nothing: S3 takes the request as anonymous.
-    table = _header_map([(n, v) for n, v in headers
+    table = header_map([(n, v) for n, v in headers
                          if n.lower() != "authorization" or v.strip()])
     params = _query_params(raw_query)
     mechanism = _mechanism(table, params)
@@ -516,17 +516,19 @@ def authenticate(
         canonical_headers(table, names), claim.signed_headers, payload_claim,
     )
     key, expected = _expected_signature(claim, secret, canonical)
-    return AuthResult(claim.access_key, claim.region, claim.amz_date, _scope(claim.amz_date,
-                      claim.region), key, expected, mode, payload_sha256, presigned)
+    scope = credential_scope(claim.amz_date, claim.region)
+    return AuthResult(claim.access_key, claim.region, claim.amz_date, scope, key, expected,
+                      mode, payload_sha256, presigned)
 
 
-def _scope(amz_date: str, region: str) -> str:
+def credential_scope(amz_date: str, region: str) -> str:
     return f"{amz_date[:8]}/{region}/{SERVICE}/{TERMINATOR}"
 
 
 def _expected_signature(claim: _Claim, secret: str, canonical: str) -> tuple[bytes, str]:
     """The signing key and the signature; SignatureDoesNotMatch when the claim differs."""
-    to_sign = string_to_sign(claim.amz_date, _scope(claim.amz_date, claim.region), canonical)
+    scope = credential_scope(claim.amz_date, claim.region)
+    to_sign = string_to_sign(claim.amz_date, scope, canonical)
     key = signing_key(secret, claim.date, claim.region)
     expected = hmac_hex(key, to_sign)
     if not signatures_equal(expected, claim.signature):
@@ -542,70 +544,3 @@ def _expected_signature(claim: _Claim, secret: str, canonical: str) -> tuple[byt
 
 
 # Hop-by-hop and proxy-rewritten headers that a signer must leave out, as botocore does.
-_UNSIGNABLE = frozenset({
-    "authorization", "connection", "expect", "keep-alive", "proxy-authenticate",
-    "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade", "user-agent",
-    "x-amzn-trace-id",
-})
-
-
-def _host_of(url: str) -> str:
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    host = f"[{host}]" if ":" in host else host   # IPv6 literal
-    default = {"http": 80, "https": 443}.get(parts.scheme)
-    if parts.port is not None and parts.port != default:
-        host = f"{host}:{parts.port}"
-    return host
-
-
-def sign_request(
-    method: str, url: str, headers: dict[str, str], access_key: str, secret_key: str,
-    region: str, now: datetime, payload_sha256: str = UNSIGNED_PAYLOAD,
-) -> dict[str, str]:
-    """The headers to send: the caller's plus host, x-amz-date, x-amz-content-sha256 and
-    authorization. Every caller header but the hop-by-hop ones is signed."""
-    amz_date = _utc(now).strftime(AMZ_DATE_FORMAT)
-    out = {k: v for k, v in headers.items() if k.lower() not in
-           ("authorization", "x-amz-date", "x-amz-content-sha256")}
-    if not any(k.lower() == "host" for k in out):
-        out["host"] = _host_of(url)
-    out["x-amz-date"] = amz_date
-    out["x-amz-content-sha256"] = payload_sha256
-    table = _header_map([(k, v) for k, v in out.items() if k.lower() not in _UNSIGNABLE])
-    names = sorted(table)
-    parts = urlsplit(url)
-    signature = _client_signature(
-        method, parts.path, parts.query, canonical_headers(table, names), ";".join(names),
-        payload_sha256, secret_key, region, amz_date)
-    out["authorization"] = (f"{ALGORITHM} Credential={access_key}/{_scope(amz_date, region)}, "
-                            f"SignedHeaders={';'.join(names)}, Signature={signature}")
-    return out
-
-
-def presign_url(
-    method: str, url: str, access_key: str, secret_key: str, region: str, now: datetime,
-    expires_s: int,
-) -> str:
-    """`url` with the X-Amz-* query parameters of a presigned request (host signed only)."""
-    amz_date = _utc(now).strftime(AMZ_DATE_FORMAT)
-    scope = _scope(amz_date, region)
-    parts = urlsplit(url)
-    auth = [("X-Amz-Algorithm", ALGORITHM), ("X-Amz-Credential", f"{access_key}/{scope}"),
-            ("X-Amz-Date", amz_date), ("X-Amz-Expires", str(expires_s)),
-            ("X-Amz-SignedHeaders", "host")]
-    auth_query = "&".join(f"{n}={uri_encode(v.encode(), False)}" for n, v in auth)
-    query = f"{parts.query}&{auth_query}" if parts.query else auth_query
-    signature = _client_signature(method, parts.path, query, f"host:{_host_of(url)}\n", "host",
-                                  UNSIGNED_PAYLOAD, secret_key, region, amz_date)
-    return urlunsplit(parts._replace(query=f"{query}&X-Amz-Signature={signature}"))
-
-
-def _client_signature(
-    method: str, path: str, query: str, headers: str, signed: str, payload: str,
-    secret_key: str, region: str, amz_date: str,
-) -> str:
-    canonical = canonical_request(method.upper(), canonical_uri(path), canonical_query(query),
-                                  headers, signed, payload)
-    key = signing_key(secret_key, amz_date[:8], region)
-    return hmac_hex(key, string_to_sign(amz_date, _scope(amz_date, region), canonical))

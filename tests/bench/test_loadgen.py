@@ -209,7 +209,7 @@ def test_fast_signer_agrees_with_gateway_and_botocore(
     import botocore.auth
 
     from bench.signer import BotocoreSigner, FastSigner
-    from gateway.sigv4 import sign_request
+    from gateway.sigv4_client import sign_request
 
     now = datetime.datetime(2026, 11, 28, 23, 59, 59, tzinfo=datetime.UTC)
     payload = "UNSIGNED-PAYLOAD"

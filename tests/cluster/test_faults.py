@@ -41,7 +41,7 @@ import pytest
 from botocore.exceptions import BotoCoreError, ClientError
 
 from gateway import server as gateway_server
-from gateway import sigv4
+from gateway import sigv4_client
 from gateway.up import ProcessSpec, wait_port
 from tests.cluster.harness import Cluster, new_cluster
 
@@ -540,9 +540,9 @@ CONTINUE_DEFERRED = "expect_later" in inspect.getsource(gateway_server)
 
 def _put_head(cluster: Cluster, key: str, length: int, expect: bool) -> bytes:
     hdrs = {"Content-Length": str(length), **({"Expect": "100-continue"} if expect else {})}
-    signed = sigv4.sign_request("PUT", f"{cluster.endpoint}/refuse/{key}", hdrs,
-                                cluster.key.access_key, cluster.key.secret_key,
-                                cluster.config.region, datetime.now(UTC))
+    signed = sigv4_client.sign_request("PUT", f"{cluster.endpoint}/refuse/{key}", hdrs,
+                                       cluster.key.access_key, cluster.key.secret_key,
+                                       cluster.config.region, datetime.now(UTC))
     head = "".join(f"{k}: {v}\r\n" for k, v in signed.items())
     return f"PUT /refuse/{key} HTTP/1.1\r\n{head}\r\n".encode()
 

@@ -31,7 +31,7 @@ from typing import Any
 import pytest
 
 from gateway import config as config_mod
-from gateway import sigv4
+from gateway import sigv4, sigv4_client
 from gateway.chunked import encode_chunked
 from gateway.sigv4 import AuthResult, PayloadMode
 from tests.cluster.harness import Cluster
@@ -135,9 +135,9 @@ class Hostile:
         # Signed as sent: http() encodes values with surrogateescape.
         headers = {k: v.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
                    for k, v in headers.items()}
-        out = sigv4.sign_request(method, f"http://127.0.0.1:{self.port}{path}", headers,
-                                 key.access_key, key.secret_key, self.cluster.config.region,
-                                 datetime.now(UTC), payload)
+        out = sigv4_client.sign_request(method, f"http://127.0.0.1:{self.port}{path}", headers,
+                                        key.access_key, key.secret_key, self.cluster.config.region,
+                                        datetime.now(UTC), payload)
         return list(out.items())
 
     def junk(self) -> str:
@@ -202,9 +202,9 @@ class Hostile:
 
     def presign_junk(self) -> bytes:
         key = self.cluster.key
-        url = sigv4.presign_url("GET", f"http://127.0.0.1:{self.port}/hostile/obj",
-                                key.access_key, key.secret_key, self.cluster.config.region,
-                                datetime.now(UTC), self.rnd.choice([1, 60, 604_800]))
+        url = sigv4_client.presign_url("GET", f"http://127.0.0.1:{self.port}/hostile/obj",
+                                       key.access_key, key.secret_key, self.cluster.config.region,
+                                       datetime.now(UTC), self.rnd.choice([1, 60, 604_800]))
         path, _, query = url.partition(f":{self.port}")[2].partition("?")
         pieces = query.split("&")
         i = self.rnd.randrange(len(pieces))

@@ -15,7 +15,7 @@ from xml.etree import ElementTree
 
 import pytest
 
-from gateway import sigv4
+from gateway import sigv4, sigv4_client
 from gateway.chunked import encode_chunked
 from gateway.sigv4 import PayloadMode
 from tests.cluster.harness import Cluster
@@ -37,9 +37,9 @@ def _send(cluster: Cluster, method: str, path: str, body: bytes = b"",
     url = cluster.endpoint + path
     hdrs = dict(headers or {})
     if sign:
-        hdrs = sigv4.sign_request(method, url, hdrs, cluster.key.access_key,
-                                  secret or cluster.key.secret_key, cluster.config.region,
-                                  now or datetime.now(UTC), payload)
+        hdrs = sigv4_client.sign_request(method, url, hdrs, cluster.key.access_key,
+                                         secret or cluster.key.secret_key, cluster.config.region,
+                                         now or datetime.now(UTC), payload)
     host, port = cluster.config.listen.rsplit(":", 1)
     conn = http.client.HTTPConnection(host, int(port), timeout=30)
     conn.request(method, path, body=body, headers=hdrs)
@@ -64,8 +64,8 @@ def test_bad_signature_unknown_key_and_skew(cluster: Cluster, bucket: str) -> No
     status, hdrs, body = _send(cluster, "GET", "/", secret="wrong-secret")
     assert (status, _code(body)) == (403, "SignatureDoesNotMatch")
     assert "x-amz-request-id" in hdrs
-    hdrs2 = sigv4.sign_request("GET", cluster.endpoint + "/", {}, "NOSUCHKEY", "x",
-                               cluster.config.region, datetime.now(UTC))
+    hdrs2 = sigv4_client.sign_request("GET", cluster.endpoint + "/", {}, "NOSUCHKEY", "x",
+                                      cluster.config.region, datetime.now(UTC))
     status, _, body = _send(cluster, "GET", "/", headers=hdrs2, sign=False)
     assert (status, _code(body)) == (403, "InvalidAccessKeyId")
     status, _, body = _send(cluster, "GET", "/", now=datetime.now(UTC) - timedelta(hours=1))
@@ -78,9 +78,9 @@ def _chunked_headers(cluster: Cluster, key: str, body_len: int, mode: str,
                      extra: dict[str, str]) -> tuple[dict[str, str], sigv4.AuthResult]:
     base = {"x-amz-decoded-content-length": str(body_len), "content-encoding": "aws-chunked",
             **extra}
-    hdrs = sigv4.sign_request("PUT", f"{cluster.endpoint}/raw/{key}", base,
-                              cluster.key.access_key, cluster.key.secret_key,
-                              cluster.config.region, datetime.now(UTC), mode)
+    hdrs = sigv4_client.sign_request("PUT", f"{cluster.endpoint}/raw/{key}", base,
+                                     cluster.key.access_key, cluster.key.secret_key,
+                                     cluster.config.region, datetime.now(UTC), mode)
     auth = sigv4.authenticate("PUT", f"/raw/{key}", "", list(hdrs.items()),
                               lambda _a: cluster.key.secret_key, datetime.now(UTC),
                               cluster.config.region)
@@ -152,14 +152,14 @@ def test_content_md5_mismatch(cluster: Cluster, bucket: str) -> None:
 
 def test_presigned_urls(cluster: Cluster, bucket: str) -> None:
     _send(cluster, "PUT", "/raw/pre", b"presigned body")
-    url = sigv4.presign_url("GET", f"{cluster.endpoint}/raw/pre", cluster.key.access_key,
-                            cluster.key.secret_key, cluster.config.region,
-                            datetime.now(UTC), 300)
+    url = sigv4_client.presign_url("GET", f"{cluster.endpoint}/raw/pre", cluster.key.access_key,
+                                   cluster.key.secret_key, cluster.config.region,
+                                   datetime.now(UTC), 300)
     with urllib.request.urlopen(url, timeout=10) as resp:
         assert resp.read() == b"presigned body"
-    old = sigv4.presign_url("GET", f"{cluster.endpoint}/raw/pre", cluster.key.access_key,
-                            cluster.key.secret_key, cluster.config.region,
-                            datetime.now(UTC) - timedelta(seconds=400), 300)
+    old = sigv4_client.presign_url("GET", f"{cluster.endpoint}/raw/pre", cluster.key.access_key,
+                                   cluster.key.secret_key, cluster.config.region,
+                                   datetime.now(UTC) - timedelta(seconds=400), 300)
     with pytest.raises(urllib.error.HTTPError) as exc:
         urllib.request.urlopen(old, timeout=10)
     assert exc.value.code == 403
@@ -168,7 +168,7 @@ def test_presigned_urls(cluster: Cluster, bucket: str) -> None:
 def test_expect_100_continue(cluster: Cluster, bucket: str) -> None:
     body = b"x" * 100_000
     url = f"{cluster.endpoint}/raw/expect"
-    hdrs = sigv4.sign_request("PUT", url, {"Expect": "100-continue",
+    hdrs = sigv4_client.sign_request("PUT", url, {"Expect": "100-continue",
                                            "Content-Length": str(len(body))},
                               cluster.key.access_key, cluster.key.secret_key,
                               cluster.config.region, datetime.now(UTC))
@@ -186,9 +186,9 @@ def test_expect_100_continue(cluster: Cluster, bucket: str) -> None:
 
 def test_truncated_body_stores_nothing(cluster: Cluster, bucket: str) -> None:
     url = f"{cluster.endpoint}/raw/truncated"
-    hdrs = sigv4.sign_request("PUT", url, {"Content-Length": "1000000"},
-                              cluster.key.access_key, cluster.key.secret_key,
-                              cluster.config.region, datetime.now(UTC))
+    hdrs = sigv4_client.sign_request("PUT", url, {"Content-Length": "1000000"},
+                                     cluster.key.access_key, cluster.key.secret_key,
+                                     cluster.config.region, datetime.now(UTC))
     host, port = cluster.config.listen.rsplit(":", 1)
     with socket.create_connection((host, int(port)), timeout=10) as sock:
         head = "".join(f"{k}: {v}\r\n" for k, v in hdrs.items())

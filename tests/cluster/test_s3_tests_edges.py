@@ -22,7 +22,7 @@ from botocore.config import Config as BotoConfig
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
-from gateway import sigv4
+from gateway import sigv4_client
 from tests.cluster.harness import Cluster
 
 PRIVATE, OPEN = "edges", "edges-open"
@@ -82,9 +82,9 @@ def _raw(cluster: Cluster, method: str, path: str, headers: dict[str, str | byte
 
 def _signed(cluster: Cluster, method: str, path: str,
             headers: dict[str, str] | None = None) -> dict[str, str | bytes]:
-    sent = sigv4.sign_request(method, cluster.endpoint + path, headers or {},
-                              cluster.key.access_key, cluster.key.secret_key,
-                              cluster.config.region, datetime.now(UTC))
+    sent = sigv4_client.sign_request(method, cluster.endpoint + path, headers or {},
+                                     cluster.key.access_key, cluster.key.secret_key,
+                                     cluster.config.region, datetime.now(UTC))
     # A value holding a surrogate stands for a byte that is not UTF-8: send that byte.
     return {k: v.encode("utf-8", "surrogateescape") for k, v in sent.items()}
 

@@ -11,7 +11,7 @@ import boto3
 import pytest
 from botocore.config import Config as BotoConfig
 
-from gateway import sigv4
+from gateway import sigv4_client
 from tests.cluster.harness import Cluster, running_cluster
 
 DOMAIN = "s3.coffre.test"
@@ -26,9 +26,10 @@ def vcluster() -> Iterator[Cluster]:
 def _request(c: Cluster, method: str, host: str, path: str,
              body: bytes = b"") -> tuple[int, bytes]:
     port = c.config.listen.rsplit(":", 1)[1]
-    hdrs = sigv4.sign_request(method, f"http://{host}:{port}{path}", {"host": f"{host}:{port}"},
-                              c.key.access_key, c.key.secret_key, c.config.region,
-                              datetime.now(UTC))
+    hdrs = sigv4_client.sign_request(method, f"http://{host}:{port}{path}",
+                                     {"host": f"{host}:{port}"},
+                                     c.key.access_key, c.key.secret_key, c.config.region,
+                                     datetime.now(UTC))
     conn = http.client.HTTPConnection("127.0.0.1", int(port), timeout=30)
     conn.request(method, path, body=body, headers=hdrs)
     resp = conn.getresponse()

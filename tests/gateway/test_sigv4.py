@@ -24,10 +24,9 @@ from gateway.sigv4 import (
     PayloadMode,
     authenticate,
     canonical_uri,
-    presign_url,
-    sign_request,
     text_headers,
 )
+from gateway.sigv4_client import presign_url, sign_request
 
 AKID = "AKIAIOSFODNN7EXAMPLE"
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
