@@ -43,8 +43,12 @@ XML_OPS = frozenset({
 
 
 def runner_kwargs(limits: AbuseLimits) -> dict[str, Any]:
-    """The aiohttp AppRunner arguments that carry the parser limits and keep-alive."""
+    """The aiohttp AppRunner arguments that carry the parser limits and keep-alive.
+
+    `auto_decompress` is off: S3 stores a body as sent, and Content-Encoding (gzip, br…)
+    is object metadata handed back on GET, not a transfer form for the server to undo."""
     return {
+        "auto_decompress": False,
         "max_line_size": limits.header_line_bytes_max,
         "max_field_size": limits.header_line_bytes_max,
         "max_headers": limits.headers_count_max,

@@ -5,6 +5,7 @@ URLs, Expect: 100-continue, truncated bodies, unimplemented operations."""
 from __future__ import annotations
 
 import base64
+import gzip
 import http.client
 import socket
 import urllib.error
@@ -236,3 +237,21 @@ def test_small_get_answers_whole_and_ranged_with_every_header(cluster: Cluster,
     assert (status, got, hdrs["content-length"]) == (206, body[100:], str(len(body) - 100))
     assert hdrs["content-range"] == f"bytes 100-{len(body) - 1}/{len(body)}"
     assert hdrs["x-amz-request-id"] and hdrs["x-amz-id-2"]
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "br", "identity, gzip"])
+def test_content_encoding_is_stored_not_undone(cluster: Cluster, bucket: str,
+                                               encoding: str) -> None:
+    """S3 keeps a body as sent: Content-Encoding is metadata returned on GET, never a transfer
+    form the server decompresses. Bytes that do not decode (a client labelling plain text
+    gzip) are as valid as a real gzip stream, and both read back unchanged."""
+    plain = b"not compressed at all " * 50
+    packed = gzip.compress(plain)
+    for n, body in enumerate((plain, packed)):
+        key = f"enc-{encoding.replace(', ', '-')}-{n}"
+        status, _, data = _send(cluster, "PUT", f"/raw/{key}", body,
+                                {"Content-Encoding": encoding})
+        assert status == 200, data
+        status, headers, data = _send(cluster, "GET", f"/raw/{key}")
+        assert status == 200 and data == body
+        assert headers["content-encoding"] == encoding
