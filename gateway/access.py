@@ -19,22 +19,28 @@ let through only if the requester itself may GET the source (checked here, with 
 of that GET), and the handler then reads it whoever owns it. Requests that name no bucket
 (ListBuckets, CreateBucket) need a signature.
 
-`decide` is pure; `authorize` fetches the bucket record (cached) and, only when a
-non-owner's read depends on it, the object's manifest for its ACL.
+`decide` is pure; `authorize` fetches the bucket record (cached) and the object's manifest
+only when the decision depends on it: a non-owner's read (the object's ACL), or a policy
+statement that applies and reads the object's tags (s3:ExistingObjectTag/...). The policy's
+condition keys (gateway/condition_keys.py) are worked out only for a bucket that has a
+policy. When a statement that applies reads the tags a PutObjectTagging body asks for, the
+decision waits for the handler (Basis.PENDING): it reads the body, then asks `decide` again
+with the tags, as a browser POST's handler does with its form.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from urllib.parse import parse_qsl, unquote
 
-from gateway import acl, errors, ownership, policy, versioned
+from gateway import acl, condition_keys, errors, ownership, policy, versioned
 from gateway.acl import Permission
 from gateway.catalog import Catalog
-from gateway.manifest import BucketRecord
+from gateway.condition_keys import RequestFacts, Tags
+from gateway.manifest import BucketRecord, Manifest
 from gateway.router import Endpoint
 
 
@@ -49,6 +55,8 @@ class Basis(Enum):
     FORM = "form"               # a browser POST: its signed form decides (handlers/post_object)
     ABSENT = "absent"           # a read of a missing object by one who may list the bucket:
     #                             the handler may only answer that it is missing (NoSuchKey)
+    PENDING = "pending"         # the policy reads the tags in the body: the handler decides
+    #                             once it has read them (access.decide with body_tags)
 
 
 class Scope(Enum):
@@ -123,8 +131,7 @@ _NO_BUCKET_OPS = frozenset({"ListBuckets", "CreateBucket"})
 _MISSING_TOLD_OPS = frozenset({"GetObject", "HeadObject"})
 PREFLIGHT_OP = "PreflightRequest"
 POST_OBJECT_OP = "PostObject"
-_LIST_OPS = frozenset({"ListObjects", "ListObjectsV2", "ListObjectVersions",
-                       "ListMultipartUploads"})
+_LIST_OPS = condition_keys.LIST_OPS
 _OBJECT_ACL_OPS = frozenset(op for op, r in RULES.items() if r.acl_on is Scope.OBJECT
                             and r.acl_perm is not None)
 
@@ -139,6 +146,7 @@ class AccessRequest:
     prefix: str | None = None      # ListObjects' prefix: the s3:prefix condition key
     copy_source: str | None = None  # x-amz-copy-source, raw
     version_id: str | None = None   # ?versionId=: the action is then its *Version* form
+    facts: RequestFacts = dataclasses.field(default_factory=RequestFacts)  # for conditions
 
 
 @dataclass(frozen=True)
@@ -166,12 +174,16 @@ class PublicAccessBlock:
 
 
 def request_for(endpoint: Endpoint, principal: str | None, source_ip: str,
-                query: Mapping[str, str], headers: Mapping[str, str]) -> AccessRequest:
-    """What authorization needs from one HTTP request."""
+                query: Mapping[str, str], headers: Mapping[str, str],
+                facts: RequestFacts | None = None) -> AccessRequest:
+    """What authorization needs from one HTTP request (`facts`: its headers, query and
+    signature, for the policy's conditions)."""
     prefix = query.get("prefix", "") if endpoint.op in _LIST_OPS else None
     version_id = query.get("versionId") if endpoint.key else None
+    if facts is None:
+        facts = RequestFacts(headers, query)
     return AccessRequest(endpoint.op, endpoint.bucket, endpoint.key, principal, source_ip,
-                         prefix, headers.get("x-amz-copy-source"), version_id)
+                         prefix, headers.get("x-amz-copy-source"), version_id, facts)
 
 
 def rule_of(op: str, version_id: str | None = None) -> Rule:
@@ -195,11 +207,11 @@ _VERSION_ACTIONS = {
 }
 
 
-def _context(req: AccessRequest) -> dict[str, str]:
-    ctx = {"aws:sourceip": req.source_ip}
-    if req.prefix is not None:
-        ctx["s3:prefix"] = req.prefix
-    return ctx
+def _context(req: AccessRequest, bucket: BucketRecord,
+             object_tags: Tags | None) -> condition_keys.Context:
+    subject = condition_keys.Subject(req.op, req.principal, req.source_ip, bucket.owner,
+                                     req.prefix, req.version_id)
+    return condition_keys.context(subject, req.facts, object_tags)
 
 
 def _resource(req: AccessRequest, rule: Rule, bucket: BucketRecord) -> str:
@@ -211,10 +223,10 @@ def _resource(req: AccessRequest, rule: Rule, bucket: BucketRecord) -> str:
 
 
 def _policy_verdict(req: AccessRequest, rule: Rule, bucket: BucketRecord,
-                    doc: policy.Policy | None) -> policy.Verdict:
+                    doc: policy.Policy | None, object_tags: Tags | None) -> policy.Verdict:
     if doc is None:
         return policy.Verdict.NONE
-    ctx = _context(req)
+    ctx = _context(req, bucket, object_tags)
     if req.op == "DeleteObjects" and policy.denies_somewhere(doc, req.principal,
                                                              rule.action, ctx):
         return policy.Verdict.DENY
@@ -226,15 +238,43 @@ def needs_object_acl(req: AccessRequest, bucket: BucketRecord) -> bool:
     return req.principal != bucket.owner and req.op in _OBJECT_ACL_OPS and req.key is not None
 
 
-def decide(req: AccessRequest, bucket: BucketRecord,
-           object_acl: acl.Grants | None = None) -> Basis:
-    """Allow (with its basis) or raise AccessDenied. `object_acl` None: no such object."""
+def _policy_of(bucket: BucketRecord) -> policy.Policy | None:
+    return policy.parse_cached(bucket.policy, bucket.name) if bucket.policy else None
+
+
+def _reads(req: AccessRequest, bucket: BucketRecord, doc: policy.Policy | None,
+           wanted: Callable[[str], bool]) -> bool:
+    """Whether a statement that applies to this request has a condition on a `wanted` key."""
+    if doc is None:
+        return False
+    rule = rule_of(req.op, req.version_id)
+    resource = None if req.op == "DeleteObjects" else _resource(req, rule, bucket)
+    return policy.references(doc, req.principal, rule.action, resource, wanted)
+
+
+def needs_object_tags(req: AccessRequest, bucket: BucketRecord) -> bool:
+    """True when the policy reads the tags of the object this request acts on."""
+    return req.op in condition_keys.EXISTING_TAG_OPS and req.key is not None and \
+        _reads(req, bucket, _policy_of(bucket), condition_keys.is_existing_tag_key)
+
+
+def waits_for_body_tags(req: AccessRequest, bucket: BucketRecord) -> bool:
+    """True when the policy reads the tags this request's body asks for, which only its
+    handler reads (PutObjectTagging's document)."""
+    return req.op == "PutObjectTagging" and req.facts.body_tags is None and \
+        _reads(req, bucket, _policy_of(bucket), condition_keys.is_request_tag_key)
+
+
+def decide(req: AccessRequest, bucket: BucketRecord, object_acl: acl.Grants | None = None,
+           object_tags: Tags | None = None) -> Basis:
+    """Allow (with its basis) or raise AccessDenied. `object_acl` None: no such object;
+    `object_tags`: the object's tags, when the policy reads them (needs_object_tags)."""
     rule = rule_of(req.op, req.version_id)
     owner = req.principal is not None and req.principal == bucket.owner
-    doc = policy.parse_cached(bucket.policy, bucket.name) if bucket.policy else None
+    doc = _policy_of(bucket)
     verdict = policy.Verdict.NONE
     if not (owner and rule.manages_policy):
-        verdict = _policy_verdict(req, rule, bucket, doc)
+        verdict = _policy_verdict(req, rule, bucket, doc, object_tags)
     if verdict is policy.Verdict.DENY:
         raise errors.AccessDenied()
     if owner:
@@ -284,12 +324,12 @@ def source_read(req: AccessRequest, source: CopySourceName) -> AccessRequest:
     tenant it acts as on the destination): the GetObject the requester would have to be
     allowed to make of the same object, or of the same version."""
     return AccessRequest("GetObject", source.bucket, source.key, req.principal,
-                         req.source_ip, version_id=source.version_id)
+                         req.source_ip, version_id=source.version_id, facts=req.facts)
 
 
-async def _object_acl(catalog: Catalog, bucket: BucketRecord, key: str,
-                      version_id: str | None) -> acl.Grants | None:
-    """The ACL of the object (the version named) a decision is about; None: none."""
+async def _object(catalog: Catalog, bucket: BucketRecord, key: str,
+                  version_id: str | None) -> Manifest | None:
+    """The object (the version named) a decision is about; None: none."""
     try:
         raw = key.encode("utf-8", "surrogateescape")
     except UnicodeEncodeError:
@@ -299,17 +339,21 @@ async def _object_acl(catalog: Catalog, bucket: BucketRecord, key: str,
             hit = await versioned.find_version(catalog, bucket, raw, version_id)
         except errors.S3Error:      # a malformed id: the handler answers it
             return None
-        return None if hit is None or hit.manifest.marker else hit.manifest.acl
+        return None if hit is None or hit.manifest.marker else hit.manifest
     found = await catalog.get_object(bucket, raw)
-    return None if found is None else found[0].acl
+    return None if found is None else found[0]
 
 
 async def _decide_on(catalog: Catalog, req: AccessRequest, bucket: BucketRecord) -> Basis:
-    object_acl = None
-    if needs_object_acl(req, bucket):
-        assert req.key is not None
-        object_acl = await _object_acl(catalog, bucket, req.key, req.version_id)
-    return decide(req, bucket, object_acl)
+    if waits_for_body_tags(req, bucket):
+        return Basis.PENDING
+    wants_acl, wants_tags = needs_object_acl(req, bucket), needs_object_tags(req, bucket)
+    if not (wants_acl or wants_tags):
+        return decide(req, bucket)
+    assert req.key is not None
+    found = await _object(catalog, bucket, req.key, req.version_id)
+    return decide(req, bucket, None if found is None else found.acl,
+                  None if found is None else found.tags)
 
 
 async def _check_copy_source(catalog: Catalog, req: AccessRequest) -> None:

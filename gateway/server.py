@@ -24,6 +24,7 @@ from gateway import (
     admin,
     audit,
     body,
+    condition_keys,
     errors,
     expiry,
     listing,
@@ -36,6 +37,7 @@ from gateway import (
 )
 from gateway.budget import Budget
 from gateway.catalog import Catalog
+from gateway.condition_keys import RequestFacts
 from gateway.config import Config
 from gateway.console.errors_feed import FEED
 from gateway.counters import Counters
@@ -98,6 +100,20 @@ def _authenticate_v2(request: web.Request, state: State, path: str, query: str,
                             sigv4.PayloadMode.UNSIGNED, None, "Signature" in query)
 
 
+def _facts(request: web.Request, auth: sigv4.AuthResult | None) -> RequestFacts:
+    """The request as the policy's condition keys see it (gateway/condition_keys.py)."""
+    if auth is None:
+        return RequestFacts(request.headers, request.query, request.secure)
+    version = condition_keys.SIGV4 if auth.scope else condition_keys.SIGV2   # v2: no scope
+    kind = condition_keys.AUTH_QUERY if auth.presigned else condition_keys.AUTH_HEADER
+    signed_at = None
+    if auth.presigned and auth.amz_date:
+        signed_at = datetime.strptime(auth.amz_date, "%Y%m%dT%H%M%SZ").replace(
+            tzinfo=UTC).timestamp()
+    return RequestFacts(request.headers, request.query, request.secure, version, kind,
+                        signed_at)
+
+
 async def dispatch(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     site = website_serve.bucket_of(request, state.config)
@@ -126,12 +142,14 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
             raise errors.InvalidAccessKeyId()       # revoked between two lookups
         if endpoint.key:    # before any lookup: a key the store cannot hold is the client's error
             check_key(endpoint.key)
-        decision = await access.authorize(state.catalog, access.request_for(
-            endpoint, principal, request.remote or "", request.query, request.headers))
+        asked = access.request_for(endpoint, principal, request.remote or "", request.query,
+                                   request.headers, _facts(request, auth))
+        decision = await access.authorize(state.catalog, asked)
         if state.meter is not None:     # who pays, for a response the handler streams
             state.meter.bind(request, op, endpoint, decision, principal)
         ctx = Ctx(request, state, endpoint, auth, decision.acting_tenant, request_id, principal,
-                  missing_only=decision.basis is access.Basis.ABSENT)
+                  missing_only=decision.basis is access.Basis.ABSENT,
+                  pending=asked if decision.basis is access.Basis.PENDING else None)
         handler = HANDLERS.get(endpoint.op)
         if handler is None:
             raise errors.NotImplementedError_(f"{endpoint.op} is not implemented")

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from gateway import errors
+from gateway.access import AccessRequest
 from gateway.audit import AuditLog
 from gateway.catalog import Catalog
 from gateway.config import Config
@@ -95,6 +96,9 @@ class Ctx:
     # The object was missing when the request was authorized, and only that may be told
     # (access.Basis.ABSENT): should it have appeared since, it is still not the reader's.
     missing_only: bool = False
+    # The authorization the handler still has to make once it has read the body, whose
+    # tags the bucket's policy reads (access.Basis.PENDING; PutObjectTagging).
+    pending: AccessRequest | None = None
 
     @property
     def bucket_name(self) -> str:

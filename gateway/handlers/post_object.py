@@ -18,8 +18,9 @@ from urllib.parse import quote, urlencode
 
 from aiohttp import BodyPartReader, web
 
-from gateway import access, acl, errors, ownership, postpolicy, s3xml, sse, tags
+from gateway import access, acl, condition_keys, errors, ownership, postpolicy, s3xml, sse, tags
 from gateway.access import PublicAccessBlock
+from gateway.condition_keys import RequestFacts
 from gateway.handlers.objects import commit, data_key, written_version_headers
 from gateway.manifest import BucketRecord, Manifest
 from gateway.names import check_key
@@ -87,10 +88,29 @@ def _authorize(ctx: Ctx, bucket: BucketRecord, fields: dict[str, str], size: int
     if access_key is not None:
         policy = postpolicy.parse_policy(fields["policy"])
         postpolicy.check_policy(policy, checked, size, datetime.now(UTC))
-    request = access.AccessRequest("PutObject", bucket.name, key, principal,
-                                   ctx.request.remote or "")
+    request = access.AccessRequest(access.POST_OBJECT_OP, bucket.name, key, principal,
+                                   ctx.request.remote or "",
+                                   facts=_facts(ctx, fields, access_key is not None))
     access.decide(request, bucket)
     return key
+
+
+def _facts(ctx: Ctx, fields: dict[str, str], signed: bool) -> RequestFacts:
+    """The form as the bucket policy's condition keys see it: its fields say what a PUT's
+    headers would (acl is x-amz-acl; x-amz-* fields are themselves), its tagging document
+    the tags asked for."""
+    headers = {f: v for f, v in fields.items() if f.startswith("x-amz-")}
+    if "acl" in fields:
+        headers["x-amz-acl"] = fields["acl"]
+    for name in ("user-agent", "referer"):
+        if name in ctx.request.headers:
+            headers[name] = ctx.request.headers[name]
+    asked = s3xml.parse_tagging(fields["tagging"].encode()) if fields.get("tagging") else None
+    version = None
+    if signed:
+        version = condition_keys.SIGV2 if "awsaccesskeyid" in fields else condition_keys.SIGV4
+    return RequestFacts(headers, ctx.request.query, ctx.request.secure, version,
+                        condition_keys.AUTH_POST if signed else None, body_tags=asked)
 
 
 def _manifest(fields: dict[str, str], data: bytes, owner: str,

@@ -6,7 +6,7 @@ import dataclasses
 
 from aiohttp import web
 
-from gateway import s3xml, tags, versioned
+from gateway import access, s3xml, tags, versioned
 from gateway.handlers.buckets import read_xml_body
 from gateway.handlers.objects import current_object, version_headers
 from gateway.state import Ctx
@@ -21,11 +21,24 @@ async def get_object_tagging(ctx: Ctx) -> web.StreamResponse:
 
 
 async def put_object_tagging(ctx: Ctx) -> web.StreamResponse:
-    bucket, key, m = await current_object(ctx)
-    checked = tags.check(s3xml.parse_tagging(await read_xml_body(ctx)))
+    if ctx.pending is not None:
+        # The policy reads the tags asked for: read them, and only then decide (before
+        # anything is told of the object).
+        checked = await _tags_asked(ctx)
+        pending = ctx.pending
+        facts = dataclasses.replace(pending.facts, body_tags=checked)
+        await access.authorize(ctx.state.catalog, dataclasses.replace(pending, facts=facts))
+        bucket, key, m = await current_object(ctx)
+    else:
+        bucket, key, m = await current_object(ctx)
+        checked = await _tags_asked(ctx)
     await versioned.update_version(ctx.state.catalog, bucket, key, m,
                                    dataclasses.replace(m, tags=checked))
     return web.Response(status=200, headers=version_headers(bucket, m))
+
+
+async def _tags_asked(ctx: Ctx) -> tags.Tags:
+    return tags.check(s3xml.parse_tagging(await read_xml_body(ctx)))
 
 
 async def delete_object_tagging(ctx: Ctx) -> web.StreamResponse:

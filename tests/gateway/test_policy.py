@@ -1,5 +1,6 @@
 """Bucket policies: validation (MalformedPolicy) and evaluation (Deny over Allow, wildcards,
-principals, aws:SourceIp and s3:prefix conditions); POST policies of browser uploads."""
+principals and NotPrincipal, IAM's condition operators with IfExists and the set
+qualifiers, Null); POST policies of browser uploads."""
 
 from __future__ import annotations
 
@@ -52,7 +53,20 @@ NO_CTX: dict[str, str] = {}
     doc(stmt(resource="open-data/*")),
     doc(stmt(principal={"Service": "lambda.amazonaws.com"})),
     doc(stmt(principal={"AWS": "arn:aws:iam::tenant:user/bob"})),
-    doc(stmt(Condition={"DateGreaterThan": {"aws:CurrentTime": "2020-01-01"}})),
+    doc(stmt(Condition={"DateGreaterThan": {"aws:CurrentTime": "yesterday"}})),
+    doc(stmt(Condition={"NumericLessThan": {"s3:max-keys": "ten"}})),
+    doc(stmt(Condition={"Bool": {"aws:SecureTransport": "yes"}})),
+    doc(stmt(Condition={"Null": {"s3:x-amz-acl": "maybe"}})),
+    doc(stmt(Condition={"NullIfExists": {"s3:x-amz-acl": "true"}})),
+    doc(stmt(Condition={"ForAnyValue:Null": {"s3:x-amz-acl": "true"}})),
+    doc(stmt(Condition={"ForSomeValues:StringEquals": {"s3:x-amz-acl": "private"}})),
+    doc(stmt(Condition={"BinaryEquals": {"s3:x-amz-acl": "cHJpdmF0ZQ=="}})),
+    doc(stmt(Condition={"StringEquals": {"s3:x-amz-acl": {"nested": "object"}}})),
+    doc(stmt(Condition={"StringEquals": {"aws:SourceVpc": "vpc-1"}})),    # never filled
+    doc(stmt(Condition={"StringEquals": {"s3:ExistingObjectTag/": "x"}})),
+    doc(stmt(Condition={"StringEquals": {"aws:username": "alice"}})),     # no IAM users
+    doc({**stmt(), "NotPrincipal": {"AWS": "agency-a"}}),                 # both
+    doc({k: v for k, v in stmt().items() if k != "Principal"}),           # neither
     doc(stmt(Condition={"IpAddress": {"aws:SourceIp": "not-an-ip"}})),
     doc(stmt(Condition={"IpAddress": {"s3:prefix": "10.0.0.0/8"}})),
     doc({**stmt(), "NotAction": "s3:PutObject"}),
@@ -169,6 +183,158 @@ def test_is_public_and_denies_somewhere() -> None:
                                             resource=obj("keep/*"))), BUCKET)
     assert policy.denies_somewhere(p, None, "s3:DeleteObject", NO_CTX)
     assert not policy.denies_somewhere(p, None, "s3:PutObject", NO_CTX)
+
+
+def cond(condition: dict[str, Any], action: str = "s3:PutObject",
+         effect: str = "Allow", **kw: Any) -> policy.Policy:
+    return parse(doc(stmt(effect=effect, action=action, Condition=condition, **kw)), BUCKET)
+
+
+def put(p: policy.Policy, ctx: dict[str, Any], who: str | None = "agency-b") -> Verdict:
+    return evaluate(p, who, "s3:PutObject", obj("k"), ctx)
+
+
+def test_missing_keys_positive_false_negated_true_if_exists_true() -> None:
+    # s3-tests' put_obj_acl: a Deny on public ACLs must not fire for a request without one.
+    deny_public = cond({"StringLike": {"s3:x-amz-acl": "public*"}}, effect="Deny")
+    assert put(deny_public, {"s3:x-amz-acl": "public-read"}) is Verdict.DENY
+    assert put(deny_public, {"s3:x-amz-acl": "private"}) is Verdict.NONE
+    assert put(deny_public, NO_CTX) is Verdict.NONE
+    not_aes = cond({"StringNotEquals": {"s3:x-amz-server-side-encryption": "AES256"}},
+                   effect="Deny")
+    assert put(not_aes, NO_CTX) is Verdict.DENY
+    assert put(not_aes, {"s3:x-amz-server-side-encryption": "AES256"}) is Verdict.NONE
+    assert put(not_aes, {"s3:x-amz-server-side-encryption": "aws:kms"}) is Verdict.DENY
+    if_exists = cond({"StringEqualsIfExists": {"s3:x-amz-acl": "private"}})
+    assert put(if_exists, NO_CTX) is Verdict.ALLOW
+    assert put(if_exists, {"s3:x-amz-acl": "private"}) is Verdict.ALLOW
+    assert put(if_exists, {"s3:x-amz-acl": "public-read"}) is Verdict.NONE
+    not_if_exists = cond({"StringNotLikeIfExists": {"s3:x-amz-acl": "public*"}})
+    assert put(not_if_exists, NO_CTX) is Verdict.ALLOW
+    assert put(not_if_exists, {"s3:x-amz-acl": "public-read"}) is Verdict.NONE
+
+
+def test_null_operator() -> None:
+    # s3-tests' put_obj_s3_noenc: deny what asks for no encryption at all.
+    unencrypted = cond({"Null": {"s3:x-amz-server-side-encryption": "true"}}, effect="Deny")
+    assert put(unencrypted, NO_CTX) is Verdict.DENY
+    assert put(unencrypted, {"s3:x-amz-server-side-encryption": "AES256"}) is Verdict.NONE
+    present = cond({"Null": {"s3:x-amz-acl": False}})      # a JSON boolean, as IAM takes
+    assert put(present, {"s3:x-amz-acl": ""}) is Verdict.ALLOW
+    assert put(present, NO_CTX) is Verdict.NONE
+    tagged = cond({"Null": {"s3:RequestObjectTagKeys": "false"}})
+    assert put(tagged, {"s3:requestobjecttagkeys": ("a",)}) is Verdict.ALLOW
+    assert put(tagged, {"s3:requestobjecttagkeys": ()}) is Verdict.NONE     # no tags: null
+
+
+def test_set_qualifiers_on_a_multivalued_key() -> None:
+    keys = "s3:RequestObjectTagKeys"
+    only = cond({"ForAllValues:StringEquals": {keys: ["Owner", "Project"]}})
+    some = cond({"ForAnyValue:StringEquals": {keys: ["Owner", "Project"]}})
+    plain = cond({"StringEquals": {keys: ["Owner", "Project"]}})
+    for tags, all_, any_ in ((("Owner",), True, True), (("Owner", "Project"), True, True),
+                             (("Owner", "Secret"), False, True), (("Secret",), False, False),
+                             ((), True, False)):
+        ctx = {"s3:requestobjecttagkeys": tags}
+        assert (put(only, ctx) is Verdict.ALLOW) is all_, tags
+        assert (put(some, ctx) is Verdict.ALLOW) is any_, tags
+        assert (put(plain, ctx) is Verdict.ALLOW) is any_, tags
+    assert put(only, NO_CTX) is Verdict.ALLOW       # IAM: no values, all of them match
+    assert put(some, NO_CTX) is Verdict.NONE
+    none_secret = cond({"ForAllValues:StringNotEquals": {keys: "Secret"}})
+    assert put(none_secret, {"s3:requestobjecttagkeys": ("a", "b")}) is Verdict.ALLOW
+    assert put(none_secret, {"s3:requestobjecttagkeys": ("a", "Secret")}) is Verdict.NONE
+    one_not_secret = cond({"ForAnyValue:StringNotEquals": {keys: "Secret"}})
+    assert put(one_not_secret, {"s3:requestobjecttagkeys": ("a", "Secret")}) is Verdict.ALLOW
+    assert put(one_not_secret, {"s3:requestobjecttagkeys": ("Secret",)}) is Verdict.NONE
+
+
+def test_numeric_date_bool_and_case_operators() -> None:
+    listing = {"Version": "2012-10-17", "Statement": [stmt(
+        action="s3:ListBucket", resource=policy.bucket_arn(BUCKET),
+        Condition={"NumericLessThanEquals": {"s3:max-keys": 10}})]}
+    p = parse(json.dumps(listing), BUCKET)
+    arn = policy.bucket_arn(BUCKET)
+    assert evaluate(p, None, "s3:ListBucket", arn, {"s3:max-keys": "10"}) is Verdict.ALLOW
+    assert evaluate(p, None, "s3:ListBucket", arn, {"s3:max-keys": "11"}) is Verdict.NONE
+    assert evaluate(p, None, "s3:ListBucket", arn, {"s3:max-keys": "x"}) is Verdict.NONE
+    before = cond({"DateLessThan": {"aws:CurrentTime": "2030-01-01T00:00:00Z"}})
+    assert put(before, {"aws:currenttime": "2029-12-31T23:59:59Z"}) is Verdict.ALLOW
+    assert put(before, {"aws:currenttime": "2030-01-01T00:00:00Z"}) is Verdict.NONE
+    epoch = cond({"NumericGreaterThan": {"aws:EpochTime": 1_700_000_000}})
+    assert put(epoch, {"aws:epochtime": "1700000001"}) is Verdict.ALLOW
+    assert put(epoch, {"aws:epochtime": "1700000000"}) is Verdict.NONE
+    on_date = cond({"DateEquals": {"aws:EpochTime": "2023-11-14T22:13:20Z"}})
+    assert put(on_date, {"aws:epochtime": "1700000000"}) is Verdict.ALLOW
+    tls = cond({"Bool": {"aws:SecureTransport": "false"}}, effect="Deny")
+    assert put(tls, {"aws:securetransport": "false"}) is Verdict.DENY
+    assert put(tls, {"aws:securetransport": "true"}) is Verdict.NONE
+    ic = cond({"StringEqualsIgnoreCase": {"s3:x-amz-storage-class": "standard_ia"}})
+    assert put(ic, {"s3:x-amz-storage-class": "STANDARD_IA"}) is Verdict.ALLOW
+    assert put(cond({"StringEquals": {"s3:x-amz-storage-class": "standard_ia"}}),
+               {"s3:x-amz-storage-class": "STANDARD_IA"}) is Verdict.NONE
+    arn_like = cond({"ArnLike": {"aws:PrincipalArn": "arn:aws:iam::agency-*:root"}})
+    assert put(arn_like, {"aws:principalarn": "arn:aws:iam::agency-b:root"}) is Verdict.ALLOW
+    # A wildcard stays within its part of the ARN.
+    assert put(arn_like, {"aws:principalarn": "arn:aws:iam::agency:x:root"}) is Verdict.NONE
+
+
+def test_condition_keys_are_case_insensitive_values_are_not() -> None:
+    p = cond({"StringEquals": {"S3:X-AMZ-ACL": "private"}})
+    assert p.statements[0].conditions[0].key == "s3:x-amz-acl"
+    assert put(p, {"s3:x-amz-acl": "private"}) is Verdict.ALLOW
+    assert put(p, {"s3:x-amz-acl": "PRIVATE"}) is Verdict.NONE
+
+
+def test_unknown_keys_refused_when_put_but_read_when_stored() -> None:
+    text = doc(stmt(action="s3:PutObject", Condition={"StringEquals": {"my:key": "x"}}))
+    with pytest.raises(MalformedPolicy) as exc:
+        parse(text, BUCKET)
+    assert str(exc.value) == "Policy has an invalid condition key"
+    stored = policy.parse_cached(text, BUCKET)      # accepted before keys were checked
+    assert put(stored, NO_CTX) is Verdict.NONE
+
+
+def test_not_principal() -> None:
+    # Allow: everyone but those named, anonymous included.
+    allow = parse(doc({"Effect": "Allow", "NotPrincipal": {"AWS": "arn:aws:iam::agency-a:root"},
+                       "Action": "s3:GetObject", "Resource": obj("*")}), BUCKET)
+    assert evaluate(allow, "agency-a", "s3:GetObject", obj("k"), NO_CTX) is Verdict.NONE
+    assert evaluate(allow, "agency-b", "s3:GetObject", obj("k"), NO_CTX) is Verdict.ALLOW
+    assert evaluate(allow, None, "s3:GetObject", obj("k"), NO_CTX) is Verdict.ALLOW
+    assert policy.is_public(allow)
+    # Deny: everyone but those named is refused.
+    deny = parse(doc(stmt(action="s3:*"), {
+        "Effect": "Deny", "NotPrincipal": {"AWS": ["agency-a"]}, "Action": "s3:*",
+        "Resource": obj("*")}), BUCKET)
+    assert evaluate(deny, "agency-a", "s3:GetObject", obj("k"), NO_CTX) is Verdict.ALLOW
+    assert evaluate(deny, "agency-b", "s3:GetObject", obj("k"), NO_CTX) is Verdict.DENY
+    assert evaluate(deny, None, "s3:GetObject", obj("k"), NO_CTX) is Verdict.DENY
+    nobody = parse(doc({"Effect": "Deny", "NotPrincipal": "*", "Action": "s3:*",
+                        "Resource": obj("*")}), BUCKET)
+    assert evaluate(nobody, None, "s3:GetObject", obj("k"), NO_CTX) is Verdict.NONE
+
+
+def test_is_public_with_pinning_conditions() -> None:
+    assert not policy.is_public(cond({"StringEquals": {"aws:PrincipalAccount": "agency-b"}}))
+    assert policy.is_public(cond({"StringLike": {"aws:PrincipalAccount": "agency-*"}}))
+    assert policy.is_public(cond({"StringNotEquals": {"aws:userid": "agency-b"}}))
+    assert policy.is_public(cond({"IpAddress": {"aws:SourceIp": "0.0.0.0/0"}}))
+    assert policy.is_public(cond({"StringEquals": {"s3:x-amz-acl": "private"}}))
+
+
+def test_references_only_statements_that_apply() -> None:
+    p = parse(doc(stmt(action="s3:GetObject", resource=obj("tagged/*"), Condition={
+        "StringEquals": {"s3:ExistingObjectTag/security": "public"}})), BUCKET)
+
+    def tag(key: str) -> bool:
+        return key.startswith("s3:existingobjecttag/")
+
+    assert policy.references(p, "agency-b", "s3:GetObject", obj("tagged/x"), tag)
+    assert not policy.references(p, "agency-b", "s3:GetObject", obj("other/x"), tag)
+    assert not policy.references(p, "agency-b", "s3:PutObject", obj("tagged/x"), tag)
+    assert not policy.references(p, "agency-b", "s3:GetObject", obj("tagged/x"),
+                                 lambda k: k == "s3:x-amz-acl")
 
 
 _names = st.sampled_from(["a", "b/c", "secret/x", "data/2024.csv", "x*y"])
