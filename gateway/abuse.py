@@ -38,7 +38,7 @@ XML_OPS = frozenset({
     "DeleteObjects", "CompleteMultipartUpload", "PutObjectTagging", "PutBucketTagging",
     "PutBucketCors", "PutBucketAcl", "PutObjectAcl", "CreateBucket",
     "PutPublicAccessBlock", "PutBucketVersioning", "PutBucketLifecycleConfiguration",
-    "PutBucketWebsite", "PutBucketOwnershipControls",
+    "PutBucketWebsite", "PutBucketOwnershipControls", "PutBucketLogging",
 })
 
 

@@ -124,6 +124,8 @@ RULES: Mapping[str, Rule] = {
     "PutBucketPolicy": _owner("s3:PutBucketPolicy", manages_policy=True),
     "DeleteBucketPolicy": _owner("s3:DeleteBucketPolicy", manages_policy=True),
     "GetBucketPolicyStatus": _owner("s3:GetBucketPolicyStatus", manages_policy=True),
+    "GetBucketLogging": _owner("s3:GetBucketLogging"),
+    "PutBucketLogging": _owner("s3:PutBucketLogging"),
 }
 _DEFAULT = _owner("s3:*")            # every other bucket operation: the owner's alone
 _NO_BUCKET_OPS = frozenset({"ListBuckets", "CreateBucket"})

@@ -149,6 +149,11 @@ def effective(grants: Grants, owner: str) -> Grants:
     return grants if grants else (_owner_full(owner),)
 
 
+def grant_xml(g: Grant) -> str:
+    """A <Grant> element (of an ACL, or of a logging configuration's TargetGrants)."""
+    return f"<Grant>{_grantee_xml(g)}<Permission>{g.permission.value}</Permission></Grant>"
+
+
 def _grantee_xml(g: Grant) -> str:
     head = f'<Grantee xmlns:xsi="{XSI}" xsi:type="{g.kind.value}">'
     if g.kind is GranteeKind.GROUP:
@@ -159,10 +164,7 @@ def _grantee_xml(g: Grant) -> str:
 
 def render(grants: Grants, owner: str) -> bytes:
     """GetBucketAcl / GetObjectAcl's AccessControlPolicy document."""
-    body = "".join(
-        f"<Grant>{_grantee_xml(g)}<Permission>{g.permission.value}</Permission></Grant>"
-        for g in effective(grants, owner)
-    )
+    body = "".join(grant_xml(g) for g in effective(grants, owner))
     name = s3xml.esc(owner)
     return (
         f'{s3xml.HEAD}<AccessControlPolicy xmlns="{s3xml.NS}"><Owner><ID>{name}</ID>'
@@ -171,7 +173,8 @@ def render(grants: Grants, owner: str) -> bytes:
     ).encode()
 
 
-def _parse_grant(elem: Any) -> Grant:
+def parse_grant(elem: Any) -> Grant:
+    """One <Grant> element (of an ACL, or of a logging configuration's TargetGrants)."""
     grantees = s3xml.children(elem, "Grantee")
     perm_text = s3xml.child_text(elem, "Permission")
     if len(grantees) != 1 or perm_text is None:
@@ -209,7 +212,7 @@ def parse(body: bytes, owner: str) -> Grants:
     lists = s3xml.children(root, "AccessControlList")
     if len(lists) != 1:
         raise MalformedACLError()
-    return _checked([_parse_grant(g) for g in s3xml.children(lists[0], "Grant")])
+    return _checked([parse_grant(g) for g in s3xml.children(lists[0], "Grant")])
 
 
 # ---- checks ------------------------------------------------------------------------------

@@ -45,6 +45,11 @@ class Catalog:
         self._cache[name] = (now, bucket)
         return bucket
 
+    def cached(self, name: str) -> BucketRecord | None:
+        """The bucket record this gateway last read, however old; None: none in memory."""
+        hit = self._cache.get(name)
+        return None if hit is None else hit[1]
+
     async def bucket(self, name: str) -> BucketRecord:
         bucket = await self.find_bucket(name)
         if bucket is None:

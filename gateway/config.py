@@ -107,6 +107,9 @@ class Config:
     # Listing pages listed ahead for paging clients per gateway process (gateway.list_ahead);
     # 0 turns read-ahead off.
     list_read_ahead_pages: int = 16
+    # Server access logs are written into their target buckets this often (and when a
+    # process has buffered enough of them, and at shutdown): gateway.log_delivery.
+    access_log_flush_s: float = 300.0
     virtual_host_domain: str = ""   # e.g. "s3.local": bucket.s3.local addresses a bucket
     # e.g. "s3-website.localhost": bucket.s3-website.localhost is the bucket's static website
     # (gateway.website_serve); "" = no website endpoint.
@@ -157,6 +160,8 @@ def load(path: str | os.PathLike[str], data_root: str | None = None) -> Config:
         retire_after_s=_non_negative(gw.get("retire_after_s", 300.0), "gateway.retire_after_s"),
         list_read_ahead_pages=int(_non_negative(gw.get("list_read_ahead_pages", 16),
                                                 "gateway.list_read_ahead_pages")),
+        access_log_flush_s=_positive_s(gw.get("access_log_flush_s", 300.0),
+                                       "gateway.access_log_flush_s"),
         virtual_host_domain=gw.get("virtual_host_domain", ""),
         website_domain=gw.get("website_domain", ""),
         part_power=int(cluster.get("part_power", 8)),
@@ -192,6 +197,13 @@ def _non_negative(raw: object, name: str) -> float:
     value = float(str(raw))
     if not value >= 0:
         raise ValueError(f"{name} must be >= 0")
+    return value
+
+
+def _positive_s(raw: object, name: str) -> float:
+    value = float(str(raw))
+    if not value > 0:
+        raise ValueError(f"{name} must be > 0")
     return value
 
 

@@ -110,6 +110,9 @@ IllegalLocationConstraintException = _error(
     "this request was sent to.",
 )
 KeyTooLongError = _error("KeyTooLongError", 400, "Your key is too long.")
+InvalidTargetBucketForLogging = _error(
+    "InvalidTargetBucketForLogging", 400, "The target bucket for logging does not exist"
+)
 MalformedXML = _error(
     "MalformedXML",
     400,

@@ -68,8 +68,16 @@ suspect_probe_timeout_s = 0.5
 # either bound the connection is closed after the answer.
 refused_body_drain_bytes_max = 8 * 1024 * 1024
 refused_body_drain_s = 10.0
+# Server access logging (gateway.access_log): the lines one gateway process holds for
+# delivery, all target buckets together (beyond it new lines are dropped, as AWS's delivery
+# is best effort too), a batch's size at which it is delivered without waiting for the next
+# flush, and how many times a failed delivery is tried again before its lines are dropped.
+access_log_buffer_bytes_max = 64 * MIB
+access_log_object_bytes_max = 4 * MIB
+access_log_retries_max = 3
 
 assert stripe_block_bytes % 4096 == 0
 assert read_batch_fragment_bytes <= read_batch_fragment_bytes_later
 assert put_object_bytes_max <= object_bytes_max
 assert part_bytes_min < put_object_bytes_max
+assert access_log_object_bytes_max <= min(access_log_buffer_bytes_max, put_object_bytes_max)

@@ -14,6 +14,7 @@ from typing import Any
 import msgpack
 
 from gateway import acl as aclmod
+from gateway import bucket_logging as loggingmod
 from gateway import cors as corsmod
 from gateway import errors
 from gateway import lifecycle as lifecyclemod
@@ -26,8 +27,9 @@ MANIFEST_V2 = 2         # v2 adds the object ACL
 BUCKET_V1 = 1
 BUCKET_V2 = 2           # v2 adds ACL, policy, CORS rules and the public access block
 # A v2 record may end with more elements, the lifecycle rules, the website configuration,
-# the object ownership, the versioning status and Object Lock: records written before them stay
-# readable (none), and a reader that does not know them ignores them.
+# the object ownership, the versioning status, Object Lock, default encryption and server
+# access logging ([19]): records written before them stay readable (none), and a reader
+# that does not know them ignores them.
 
 
 @dataclass(frozen=True)
@@ -158,6 +160,7 @@ class BucketRecord:
     versioning: str = ""                # "", Enabled or Suspended (never back to "")
     object_lock: lockmod.LockConfig | None = None   # None: no Object Lock (ever, so far)
     encryption: str = ""                # default encryption: "" or "AES256" (gateway/sse.py)
+    logging: loggingmod.LoggingConfig | None = None     # server access logging; None: off
 
     def encode(self) -> bytes:
         pab = None if self.public_access_block is None else list(self.public_access_block)
@@ -167,7 +170,7 @@ class BucketRecord:
              aclmod.pack(self.acl), self.policy, corsmod.pack(self.cors), pab,
              lifecyclemod.pack(self.lifecycle), websitemod.pack(self.website),
              self.ownership, self.versioning, lockmod.pack(self.object_lock),
-             self.encryption],
+             self.encryption, loggingmod.pack(self.logging)],
             use_bin_type=True,
         )
         return out
@@ -190,11 +193,12 @@ class BucketRecord:
             versioning = str(b[16]) if len(b) > 16 else ""
             lock = lockmod.unpack(b[17]) if len(b) > 17 else None
             encryption = str(b[18]) if len(b) > 18 else ""
+            logging = loggingmod.unpack(b[19]) if len(b) > 19 else None
             return dataclasses.replace(rec, acl=aclmod.unpack(b[9]), policy=str(b[10]),
                                        cors=corsmod.unpack(b[11]), public_access_block=pab,
                                        lifecycle=rules, website=site, ownership=owning,
                                        versioning=versioning, object_lock=lock,
-                                       encryption=encryption)
+                                       encryption=encryption, logging=logging)
         except (ValueError, TypeError, IndexError, KeyError,
                 msgpack.UnpackException) as exc:
             raise errors.InternalError(f"unreadable bucket record: {exc}") from None

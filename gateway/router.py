@@ -81,6 +81,7 @@ _ROUTES: Mapping[tuple[str, Level, str], str] = {
     ("PUT", Level.BUCKET, "website"): "PutBucketWebsite",
     ("DELETE", Level.BUCKET, "website"): "DeleteBucketWebsite",
     ("GET", Level.BUCKET, "logging"): "GetBucketLogging",
+    ("PUT", Level.BUCKET, "logging"): "PutBucketLogging",
     ("GET", Level.BUCKET, "notification"): "GetBucketNotificationConfiguration",
     ("GET", Level.BUCKET, "replication"): "GetBucketReplication",
     ("GET", Level.BUCKET, "requestPayment"): "GetBucketRequestPayment",

@@ -137,7 +137,8 @@ def delete_result(deleted: Sequence[Deleted],
 # ---- parsing -----------------------------------------------------------------------------
 
 
-def _local(tag: str) -> str:
+def local_name(tag: str) -> str:
+    """An element's name without its namespace."""
     return tag.rsplit("}", 1)[-1]
 
 
@@ -149,18 +150,18 @@ def parse(body: bytes, root: str) -> Element:
         elem: Element = safe_et.fromstring(body)
     except (DefusedXmlException, SyntaxError, ValueError):
         raise errors.MalformedXML() from None
-    if _local(elem.tag) != root:
+    if local_name(elem.tag) != root:
         raise errors.MalformedXML()
     return elem
 
 
 def children(elem: Element, name: str) -> list[Element]:
-    return [c for c in elem if _local(c.tag) == name]
+    return [c for c in elem if local_name(c.tag) == name]
 
 
 def child_text(elem: Element, name: str) -> str | None:
     for c in elem:
-        if _local(c.tag) == name:
+        if local_name(c.tag) == name:
             return c.text or ""
     return None
 

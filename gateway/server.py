@@ -28,6 +28,7 @@ from gateway import (
     errors,
     expiry,
     listing,
+    log_delivery,
     metrics,
     router,
     sigv2,
@@ -35,6 +36,7 @@ from gateway import (
     sse,
     website_serve,
 )
+from gateway.access_log import AccessLogs
 from gateway.budget import Budget
 from gateway.catalog import Catalog
 from gateway.condition_keys import RequestFacts
@@ -204,6 +206,9 @@ async def _finish(request: web.Request, response: web.StreamResponse, a: _Answer
     if state.audit is not None:
         state.audit.record(audit.entry_for(request, response, a.request_id, a.endpoint,
                                            a.auth, a.principal, a.decision, a.code))
+    if state.access_log is not None:    # a line only when the bucket has logging on
+        state.access_log.note(request, response, a.endpoint, a.decision, a.auth, a.principal,
+                              a.code, a.started, a.request_id)
 
 
 async def _dispatch_website(request: web.Request, bucket: str) -> web.StreamResponse:
@@ -254,6 +259,7 @@ def make_state(config: Config) -> State:
     state.quotas = Quotas(meta, catalog, state.counters)
     state.audit = audit.AuditLog(config.data_root / "audit")
     state.meter = Meter(catalog, state.counters)
+    state.access_log = AccessLogs(catalog, HOST_ID, config.website_domain)
     return state
 
 
@@ -321,4 +327,6 @@ def make_app(config: Config) -> web.Application:
         app.cleanup_ctx.append(meter.cleanup_ctx)
     app.cleanup_ctx.append(admin.admin_listener)
     app.cleanup_ctx.append(_lifecycle)
+    # Appended last, cleaned up first: its last flush still has the node client.
+    app.cleanup_ctx.append(log_delivery.cleanup_ctx)
     return app

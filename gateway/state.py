@@ -12,6 +12,7 @@ from aiohttp import web
 
 from gateway import errors
 from gateway.access import AccessRequest
+from gateway.access_log import AccessLogs
 from gateway.audit import AuditLog
 from gateway.catalog import Catalog
 from gateway.config import Config
@@ -70,6 +71,7 @@ class State:
     audit: AuditLog | None = None       # None: no audit lines
     meter: Meter | None = None          # None: no usage metering (gateway.metering)
     sse: DataKeys | None = None         # None: server-side encryption is refused (501)
+    access_log: AccessLogs | None = None    # None: no server access logs (gateway.access_log)
 
     def data_keys(self) -> DataKeys:
         if self.sse is None:

@@ -136,6 +136,7 @@ def stop_all(procs: list[subprocess.Popen[bytes]], grace_s: float = 10.0) -> Non
 def run(config: Config, config_path: str) -> int:
     key = prepare(config)
     procs: list[subprocess.Popen[bytes]] = []
+    specs = process_specs(config, config_path)
     stopping = False
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -145,7 +146,7 @@ def run(config: Config, config_path: str) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        for spec in process_specs(config, config_path):
+        for spec in specs:
             # Own process group: a Ctrl-C reaches us, and we stop the children in order.
             proc = subprocess.Popen(spec.argv, start_new_session=True)
             procs.append(proc)
@@ -163,7 +164,10 @@ def run(config: Config, config_path: str) -> int:
             time.sleep(0.2)
         return 0
     finally:
-        stop_all(procs)
+        # Gateways first: what they still hold (access log lines) is written to the nodes.
+        gateways = [p for p, s in zip(procs, specs, strict=False) if s.name.startswith("gateway")]
+        stop_all(gateways)
+        stop_all([p for p in procs if p not in gateways])
         print("coffre up: stopped", flush=True)
 
 

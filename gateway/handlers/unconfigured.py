@@ -25,7 +25,6 @@ _NOT_FOUND = {
 }
 
 _EMPTY = {
-    "GetBucketLogging": ("BucketLoggingStatus", []),
     "GetBucketNotificationConfiguration": ("NotificationConfiguration", []),
     "GetBucketRequestPayment": ("RequestPaymentConfiguration", [("Payer", "BucketOwner")]),
     "GetBucketAccelerateConfiguration": ("AccelerateConfiguration", []),

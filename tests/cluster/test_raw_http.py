@@ -200,7 +200,7 @@ def test_truncated_body_stores_nothing(cluster: Cluster, bucket: str) -> None:
 
 
 def test_unimplemented_is_501_and_errors_have_ids(cluster: Cluster, bucket: str) -> None:
-    status, hdrs, body = _send(cluster, "PUT", "/raw?logging", b"<BucketLoggingStatus/>")
+    status, hdrs, body = _send(cluster, "PUT", "/raw?replication", b"<ReplicationConfiguration/>")
     assert (status, _code(body)) == (501, "NotImplemented")
     assert hdrs["x-amz-request-id"]
     status, _, body = _send(cluster, "GET", "/raw/%FF%FE")

@@ -60,7 +60,7 @@ def test_route_virtual_host_and_unknown() -> None:
     ep = route("GET", "/a/b", {}, {}, host_bucket="photos")
     assert (ep.bucket, ep.key) == ("photos", "a/b")
     with pytest.raises(errors.S3Error) as exc:
-        route("PUT", "/b", {"logging": ""}, {})
+        route("PUT", "/b", {"replication": ""}, {})
     assert exc.value.status == 501
     with pytest.raises(errors.S3Error) as exc:
         route("PATCH", "/b/k", {}, {})
