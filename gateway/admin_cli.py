@@ -1,11 +1,12 @@
-"""`coffre admin tenant|key|quota|stored ...`: tenants, access keys and quotas of a cluster.
+"""`coffre admin tenant|key|kms|quota|stored ...`: tenants, access keys, KMS keys and quotas
+of a cluster.
 
 The commands talk to the storage nodes directly through a MetaStore built from the same
 config file (and COFFRE_DATA) as the cluster, the way a gateway does: no gateway needs to
 be up, and every gateway sees a change at its next key cache refresh (a few seconds).
 `--json` prints one JSON document on stdout for scripts; errors go to stderr with exit
 code 1 (bad request) or 2 (the cluster did not answer). A secret is printed once, by
-`key create`, and never again.
+`key create`, and never again; a KMS key's material is never printed.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,8 +25,10 @@ from gateway import errors
 from gateway.catalog import Catalog
 from gateway.counters import Counters
 from gateway.hlc import Clock
+from gateway.kms import KeyBox, Keyring, KeyState, KmsKeyRecord
 from gateway.metastore import MetaStore
 from gateway.quotas import Quota, Quotas, Scope
+from gateway.sse_kms import key_arn
 from gateway.tenants import (
     Directory,
     KeyRecord,
@@ -40,6 +44,7 @@ from storage.client import NodeClient
 straggler_wait_s = 5.0      # how long a command waits for the last replicas' writes
 
 Action = Callable[[Directory, Catalog, argparse.Namespace], Awaitable[Any]]
+KmsAction = Callable[[Keyring, str, argparse.Namespace], Awaitable[Any]]   # str: the region
 
 
 def _iso(ms: int) -> str:
@@ -53,6 +58,12 @@ def _tenant_doc(t: TenantRecord) -> dict[str, Any]:
 def _key_doc(k: KeyRecord) -> dict[str, Any]:
     return {"access_key": k.access_key, "tenant": k.tenant, "status": k.status.value,
             "created": _iso(k.created_ms)}
+
+
+def _kms_doc(k: KmsKeyRecord, region: str) -> dict[str, Any]:
+    return {"key_id": k.key_id, "arn": key_arn(region, k.tenant, k.key_id),
+            "tenant": k.tenant, "alias": f"alias/{k.alias}" if k.alias else "",
+            "state": k.state.value, "created": _iso(k.created_ms)}
 
 
 # ---- the actions: each returns a JSON-able document ----------------------------------------
@@ -91,6 +102,22 @@ async def _key_list(d: Directory, _c: Catalog, args: argparse.Namespace) -> Any:
 
 async def _key_revoke(d: Directory, _c: Catalog, args: argparse.Namespace) -> Any:
     return _key_doc(await d.revoke_key(args.access_key))
+
+
+async def _kms_create(ring: Keyring, region: str, args: argparse.Namespace) -> Any:
+    return _kms_doc(await ring.create_key(args.tenant, args.alias or ""), region)
+
+
+async def _kms_list(ring: Keyring, region: str, args: argparse.Namespace) -> Any:
+    return [_kms_doc(k, region) for k in await ring.list_keys(args.tenant)]
+
+
+async def _kms_disable(ring: Keyring, region: str, args: argparse.Namespace) -> Any:
+    return _kms_doc(await ring.set_state(args.key_id, KeyState.DISABLED), region)
+
+
+async def _kms_enable(ring: Keyring, region: str, args: argparse.Namespace) -> Any:
+    return _kms_doc(await ring.set_state(args.key_id, KeyState.ENABLED), region)
 
 
 def _quota_target(args: argparse.Namespace) -> tuple[Scope, str]:
@@ -134,18 +161,30 @@ async def _usage(d: Directory, catalog: Catalog, args: argparse.Namespace) -> An
 # ---- running one action against the cluster ----------------------------------------------
 
 
-async def _with_store(args: argparse.Namespace, action: Action) -> Any:
+@asynccontextmanager
+async def _cluster(args: argparse.Namespace
+                   ) -> AsyncIterator[tuple[MetaStore, bytes, config_mod.Config]]:
+    """The cluster's metadata store, master key and config, for one command."""
     cfg = config_mod.load(args.config, args.data)
     rings = RingSet(cfg.rings_dir)
     client = NodeClient(request_timeout_s=min(cfg.node_timeout_s, 10.0))
     try:
         meta = MetaStore(rings, client, Clock())
-        directory = Directory(meta, SecretBox(load_master_key(cfg.data_root, create=False)))
-        doc = await action(directory, Catalog(meta, 0.0), args)
+        yield meta, load_master_key(cfg.data_root, create=False), cfg
         await _drain(meta)
-        return doc
     finally:
         await client.close()
+
+
+async def _with_store(args: argparse.Namespace, action: Action) -> Any:
+    async with _cluster(args) as (meta, master, _cfg):
+        return await action(Directory(meta, SecretBox(master)), Catalog(meta, 0.0), args)
+
+
+async def _with_keyring(args: argparse.Namespace, action: KmsAction) -> Any:
+    async with _cluster(args) as (meta, master, cfg):
+        keyring = Keyring(Directory(meta, SecretBox(master)), KeyBox(master))
+        return await action(keyring, cfg.region, args)
 
 
 async def _drain(meta: MetaStore) -> None:
@@ -161,9 +200,19 @@ def _print_text(doc: Any) -> None:
 
 
 def _runner(action: Action) -> Callable[[argparse.Namespace], int]:
+    return _reporting(lambda args: _with_store(args, action))
+
+
+def _kms_runner(action: KmsAction) -> Callable[[argparse.Namespace], int]:
+    return _reporting(lambda args: _with_keyring(args, action))
+
+
+def _reporting(command: Callable[[argparse.Namespace], Coroutine[Any, Any, Any]]
+               ) -> Callable[[argparse.Namespace], int]:
+    """Runs a command; prints its document, or its error with the exit code."""
     def run(args: argparse.Namespace) -> int:
         try:
-            doc = asyncio.run(_with_store(args, action))
+            doc = asyncio.run(command(args))
         except TenantError as exc:
             print(f"coffre admin: {exc}", file=sys.stderr)
             return 1
@@ -219,6 +268,27 @@ def _add_key(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         _common(p)
 
 
+def _add_kms(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    kms = groups.add_parser("kms", help="the tenants' SSE-KMS keys")
+    sub = kms.add_subparsers(dest="kms_command", required=True)
+    create = sub.add_parser("create-key", help="create a KMS key of a tenant")
+    create.add_argument("--tenant", required=True)
+    create.add_argument("--alias", default=None, help="NAME or alias/NAME, unique per tenant")
+    create.set_defaults(func=_kms_runner(_kms_create))
+    lst = sub.add_parser("list", help="list KMS keys (never their material)")
+    lst.add_argument("--tenant", default=None)
+    lst.set_defaults(func=_kms_runner(_kms_list))
+    disable = sub.add_parser("disable", help="refuse the key's use, for writes and reads "
+                                             "(every gateway within seconds)")
+    disable.add_argument("key_id")
+    disable.set_defaults(func=_kms_runner(_kms_disable))
+    enable = sub.add_parser("enable", help="allow a disabled key's use again")
+    enable.add_argument("key_id")
+    enable.set_defaults(func=_kms_runner(_kms_enable))
+    for p in (create, lst, disable, enable):
+        _common(p)
+
+
 def _add_quota(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     quota = groups.add_parser("quota", help="storage quotas of a tenant or a bucket")
     sub = quota.add_subparsers(dest="quota_command", required=True)
@@ -256,14 +326,15 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def add_admin_commands(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Adds `init`, `tenant`, `key`, `quota` and `stored` under an existing `coffre admin`
-    parser's subparsers."""
+    """Adds `init`, `tenant`, `key`, `kms`, `quota` and `stored` under an existing `coffre
+    admin` parser's subparsers."""
     init = groups.add_parser("init", help="create the admin key and the master key (once)")
     init.add_argument("--config", default="conf/local.toml")
     init.add_argument("--data", default=None, help="data root (default: COFFRE_DATA or config)")
     init.set_defaults(func=_init)
     _add_tenant(groups)
     _add_key(groups)
+    _add_kms(groups)
     _add_quota(groups)
     add_usage_command(groups)       # `usage`: metered usage for billing
 

@@ -44,3 +44,9 @@ class Clock:
 def wall_ms(ts: int) -> int:
     """The wall-clock milliseconds of a timestamp (for Last-Modified)."""
     return ts >> (_WRITER_BITS + _LOGICAL_BITS)
+
+
+def first_stamp_of(ms: int) -> int:
+    """The oldest timestamp of a wall-clock millisecond (logical 0, writer 0): below every
+    stamp a clock hands out at or after it."""
+    return ms << (_WRITER_BITS + _LOGICAL_BITS)

@@ -22,6 +22,12 @@ list_keys_max = 1000                      # max-keys is capped at 1000
 delete_objects_keys_max = 1000
 xml_body_bytes_max = 2 * MIB              # request bodies we parse as XML
 tags_per_object_max = 10
+# SSE-KMS (gateway/sse_kms.py, gateway/kms.py): AWS caps aliases at 256 characters; the
+# context header and the keys a tenant holds are our own bounds (every gateway reloads
+# every key every few seconds).
+encryption_context_chars_max = 8 * KIB    # x-amz-server-side-encryption-context, base64
+kms_alias_chars_max = 256
+kms_keys_per_tenant_max = 100
 
 # Data path.
 # One fragment block per stripe (a 4+2 stripe is 4 MiB of data). Per-stripe work (six block

@@ -19,6 +19,7 @@ from gateway import cors as corsmod
 from gateway import errors
 from gateway import lifecycle as lifecyclemod
 from gateway import object_lock as lockmod
+from gateway import sse as ssemod
 from gateway import versions as versionsmod
 from gateway import website as websitemod
 
@@ -79,6 +80,11 @@ class Manifest:
     legal_hold: bool = False
     sse: bytes = b""            # the sealed data key (gateway/sse.py); b"": plaintext
     sse_customer: bool = False  # SSE-C: it is sealed under the customer's key, not the cluster's
+    # SSE-KMS (gateway/sse_kms.py): the KMS key's ARN ("" none) the data key is sealed
+    # under, the encryption context bound into that seal, and the bucket-key flag echoed.
+    sse_kms: str = ""
+    sse_kms_context: str = ""
+    sse_bucket_key: bool = False
 
     @property
     def retention(self) -> lockmod.Retention | None:
@@ -103,9 +109,11 @@ class Manifest:
             [self.lock_mode, self.retain_until_ms, self.legal_hold],
             [self.sse],
             [self.sse_customer],
+            [self.sse_kms, self.sse_kms_context, self.sse_bucket_key],
         ]
         used = [bool(self.version or self.null or self.marker),
-                bool(self.lock_mode or self.legal_hold), bool(self.sse), self.sse_customer]
+                bool(self.lock_mode or self.legal_hold), bool(self.sse), self.sse_customer,
+                bool(self.sse_kms)]
         last = max((i for i, u in enumerate(used) if u), default=-1)
         for group in groups[:last + 1]:
             body += group
@@ -120,6 +128,7 @@ class Manifest:
                 raise ValueError(f"manifest version {body[0]}")
             versioned, locked, sealed = len(body) > 14, len(body) > 17, len(body) > 18
             by_customer = len(body) > 19 and bool(body[19])
+            kms = len(body) > 22
             return cls(
                 size=int(body[1]), etag=str(body[2]), mtime_ms=int(body[3]),
                 headers=dict(body[4]), meta=dict(body[5]),
@@ -134,6 +143,9 @@ class Manifest:
                 retain_until_ms=int(body[16]) if locked else 0,
                 legal_hold=locked and bool(body[17]),
                 sse=bytes(body[18]) if sealed else b"", sse_customer=by_customer,
+                sse_kms=str(body[20]) if kms else "",
+                sse_kms_context=str(body[21]) if kms else "",
+                sse_bucket_key=kms and bool(body[22]),
             )
         except (ValueError, TypeError, IndexError, msgpack.UnpackException) as exc:
             raise errors.InternalError(f"unreadable manifest: {exc}") from None
@@ -159,18 +171,19 @@ class BucketRecord:
     ownership: str = ""                 # OwnershipControls' ObjectOwnership ("" = none set)
     versioning: str = ""                # "", Enabled or Suspended (never back to "")
     object_lock: lockmod.LockConfig | None = None   # None: no Object Lock (ever, so far)
-    encryption: str = ""                # default encryption: "" or "AES256" (gateway/sse.py)
+    encryption: ssemod.BucketDefault | None = None  # default encryption (gateway/sse.py)
     logging: loggingmod.LoggingConfig | None = None     # server access logging; None: off
 
     def encode(self) -> bytes:
         pab = None if self.public_access_block is None else list(self.public_access_block)
+        encryption = _pack_encryption(self.encryption)
         out: bytes = msgpack.packb(
             [BUCKET_V2, self.name, self.bucket_id, self.owner, self.created_ms, self.k,
              self.m, self.shards, [list(t) for t in self.tags],
              aclmod.pack(self.acl), self.policy, corsmod.pack(self.cors), pab,
              lifecyclemod.pack(self.lifecycle), websitemod.pack(self.website),
              self.ownership, self.versioning, lockmod.pack(self.object_lock),
-             self.encryption, loggingmod.pack(self.logging)],
+             encryption[0], loggingmod.pack(self.logging), *encryption[1:]],
             use_bin_type=True,
         )
         return out
@@ -192,7 +205,8 @@ class BucketRecord:
             owning = str(b[15]) if len(b) > 15 else ""
             versioning = str(b[16]) if len(b) > 16 else ""
             lock = lockmod.unpack(b[17]) if len(b) > 17 else None
-            encryption = str(b[18]) if len(b) > 18 else ""
+            # [18] the algorithm alone (records before KMS), [19] logging, [20:22] KMS's.
+            encryption = _unpack_encryption(b[18:19] + b[20:22])
             logging = loggingmod.unpack(b[19]) if len(b) > 19 else None
             return dataclasses.replace(rec, acl=aclmod.unpack(b[9]), policy=str(b[10]),
                                        cors=corsmod.unpack(b[11]), public_access_block=pab,
@@ -202,3 +216,17 @@ class BucketRecord:
         except (ValueError, TypeError, IndexError, KeyError,
                 msgpack.UnpackException) as exc:
             raise errors.InternalError(f"unreadable bucket record: {exc}") from None
+
+
+def _pack_encryption(default: ssemod.BucketDefault | None) -> list[Any]:
+    # The algorithm first, alone in records written before KMS: "" for none.
+    if default is None:
+        return ["", "", False]
+    return [default.algorithm, default.kms_key, default.bucket_key]
+
+
+def _unpack_encryption(raw: list[Any]) -> ssemod.BucketDefault | None:
+    if not raw or not raw[0]:
+        return None
+    return ssemod.BucketDefault(str(raw[0]), str(raw[1]) if len(raw) > 1 else "",
+                                len(raw) > 2 and bool(raw[2]))

@@ -48,6 +48,7 @@ from gateway.datapath import DataPath
 from gateway.handlers import access_ops
 from gateway.handlers.table import HANDLERS
 from gateway.hlc import Clock
+from gateway.kms import KeyBox, Keyring, KeyringCache
 from gateway.logs import set_request_id
 from gateway.metastore import MetaStore
 from gateway.metering import Meter
@@ -255,6 +256,7 @@ def make_state(config: Config) -> State:
     master = load_master_key(config.data_root)
     directory = Directory(meta, SecretBox(master))
     state.sse = sse.Keys(master)
+    state.kms = KeyringCache(Keyring(directory, KeyBox(master)))
     state.keys = KeyCache(directory, bootstrap)
     state.quotas = Quotas(meta, catalog, state.counters)
     state.audit = audit.AuditLog(config.data_root / "audit")
@@ -319,6 +321,7 @@ def make_app(config: Config) -> web.Application:
     abuse.install(app, config.abuse)    # concurrency caps, XML body cap, slow-client hooks
     app.cleanup_ctx.append(_ring_watcher)
     app.cleanup_ctx.append(_key_refresher)
+    app.cleanup_ctx.append(app[STATE].kms.cleanup_ctx)
     app.on_response_prepare.append(access_ops.add_cors_headers)
     app.on_response_prepare.append(body.finish_body)    # drain or close an unread body
     meter = app[STATE].meter

@@ -19,6 +19,7 @@ from gateway.config import Config
 from gateway.counters import Counters
 from gateway.datapath import DataPath
 from gateway.hlc import Clock
+from gateway.kms import KeyringCache
 from gateway.metastore import MetaStore
 from gateway.metering import Meter
 from gateway.quotas import Quotas
@@ -72,6 +73,8 @@ class State:
     meter: Meter | None = None          # None: no usage metering (gateway.metering)
     sse: DataKeys | None = None         # None: server-side encryption is refused (501)
     access_log: AccessLogs | None = None    # None: no server access logs (gateway.access_log)
+    # The tenants' KMS keys (gateway.kms), refreshed in the background like `keys`.
+    kms: KeyringCache = field(default_factory=lambda: KeyringCache(None))
 
     def data_keys(self) -> DataKeys:
         if self.sse is None:

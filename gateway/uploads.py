@@ -41,12 +41,16 @@ class Upload:
     # the bucket's owner (who owns the object to be); None: not recorded (older records).
     initiator: str | None = None
     sse_customer: bool = False      # SSE-C: sealed under the customer's key (every part's)
+    sse_kms: str = ""               # SSE-KMS: the key's ARN, context and bucket-key flag
+    sse_kms_context: str = ""       # (as the manifest's, gateway/manifest.py)
+    sse_bucket_key: bool = False
 
     def encode(self) -> bytes:
         out: bytes = msgpack.packb(
             [UPLOAD_V1, self.key, self.upload_id, self.initiated_ms, self.headers, self.meta,
              [list(t) for t in self.tags], self.checksum_alg, self.checksum_type,
-             aclmod.pack(self.acl), self.lock, self.sse, self.initiator, self.sse_customer],
+             aclmod.pack(self.acl), self.lock, self.sse, self.initiator, self.sse_customer,
+             self.sse_kms, self.sse_kms_context, self.sse_bucket_key],
             use_bin_type=True)
         return out
 
@@ -55,13 +59,16 @@ class Upload:
         b = msgpack.unpackb(raw, raw=False)
         if b[0] != UPLOAD_V1:
             raise errors.InternalError(f"upload record version {b[0]}")
-        # The checksum type, the ACL, the lock headers, the data key, the initiator and the
-        # data key's SSE-C flag were added later within version 1: absent means "", the
-        # owner's alone, none, plaintext, not recorded and the cluster's key.
+        # The checksum type, the ACL, the lock headers, the data key, the initiator, the
+        # data key's SSE-C flag and its KMS key were added later within version 1: absent
+        # means "", the owner's alone, none, plaintext, not recorded, the cluster's key.
+        kms = len(b) > 16
         return cls(b[1], b[2], b[3], dict(b[4]), dict(b[5]), tuple((x, y) for x, y in b[6]),
                    b[7], b[8] if len(b) > 8 else "", aclmod.unpack(b[9]) if len(b) > 9 else (),
                    dict(b[10]) if len(b) > 10 else {}, bytes(b[11]) if len(b) > 11 else b"",
-                   b[12] if len(b) > 12 else None, len(b) > 13 and bool(b[13]))
+                   b[12] if len(b) > 12 else None, len(b) > 13 and bool(b[13]),
+                   str(b[14]) if kms else "", str(b[15]) if kms else "",
+                   kms and bool(b[16]))
 
 
 @dataclass(frozen=True)

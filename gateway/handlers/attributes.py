@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway import errors, s3xml
-from gateway.handlers.objects import current_object, object_key, version_headers
+from gateway.handlers.objects import current_object, encryption_headers, version_headers
 from gateway.manifest import Manifest
 from gateway.numbers import is_decimal
 from gateway.state import Ctx
@@ -50,7 +50,7 @@ def _int_header(ctx: Ctx, name: str, default: int) -> int:
 async def get_object_attributes(ctx: Ctx) -> web.StreamResponse:
     wanted = _wanted(ctx.request.headers.get("x-amz-object-attributes"))
     bucket, _, m = await current_object(ctx)
-    object_key(ctx, m)      # an SSE-C object's ETag and checksums only to who has its key
+    encryption_headers(ctx, m)  # an SSE-C object's ETag and checksums: to its key's holder
     parts = []
     if "ETag" in wanted:
         parts.append(f"<ETag>{s3xml.esc(m.etag.strip(chr(34)))}</ETag>")

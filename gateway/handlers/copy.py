@@ -21,6 +21,7 @@ from gateway.handlers.objects import (
     missing_key,
     object_key,
     owned_bucket,
+    sealing,
     stream_parts,
     write_lock,
     written_version_headers,
@@ -39,7 +40,7 @@ class CopySource:
     key: bytes
     manifest: Manifest
     version_id: str | None = None     # the version named (x-amz-copy-source's ?versionId=)
-    data_key: sse.DataKey = sse.PLAIN  # opened with x-amz-copy-source-...-customer-key
+    data_key: sse.DataKey = sse.PLAIN  # opened with its customer key (or its KMS key)
 
     def version_headers(self) -> dict[str, str]:
         """x-amz-copy-source-version-id, once the source bucket has been versioned."""
@@ -116,7 +117,8 @@ async def open_copy_source(ctx: Ctx) -> CopySource:
             raise missing_key(ctx, bucket, source.key)
         m = found[0]
     _copy_conditions(ctx.request.headers, m)
-    return CopySource(bucket, key_bytes, m, version_id, object_key(ctx, m, copy_source=True))
+    return CopySource(bucket, key_bytes, m, version_id,
+                      await object_key(ctx, m, copy_source=True))
 
 
 def copy_source_range(raw: str | None, size: int) -> tuple[int, int] | None:
@@ -153,7 +155,7 @@ async def copy_object(ctx: Ctx) -> web.StreamResponse:
     if directive not in ("COPY", "REPLACE") or tag_directive not in ("COPY", "REPLACE"):
         raise errors.InvalidArgument("Unknown metadata directive.")
     same = src.bucket.name == dest.name and src.key == key
-    dk = data_key(ctx, dest)     # the copy's own (none of the source's)
+    dk = await data_key(ctx, dest)     # the copy's own (none of the source's, nor its context)
     reencrypts = sse.HEADER in req.headers or sse_customer.named(req.headers)
     if same and directive == "COPY" and tag_directive == "COPY" and not reencrypts and \
             "x-amz-storage-class" not in req.headers and src.version_id is None:
@@ -166,22 +168,21 @@ async def copy_object(ctx: Ctx) -> web.StreamResponse:
         headers.stored_headers(req.headers), headers.user_metadata(req.headers))
     tags = m.tags if tag_directive == "COPY" else headers.tagging_header(req.headers)
     old = await ctx.state.catalog.get_object(dest, key)
-    # A copy is one part: its ETag is the MD5 of the bytes (under SSE-C, DataKey.etag's).
+    # A copy is one part: its ETag is the MD5 of the bytes (SSE-C, SSE-KMS: DataKey.etag's).
     if m.inline is not None:
         plain = inline_bytes(m, 0, m.size - 1, src.data_key)
         new = Manifest(m.size, dk.etag(f'"{hashlib.md5(plain).hexdigest()}"'),
                        int(time.time() * 1000), stored, meta, inline=dk.crypt(b"", 0, plain),
-                       tags=tags, checksums=m.checksums, sse=dk.sealed,
-                       sse_customer=dk.by_customer)
+                       tags=tags, checksums=m.checksums, **sealing(dk))
     else:
         md5 = hashlib.md5()
         ref = await src.copy_bytes(ctx, dest, 0, m.size - 1, md5.update, key, dk)
         new = Manifest(m.size, dk.etag(f'"{md5.hexdigest()}"'), int(time.time() * 1000),
                        stored, meta, parts=(ref,) if ref else (), tags=tags,
-                       checksums=m.checksums, sse=dk.sealed, sse_customer=dk.by_customer)
+                       checksums=m.checksums, **sealing(dk))
     new = await commit(ctx, dest, key, new, old[0] if old else None, lock)
     body = s3xml.simple("CopyObjectResult", [("ETag", new.etag),
                                              ("LastModified", s3xml.iso8601(new.mtime_ms))])
     return web.Response(body=body, content_type=XML,
                         headers={**src.version_headers(), **written_version_headers(dest, new),
-                                 **dk.response_headers()})
+                                 **dk.written_headers()})

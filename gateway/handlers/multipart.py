@@ -40,7 +40,10 @@ from gateway.handlers.copy import copy_source_range, open_copy_source
 from gateway.handlers.objects import (
     commit,
     data_key,
+    kms_use,
     owned_bucket,
+    recorded_headers,
+    sealing,
     stored_key,
     write_lock,
     written_version_headers,
@@ -79,7 +82,7 @@ async def create_multipart_upload(ctx: Ctx) -> web.StreamResponse:
     if kind is None and alg is ChecksumAlgorithm.CRC64NVME:
         kind = ChecksumType.FULL_OBJECT         # AWS: CRC64NVME is always full-object
     write_lock(ctx, bucket)     # refused now, not at Complete; kept as asked until then
-    dk = data_key(ctx, bucket)      # every part is encrypted with it
+    dk = await data_key(ctx, bucket)      # every part is encrypted with it
     upload = Upload(ctx.key, new_upload_id(), int(time.time() * 1000),
                     headers.stored_headers(req.headers), headers.user_metadata(req.headers),
                     headers.tagging_header(req.headers),
@@ -88,15 +91,15 @@ async def create_multipart_upload(ctx: Ctx) -> web.StreamResponse:
                     # Checked at dispatch (access_ops.check_acl_headers); the object gets
                     # it when the upload completes, as on AWS.
                     acl.from_headers(req.headers, bucket.owner) or (),
-                    object_lock.lock_headers(req.headers), dk.sealed,
+                    object_lock.lock_headers(req.headers),
                     # The signer, not the tenant it acts as: AWS lists who initiated it.
-                    initiator=ctx.principal or "", sse_customer=dk.by_customer)
+                    initiator=ctx.principal or "", **sealing(dk))
     await _uploads(ctx).create(bucket, key, upload)
     body = s3xml.simple("InitiateMultipartUploadResult",
                         [("Bucket", bucket.name), ("Key", ctx.key),
                          ("UploadId", upload.upload_id)])
     hdrs = abort_headers(bucket, upload.key, upload.initiated_ms)
-    hdrs.update(dk.response_headers())
+    hdrs.update(dk.written_headers())
     if upload.checksum_alg:
         hdrs.update({"x-amz-checksum-algorithm": upload.checksum_alg,
                      "x-amz-checksum-type": upload.checksum_type})
@@ -123,7 +126,7 @@ async def upload_part(ctx: Ctx) -> web.StreamResponse:
     size = object_size(ctx.request, ctx.auth)
     if size > limits.put_object_bytes_max:
         raise errors.EntityTooLarge()
-    dk = _part_key(ctx, upload)
+    dk = await _part_key(ctx, upload)
     check = BodyCheck(ctx.request.headers, ctx.auth)
     body = BodyReader(ctx.request, ctx.auth, size)
     state = ctx.state
@@ -148,16 +151,17 @@ async def upload_part(ctx: Ctx) -> web.StreamResponse:
     return web.Response(status=200, headers=hdrs)
 
 
-def _part_key(ctx: Ctx, upload: Upload) -> sse.DataKey:
+async def _part_key(ctx: Ctx, upload: Upload) -> sse.DataKey:
     """The data key of the upload's parts, opened with the customer key the request gives
-    (which must be the upload's, if it has one)."""
-    return stored_key(ctx, upload.sse, upload.sse_customer, sse_customer.PART)
+    (which must be the upload's, if it has one), or with its KMS key."""
+    return await stored_key(ctx, upload.sse, upload.sse_customer, kms_use(upload),
+                            sse_customer.PART)
 
 
 async def upload_part_copy(ctx: Ctx) -> web.StreamResponse:
     number = _part_number(ctx)
     bucket, key, upload = await _upload_of(ctx)
-    dk = _part_key(ctx, upload)
+    dk = await _part_key(ctx, upload)
     src = await open_copy_source(ctx)
     rng = copy_source_range(ctx.request.headers.get("x-amz-copy-source-range"),
                             src.manifest.size)
@@ -228,7 +232,7 @@ def _chosen_parts(requested: list[_Requested], stored: dict[int, Part],
 async def complete_multipart_upload(ctx: Ctx) -> web.StreamResponse:
     bucket, key, upload = await _upload_of(ctx)
     if sse_customer.named(ctx.request.headers):
-        _part_key(ctx, upload)      # optional here (AWS), but when given, the upload's
+        await _part_key(ctx, upload)    # optional here (AWS), but when given, the upload's
     requested = _requested_parts(await read_xml_body(ctx))
     uploads = _uploads(ctx)
     stored = {p.number: p for p in await uploads.parts(bucket, key, upload.upload_id)}
@@ -241,7 +245,8 @@ async def complete_multipart_upload(ctx: Ctx) -> web.StreamResponse:
         mtime_ms=int(time.time() * 1000), headers=upload.headers, meta=upload.meta,
         parts=tuple(p.data for p in chosen if p.data is not None), tags=upload.tags,
         checksums=sums, part_sizes=tuple(p.size for p in chosen), acl=upload.acl,
-        sse=upload.sse, sse_customer=upload.sse_customer)
+        sse=upload.sse, sse_customer=upload.sse_customer, sse_kms=upload.sse_kms,
+        sse_kms_context=upload.sse_kms_context, sse_bucket_key=upload.sse_bucket_key)
     lock = object_lock.for_write(bucket.object_lock, upload.lock, int(time.time() * 1000),
                                  asked_ms=upload.initiated_ms)
     manifest = await commit(ctx, bucket, key, manifest, old[0] if old else None, lock)
@@ -259,13 +264,7 @@ async def complete_multipart_upload(ctx: Ctx) -> web.StreamResponse:
     return web.Response(body=body, content_type=XML,
                         headers={**expiration_headers(bucket, key, manifest),
                                  **written_version_headers(bucket, manifest),
-                                 **_sse_s3_headers(manifest)})
-
-
-def _sse_s3_headers(m: Manifest) -> dict[str, str]:
-    """CompleteMultipartUpload names SSE-S3; it has no SSE-C headers to echo (AWS's output
-    has none), and no key to open."""
-    return {sse.HEADER: sse.AES256} if m.sse and not m.sse_customer else {}
+                                 **recorded_headers(manifest)})
 
 
 def _object_checksum(upload: Upload, parts: list[Part]) -> dict[str, str]:

@@ -6,6 +6,7 @@ import dataclasses
 import time
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
+from typing import Any
 
 from aiohttp import web
 
@@ -18,6 +19,7 @@ from gateway import (
     object_lock,
     sse,
     sse_customer,
+    sse_kms,
     versioned,
 )
 from gateway.body import BodyCheck, BodyReader, object_size
@@ -25,7 +27,9 @@ from gateway.expiry import expiration_headers
 from gateway.manifest import BucketRecord, Manifest
 from gateway.names import check_key
 from gateway.ranges import ByteRange, parse_range
+from gateway.sse_customer import CustomerKey
 from gateway.state import Ctx, defer
+from gateway.uploads import Upload
 
 CHECKSUM_HEADER = "x-amz-checksum-{}"
 
@@ -57,7 +61,7 @@ async def receive_object(ctx: Ctx, bucket: BucketRecord, size: int,
         sums = check.finish(body.trailers)
         return Manifest(size, dk.etag(check.etag), now_ms(), stored, meta,
                         inline=dk.crypt(b"", 0, data), tags=tags, checksums=sums,
-                        sse=dk.sealed, sse_customer=dk.by_customer)
+                        **sealing(dk))
     ref = await state.data.write(body, size, bucket.k, bucket.m, check.updaters(),
                                  home=state.catalog.object_home(bucket, check_key(ctx.key)),
                                  key=dk.key)
@@ -67,34 +71,89 @@ async def receive_object(ctx: Ctx, bucket: BucketRecord, size: int,
         state.data.forget([ref])
         raise
     return Manifest(size, dk.etag(check.etag), now_ms(), stored, meta, parts=(ref,),
-                    tags=tags, checksums=sums, sse=dk.sealed, sse_customer=dk.by_customer)
+                    tags=tags, checksums=sums, **sealing(dk))
 
 
-def data_key(ctx: Ctx, bucket: BucketRecord,
-             h: Mapping[str, str] | None = None) -> sse.DataKey:
+def sealing(dk: sse.DataKey) -> dict[str, Any]:
+    """The fields of a Manifest (or Upload) that record how `dk` is sealed."""
+    kms = dk.kms or sse_kms.KmsUse("")
+    return {"sse": dk.sealed, "sse_customer": dk.by_customer, "sse_kms": kms.arn,
+            "sse_kms_context": kms.context, "sse_bucket_key": kms.bucket_key}
+
+
+def kms_use(rec: Manifest | Upload) -> sse_kms.KmsUse | None:
+    """The KMS key a record's data key is sealed under, if any."""
+    return sse_kms.KmsUse(rec.sse_kms, rec.sse_kms_context, rec.sse_bucket_key) \
+        if rec.sse_kms else None
+
+
+async def data_key(ctx: Ctx, bucket: BucketRecord,
+                   h: Mapping[str, str] | None = None) -> sse.DataKey:
     """The encryption of a new write, as its headers `h` (by default the request's) ask:
     a fresh data key sealed under the customer key they give (SSE-C), else under the
-    cluster's when they or the bucket's default ask for SSE-S3, else sse.PLAIN."""
+    cluster's or one of the signer's KMS keys when they or the bucket's default ask for
+    SSE-S3 or SSE-KMS, else sse.PLAIN."""
     h = ctx.request.headers if h is None else h
     customer = sse_customer.from_headers(h)
-    if not sse.requested(h, bucket.encryption) and customer is None:
+    asked = sse.requested(h, bucket.encryption)
+    if customer is not None or (asked is not None and asked.algorithm == sse.AES256):
+        return ctx.state.data_keys().new(customer)
+    if asked is None:
         return sse.PLAIN
-    return ctx.state.data_keys().new(customer)
+    region = ctx.state.config.region
+    key = await ctx.state.kms.for_write(ctx.principal, asked.kms_key, region)
+    arn = sse_kms.key_arn(region, key.record.tenant, key.record.key_id)
+    return sse.seal_kms(key.material, sse_kms.KmsUse(arn, asked.context, asked.bucket_key))
 
 
-def stored_key(ctx: Ctx, sealed: bytes, by_customer: bool,
-               rules: sse_customer.Rules = sse_customer.READ,
-               copy_source: bool = False) -> sse.DataKey:
-    """The data key of an object (or upload) the request reads or adds to, opened with the
-    customer key the request gives (for its copy source's, if `copy_source`): a key is
-    required exactly when the record was written with one, and must be that one."""
+def _customer_key(ctx: Ctx, by_customer: bool, rules: sse_customer.Rules,
+                  copy_source: bool) -> CustomerKey | None:
+    """The customer key the request gives (for its copy source's, if `copy_source`): one
+    is required exactly when the record was written with one."""
     given = sse_customer.from_headers(ctx.request.headers, copy_source)
     sse_customer.check(by_customer, given, rules)
+    return given
+
+
+async def stored_key(ctx: Ctx, sealed: bytes, by_customer: bool,
+                     kms: sse_kms.KmsUse | None = None,
+                     rules: sse_customer.Rules = sse_customer.READ,
+                     copy_source: bool = False) -> sse.DataKey:
+    """The data key of an object (or upload) the request reads or adds to: opened with the
+    customer key the request gives, which must be the record's (SSE-C), or with the KMS key
+    the record names, if the requester may use it now (SSE-KMS)."""
+    given = _customer_key(ctx, by_customer, rules, copy_source)
+    if kms is not None:
+        region = ctx.state.config.region
+        key = await ctx.state.kms.for_read(ctx.principal, kms, region)
+        return sse.open_kms(key.material, sealed, kms)
     return ctx.state.data_keys().stored(sealed, given, rules) if sealed else sse.PLAIN
 
 
-def object_key(ctx: Ctx, m: Manifest, copy_source: bool = False) -> sse.DataKey:
-    return stored_key(ctx, m.sse, m.sse_customer, copy_source=copy_source)
+async def object_key(ctx: Ctx, m: Manifest, copy_source: bool = False) -> sse.DataKey:
+    return await stored_key(ctx, m.sse, m.sse_customer, kms_use(m), copy_source=copy_source)
+
+
+def encryption_headers(ctx: Ctx, m: Manifest) -> dict[str, str]:
+    """HEAD's (and GetObjectAttributes') view of an object's encryption. An SSE-C object's
+    key must still be given, but a KMS key is not used (AWS's HeadObject needs no
+    kms:Decrypt), so a disabled key or another tenant's does not hide the object's head."""
+    kms = kms_use(m)
+    if kms is not None:
+        _customer_key(ctx, False, sse_customer.READ, False)
+        return kms.response_headers()
+    given = _customer_key(ctx, m.sse_customer, sse_customer.READ, False)
+    dk = ctx.state.data_keys().stored(m.sse, given, sse_customer.READ) if m.sse else sse.PLAIN
+    return dk.response_headers()
+
+
+def recorded_headers(m: Manifest) -> dict[str, str]:
+    """The encryption headers of a record, with no key opened (CompleteMultipartUpload's
+    answer: SSE-S3 or SSE-KMS; AWS's output has no SSE-C ones)."""
+    kms = kms_use(m)
+    if kms is not None:
+        return kms.response_headers()
+    return {sse.HEADER: sse.AES256} if m.sse and not m.sse_customer else {}
 
 
 def inline_bytes(m: Manifest, start: int, end: int, dk: sse.DataKey) -> bytes:
@@ -119,7 +178,7 @@ async def put_object(ctx: Ctx) -> web.StreamResponse:
     size = object_size(ctx.request, ctx.auth)
     catalog = ctx.state.catalog
     lock = write_lock(ctx, bucket)
-    dk = data_key(ctx, bucket)
+    dk = await data_key(ctx, bucket)
     if conditions.has_write_conditions(ctx.request.headers):
         old = await catalog.get_object(bucket, key)
         conditions.check_write(ctx.request.headers, old[0].etag if old else None, ctx.key)
@@ -130,7 +189,7 @@ async def put_object(ctx: Ctx) -> web.StreamResponse:
         manifest = await commit(ctx, bucket, key, manifest, lock=lock)
     hdrs = {"ETag": manifest.etag, **checksum_headers(manifest),
             **expiration_headers(bucket, key, manifest),
-            **written_version_headers(bucket, manifest), **dk.response_headers()}
+            **written_version_headers(bucket, manifest), **dk.written_headers()}
     return web.Response(status=200, headers=hdrs)
 
 
@@ -255,7 +314,7 @@ def head_response(ctx: Ctx, bucket: BucketRecord, key: bytes, m: Manifest) -> we
     hdrs.update(expiration_headers(bucket, key, m))
     hdrs.update(version_headers(bucket, m))
     hdrs.update(object_lock.response_headers(m.retention, m.legal_hold))
-    hdrs.update(object_key(ctx, m).response_headers())
+    hdrs.update(encryption_headers(ctx, m))
     if ctx.request.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED":
         hdrs.update(checksum_headers(m))
     outcome = conditions.evaluate(ctx.request.headers, m.etag, m.mtime_ms)
@@ -289,7 +348,7 @@ async def send_object(ctx: Ctx, bucket: BucketRecord, key: bytes, m: Manifest,
     """GetObject's answer for a manifest; `status` replaces 200 (a website's error
     document keeps the error's status)."""
     req = ctx.request
-    dk = object_key(ctx, m)
+    dk = await object_key(ctx, m)
     hdrs = headers.object_headers(m, req.query)
     hdrs.update(expiration_headers(bucket, key, m))
     hdrs.update(version_headers(bucket, m))

@@ -21,7 +21,7 @@ from aiohttp import BodyPartReader, web
 from gateway import access, acl, condition_keys, errors, ownership, postpolicy, s3xml, sse, tags
 from gateway.access import PublicAccessBlock
 from gateway.condition_keys import RequestFacts
-from gateway.handlers.objects import commit, data_key, written_version_headers
+from gateway.handlers.objects import commit, data_key, sealing, written_version_headers
 from gateway.manifest import BucketRecord, Manifest
 from gateway.names import check_key
 from gateway.state import Ctx
@@ -73,8 +73,8 @@ async def _read_form(ctx: Ctx) -> tuple[dict[str, str], bytes, str]:
 
 
 def _authorize(ctx: Ctx, bucket: BucketRecord, fields: dict[str, str], size: int,
-               filename: str) -> str:
-    """Check signature, policy and permission; return the key to write."""
+               filename: str) -> tuple[str, str | None]:
+    """Check signature, policy and permission; return the key to write and the signer."""
     state = ctx.state
     access_key = postpolicy.verify_signature(fields, state.secret_of, state.config.region)
     principal = state.keys.tenant_of(access_key) if access_key is not None else None
@@ -92,7 +92,7 @@ def _authorize(ctx: Ctx, bucket: BucketRecord, fields: dict[str, str], size: int
                                    ctx.request.remote or "",
                                    facts=_facts(ctx, fields, access_key is not None))
     access.decide(request, bucket)
-    return key
+    return key, principal
 
 
 def _facts(ctx: Ctx, fields: dict[str, str], signed: bool) -> RequestFacts:
@@ -137,8 +137,7 @@ def _manifest(fields: dict[str, str], data: bytes, owner: str,
 async def _store(ctx: Ctx, bucket: BucketRecord, key: bytes, m: Manifest,
                  data: bytes, dk: sse.DataKey) -> Manifest:
     state = ctx.state
-    m = dataclasses.replace(m, etag=dk.etag(m.etag), sse=dk.sealed,
-                            sse_customer=dk.by_customer)
+    m = dataclasses.replace(m, etag=dk.etag(m.etag), **sealing(dk))
     if len(data) <= state.config.inline_max_bytes:
         return dataclasses.replace(m, inline=dk.crypt(b"", 0, data))
 
@@ -179,16 +178,17 @@ def _answer(request: web.Request, fields: dict[str, str], bucket: str, key: str,
 async def post_object(ctx: Ctx) -> web.StreamResponse:
     bucket = await ctx.state.catalog.bucket(ctx.bucket_name)
     fields, data, filename = await _read_form(ctx)
-    key_text = _authorize(ctx, bucket, fields, len(data), filename)
+    key_text, signer = _authorize(ctx, bucket, fields, len(data), filename)
     key = check_key(key_text)
     manifest = _manifest(fields, data, bucket.owner, bucket)
     if ctx.state.quotas is not None:
         await ctx.state.quotas.check(bucket, len(data), key)
     old = await ctx.state.catalog.get_object(bucket, key)
-    # A form names its encryption as fields (x-amz-server-side-encryption, the SSE-C
-    # three), else the bucket's default applies; `fields` names are lower-cased.
-    dk = data_key(ctx, bucket, fields)
+    # A form names its encryption as fields (x-amz-server-side-encryption, the KMS key and
+    # context, the SSE-C three), else the bucket's default applies; `fields` names are
+    # lower-cased. A KMS key is the form's signer's, as a PUT's is its signer's.
+    dk = await data_key(dataclasses.replace(ctx, principal=signer), bucket, fields)
     stored = await _store(ctx, bucket, key, manifest, data, dk)
     stored = await commit(ctx, bucket, key, stored, old[0] if old else None)
     return _answer(ctx.request, fields, bucket.name, key_text, stored.etag,
-                   {**written_version_headers(bucket, stored), **dk.response_headers()})
+                   {**written_version_headers(bucket, stored), **dk.written_headers()})

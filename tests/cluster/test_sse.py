@@ -1,7 +1,7 @@
-"""Server-side encryption (SSE-S3, SSE-C) on a real cluster: what the nodes keep on disk is
-ciphertext, every read path gives the plaintext back (whole, ranges, parts, copies), an
-SSE-C object only to who gives its key, and requests for encryption Coffre cannot do are
-refused, never served in the clear."""
+"""Server-side encryption (SSE-S3, SSE-C; SSE-KMS: test_sse_kms.py) on a real cluster:
+what the nodes keep on disk is ciphertext, every read path gives the plaintext back (whole,
+ranges, parts, copies), an SSE-C object only to who gives its key, and requests for
+encryption Coffre cannot do are refused, never served in the clear."""
 
 from __future__ import annotations
 
@@ -145,11 +145,13 @@ def test_encryption_it_cannot_do_is_refused(cluster: Cluster) -> None:
     s3 = cluster.s3()
     s3.create_bucket(Bucket="sse-refused")
     with pytest.raises(ClientError) as exc:
-        s3.put_object(Bucket="sse-refused", Key="k", Body=b"x", ServerSideEncryption="aws:kms")
+        s3.put_object(Bucket="sse-refused", Key="k", Body=b"x",
+                      ServerSideEncryption="aws:kms:dsse")
     assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 501
     with pytest.raises(ClientError) as exc:
         s3.put_bucket_encryption(Bucket="sse-refused", ServerSideEncryptionConfiguration={
-            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"}}]})
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {
+                "SSEAlgorithm": "aws:kms:dsse"}}]})
     assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 501
     assert "Contents" not in s3.list_objects_v2(Bucket="sse-refused")
 

@@ -95,15 +95,18 @@ def test_answers_name_the_encryption() -> None:
     assert sse.PLAIN.crypt(b"id", 5, b"abc") == b"abc"
 
 
+S3_DEFAULT = sse.BucketDefault(sse.AES256)
+
+
 def test_what_a_write_asks_for() -> None:
-    assert sse.requested({}, "") is False
-    assert sse.requested({}, sse.AES256) is True
-    assert sse.requested({sse.HEADER: "AES256"}, "") is True
+    assert sse.requested({}, None) is None
+    assert sse.requested({}, S3_DEFAULT) == sse.Asked(sse.AES256)
+    assert sse.requested({sse.HEADER: "AES256"}, None) == sse.Asked(sse.AES256)
     with pytest.raises(errors.NotImplementedError_):
-        sse.requested({sse.HEADER: "aws:kms"}, "")
-    assert sse.requested({sse_customer.ALGORITHM: "AES256"}, "") is False   # SSE-C's own
+        sse.requested({sse.HEADER: "aws:kms:dsse"}, None)
+    assert sse.requested({sse_customer.ALGORITHM: "AES256"}, None) is None  # SSE-C's own
     with pytest.raises(errors.InvalidArgument):
-        sse.requested({sse.HEADER: "ROT13"}, "")
+        sse.requested({sse.HEADER: "ROT13"}, None)
 
 
 @pytest.mark.parametrize("h", [
@@ -115,12 +118,7 @@ def test_what_a_write_asks_for() -> None:
 ])
 def test_conflicting_encryption_is_invalid_argument(h: dict[str, str]) -> None:
     with pytest.raises(errors.InvalidArgument):
-        sse.requested(h, sse.AES256)
-
-
-def test_kms_with_its_key_is_still_not_offered() -> None:
-    with pytest.raises(errors.NotImplementedError_):
-        sse.requested({sse.HEADER: "aws:kms", sse.KMS_KEY_ID: "k1"}, "")
+        sse.requested(h, S3_DEFAULT)
 
 
 def test_reads_name_no_encryption() -> None:
@@ -150,15 +148,17 @@ def test_bucket_configuration_as_botocore_writes_it() -> None:
         Bucket="b", ServerSideEncryptionConfiguration={"Rules": [
             {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"},
              "BucketKeyEnabled": True}]})
-    assert sse.parse_configuration(seen[0]) == sse.AES256
-    assert sse.parse_configuration(sse.render_configuration(sse.AES256)) == sse.AES256
-    got = offline_client("GetBucketEncryption", sse.render_configuration(sse.AES256),
+    asked = sse.BucketDefault(sse.AES256, bucket_key=True)
+    assert sse.parse_configuration(seen[0]) == asked
+    assert sse.parse_configuration(sse.render_configuration(asked)) == asked
+    got = offline_client("GetBucketEncryption", sse.render_configuration(S3_DEFAULT),
                          []).get_bucket_encryption(Bucket="b")
     rule = got["ServerSideEncryptionConfiguration"]["Rules"][0]
     assert rule["ApplyServerSideEncryptionByDefault"] == {"SSEAlgorithm": "AES256"}
+    assert rule["BucketKeyEnabled"] is False
     seen.clear()
     offline_client("PutBucketEncryption", b"", seen).put_bucket_encryption(
         Bucket="b", ServerSideEncryptionConfiguration={"Rules": [
-            {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"}}]})
+            {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms:dsse"}}]})
     with pytest.raises(errors.NotImplementedError_):
         sse.parse_configuration(seen[0])
