@@ -13,6 +13,8 @@ committed write into an error answer.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import msgpack
@@ -36,7 +38,7 @@ class Counters:
         self.catalog = catalog
         self.writer = writer_id.to_bytes(8, "big")
         self._mine: dict[bytes, tuple[BucketRecord, list[int]]] = {}   # absolute, this writer
-        self._writer: BatchedWriter[bytes] = BatchedWriter(self._write)
+        self._writer: BatchedWriter[bytes] = BatchedWriter(self._write_round)
 
     def _record_key(self, bucket: BucketRecord) -> bytes:
         return _PREFIX + bucket.bucket_id + self.writer
@@ -52,6 +54,9 @@ class Counters:
         entry[1][0] += objects
         entry[1][1] += nbytes
         await self._writer.changed(bucket.bucket_id)
+
+    async def _write_round(self, bucket_ids: Collection[bytes]) -> None:
+        await asyncio.gather(*(self._write(b) for b in bucket_ids))
 
     async def _write(self, bucket_id: bytes) -> None:
         bucket, (objects, nbytes) = self._mine[bucket_id]

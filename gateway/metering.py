@@ -10,8 +10,12 @@ How it stays exact (the same idea as gateway.counters): each gateway process own
 (a random 64-bit writer id in the key), one per tenant, bucket and hour, holding absolute
 totals; no two processes ever write the same record, so last-writer-wins loses nothing, and
 a total is the sum over writers. A request is answered only once its counts are durable:
-concurrent requests share one quorum write (group commit). A restarted gateway is a new
-writer; its predecessor's records stay as they were last acknowledged.
+concurrent requests share one round (group commit), appended to the gateway's local usage
+journal and fdatasync'ed; the journal writes its records to the metadata store every
+`usage_flush_s`, and a gateway that finds the journal of a dead one (SIGKILL) writes that
+to the store too (gateway.usage_journal). A restarted gateway is a new writer; its
+predecessor's records end as they were last acknowledged. Exports lag by up to
+`usage_flush_s`.
 
 Stored bytes are sampled every `sample_period_s` from the bucket counters by every gateway
 into one record per bucket and period (a sample, not a delta: gateways writing the same
@@ -30,9 +34,10 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
 
 import msgpack
 from aiohttp import web
@@ -44,6 +49,7 @@ from gateway.counters import Counters
 from gateway.metrics import request_bytes, response_bytes
 from gateway.numbers import is_decimal
 from gateway.router import Endpoint
+from gateway.usage_journal import Put, UsageJournal
 
 log = logging.getLogger("coffre.metering")
 
@@ -240,12 +246,19 @@ class Meter:
     """One gateway process's metering: counts requests durably, samples stored bytes."""
 
     def __init__(self, catalog: Catalog, counters: Counters, writer_id: int | None = None,
-                 wall_ms: Callable[[], int] | None = None) -> None:
+                 wall_ms: Callable[[], int] | None = None,
+                 journal_dir: Path | None = None, flush_s: float = 1.0) -> None:
         self.catalog, self.counters = catalog, counters
         self.writer = secrets.randbits(64) if writer_id is None else writer_id
         self._wall_ms = wall_ms or (lambda: time.time_ns() // 1_000_000)
         self._mine: dict[_TallyKey, _Tally] = {}
-        self._writer: BatchedWriter[_TallyKey] = BatchedWriter(self._write, self._forget_old)
+        self._writer: BatchedWriter[_TallyKey] = BatchedWriter(self._write_round,
+                                                               self._forget_old)
+        # With a journal, a round is durable in a local file and reaches the store every
+        # flush_s (gateway.usage_journal); without one, each round is a quorum write.
+        self.journal = None if journal_dir is None else \
+            UsageJournal(journal_dir, self.writer, catalog.store)
+        self.flush_s = flush_s
         self._hour = 0                  # the newest hour counted into
 
     # -- the dispatcher's calls --
@@ -296,11 +309,19 @@ class Meter:
         tally.bytes_out += bytes_out
         await self._writer.changed(key)
 
-    async def _write(self, key: _TallyKey) -> None:
+    def _put(self, key: _TallyKey) -> Put:
         tenant, bucket, hour_ms = key
-        value = encode_requests(self._mine[key].frozen())
-        await self.catalog.store.put(self.catalog.store.partition(partition_name(tenant)),
-                                     request_key(tenant, hour_ms, bucket, self.writer), value)
+        return Put(self.catalog.store.partition(partition_name(tenant)),
+                   request_key(tenant, hour_ms, bucket, self.writer),
+                   encode_requests(self._mine[key].frozen()))
+
+    async def _write_round(self, keys: Collection[_TallyKey]) -> None:
+        puts = [self._put(k) for k in keys]
+        if self.journal is not None:
+            await self.journal.append(puts)
+            return
+        await asyncio.gather(*(self.catalog.store.put(p.partition, p.key, p.value)
+                               for p in puts))
 
     def _forget_old(self) -> None:
         # A past hour's tally, once durable, is never written again: free its memory.
@@ -312,12 +333,31 @@ class Meter:
         await self._writer.retry()
 
     async def cleanup_ctx(self, _app: web.Application) -> AsyncIterator[None]:
-        """For make_app's cleanup_ctx: the sampler runs while the app does."""
-        task = asyncio.create_task(self.run_sampler())
+        """For make_app's cleanup_ctx: the sampler (and the journal's flusher) run while
+        the app does; the journal's last records are flushed on the way out."""
+        tasks = [asyncio.create_task(self.run_sampler())]
+        if self.journal is not None:
+            tasks.append(asyncio.create_task(self.run_flusher(self.journal)))
         yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self.journal is not None:
+            await self.journal.close()
+
+    async def run_flusher(self, journal: UsageJournal) -> None:
+        """Every flush_s: the journal's records to the store, and dead writers' journals
+        (a gateway of this host that was killed) too."""
+        while True:
+            try:
+                await journal.recover()
+                await journal.flush()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("usage journal flush failed, will retry: %s", exc)
+            await asyncio.sleep(self.flush_s)
 
     # -- stored bytes --
 

@@ -260,7 +260,8 @@ def make_state(config: Config) -> State:
     state.keys = KeyCache(directory, bootstrap)
     state.quotas = Quotas(meta, catalog, state.counters)
     state.audit = audit.AuditLog(config.data_root / "audit")
-    state.meter = Meter(catalog, state.counters)
+    state.meter = Meter(catalog, state.counters, journal_dir=config.data_root / "usage-journal",
+                        flush_s=config.usage_flush_s)
     state.access_log = AccessLogs(catalog, HOST_ID, config.website_domain)
     return state
 
