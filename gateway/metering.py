@@ -37,7 +37,6 @@ import time
 from collections.abc import AsyncIterator, Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from enum import Enum
-from pathlib import Path
 
 import msgpack
 from aiohttp import web
@@ -247,18 +246,16 @@ class Meter:
 
     def __init__(self, catalog: Catalog, counters: Counters, writer_id: int | None = None,
                  wall_ms: Callable[[], int] | None = None,
-                 journal_dir: Path | None = None, flush_s: float = 1.0) -> None:
+                 journal: UsageJournal | None = None) -> None:
         self.catalog, self.counters = catalog, counters
         self.writer = secrets.randbits(64) if writer_id is None else writer_id
         self._wall_ms = wall_ms or (lambda: time.time_ns() // 1_000_000)
         self._mine: dict[_TallyKey, _Tally] = {}
         self._writer: BatchedWriter[_TallyKey] = BatchedWriter(self._write_round,
                                                                self._forget_old)
-        # With a journal, a round is durable in a local file and reaches the store every
-        # flush_s (gateway.usage_journal); without one, each round is a quorum write.
-        self.journal = None if journal_dir is None else \
-            UsageJournal(journal_dir, self.writer, catalog.store)
-        self.flush_s = flush_s
+        # With a journal, a round is durable in a local file and reaches the store later
+        # (gateway.usage_journal); without one, each round is a quorum write.
+        self.journal = journal
         self._hour = 0                  # the newest hour counted into
 
     # -- the dispatcher's calls --
@@ -333,31 +330,12 @@ class Meter:
         await self._writer.retry()
 
     async def cleanup_ctx(self, _app: web.Application) -> AsyncIterator[None]:
-        """For make_app's cleanup_ctx: the sampler (and the journal's flusher) run while
-        the app does; the journal's last records are flushed on the way out."""
-        tasks = [asyncio.create_task(self.run_sampler())]
-        if self.journal is not None:
-            tasks.append(asyncio.create_task(self.run_flusher(self.journal)))
+        """For make_app's cleanup_ctx: the sampler runs while the app does."""
+        task = asyncio.create_task(self.run_sampler())
         yield
-        for task in tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        if self.journal is not None:
-            await self.journal.close()
-
-    async def run_flusher(self, journal: UsageJournal) -> None:
-        """Every flush_s: the journal's records to the store, and dead writers' journals
-        (a gateway of this host that was killed) too."""
-        while True:
-            try:
-                await journal.recover()
-                await journal.flush()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("usage journal flush failed, will retry: %s", exc)
-            await asyncio.sleep(self.flush_s)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
     # -- stored bytes --
 

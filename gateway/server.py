@@ -56,6 +56,7 @@ from gateway.names import check_key
 from gateway.quotas import Quotas
 from gateway.state import STATE, Ctx, State, has_deferred, settle
 from gateway.tenants import Directory, KeyCache, SecretBox, load_master_key
+from gateway.usage_journal import UsageJournal
 from ring.ringset import RingSet
 from storage.client import NodeClient
 
@@ -247,11 +248,14 @@ def make_state(config: Config) -> State:
     clock = Clock()
     meta = MetaStore(rings, client, clock)
     catalog = Catalog(meta, config.bucket_cache_s)
+    # Counters and metering make their rounds durable here (gateway.usage_journal).
+    journal = UsageJournal(config.data_root / "usage-journal", clock.writer_id, meta)
     state = State(config, rings, client, clock, meta, catalog,
                   DataPath(rings, client, config.write_quorum_extra,
                            Budget(config.memory_budget_mib * 1024 * 1024),
                            config.retire_after_s),
-                  Counters(catalog, clock.writer_id))
+                  Counters(catalog, clock.writer_id, journal))
+    state.usage_journal = journal
     bootstrap = load_keys(config.credentials_path) if config.credentials_path.exists() else []
     master = load_master_key(config.data_root)
     directory = Directory(meta, SecretBox(master))
@@ -260,8 +264,7 @@ def make_state(config: Config) -> State:
     state.keys = KeyCache(directory, bootstrap)
     state.quotas = Quotas(meta, catalog, state.counters)
     state.audit = audit.AuditLog(config.data_root / "audit")
-    state.meter = Meter(catalog, state.counters, journal_dir=config.data_root / "usage-journal",
-                        flush_s=config.usage_flush_s)
+    state.meter = Meter(catalog, state.counters, journal=journal)
     state.access_log = AccessLogs(catalog, HOST_ID, config.website_domain)
     return state
 
@@ -325,6 +328,9 @@ def make_app(config: Config) -> web.Application:
     app.cleanup_ctx.append(app[STATE].kms.cleanup_ctx)
     app.on_response_prepare.append(access_ops.add_cors_headers)
     app.on_response_prepare.append(body.finish_body)    # drain or close an unread body
+    journal = app[STATE].usage_journal
+    if journal is not None:     # cleaned up after the meter: its last counts get flushed
+        app.cleanup_ctx.append(lambda _app: journal.serve(config.usage_flush_s))
     meter = app[STATE].meter
     if meter is not None:
         app.on_response_prepare.append(meter.on_prepare)

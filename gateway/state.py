@@ -27,6 +27,7 @@ from gateway.router import Endpoint
 from gateway.sigv4 import AuthResult
 from gateway.sse import Keys as DataKeys
 from gateway.tenants import KeyCache
+from gateway.usage_journal import UsageJournal
 from ring.ringset import RingSet
 from storage.client import NodeClient
 
@@ -71,6 +72,8 @@ class State:
     quotas: Quotas | None = None        # None: no quota is ever checked
     audit: AuditLog | None = None       # None: no audit lines
     meter: Meter | None = None          # None: no usage metering (gateway.metering)
+    # Where counters and metering make their rounds durable; None: straight to the store.
+    usage_journal: UsageJournal | None = None
     sse: DataKeys | None = None         # None: server-side encryption is refused (501)
     access_log: AccessLogs | None = None    # None: no server access logs (gateway.access_log)
     # The tenants' KMS keys (gateway.kms), refreshed in the background like `keys`.

@@ -31,7 +31,7 @@ import logging
 import os
 import struct
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -225,6 +225,28 @@ class UsageJournal:
             return True
         finally:
             os.close(fd)
+
+    async def run(self, flush_s: float) -> None:
+        """Every flush_s: this journal's records to the store, and the journals of dead
+        writers (a gateway of this host that was killed) too."""
+        while True:
+            try:
+                await self.recover()
+                await self.flush()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("usage journal flush failed, will retry: %s", exc)
+            await asyncio.sleep(flush_s)
+
+    async def serve(self, flush_s: float) -> AsyncIterator[None]:
+        """For an aiohttp cleanup_ctx: flushes while the app runs, a last time after."""
+        task = asyncio.create_task(self.run(flush_s))
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await self.close()
 
     async def close(self) -> None:
         """Flush, then remove this writer's files; if the store is unreachable they stay
