@@ -15,7 +15,6 @@ committed write into an error answer.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Collection
 from dataclasses import dataclass
 
@@ -24,7 +23,7 @@ import msgpack
 from gateway.batching import BatchedWriter
 from gateway.catalog import Catalog
 from gateway.manifest import BucketRecord
-from gateway.usage_journal import Put, UsageJournal
+from gateway.usage_journal import Put, UsageJournal, write_round
 
 COUNTER_V1 = 1
 _PREFIX = b"C"
@@ -68,12 +67,8 @@ class Counters:
                    msgpack.packb([COUNTER_V1, objects, nbytes]))
 
     async def _write_round(self, bucket_ids: Collection[bytes]) -> None:
-        puts = [self._put(b) for b in bucket_ids]
-        if self.journal is not None:
-            await self.journal.append(puts)
-            return
-        await asyncio.gather(*(self.catalog.store.put(p.partition, p.key, p.value)
-                               for p in puts))
+        await write_round([self._put(b) for b in bucket_ids], self.journal,
+                          self.catalog.store)
 
     async def usage(self, bucket: BucketRecord) -> Usage:
         """Totals over every gateway's record for this bucket; this writer's own from memory

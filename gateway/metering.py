@@ -48,7 +48,7 @@ from gateway.counters import Counters
 from gateway.metrics import request_bytes, response_bytes
 from gateway.numbers import is_decimal
 from gateway.router import Endpoint
-from gateway.usage_journal import Put, UsageJournal
+from gateway.usage_journal import Put, UsageJournal, write_round
 
 log = logging.getLogger("coffre.metering")
 
@@ -313,12 +313,8 @@ class Meter:
                    encode_requests(self._mine[key].frozen()))
 
     async def _write_round(self, keys: Collection[_TallyKey]) -> None:
-        puts = [self._put(k) for k in keys]
-        if self.journal is not None:
-            await self.journal.append(puts)
-            return
-        await asyncio.gather(*(self.catalog.store.put(p.partition, p.key, p.value)
-                               for p in puts))
+        await write_round([self._put(k) for k in keys], self.journal,
+                          self.catalog.store)
 
     def _forget_old(self) -> None:
         # A past hour's tally, once durable, is never written again: free its memory.

@@ -138,6 +138,14 @@ async def _put_all(store: Store, values: dict[tuple[int, bytes], bytes]) -> None
                            for (part, key), value in values.items()))
 
 
+async def write_round(puts: Sequence[Put], journal: UsageJournal | None, store: Store) -> None:
+    """Make one group commit's records durable: in the journal, or else in the store."""
+    if journal is not None:
+        await journal.append(puts)
+    else:
+        await _put_all(store, latest(puts))
+
+
 class UsageJournal:
     """One writer's journal: append (durable at once), flush (to the store), recover (the
     journals of dead writers)."""
