@@ -103,8 +103,8 @@ def _facts(ctx: Ctx, fields: dict[str, str], signed: bool) -> RequestFacts:
     if "acl" in fields:
         headers["x-amz-acl"] = fields["acl"]
     for name in ("user-agent", "referer"):
-        if name in ctx.request.headers:
-            headers[name] = ctx.request.headers[name]
+        if name in ctx.headers:
+            headers[name] = ctx.headers[name]
     asked = s3xml.parse_tagging(fields["tagging"].encode()) if fields.get("tagging") else None
     version = None
     if signed:
