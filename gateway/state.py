@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -107,6 +107,13 @@ class Ctx:
     # The authorization the handler still has to make once it has read the body, whose
     # tags the bucket's policy reads (access.Basis.PENDING; PutObjectTagging).
     pending: AccessRequest | None = None
+    # The headers the request acts on, when they are not just its own: a presigned URL's
+    # x-amz-* query parameters among them (gateway.presigned).
+    request_headers: Mapping[str, str] | None = None
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        return self.request.headers if self.request_headers is None else self.request_headers
 
     @property
     def bucket_name(self) -> str:

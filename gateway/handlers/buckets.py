@@ -50,7 +50,7 @@ async def create_bucket(ctx: Ctx) -> web.StreamResponse:
     name = ctx.bucket_name
     check_bucket_name(name)
     _location_constraint(await read_xml_body(ctx), state.config.region)
-    raw_policy = ctx.request.headers.get(POLICY_HEADER)
+    raw_policy = ctx.headers.get(POLICY_HEADER)
     policy = policy_from_header(raw_policy) if raw_policy else state.config.default_policy
     if policy.width not in state.rings.widths:
         raise errors.InvalidArgument(
@@ -58,10 +58,10 @@ async def create_bucket(ctx: Ctx) -> web.StreamResponse:
             "this cluster has no ring of that width",
             ArgumentName=POLICY_HEADER, ArgumentValue=raw_policy or policy.name)
     assert ctx.tenant is not None
-    owning = ownership.from_header(ctx.request.headers)
-    if owning == ownership.ENFORCED and ownership.sets_acl(ctx.request.headers):
+    owning = ownership.from_header(ctx.headers)
+    if owning == ownership.ENFORCED and ownership.sets_acl(ctx.headers):
         raise errors.InvalidBucketAclWithObjectOwnership()
-    locked = ctx.request.headers.get("x-amz-bucket-object-lock-enabled", "").lower() == "true"
+    locked = ctx.headers.get("x-amz-bucket-object-lock-enabled", "").lower() == "true"
     try:
         await state.catalog.create_bucket(name, ctx.tenant, policy.k, policy.m,
                                           state.config.index_shards, owning, locked)

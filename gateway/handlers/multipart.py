@@ -72,8 +72,7 @@ def _part_number(ctx: Ctx) -> int:
 async def create_multipart_upload(ctx: Ctx) -> web.StreamResponse:
     bucket = await owned_bucket(ctx)
     key = check_key(ctx.key)
-    req = ctx.request
-    declared = request_checksums(req.headers)
+    declared = request_checksums(ctx.headers)
     alg = declared.algorithm
     kind = declared.checksum_type
     if kind is ChecksumType.FULL_OBJECT and alg is not None and not alg.is_crc:
@@ -84,14 +83,14 @@ async def create_multipart_upload(ctx: Ctx) -> web.StreamResponse:
     write_lock(ctx, bucket)     # refused now, not at Complete; kept as asked until then
     dk = await data_key(ctx, bucket)      # every part is encrypted with it
     upload = Upload(ctx.key, new_upload_id(), int(time.time() * 1000),
-                    headers.stored_headers(req.headers), headers.user_metadata(req.headers),
-                    headers.tagging_header(req.headers),
+                    headers.stored_headers(ctx.headers), headers.user_metadata(ctx.headers),
+                    headers.tagging_header(ctx.headers),
                     alg.aws_name if alg else "",
                     (kind or ChecksumType.COMPOSITE).value if alg else "",
                     # Checked at dispatch (access_ops.check_acl_headers); the object gets
                     # it when the upload completes, as on AWS.
-                    acl.from_headers(req.headers, bucket.owner) or (),
-                    object_lock.lock_headers(req.headers),
+                    acl.from_headers(ctx.headers, bucket.owner) or (),
+                    object_lock.lock_headers(ctx.headers),
                     # The signer, not the tenant it acts as: AWS lists who initiated it.
                     initiator=ctx.principal or "", **sealing(dk))
     await _uploads(ctx).create(bucket, key, upload)
@@ -127,7 +126,7 @@ async def upload_part(ctx: Ctx) -> web.StreamResponse:
     if size > limits.put_object_bytes_max:
         raise errors.EntityTooLarge()
     dk = await _part_key(ctx, upload)
-    check = BodyCheck(ctx.request.headers, ctx.auth)
+    check = BodyCheck(ctx.headers, ctx.auth)
     body = BodyReader(ctx.request, ctx.auth, size)
     state = ctx.state
     ref = None
@@ -163,7 +162,7 @@ async def upload_part_copy(ctx: Ctx) -> web.StreamResponse:
     bucket, key, upload = await _upload_of(ctx)
     dk = await _part_key(ctx, upload)
     src = await open_copy_source(ctx)
-    rng = copy_source_range(ctx.request.headers.get("x-amz-copy-source-range"),
+    rng = copy_source_range(ctx.headers.get("x-amz-copy-source-range"),
                             src.manifest.size)
     start, end = rng if rng else (0, src.manifest.size - 1)
     md5 = hashlib.md5()
@@ -231,7 +230,7 @@ def _chosen_parts(requested: list[_Requested], stored: dict[int, Part],
 
 async def complete_multipart_upload(ctx: Ctx) -> web.StreamResponse:
     bucket, key, upload = await _upload_of(ctx)
-    if sse_customer.named(ctx.request.headers):
+    if sse_customer.named(ctx.headers):
         await _part_key(ctx, upload)    # optional here (AWS), but when given, the upload's
     requested = _requested_parts(await read_xml_body(ctx))
     uploads = _uploads(ctx)
@@ -239,7 +238,7 @@ async def complete_multipart_upload(ctx: Ctx) -> web.StreamResponse:
     chosen = _chosen_parts(requested, stored, upload)
     sums = _object_checksum(upload, chosen)
     old = await ctx.state.catalog.get_object(bucket, key)
-    conditions.check_write(ctx.request.headers, old[0].etag if old else None, ctx.key)
+    conditions.check_write(ctx.headers, old[0].etag if old else None, ctx.key)
     manifest = Manifest(
         size=sum(p.size for p in chosen), etag=_multipart_etag(chosen),
         mtime_ms=int(time.time() * 1000), headers=upload.headers, meta=upload.meta,

@@ -49,10 +49,10 @@ async def receive_object(ctx: Ctx, bucket: BucketRecord, size: int,
     req = ctx.request
     if size > limits.put_object_bytes_max:
         raise errors.EntityTooLarge()
-    meta = headers.user_metadata(req.headers)
-    stored = headers.stored_headers(req.headers)
-    tags = headers.tagging_header(req.headers)
-    check = BodyCheck(req.headers, ctx.auth)
+    meta = headers.user_metadata(ctx.headers)
+    stored = headers.stored_headers(ctx.headers)
+    tags = headers.tagging_header(ctx.headers)
+    check = BodyCheck(ctx.headers, ctx.auth)
     body = BodyReader(req, ctx.auth, size)
     state = ctx.state
     if size <= state.config.inline_max_bytes:
@@ -93,7 +93,7 @@ async def data_key(ctx: Ctx, bucket: BucketRecord,
     a fresh data key sealed under the customer key they give (SSE-C), else under the
     cluster's or one of the signer's KMS keys when they or the bucket's default ask for
     SSE-S3 or SSE-KMS, else sse.PLAIN."""
-    h = ctx.request.headers if h is None else h
+    h = ctx.headers if h is None else h
     customer = sse_customer.from_headers(h)
     asked = sse.requested(h, bucket.encryption)
     if customer is not None or (asked is not None and asked.algorithm == sse.AES256):
@@ -110,7 +110,7 @@ def _customer_key(ctx: Ctx, by_customer: bool, rules: sse_customer.Rules,
                   copy_source: bool) -> CustomerKey | None:
     """The customer key the request gives (for its copy source's, if `copy_source`): one
     is required exactly when the record was written with one."""
-    given = sse_customer.from_headers(ctx.request.headers, copy_source)
+    given = sse_customer.from_headers(ctx.headers, copy_source)
     sse_customer.check(by_customer, given, rules)
     return given
 
@@ -179,9 +179,9 @@ async def put_object(ctx: Ctx) -> web.StreamResponse:
     catalog = ctx.state.catalog
     lock = write_lock(ctx, bucket)
     dk = await data_key(ctx, bucket)
-    if conditions.has_write_conditions(ctx.request.headers):
+    if conditions.has_write_conditions(ctx.headers):
         old = await catalog.get_object(bucket, key)
-        conditions.check_write(ctx.request.headers, old[0].etag if old else None, ctx.key)
+        conditions.check_write(ctx.headers, old[0].etag if old else None, ctx.key)
         manifest = await receive_object(ctx, bucket, size, dk)
         manifest = await commit(ctx, bucket, key, manifest, old[0] if old else None, lock)
     else:   # the replaced manifest comes back with the write: no read before it
@@ -198,7 +198,7 @@ _UNKNOWN = object()  # commit(): the caller did not read the replaced manifest
 
 def write_lock(ctx: Ctx, bucket: BucketRecord) -> object_lock.Lock:
     """The Object Lock a write's headers ask for (checked before its body is read)."""
-    return object_lock.for_write(bucket.object_lock, ctx.request.headers, now_ms())
+    return object_lock.for_write(bucket.object_lock, ctx.headers, now_ms())
 
 
 def now_ms() -> int:
@@ -304,7 +304,7 @@ def missing_key(ctx: Ctx, bucket: BucketRecord, key: str) -> errors.S3Error:
 
 
 async def head_object(ctx: Ctx) -> web.StreamResponse:
-    sse.refuse_on_read(ctx.request.headers)
+    sse.refuse_on_read(ctx.headers)
     bucket, key, m = await current_object(ctx)
     return head_response(ctx, bucket, key, m)
 
@@ -315,12 +315,12 @@ def head_response(ctx: Ctx, bucket: BucketRecord, key: bytes, m: Manifest) -> we
     hdrs.update(version_headers(bucket, m))
     hdrs.update(object_lock.response_headers(m.retention, m.legal_hold))
     hdrs.update(encryption_headers(ctx, m))
-    if ctx.request.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED":
+    if ctx.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED":
         hdrs.update(checksum_headers(m))
-    outcome = conditions.evaluate(ctx.request.headers, m.etag, m.mtime_ms)
+    outcome = conditions.evaluate(ctx.headers, m.etag, m.mtime_ms)
     if outcome is conditions.Outcome.NOT_MODIFIED:
         return web.Response(status=304, headers=_not_modified(hdrs))
-    rng = parse_range(ctx.request.headers.get("Range"), m.size)
+    rng = parse_range(ctx.headers.get("Range"), m.size)
     return web.Response(status=206 if rng else 200, headers=_length_headers(hdrs, rng, m.size))
 
 
@@ -338,7 +338,7 @@ def _length_headers(hdrs: dict[str, str], rng: ByteRange | None, size: int) -> d
 
 
 async def get_object(ctx: Ctx) -> web.StreamResponse:
-    sse.refuse_on_read(ctx.request.headers)
+    sse.refuse_on_read(ctx.headers)
     bucket, key, m = await current_object(ctx)
     return await send_object(ctx, bucket, key, m)
 
@@ -354,12 +354,12 @@ async def send_object(ctx: Ctx, bucket: BucketRecord, key: bytes, m: Manifest,
     hdrs.update(version_headers(bucket, m))
     hdrs.update(object_lock.response_headers(m.retention, m.legal_hold))
     hdrs.update(dk.response_headers())
-    if req.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED" and "Range" not in \
-            req.headers:
+    if ctx.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED" and "Range" not in \
+            ctx.headers:
         hdrs.update(checksum_headers(m))
-    if conditions.evaluate(req.headers, m.etag, m.mtime_ms) is conditions.Outcome.NOT_MODIFIED:
+    if conditions.evaluate(ctx.headers, m.etag, m.mtime_ms) is conditions.Outcome.NOT_MODIFIED:
         return web.Response(status=304, headers=_not_modified(hdrs))
-    rng = parse_range(req.headers.get("Range"), m.size)
+    rng = parse_range(ctx.headers.get("Range"), m.size)
     start, end = (rng.start, rng.end) if rng else (0, m.size - 1)
     status = 206 if rng else status or 200
     if m.inline is not None:
@@ -406,11 +406,11 @@ async def stream_parts(ctx: Ctx, m: Manifest, start: int, end: int, dk: sse.Data
 async def delete_object(ctx: Ctx) -> web.StreamResponse:
     bucket = await owned_bucket(ctx)
     key = check_key(ctx.key)
-    if conditions.has_delete_conditions(ctx.request.headers):
+    if conditions.has_delete_conditions(ctx.headers):
         # Checked, then deleted: a write between the two wins over the condition (AWS
         # makes them one step; here the window is the delete's own round trip).
         _, _, m = await current_object(ctx)
-        conditions.check_delete(ctx.request.headers,
+        conditions.check_delete(ctx.headers,
                                 None if m.marker else (m.etag, m.mtime_ms, m.size), ctx.key)
     gone = await delete_key(ctx, bucket, key, ctx.request.query.get("versionId"),
                             bypass_governance(ctx, bucket))
@@ -429,11 +429,11 @@ def bypass_governance(ctx: Ctx, bucket: BucketRecord) -> bool:
     """x-amz-bypass-governance-retention, honoured for the bucket owner (who holds every
     permission, s3:BypassGovernanceRetention included). AWS refuses the header, whatever
     its value, on a bucket without Object Lock."""
-    if object_lock.BYPASS_HEADER in ctx.request.headers and bucket.object_lock is None:
+    if object_lock.BYPASS_HEADER in ctx.headers and bucket.object_lock is None:
         raise errors.InvalidArgument(
             "x-amz-bypass-governance-retention is only applicable to Object Lock enabled "
             "buckets.", ArgumentName=object_lock.BYPASS_HEADER)
-    return ctx.principal == bucket.owner and object_lock.bypasses(ctx.request.headers)
+    return ctx.principal == bucket.owner and object_lock.bypasses(ctx.headers)
 
 
 async def delete_key(ctx: Ctx, bucket: BucketRecord, key: bytes, version_id: str | None = None,
