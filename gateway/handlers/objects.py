@@ -263,9 +263,11 @@ def written_version_headers(bucket: BucketRecord, m: Manifest) -> dict[str, str]
     return {} if m.null else version_headers(bucket, m)
 
 
-async def current_object(ctx: Ctx) -> tuple[BucketRecord, bytes, Manifest]:
+async def current_object(ctx: Ctx, marker_405: bool = False
+                         ) -> tuple[BucketRecord, bytes, Manifest]:
     """The request's bucket, key and live manifest (the version its versionId names, if
-    it names one), or NoSuchKey / NoSuchVersion."""
+    it names one), or NoSuchKey / NoSuchVersion. `marker_405`: a key whose newest version
+    is a delete marker is 405 MethodNotAllowed, not NoSuchKey (AWS's object tagging)."""
     bucket = await owned_bucket(ctx)
     key = check_key(ctx.key)
     catalog = ctx.state.catalog
@@ -280,8 +282,12 @@ async def current_object(ctx: Ctx) -> tuple[BucketRecord, bytes, Manifest]:
         found = await catalog.get_object(bucket, key)
         if found is None:
             err = missing_key(ctx, bucket, ctx.key)
-            if isinstance(err, errors.NoSuchKey):
-                errors.with_headers(err, await versioned.missing_current(catalog, bucket, key))
+            marker = await versioned.newest_marker(catalog, bucket, key) \
+                if isinstance(err, errors.NoSuchKey) else None
+            if marker is not None and marker_405:
+                raise versioned.marker_refused(marker, ctx.request.method)
+            if marker is not None:
+                errors.with_headers(err, versioned.marker_headers(marker))
             raise err
         m = found[0]
     if ctx.missing_only:
