@@ -312,12 +312,24 @@ def missing_key(ctx: Ctx, bucket: BucketRecord, key: str) -> errors.S3Error:
 async def head_object(ctx: Ctx) -> web.StreamResponse:
     sse.refuse_on_read(ctx.request.headers)
     bucket, key, m = await current_object(ctx)
-    return head_response(ctx, bucket, key, m)
+    return head_response(ctx, bucket, key, m, await is_current(ctx, bucket, key, m))
 
 
-def head_response(ctx: Ctx, bucket: BucketRecord, key: bytes, m: Manifest) -> web.Response:
+async def is_current(ctx: Ctx, bucket: BucketRecord, key: bytes, m: Manifest) -> bool:
+    """Whether the version GET/HEAD read is the key's current one: only that one shows an
+    Expiration rule's x-amz-expiration (the rule adds a delete marker on top of it; AWS
+    announces no date for older versions). Read only when it can change the answer."""
+    if "versionId" not in ctx.request.query or not bucket.lifecycle:
+        return True
+    found = await ctx.state.catalog.get_object(bucket, key)
+    return found is not None and found[0].version == m.version
+
+
+def head_response(ctx: Ctx, bucket: BucketRecord, key: bytes, m: Manifest,
+                  current: bool = True) -> web.Response:
     hdrs = headers.object_headers(m, ctx.request.query)
-    hdrs.update(expiration_headers(bucket, key, m))
+    if current:
+        hdrs.update(expiration_headers(bucket, key, m))
     hdrs.update(version_headers(bucket, m))
     hdrs.update(object_lock.response_headers(m.retention, m.legal_hold))
     hdrs.update(encryption_headers(ctx, m))
@@ -346,17 +358,18 @@ def _length_headers(hdrs: dict[str, str], rng: ByteRange | None, size: int) -> d
 async def get_object(ctx: Ctx) -> web.StreamResponse:
     sse.refuse_on_read(ctx.request.headers)
     bucket, key, m = await current_object(ctx)
-    return await send_object(ctx, bucket, key, m)
+    return await send_object(ctx, bucket, key, m, current=await is_current(ctx, bucket, key, m))
 
 
 async def send_object(ctx: Ctx, bucket: BucketRecord, key: bytes, m: Manifest,
-                      status: int | None = None) -> web.StreamResponse:
-    """GetObject's answer for a manifest; `status` replaces 200 (a website's error
-    document keeps the error's status)."""
+                      status: int | None = None, current: bool = True) -> web.StreamResponse:
+    """GetObject's answer for a manifest (`current`: the key's current version); `status`
+    replaces 200 (a website's error document keeps the error's status)."""
     req = ctx.request
     dk = await object_key(ctx, m)
     hdrs = headers.object_headers(m, req.query)
-    hdrs.update(expiration_headers(bucket, key, m))
+    if current:
+        hdrs.update(expiration_headers(bucket, key, m))
     hdrs.update(version_headers(bucket, m))
     hdrs.update(object_lock.response_headers(m.retention, m.legal_hold))
     hdrs.update(dk.response_headers())
