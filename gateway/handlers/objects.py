@@ -373,13 +373,15 @@ async def send_object(ctx: Ctx, bucket: BucketRecord, key: bytes, m: Manifest,
     hdrs.update(version_headers(bucket, m))
     hdrs.update(object_lock.response_headers(m.retention, m.legal_hold))
     hdrs.update(dk.response_headers())
-    if req.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED" and "Range" not in \
-            req.headers:
-        hdrs.update(checksum_headers(m))
     if conditions.evaluate(req.headers, m.etag, m.mtime_ms) is conditions.Outcome.NOT_MODIFIED:
         return web.Response(status=304, headers=_not_modified(hdrs))
     rng = parse_range(req.headers.get("Range"), m.size)
     start, end = (rng.start, rng.end) if rng else (0, m.size - 1)
+    # The stored checksums cover the whole object: AWS sends them for a range only when it
+    # is the whole object (bytes=0-100 of 10 bytes), and for a Range it ignores.
+    if req.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED" and \
+            (start, end) == (0, m.size - 1):
+        hdrs.update(checksum_headers(m))
     status = 206 if rng else status or 200
     if m.inline is not None:
         # Returned whole, not streamed: aiohttp then sends the head and the body in one
