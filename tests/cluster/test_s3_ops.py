@@ -286,3 +286,25 @@ def test_ranged_get_checksums(s3) -> None:  # type: ignore[no-untyped-def]
             got = s3.get_object(Bucket="ops", Key=key, Range=rng, ChecksumMode="ENABLED")
             assert got["ResponseMetadata"]["HTTPStatusCode"] == 206
             assert "ChecksumCRC32" not in got and "ChecksumType" not in got, (key, rng)
+
+
+def test_create_bucket_with_tags(s3) -> None:  # type: ignore[no-untyped-def]
+    """CreateBucketConfiguration's Tags (botocore models them; AWS takes them since 2025,
+    LocalStack's AWS-validated test_create_bucket_with_tags) tag the new bucket as
+    PutBucketTagging would; bad ones are PutBucketTagging's InvalidTag, and no bucket."""
+    s3.create_bucket(Bucket="tagged-at-birth", CreateBucketConfiguration={
+        "Tags": [{"Key": "tag1", "Value": "value1"}, {"Key": "tag2", "Value": ""}]})
+    assert s3.get_bucket_tagging(Bucket="tagged-at-birth")["TagSet"] == [
+        {"Key": "tag1", "Value": "value1"}, {"Key": "tag2", "Value": ""}]
+    s3.create_bucket(Bucket="tagged-empty", CreateBucketConfiguration={"Tags": []})
+    with pytest.raises(ClientError) as exc:
+        s3.get_bucket_tagging(Bucket="tagged-empty")
+    assert _code(exc) == "NoSuchTagSet"
+    for bad in ([{"Key": "aws:test", "Value": "v"}], [{"Key": "k", "Value": "a,b"}],
+                [{"Key": "k", "Value": "1"}, {"Key": "k", "Value": "2"}]):
+        with pytest.raises(ClientError) as exc:
+            s3.create_bucket(Bucket="tagged-bad", CreateBucketConfiguration={"Tags": bad})
+        assert _code(exc) == "InvalidTag", bad
+        with pytest.raises(ClientError) as exc:
+            s3.head_bucket(Bucket="tagged-bad")
+        assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
