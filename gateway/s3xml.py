@@ -188,8 +188,13 @@ def parse_tagging(body: bytes) -> list[tuple[str, str]]:
         return []
     if len(tagsets) != 1:
         raise errors.MalformedXML()
+    return tag_list(tagsets[0])
+
+
+def tag_list(elem: Element) -> list[tuple[str, str]]:
+    """The <Tag> children of a TagSet (or of CreateBucketConfiguration's <Tags>)."""
     tags: list[tuple[str, str]] = []
-    for tag in children(tagsets[0], "Tag"):
+    for tag in children(elem, "Tag"):
         key, value = child_text(tag, "Key"), child_text(tag, "Value")
         if key is None or value is None:
             raise errors.MalformedXML()

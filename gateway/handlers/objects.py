@@ -263,9 +263,11 @@ def written_version_headers(bucket: BucketRecord, m: Manifest) -> dict[str, str]
     return {} if m.null else version_headers(bucket, m)
 
 
-async def current_object(ctx: Ctx) -> tuple[BucketRecord, bytes, Manifest]:
+async def current_object(ctx: Ctx, marker_405: bool = False
+                         ) -> tuple[BucketRecord, bytes, Manifest]:
     """The request's bucket, key and live manifest (the version its versionId names, if
-    it names one), or NoSuchKey / NoSuchVersion."""
+    it names one), or NoSuchKey / NoSuchVersion. `marker_405`: a key whose newest version
+    is a delete marker is 405 MethodNotAllowed, not NoSuchKey (AWS's object tagging)."""
     bucket = await owned_bucket(ctx)
     key = check_key(ctx.key)
     catalog = ctx.state.catalog
@@ -280,8 +282,12 @@ async def current_object(ctx: Ctx) -> tuple[BucketRecord, bytes, Manifest]:
         found = await catalog.get_object(bucket, key)
         if found is None:
             err = missing_key(ctx, bucket, ctx.key)
-            if isinstance(err, errors.NoSuchKey):
-                errors.with_headers(err, await versioned.missing_current(catalog, bucket, key))
+            marker = await versioned.newest_marker(catalog, bucket, key) \
+                if isinstance(err, errors.NoSuchKey) else None
+            if marker is not None and marker_405:
+                raise versioned.marker_refused(marker, ctx.request.method)
+            if marker is not None:
+                errors.with_headers(err, versioned.marker_headers(marker))
             raise err
         m = found[0]
     if ctx.missing_only:
@@ -306,12 +312,24 @@ def missing_key(ctx: Ctx, bucket: BucketRecord, key: str) -> errors.S3Error:
 async def head_object(ctx: Ctx) -> web.StreamResponse:
     sse.refuse_on_read(ctx.headers)
     bucket, key, m = await current_object(ctx)
-    return head_response(ctx, bucket, key, m)
+    return head_response(ctx, bucket, key, m, await is_current(ctx, bucket, key, m))
 
 
-def head_response(ctx: Ctx, bucket: BucketRecord, key: bytes, m: Manifest) -> web.Response:
+async def is_current(ctx: Ctx, bucket: BucketRecord, key: bytes, m: Manifest) -> bool:
+    """Whether the version GET/HEAD read is the key's current one: only that one shows an
+    Expiration rule's x-amz-expiration (the rule adds a delete marker on top of it; AWS
+    announces no date for older versions). Read only when it can change the answer."""
+    if "versionId" not in ctx.request.query or not bucket.lifecycle:
+        return True
+    found = await ctx.state.catalog.get_object(bucket, key)
+    return found is not None and found[0].version == m.version
+
+
+def head_response(ctx: Ctx, bucket: BucketRecord, key: bytes, m: Manifest,
+                  current: bool = True) -> web.Response:
     hdrs = headers.object_headers(m, ctx.request.query)
-    hdrs.update(expiration_headers(bucket, key, m))
+    if current:
+        hdrs.update(expiration_headers(bucket, key, m))
     hdrs.update(version_headers(bucket, m))
     hdrs.update(object_lock.response_headers(m.retention, m.legal_hold))
     hdrs.update(encryption_headers(ctx, m))
@@ -340,27 +358,30 @@ def _length_headers(hdrs: dict[str, str], rng: ByteRange | None, size: int) -> d
 async def get_object(ctx: Ctx) -> web.StreamResponse:
     sse.refuse_on_read(ctx.headers)
     bucket, key, m = await current_object(ctx)
-    return await send_object(ctx, bucket, key, m)
+    return await send_object(ctx, bucket, key, m, current=await is_current(ctx, bucket, key, m))
 
 
 async def send_object(ctx: Ctx, bucket: BucketRecord, key: bytes, m: Manifest,
-                      status: int | None = None) -> web.StreamResponse:
-    """GetObject's answer for a manifest; `status` replaces 200 (a website's error
-    document keeps the error's status)."""
+                      status: int | None = None, current: bool = True) -> web.StreamResponse:
+    """GetObject's answer for a manifest (`current`: the key's current version); `status`
+    replaces 200 (a website's error document keeps the error's status)."""
     req = ctx.request
     dk = await object_key(ctx, m)
     hdrs = headers.object_headers(m, req.query)
-    hdrs.update(expiration_headers(bucket, key, m))
+    if current:
+        hdrs.update(expiration_headers(bucket, key, m))
     hdrs.update(version_headers(bucket, m))
     hdrs.update(object_lock.response_headers(m.retention, m.legal_hold))
     hdrs.update(dk.response_headers())
-    if ctx.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED" and "Range" not in \
-            ctx.headers:
-        hdrs.update(checksum_headers(m))
     if conditions.evaluate(ctx.headers, m.etag, m.mtime_ms) is conditions.Outcome.NOT_MODIFIED:
         return web.Response(status=304, headers=_not_modified(hdrs))
     rng = parse_range(ctx.headers.get("Range"), m.size)
     start, end = (rng.start, rng.end) if rng else (0, m.size - 1)
+    # The stored checksums cover the whole object: AWS sends them for a range only when it
+    # is the whole object (bytes=0-100 of 10 bytes), and for a Range it ignores.
+    if ctx.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED" and \
+            (start, end) == (0, m.size - 1):
+        hdrs.update(checksum_headers(m))
     status = 206 if rng else status or 200
     if m.inline is not None:
         # Returned whole, not streamed: aiohttp then sends the head and the body in one
