@@ -32,6 +32,7 @@ from gateway.bucket_logging import (
     render,
 )
 from gateway.manifest import BucketRecord
+from gateway.sse import BucketDefault
 from tests.gateway.botocore_offline import offline_client
 
 NS = 'xmlns="http://s3.amazonaws.com/doc/2006-03-01/"'
@@ -148,7 +149,7 @@ BUCKET_BEFORE_LOGGING_HEX = ("dc001302a3737263c4083132333435363738a66167656e6379
 
 
 def test_bucket_record_keeps_logging_and_old_records_read() -> None:
-    b = BucketRecord("src", b"12345678", "agency", 1, 4, 2, 8, encryption="AES256")
+    b = BucketRecord("src", b"12345678", "agency", 1, 4, 2, 8, encryption=BucketDefault("AES256"))
     old = bytes.fromhex(BUCKET_BEFORE_LOGGING_HEX)
     assert len(msgpack.unpackb(old)) == 19
     assert BucketRecord.decode(old) == b and b.logging is None
