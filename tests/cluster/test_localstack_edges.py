@@ -5,11 +5,13 @@ and CORS answers."""
 from __future__ import annotations
 
 from typing import Any
+from xml.etree import ElementTree
 
 import pytest
 from botocore.exceptions import ClientError
 
 from tests.cluster.harness import Cluster
+from tests.cluster.test_raw_http import _send
 
 
 def _error(call: Any, **kw: Any) -> tuple[int, dict[str, str]]:
@@ -30,3 +32,48 @@ def test_list_objects_v2_refuses_an_empty_continuation_token(cluster: Cluster) -
     assert err["Message"] == "The continuation token provided is incorrect"
     page = s3.list_objects_v2(Bucket="empty-token", MaxKeys=1)
     assert page["KeyCount"] == 1 and not page["IsTruncated"]
+
+
+def test_list_buckets_pages_by_max_buckets_prefix_and_region(cluster: Cluster) -> None:
+    # AWS (TestS3ListBuckets): MaxBuckets pages with a ContinuationToken, Prefix filters
+    # (case-sensitively) and is echoed, BucketRegion filters; these used to be ignored.
+    s3 = cluster.s3()
+    names = [f"lb-{i}" for i in range(5)]
+    for name in names:
+        s3.create_bucket(Bucket=name)
+    first = s3.list_buckets(Prefix="lb-", MaxBuckets=2)
+    assert [b["Name"] for b in first["Buckets"]] == names[:2]
+    assert first["Prefix"] == "lb-" and first["ContinuationToken"]
+    pages = s3.get_paginator("list_buckets").paginate(Prefix="lb-",
+                                                      PaginationConfig={"PageSize": 2})
+    assert [[b["Name"] for b in p["Buckets"]] for p in pages] == [names[:2], names[2:4],
+                                                                   names[4:]]
+    last = s3.list_buckets(Prefix="lb-", MaxBuckets=2,
+                           ContinuationToken=first["ContinuationToken"])
+    assert [b["Name"] for b in last["Buckets"]] == names[2:4]
+    empty_token = s3.list_buckets(Prefix="lb-", MaxBuckets=1, ContinuationToken="")
+    assert [b["Name"] for b in empty_token["Buckets"]] == names[:1]
+    upper = s3.list_buckets(Prefix="LB-")
+    assert upper["Buckets"] == [] and upper["Prefix"] == "LB-"
+    assert "ContinuationToken" not in s3.list_buckets(Prefix="lb-")
+    here = s3.list_buckets(BucketRegion=cluster.config.region, Prefix="lb-")["Buckets"]
+    assert [b["Name"] for b in here] == names
+    assert s3.list_buckets(BucketRegion="eu-west-3", Prefix="lb-")["Buckets"] == []
+    everything = s3.list_buckets()
+    assert {"Prefix", "ContinuationToken"}.isdisjoint(everything)
+    assert set(names) <= {b["Name"] for b in everything["Buckets"]}
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    ("0", "Argument max-buckets must be an integer between 1 and 10000."),
+    ("10001", "Argument max-buckets must be an integer between 1 and 10000."),
+    ("many", "Provided max-buckets not an integer or within integer range"),
+])
+def test_list_buckets_refuses_a_bad_max_buckets(cluster: Cluster, raw: str,
+                                                message: str) -> None:
+    status, _, body = _send(cluster, "GET", f"/?max-buckets={raw}")
+    root = ElementTree.fromstring(body)
+    assert (status, root.findtext("Code"), root.findtext("Message")) == (
+        400, "InvalidArgument", message)
+    assert (root.findtext("ArgumentName"), root.findtext("ArgumentValue")) == (
+        "max-buckets", raw)
