@@ -77,3 +77,18 @@ def test_list_buckets_refuses_a_bad_max_buckets(cluster: Cluster, raw: str,
         400, "InvalidArgument", message)
     assert (root.findtext("ArgumentName"), root.findtext("ArgumentValue")) == (
         "max-buckets", raw)
+
+
+def test_copy_source_reads_plus_as_a_space(cluster: Cluster) -> None:
+    # AWS (test_copy_object_special_character_plus_for_space): Go's form encoding of
+    # "test key.txt" copies; a '+' of the key itself comes as %2B from the SDKs.
+    s3 = cluster.s3()
+    s3.create_bucket(Bucket="plus-copy")
+    s3.put_object(Bucket="plus-copy", Key="test key.txt", Body=b"spaced")
+    s3.put_object(Bucket="plus-copy", Key="test+key", Body=b"plussed")
+    status, _, body = _send(cluster, "PUT", "/plus-copy/dest",
+                            headers={"x-amz-copy-source": "plus-copy%2Ftest+key.txt"})
+    assert status == 200, body
+    assert s3.get_object(Bucket="plus-copy", Key="dest")["Body"].read() == b"spaced"
+    s3.copy_object(Bucket="plus-copy", Key="dest2", CopySource="plus-copy/test+key")
+    assert s3.get_object(Bucket="plus-copy", Key="dest2")["Body"].read() == b"plussed"
