@@ -37,6 +37,13 @@ def encoding_param(raw: str | None) -> bool:
     return True
 
 
+def _listed(ctx: Ctx, body: bytes) -> web.Response:
+    # AWS names the bucket's region on every listing (test_region_header_exists); SDKs
+    # that find a bucket's region from its answers read it there.
+    return web.Response(body=body, content_type=XML,
+                        headers={"x-amz-bucket-region": ctx.state.config.region})
+
+
 async def list_objects_v2(ctx: Ctx) -> web.StreamResponse:
     q = ctx.request.query
     bucket = await owned_bucket(ctx)
@@ -52,7 +59,7 @@ async def list_objects_v2(ctx: Ctx) -> web.StreamResponse:
     owner = bucket.owner if q.get("fetch-owner") == "true" else None
     body = list_xml.list_objects_v2(bucket.name, prefix, delimiter, max_keys, page, url, token,
                                  next_token, start_after, owner)
-    return web.Response(body=body, content_type=XML)
+    return _listed(ctx, body)
 
 
 async def list_objects(ctx: Ctx) -> web.StreamResponse:
@@ -67,7 +74,7 @@ async def list_objects(ctx: Ctx) -> web.StreamResponse:
                            marker or None)
     body = list_xml.list_objects_v1(bucket.name, prefix, delimiter, max_keys, page, url, marker,
                                  bucket.owner)
-    return web.Response(body=body, content_type=XML)
+    return _listed(ctx, body)
 
 
 async def list_object_versions(ctx: Ctx) -> web.StreamResponse:
@@ -81,4 +88,4 @@ async def list_object_versions(ctx: Ctx) -> web.StreamResponse:
                                              max_keys, key_marker, version_id_marker)
     body = list_versions.render(bucket, prefix, delimiter, max_keys, url, key_marker,
                                 version_id_marker, page)
-    return web.Response(body=body, content_type=XML)
+    return _listed(ctx, body)

@@ -92,3 +92,16 @@ def test_copy_source_reads_plus_as_a_space(cluster: Cluster) -> None:
     assert s3.get_object(Bucket="plus-copy", Key="dest")["Body"].read() == b"spaced"
     s3.copy_object(Bucket="plus-copy", Key="dest2", CopySource="plus-copy/test+key")
     assert s3.get_object(Bucket="plus-copy", Key="dest2")["Body"].read() == b"plussed"
+
+
+def test_listings_name_the_bucket_region(cluster: Cluster) -> None:
+    # AWS (test_region_header_exists): ListObjectsV2 answers x-amz-bucket-region, as
+    # HeadBucket does.
+    s3 = cluster.s3()
+    s3.create_bucket(Bucket="region-header")
+    for answer in (s3.list_objects_v2(Bucket="region-header"),
+                   s3.list_objects(Bucket="region-header"),
+                   s3.list_object_versions(Bucket="region-header"),
+                   s3.head_bucket(Bucket="region-header")):
+        headers = answer["ResponseMetadata"]["HTTPHeaders"]
+        assert headers["x-amz-bucket-region"] == cluster.config.region
