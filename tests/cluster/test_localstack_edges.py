@@ -156,3 +156,31 @@ def test_cors_answers_as_aws_recorded_them(cluster: Cluster) -> None:
                 {"Access-Control-Request-Headers": "x-amz-request-payer"}):
         status, got, _ = _unsigned(cluster, "GET", "/cors-edges/k", {"Origin": allowed, **odd})
         assert status == 200 and not any(h.startswith("access-control-") for h in got)
+
+
+def test_list_object_versions_past_a_removed_marker_shows_the_new_latest(
+        cluster: Cluster) -> None:
+    # AWS (test_list_objects_versions_with_prefix_only_and_pagination): once the three
+    # newest versions are deleted, the page after their markers starts with the key's new
+    # latest version, IsLatest true (it was false, as if the marker's version still stood).
+    s3 = cluster.s3()
+    s3.create_bucket(Bucket="versions-after-delete")
+    s3.put_bucket_versioning(Bucket="versions-after-delete",
+                             VersioningConfiguration={"Status": "Enabled"})
+    ids = [s3.put_object(Bucket="versions-after-delete", Key="prefixed_key")["VersionId"]
+           for _ in range(5)][::-1]
+    first = s3.list_object_versions(Bucket="versions-after-delete", Prefix="prefix",
+                                    MaxKeys=3)
+    assert [v["VersionId"] for v in first["Versions"]] == ids[:3]
+    markers = {"KeyMarker": first["NextKeyMarker"],
+               "VersionIdMarker": first["NextVersionIdMarker"]}
+    before = s3.list_object_versions(Bucket="versions-after-delete", Prefix="prefix",
+                                     MaxKeys=5, **markers)["Versions"]
+    assert [(v["VersionId"], v["IsLatest"]) for v in before] == [(ids[3], False),
+                                                                  (ids[4], False)]
+    s3.delete_objects(Bucket="versions-after-delete", Delete={"Objects": [
+        {"Key": "prefixed_key", "VersionId": v} for v in ids[:3]]})
+    after = s3.list_object_versions(Bucket="versions-after-delete", Prefix="prefix",
+                                    MaxKeys=5, **markers)["Versions"]
+    assert [(v["VersionId"], v["IsLatest"]) for v in after] == [(ids[3], True),
+                                                                 (ids[4], False)]
