@@ -4,6 +4,8 @@ and CORS answers."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 from xml.etree import ElementTree
 
@@ -184,3 +186,28 @@ def test_list_object_versions_past_a_removed_marker_shows_the_new_latest(
                                     MaxKeys=5, **markers)["Versions"]
     assert [(v["VersionId"], v["IsLatest"]) for v in after] == [(ids[3], True),
                                                                  (ids[4], False)]
+
+
+def test_copy_preconditions_name_the_copy_source_header(cluster: Cluster) -> None:
+    # AWS (test_s3_preconditions.py): every failed condition is 412 naming its
+    # x-amz-copy-source-* header, checked If-Match, If-Unmodified-Since, If-None-Match, then
+    # If-Modified-Since; a future If-Modified-Since is ignored and quotes are optional.
+    s3 = cluster.s3()
+    s3.create_bucket(Bucket="copy-conditions")
+    etag = s3.put_object(Bucket="copy-conditions", Key="src", Body=b"data")["ETag"]
+    mtime = s3.head_object(Bucket="copy-conditions", Key="src")["LastModified"]
+    day = timedelta(days=1)
+    copy = partial(s3.copy_object, Bucket="copy-conditions", Key="dest",
+                   CopySource="copy-conditions/src")
+    every = {"CopySourceIfModifiedSince": mtime, "CopySourceIfUnmodifiedSince": mtime - day,
+             "CopySourceIfMatch": "etag123", "CopySourceIfNoneMatch": etag}
+    for failing in ("If-Match", "If-Unmodified-Since", "If-None-Match", "If-Modified-Since"):
+        status, err = _error(copy, **every)
+        assert (status, err["Code"], err["Condition"]) == (
+            412, "PreconditionFailed", f"x-amz-copy-source-{failing}")
+        every.pop(f"CopySource{failing.replace('-', '')}")
+    copy(CopySourceIfModifiedSince=datetime.now(UTC) + day)
+    status, err = _error(copy, CopySourceIfNoneMatch=etag.strip('"'))
+    assert err["Condition"] == "x-amz-copy-source-If-None-Match"
+    copy(CopySourceIfMatch=etag.strip('"'), CopySourceIfNoneMatch="etag123",
+         CopySourceIfModifiedSince=mtime - day, CopySourceIfUnmodifiedSince=mtime + day)
