@@ -19,6 +19,7 @@ put_object_bytes_max = 5 * GIB            # S3: a single PUT is at most 5 GiB
 part_bytes_min = 5 * MIB                  # S3: every part but the last
 part_number_max = 10_000
 list_keys_max = 1000                      # max-keys is capped at 1000
+list_buckets_max = 10_000                 # S3: max-buckets is 1..10000, and the default page
 delete_objects_keys_max = 1000
 xml_body_bytes_max = 2 * MIB              # request bodies we parse as XML
 tags_per_object_max = 10
