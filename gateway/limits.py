@@ -22,6 +22,7 @@ list_keys_max = 1000                      # max-keys is capped at 1000
 delete_objects_keys_max = 1000
 xml_body_bytes_max = 2 * MIB              # request bodies we parse as XML
 tags_per_object_max = 10
+signature_echo_chars_max = 128           # a SignatureDoesNotMatch shows this much of the given one
 # SSE-KMS (gateway/sse_kms.py, gateway/kms.py): AWS caps aliases at 256 characters; the
 # context header and the keys a tenant holds are our own bounds (every gateway reloads
 # every key every few seconds).
