@@ -80,7 +80,7 @@ IncompleteBody = _error(
 )
 InvalidArgument = _error("InvalidArgument", 400, "Invalid Argument")
 InvalidBucketName = _error("InvalidBucketName", 400, "The specified bucket is not valid.")
-InvalidDigest = _error("InvalidDigest", 400, "The Content-MD5 you specified is not valid.")
+InvalidDigest = _error("InvalidDigest", 400, "The Content-MD5 you specified was invalid.")
 InvalidPart = _error(
     "InvalidPart",
     400,
