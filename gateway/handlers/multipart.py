@@ -213,13 +213,15 @@ def _chosen_parts(requested: list[_Requested], stored: dict[int, Part],
     chosen: list[Part] = []
     for i, req in enumerate(requested):
         if i and req.number <= requested[i - 1].number:
-            raise errors.InvalidPartOrder()
+            raise errors.InvalidPartOrder(UploadId=upload.upload_id)
         part = stored.get(req.number)
         if part is None or part.etag.strip('"') != req.etag.strip('"'):
-            raise errors.InvalidPart(PartNumber=str(req.number), ETag=req.etag)
+            raise errors.InvalidPart(UploadId=upload.upload_id, PartNumber=str(req.number),
+                                     ETag=req.etag)
         given = req.checksums.get(upload.checksum_alg)
         if given is not None and given != part.checksum:
-            raise errors.InvalidPart(PartNumber=str(req.number), ETag=req.etag)
+            raise errors.InvalidPart(UploadId=upload.upload_id, PartNumber=str(req.number),
+                                     ETag=req.etag)
         chosen.append(part)
     for part in chosen[:-1]:
         if part.size < limits.part_bytes_min:
