@@ -264,6 +264,24 @@ def test_long_and_awkward_keys(s3) -> None:  # type: ignore[no-untyped-def]
     assert _code(exc) == "KeyTooLongError"
 
 
+def test_keys_with_line_breaks(s3) -> None:  # type: ignore[no-untyped-def]
+    """A key may hold any UTF-8 character, a line feed too (AWS only advises encoding-type=url
+    to list it): the whole-path route must match it like any other (it answered aiohttp's
+    plain-text 404, no S3 error, to the JavaScript SDK's PUT of 'tab\\tand\\nnewline')."""
+    keys = ["lf/line\nfeed", "lf/cr\rlf\r\n", "lf/\n"]
+    for k in keys:
+        s3.put_object(Bucket="ops", Key=k, Body=k.encode())
+        assert s3.get_object(Bucket="ops", Key=k)["Body"].read() == k.encode()
+        assert s3.head_object(Bucket="ops", Key=k)["ContentLength"] == len(k.encode())
+    listed = s3.list_objects_v2(Bucket="ops", Prefix="lf/", EncodingType="url")["Contents"]
+    assert [unquote(o["Key"]) for o in listed] == sorted(keys)
+    s3.copy_object(Bucket="ops", Key="lf/copy\n", CopySource={"Bucket": "ops", "Key": keys[0]})
+    assert s3.get_object(Bucket="ops", Key="lf/copy\n")["Body"].read() == keys[0].encode()
+    for k in [*keys, "lf/copy\n"]:
+        s3.delete_object(Bucket="ops", Key=k)
+    assert s3.list_objects_v2(Bucket="ops", Prefix="lf/")["KeyCount"] == 0
+
+
 def test_ranged_get_checksums(s3) -> None:  # type: ignore[no-untyped-def]
     """With x-amz-checksum-mode ENABLED a range that is the whole object (or a Range that
     is ignored) carries the object's checksum, a part of it none (LocalStack's
