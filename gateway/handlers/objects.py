@@ -402,14 +402,16 @@ async def send_object(ctx: Ctx, bucket: BucketRecord, key: bytes, m: Manifest,
     resp = web.StreamResponse(status=status, headers=_length_headers(hdrs, rng, m.size))
     resp.headers["x-amz-request-id"] = ctx.request_id
     await resp.prepare(req)
-    try:
-        async with aclosing(stream_parts(ctx, m, start, end, dk)) as chunks:
-            async for chunk in chunks:
+    async with aclosing(stream_parts(ctx, m, start, end, dk)) as chunks:
+        async for chunk in chunks:
+            try:
                 await resp.write(chunk)
-    except ConnectionResetError:
-        # The client hung up mid-body (a reader that wanted only the head, say): nothing is
-        # wrong here and nothing more can be sent; aiohttp finds the connection gone too.
-        return resp
+            except ConnectionError:
+                # The client hung up mid-body (a reader that wanted only the head, say):
+                # nothing is wrong here and nothing more can be sent. A reset, or, when
+                # the write was waiting for the socket to drain, aiohttp's plain
+                # ConnectionError. Only the write is guarded: a node's fault is not this.
+                return resp
     await resp.write_eof()
     return resp
 
