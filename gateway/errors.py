@@ -248,6 +248,7 @@ PreconditionFailed = _error(
     "PreconditionFailed", 412, "At least one of the pre-conditions you specified did not hold"
 )
 InvalidRange = _error("InvalidRange", 416, "The requested range is not satisfiable")
+InvalidPartNumber = _error("InvalidPartNumber", 416, "The requested partnumber is not satisfiable")
 # 5xx
 InternalError = _error(
     "InternalError", 500, "We encountered an internal error. Please try again."

@@ -332,7 +332,9 @@ def make_app(config: Config) -> web.Application:
     app[metrics.METRICS].watch_read_ahead(listing.read_ahead_counts)
     # The 100 Continue is owed until a handler reads the body: a request refused before that
     # (no quorum, no access) gets its error instead, and its body is never sent.
-    app.router.add_route("*", "/{tail:.*}", dispatch, expect_handler=body.expect_later)
+    # Every path is ours (router.route reads the raw one); `.` would stop at a line feed,
+    # and a key may hold one (aiohttp matches the decoded path).
+    app.router.add_route("*", r"/{tail:[\s\S]*}", dispatch, expect_handler=body.expect_later)
     abuse.install(app, config.abuse)    # concurrency caps, XML body cap, slow-client hooks
     app.cleanup_ctx.append(_ring_watcher)
     app.cleanup_ctx.append(_key_refresher)

@@ -51,6 +51,7 @@ from gateway.handlers.objects import (
 from gateway.manifest import BucketRecord, Manifest
 from gateway.names import check_key
 from gateway.numbers import is_decimal
+from gateway.ranges import parse_part_number
 from gateway.state import Ctx
 from gateway.uploads import Part, Upload, Uploads, new_upload_id
 
@@ -62,11 +63,7 @@ def _uploads(ctx: Ctx) -> Uploads:
 
 
 def _part_number(ctx: Ctx) -> int:
-    raw = ctx.request.query.get("partNumber", "")
-    if not is_decimal(raw) or not 1 <= int(raw) <= limits.part_number_max:
-        raise errors.InvalidArgument("Part number must be an integer between 1 and 10000, "
-                                     "inclusive", ArgumentName="partNumber", ArgumentValue=raw)
-    return int(raw)
+    return parse_part_number(ctx.request.query.get("partNumber", ""))
 
 
 async def create_multipart_upload(ctx: Ctx) -> web.StreamResponse:
