@@ -3,8 +3,8 @@
 `body_stream` turns an aiohttp request into an async iterator of the object's bytes (plain,
 or aws-chunked with its framing and chunk signatures removed). `BodyCheck` hashes those bytes
 (MD5 for the ETag, plus whatever the client declared: signed SHA-256, Content-MD5,
-x-amz-checksum-*) and, once the body is complete, refuses it if any value disagrees — before
-any manifest points at the data.
+x-amz-checksum-*, or else the default checksum an object gets) and, once the body is
+complete, refuses it if any value disagrees — before any manifest points at the data.
 """
 
 from __future__ import annotations
@@ -17,7 +17,13 @@ import aiohttp
 from aiohttp import web
 
 from gateway import errors, limits
-from gateway.checksums import Checksummer, request_checksums, verify, verify_md5
+from gateway.checksums import (
+    ChecksumAlgorithm,
+    Checksummer,
+    request_checksums,
+    verify,
+    verify_md5,
+)
 from gateway.chunked import ChunkedDecoder, Data, Trailers
 from gateway.numbers import is_decimal
 from gateway.sigv4 import AuthResult, PayloadMode
@@ -132,9 +138,12 @@ def _is_chunked(request: web.Request, auth: AuthResult | None) -> bool:
 
 
 class BodyCheck:
-    """Hashes of a body, and the values the client promised for them."""
+    """Hashes of a body, and the values the client promised for them. `default`: the
+    checksum to compute and store when the client declares none (an object's, AWS's
+    CRC64NVME; None for a part, whose upload says what its parts carry)."""
 
-    def __init__(self, headers: Mapping[str, str], auth: AuthResult | None) -> None:
+    def __init__(self, headers: Mapping[str, str], auth: AuthResult | None,
+                 default: ChecksumAlgorithm | None = None) -> None:
         self.md5 = hashlib.md5()
         self.sha256 = None
         self.want_sha256 = ""
@@ -142,7 +151,7 @@ class BodyCheck:
             self.sha256 = hashlib.sha256()
             self.want_sha256 = auth.payload_sha256
         self.declared = request_checksums(headers)
-        alg = self.declared.algorithm
+        alg = self.declared.algorithm or default
         self.summer = Checksummer(alg) if alg is not None else None
 
     def updaters(self) -> list[Callable[[bytes | memoryview], None]]:
@@ -171,10 +180,12 @@ class BodyCheck:
                 S3ComputedContentSHA256=self.sha256.hexdigest())
         if self.declared.content_md5 is not None:
             verify_md5(self.declared.content_md5, self.md5.digest())
-        alg = self.declared.algorithm
-        if alg is None or self.summer is None:
+        if self.summer is None:
             return {}
+        alg = self.summer.alg
         got = self.summer.b64()
+        if self.declared.algorithm is None:
+            return {alg.name: got}      # the default: nothing was promised
         want = self.declared.value_b64
         if self.declared.in_trailer:
             want = trailers.get(alg.header_name)

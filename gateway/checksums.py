@@ -9,7 +9,9 @@ Rules:
 - values travel as base64 of the big-endian digest, exactly as S3 headers carry them;
 - a request declares at most one checksum (header or trailer); anything malformed is an
   InvalidRequest (InvalidDigest for Content-MD5) with AWS's wording, before any byte is
-  stored.
+  stored;
+- an object written without one gets a DEFAULT_ALGORITHM checksum of its bytes, as AWS has
+  given every new object since early 2025 (its "default data integrity protections").
 """
 
 from __future__ import annotations
@@ -63,6 +65,10 @@ class ChecksumType(Enum):
     COMPOSITE = "COMPOSITE"
     FULL_OBJECT = "FULL_OBJECT"
 
+
+# What AWS stores for an object written without a checksum (PutObject, CopyObject, POST):
+# a full-object CRC64NVME, shown on GET/HEAD with checksum mode and in listings.
+DEFAULT_ALGORITHM = ChecksumAlgorithm.CRC64NVME
 
 _DIGEST_BYTES = {
     ChecksumAlgorithm.CRC32: 4,
@@ -124,6 +130,12 @@ def checksum_b64(alg: ChecksumAlgorithm, data: bytes | memoryview) -> str:
     summer = Checksummer(alg)
     summer.update(data)
     return summer.b64()
+
+
+def checksum_type_of(value_b64: str) -> ChecksumType:
+    """How a stored value was made: "-N" (never in base64) marks a checksum of N part
+    checksums; anything else covers the whole object, as every single PUT's does."""
+    return ChecksumType.COMPOSITE if "-" in value_b64 else ChecksumType.FULL_OBJECT
 
 
 # ---------------------------------------------------------------- what a request declares
@@ -223,7 +235,9 @@ def _checksum_type(headers: Mapping[str, str]) -> ChecksumType | None:
         raise _invalid(CHECKSUM_TYPE_HEADER) from None
 
 
-def _upload_algorithm(headers: Mapping[str, str]) -> ChecksumAlgorithm | None:
+def asked_algorithm(headers: Mapping[str, str]) -> ChecksumAlgorithm | None:
+    """x-amz-checksum-algorithm (CreateMultipartUpload, CopyObject): the algorithm the
+    request asks the store to compute."""
     value = _get(headers, UPLOAD_ALGORITHM_HEADER)
     if value is None:
         return None
@@ -245,7 +259,7 @@ def request_checksums(headers: Mapping[str, str]) -> RequestChecksums:
             "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed."
         )
     alg = in_header[0] if in_header else in_trailer
-    upload_alg = _upload_algorithm(headers)
+    upload_alg = asked_algorithm(headers)
     if upload_alg is not None:
         if alg is not None and alg is not upload_alg:
             raise _invalid(UPLOAD_ALGORITHM_HEADER)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway import errors, s3xml
+from gateway.checksums import checksum_type_of
 from gateway.handlers.objects import current_object, encryption_headers, version_headers
 from gateway.manifest import Manifest
 from gateway.numbers import is_decimal
@@ -57,7 +58,7 @@ async def get_object_attributes(ctx: Ctx) -> web.StreamResponse:
     if "Checksum" in wanted and m.checksums:
         sums = "".join(f"<Checksum{a}>{s3xml.esc(v)}</Checksum{a}>"
                        for a, v in m.checksums.items())
-        kind = "COMPOSITE" if any("-" in v for v in m.checksums.values()) else "FULL_OBJECT"
+        kind = checksum_type_of(next(iter(m.checksums.values()))).value
         parts.append(f"<Checksum>{sums}<ChecksumType>{kind}</ChecksumType></Checksum>")
     if "ObjectParts" in wanted and m.part_sizes:
         parts.append(_parts_xml(m, _int_header(ctx, "x-amz-part-number-marker", 0),

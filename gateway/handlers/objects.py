@@ -23,6 +23,7 @@ from gateway import (
     versioned,
 )
 from gateway.body import BodyCheck, BodyReader, object_size
+from gateway.checksums import DEFAULT_ALGORITHM, checksum_type_of
 from gateway.expiry import expiration_headers
 from gateway.manifest import BucketRecord, Manifest
 from gateway.names import check_key
@@ -52,7 +53,7 @@ async def receive_object(ctx: Ctx, bucket: BucketRecord, size: int,
     meta = headers.user_metadata(ctx.headers)
     stored = headers.stored_headers(ctx.headers)
     tags = headers.tagging_header(ctx.headers)
-    check = BodyCheck(ctx.headers, ctx.auth)
+    check = BodyCheck(ctx.headers, ctx.auth, DEFAULT_ALGORITHM)
     body = BodyReader(req, ctx.auth, size)
     state = ctx.state
     if size <= state.config.inline_max_bytes:
@@ -164,11 +165,8 @@ def inline_bytes(m: Manifest, start: int, end: int, dk: sse.DataKey) -> bytes:
 
 def checksum_headers(m: Manifest) -> dict[str, str]:
     out = {CHECKSUM_HEADER.format(alg.lower()): v for alg, v in m.checksums.items()}
-    if out:
-        # AWS names how the value was made. "-N" (never in base64) marks a checksum of N part
-        # checksums; anything else covers the whole object, as every single PUT's does.
-        composite = any("-" in v for v in m.checksums.values())
-        out["x-amz-checksum-type"] = "COMPOSITE" if composite else "FULL_OBJECT"
+    for value in m.checksums.values():      # AWS names how the value was made
+        out["x-amz-checksum-type"] = checksum_type_of(value).value
     return out
 
 

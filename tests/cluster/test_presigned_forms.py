@@ -5,6 +5,7 @@ class and unusable redirect get AWS's answers."""
 
 from __future__ import annotations
 
+import base64
 import http.client
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -14,6 +15,7 @@ from xml.etree import ElementTree
 
 import boto3
 import pytest
+from awscrt import checksums as crt
 from botocore.config import Config as BotoConfig
 
 from gateway import sigv4_client
@@ -160,6 +162,17 @@ def test_post_storage_class_is_checked(cluster: Cluster, bucket: str) -> None:
     assert _post(url, fields)[0] == 204
     assert cluster.s3().head_object(Bucket=bucket, Key="sc/ia")["StorageClass"] == "STANDARD_IA"
     assert _keys(cluster, bucket, "sc/") == ["sc/ia"]
+
+
+def test_post_object_gets_the_default_checksum(cluster: Cluster, bucket: str) -> None:
+    """A form sends no checksum: the object gets AWS's default full-object CRC64NVME (AWS's
+    data integrity defaults of 2025: PutObject, CopyObject and POST alike)."""
+    url, fields = _form(cluster, bucket, "crc/posted")
+    data = b"posted bytes " * 1000
+    assert _post(url, fields, data)[0] == 204
+    head = cluster.s3().head_object(Bucket=bucket, Key="crc/posted", ChecksumMode="ENABLED")
+    want = base64.b64encode(crt.crc64nvme(data).to_bytes(8, "big")).decode()
+    assert (head.get("ChecksumCRC64NVME"), head.get("ChecksumType")) == (want, "FULL_OBJECT")
 
 
 _HINT = "  If it is specified, please check the order of the fields."

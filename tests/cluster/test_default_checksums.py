@@ -1,0 +1,68 @@
+"""AWS's default data integrity (since early 2025): an object written without a checksum
+gets a full-object CRC64NVME, shown by PutObject, GET/HEAD with checksum mode,
+GetObjectAttributes and CopyObject, and every listing entry names its checksum algorithm
+and type (LocalStack's AWS-validated snapshots of test_s3_list_operations, recorded
+21-01-2025: ChecksumAlgorithm and ChecksumType FULL_OBJECT on ListObjectsV2 and
+ListObjectVersions entries).
+
+The client here sends no checksum (request_checksum_calculation="when_required"), as an
+SDK older than December 2024 or a plain HTTP client does.
+"""
+
+from __future__ import annotations
+
+import base64
+import random
+from typing import Any
+
+import boto3
+import pytest
+from awscrt import checksums as crt
+from botocore.config import Config as BotoConfig
+
+from tests.cluster.harness import Cluster
+
+MIB = 1024 * 1024
+
+
+def _crc64nvme(data: bytes) -> str:
+    return base64.b64encode(crt.crc64nvme(data).to_bytes(8, "big")).decode()
+
+
+@pytest.fixture(scope="module")
+def s3(cluster: Cluster) -> Any:
+    client = boto3.client(
+        "s3", endpoint_url=cluster.endpoint, region_name=cluster.config.region,
+        aws_access_key_id=cluster.key.access_key,
+        aws_secret_access_key=cluster.key.secret_key,
+        config=BotoConfig(s3={"addressing_style": "path"}, retries={"max_attempts": 1},
+                          request_checksum_calculation="when_required"))
+    sent: list[dict[str, str]] = []
+    client.meta.events.register("before-send.s3.PutObject",
+                                lambda request, **_: sent.append(dict(request.headers)))
+    client.create_bucket(Bucket="crc")
+    client.put_object(Bucket="crc", Key="probe", Body=b"x")
+    assert not any(k.lower().startswith("x-amz-checksum") for k in sent[0]), sent[0]
+    return client
+
+
+@pytest.mark.parametrize("size", [11, 3 * MIB + 5])     # inline, and erasure-coded stripes
+def test_put_without_checksum_gets_crc64nvme(s3: Any, size: int) -> None:
+    body = random.Random(size).randbytes(size)
+    want = _crc64nvme(body)
+    key = f"plain/{size}"
+    put = s3.put_object(Bucket="crc", Key=key, Body=body)
+    assert (put.get("ChecksumCRC64NVME"), put.get("ChecksumType")) == (want, "FULL_OBJECT")
+    for got in (s3.head_object(Bucket="crc", Key=key, ChecksumMode="ENABLED"),
+                s3.get_object(Bucket="crc", Key=key, ChecksumMode="ENABLED")):
+        assert (got.get("ChecksumCRC64NVME"), got.get("ChecksumType")) == (want, "FULL_OBJECT")
+    assert "ChecksumCRC64NVME" not in s3.head_object(Bucket="crc", Key=key)  # mode not asked
+    attrs = s3.get_object_attributes(Bucket="crc", Key=key, ObjectAttributes=["Checksum"])
+    assert attrs["Checksum"] == {"ChecksumCRC64NVME": want, "ChecksumType": "FULL_OBJECT"}
+
+
+def test_a_client_checksum_is_kept_not_the_default(s3: Any) -> None:
+    put = s3.put_object(Bucket="crc", Key="sha", Body=b"abc", ChecksumAlgorithm="SHA256")
+    got = s3.head_object(Bucket="crc", Key="sha", ChecksumMode="ENABLED")
+    assert got["ChecksumSHA256"] == put["ChecksumSHA256"]
+    assert "ChecksumCRC64NVME" not in got
