@@ -6,6 +6,7 @@ so source and destination never share fragments and deleting one never touches t
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 from collections.abc import Callable
@@ -14,6 +15,15 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from gateway import access, conditions, errors, headers, s3xml, sse, sse_customer, versioned
+from gateway.checksums import (
+    DEFAULT_ALGORITHM,
+    ChecksumAlgorithm,
+    Checksummer,
+    ChecksumType,
+    algorithm_from_aws_name,
+    asked_algorithm,
+    checksum_type_of,
+)
 from gateway.handlers.objects import (
     commit,
     data_key,
@@ -32,6 +42,9 @@ from gateway.numbers import is_decimal
 from gateway.state import Ctx
 
 XML = "application/xml"
+# Hash updates that see every copied byte in order (one, or several run in parallel).
+Update = Callable[[bytes | memoryview], None]
+Observers = Update | list[Update]
 
 
 @dataclass(frozen=True)
@@ -49,7 +62,7 @@ class CopySource:
         return {"x-amz-copy-source-version-id": self.manifest.version_id}
 
     async def copy_bytes(self, ctx: Ctx, dest: BucketRecord, start: int, end: int,
-                         observe: Callable[[bytes | memoryview], None], dest_key: bytes,
+                         observe: Observers, dest_key: bytes,
                          dk: sse.DataKey) -> DataRef | None:
         """Write source bytes start..end as new erasure-coded data of the destination,
         encrypted with its data key `dk`."""
@@ -151,6 +164,30 @@ def copy_source_range(raw: str | None, size: int) -> tuple[int, int] | None:
     return int(first), int(last)
 
 
+def copy_checksummer(asked: ChecksumAlgorithm | None, m: Manifest) -> Checksummer | None:
+    """The checksum a copy of `m` computes; None when it keeps the source's. AWS copies a
+    source's checksum unless x-amz-checksum-algorithm asks for another, and gives the copy
+    its default CRC64NVME when the source has none. A composite ("-N") value describes
+    the source's parts, which a copy (one part) does not have: it is computed afresh, of
+    the same algorithm, over the whole object."""
+    if asked is not None:
+        return Checksummer(asked)
+    if not m.checksums:
+        return Checksummer(DEFAULT_ALGORITHM)
+    name, value = next(iter(m.checksums.items()))
+    alg = algorithm_from_aws_name(name)
+    if alg is not None and checksum_type_of(value) is ChecksumType.COMPOSITE:
+        return Checksummer(alg)
+    return None
+
+
+def _result_checksums(sums: dict[str, str]) -> list[tuple[str, str]]:
+    """CopyObjectResult's checksum elements, in botocore's order (ChecksumType first)."""
+    out = [("ChecksumType", checksum_type_of(v).value) for v in list(sums.values())[:1]]
+    return out + [(f"Checksum{alg.aws_name}", sums[alg.name])
+                  for alg in ChecksumAlgorithm if alg.name in sums]
+
+
 async def copy_object(ctx: Ctx) -> web.StreamResponse:
     dest = await owned_bucket(ctx)
     key = check_key(ctx.key)
@@ -173,22 +210,28 @@ async def copy_object(ctx: Ctx) -> web.StreamResponse:
     stored, meta = (m.headers, m.meta) if directive == "COPY" else (
         headers.stored_headers(ctx.headers), headers.user_metadata(ctx.headers))
     tags = m.tags if tag_directive == "COPY" else headers.tagging_header(ctx.headers)
+    summer = copy_checksummer(asked_algorithm(ctx.headers), m)
     old = await ctx.state.catalog.get_object(dest, key)
     # A copy is one part: its ETag is the MD5 of the bytes (SSE-C, SSE-KMS: DataKey.etag's).
+    md5 = hashlib.md5()
+    hashes: list[Update] = [md5.update] if summer is None else [md5.update, summer.update]
     if m.inline is not None:
         plain = inline_bytes(m, 0, m.size - 1, src.data_key)
-        new = Manifest(m.size, dk.etag(f'"{hashlib.md5(plain).hexdigest()}"'),
-                       int(time.time() * 1000), stored, meta, inline=dk.crypt(b"", 0, plain),
-                       tags=tags, checksums=m.checksums, **sealing(dk))
-    else:
-        md5 = hashlib.md5()
-        ref = await src.copy_bytes(ctx, dest, 0, m.size - 1, md5.update, key, dk)
+        for update in hashes:
+            update(plain)
         new = Manifest(m.size, dk.etag(f'"{md5.hexdigest()}"'), int(time.time() * 1000),
-                       stored, meta, parts=(ref,) if ref else (), tags=tags,
-                       checksums=m.checksums, **sealing(dk))
+                       stored, meta, inline=dk.crypt(b"", 0, plain), tags=tags,
+                       **sealing(dk))
+    else:
+        ref = await src.copy_bytes(ctx, dest, 0, m.size - 1, hashes, key, dk)
+        new = Manifest(m.size, dk.etag(f'"{md5.hexdigest()}"'), int(time.time() * 1000),
+                       stored, meta, parts=(ref,) if ref else (), tags=tags, **sealing(dk))
+    sums = m.checksums if summer is None else {summer.alg.name: summer.b64()}
+    new = dataclasses.replace(new, checksums=sums)
     new = await commit(ctx, dest, key, new, old[0] if old else None, lock)
     body = s3xml.simple("CopyObjectResult", [("ETag", new.etag),
-                                             ("LastModified", s3xml.iso8601(new.mtime_ms))])
+                                             ("LastModified", s3xml.iso8601(new.mtime_ms)),
+                                             *_result_checksums(new.checksums)])
     return web.Response(body=body, content_type=XML,
                         headers={**src.version_headers(), **written_version_headers(dest, new),
                                  **dk.written_headers()})

@@ -66,3 +66,37 @@ def test_a_client_checksum_is_kept_not_the_default(s3: Any) -> None:
     got = s3.head_object(Bucket="crc", Key="sha", ChecksumMode="ENABLED")
     assert got["ChecksumSHA256"] == put["ChecksumSHA256"]
     assert "ChecksumCRC64NVME" not in got
+
+
+def test_copy_result_carries_the_copys_checksum(s3: Any) -> None:
+    """CopyObjectResult has ChecksumType and the value (AWS's API reference: present when
+    the source was written without a checksum); x-amz-checksum-algorithm asks for another,
+    computed over the copied bytes."""
+    body = random.Random(7).randbytes(2 * MIB)
+    s3.put_object(Bucket="crc", Key="src", Body=body)
+    got = s3.copy_object(Bucket="crc", Key="dst", CopySource={"Bucket": "crc", "Key": "src"})
+    result = got["CopyObjectResult"]
+    assert (result.get("ChecksumCRC64NVME"), result.get("ChecksumType")) == (
+        _crc64nvme(body), "FULL_OBJECT")
+    head = s3.head_object(Bucket="crc", Key="dst", ChecksumMode="ENABLED")
+    assert head["ChecksumCRC64NVME"] == _crc64nvme(body)
+    got = s3.copy_object(Bucket="crc", Key="dst-crc32", ChecksumAlgorithm="CRC32",
+                         CopySource={"Bucket": "crc", "Key": "src"})
+    want = base64.b64encode(crt.crc32(body).to_bytes(4, "big")).decode()
+    assert got["CopyObjectResult"].get("ChecksumCRC32") == want
+    assert "ChecksumCRC64NVME" not in got["CopyObjectResult"]
+
+
+def test_copy_of_a_composite_checksum_is_one_part(s3: Any) -> None:
+    """A multipart source's COMPOSITE value describes parts the copy does not have."""
+    upload = s3.create_multipart_upload(Bucket="crc", Key="mp", ChecksumAlgorithm="CRC32")
+    body = random.Random(3).randbytes(5 * MIB)
+    part = s3.upload_part(Bucket="crc", Key="mp", UploadId=upload["UploadId"], PartNumber=1,
+                          Body=body, ChecksumAlgorithm="CRC32")
+    s3.complete_multipart_upload(Bucket="crc", Key="mp", UploadId=upload["UploadId"],
+                                 MultipartUpload={"Parts": [{
+                                     "PartNumber": 1, "ETag": part["ETag"],
+                                     "ChecksumCRC32": part["ChecksumCRC32"]}]})
+    got = s3.copy_object(Bucket="crc", Key="mp-copy", CopySource={"Bucket": "crc", "Key": "mp"})
+    assert got["CopyObjectResult"].get("ChecksumType") == "FULL_OBJECT"
+    assert got["CopyObjectResult"].get("ChecksumCRC32") == part["ChecksumCRC32"]
