@@ -22,12 +22,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway import errors, limits
+from gateway.checksums import checksum_type_of
 from gateway.manifest import MANIFEST_V1, MANIFEST_V2
 from gateway.s3xml import ListEntry
 
 # The manifest fields a listing needs, as positions in Manifest.encode()'s array: format
-# version, size, ETag, mtime, and the storage class from the headers map.
-LIST_FIELDS: tuple[int | tuple[int, str], ...] = (0, 1, 2, 3, (4, "x-amz-storage-class"))
+# version, size, ETag, mtime, the storage class from the headers map, and the checksums
+# map (algorithm -> value; in every manifest version): the listing names the algorithm,
+# and the value tells its type (a composite one ends in "-N").
+LIST_FIELDS: tuple[int | tuple[int, str], ...] = (0, 1, 2, 3, (4, "x-amz-storage-class"), 9)
 
 
 def row_key(row: Any) -> bytes:
@@ -172,9 +175,10 @@ _VERSIONS = frozenset((MANIFEST_V1, MANIFEST_V2))
 
 def to_entry(row: list[Any]) -> ListEntry:
     """A key row as the listing document's entry."""
-    key, version, size, etag, mtime_ms, storage_class = row
+    key, version, size, etag, mtime_ms, storage_class, sums = row
     if version not in _VERSIONS:
         raise errors.InternalError(f"unreadable manifest in listing: version {version!r}")
+    alg, kind = checksum_of(sums)
     # Runs for every listed key: the conversions only when a field is not of its type yet,
     # and the tuple made directly (a NamedTuple's own __new__ is a Python function).
     return _new_entry(ListEntry, (
@@ -183,7 +187,15 @@ def to_entry(row: list[Any]) -> ListEntry:
         etag if etag.__class__ is str else str(etag),
         size if size.__class__ is int else int(size),
         storage_class if storage_class.__class__ is str and storage_class else
-        str(storage_class or "STANDARD")))
+        str(storage_class or "STANDARD"), alg, kind))
+
+
+def checksum_of(sums: Any) -> tuple[str, str]:
+    """A listed manifest's checksum algorithm and type ("", "" when it has none)."""
+    if not sums or sums.__class__ is not dict:
+        return "", ""
+    alg, value = next(iter(sums.items()))
+    return str(alg), checksum_type_of(str(value)).value
 
 
 _new_entry = tuple.__new__

@@ -18,8 +18,8 @@ from urllib.parse import quote
 
 from gateway import errors, versions
 from gateway.catalog import Catalog
-from gateway.list_merge import LIST_FIELDS
-from gateway.list_xml import esc, iso8601
+from gateway.list_merge import LIST_FIELDS, checksum_of
+from gateway.list_xml import checksum_elements, esc, iso8601
 from gateway.listing import list_rows
 from gateway.manifest import BucketRecord
 from gateway.s3xml import HEAD, NS
@@ -28,6 +28,9 @@ from gateway.s3xml import HEAD, NS
 # versioned). Version rows: the same and whether it is null, whether a delete marker.
 _CURRENT_FIELDS = (*LIST_FIELDS, 12)
 _VERSION_FIELDS = (*LIST_FIELDS, 12, 13, 14)
+# Where those are in a row ([key, *fields]).
+_SUMS = len(LIST_FIELDS)
+_STAMP, _NULL, _MARKER = _SUMS + 1, _SUMS + 2, _SUMS + 3
 _LEGACY = b"\x00"           # after a key: a never-versioned current row sorts here
 
 
@@ -41,6 +44,8 @@ class Version:
     size: int
     storage_class: str
     marker: bool
+    checksum_algorithm: str = ""    # "": none (always so for a delete marker)
+    checksum_type: str = ""
 
 
 @dataclass(frozen=True)
@@ -143,7 +148,7 @@ async def _legacy_rows(catalog: Catalog, bucket: BucketRecord, prefix: str,
         for r in rows:
             if r.__class__ is bytes:
                 out.append(_Row(bytes(r), r, False))
-            elif r[6] is None:
+            elif r[_STAMP] is None:
                 out.append(_Row(bytes(r[0]) + _LEGACY, r, True))
         if not truncated:
             return out, None
@@ -204,10 +209,11 @@ def _entry(r: _Row, previous: str | None) -> Version:
         key, version_id, marker = bytes(raw[0]), versions.NULL_ID, False
     else:
         key, stamp = versions.split_row_key(bytes(raw[0]))
-        version_id, marker = versions.version_id(stamp, bool(raw[7])), bool(raw[8])
+        version_id, marker = versions.version_id(stamp, bool(raw[_NULL])), bool(raw[_MARKER])
     text = key.decode("utf-8", "surrogateescape")
+    alg, kind = checksum_of(raw[_SUMS])
     return Version(text, version_id, text != previous, int(mtime_ms), str(etag), int(size),
-                   str(storage_class or "STANDARD"), marker)
+                   str(storage_class or "STANDARD"), marker, alg, kind)
 
 
 def render(bucket: BucketRecord, prefix: str, delimiter: str | None, max_keys: int,
@@ -224,7 +230,9 @@ def render(bucket: BucketRecord, prefix: str, delimiter: str | None, max_keys: i
                 f"<IsLatest>{'true' if e.latest else 'false'}</IsLatest>"
                 f"<LastModified>{iso8601(e.mtime_ms)}</LastModified>")
         items.append(f"<DeleteMarker>{head}{owner}</DeleteMarker>" if e.marker else
-                     f"<Version>{head}<ETag>{esc(e.etag)}</ETag><Size>{e.size}</Size>"
+                     f"<Version>{head}<ETag>{esc(e.etag)}</ETag>"
+                     f"{checksum_elements(e.checksum_algorithm, e.checksum_type)}"
+                     f"<Size>{e.size}</Size>"
                      f"<StorageClass>{e.storage_class}</StorageClass>{owner}</Version>")
     nxt = ""
     if page.next_key is not None:

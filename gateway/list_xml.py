@@ -45,6 +45,16 @@ def _opt(name: str, value: str | None) -> str:
     return "" if value is None else f"<{name}>{esc(value)}</{name}>"
 
 
+@lru_cache(maxsize=64)
+def checksum_elements(algorithm: str, kind: str) -> str:
+    """An entry's ChecksumAlgorithm (a flattened list of one) and ChecksumType, between
+    its ETag and its Size as botocore's Object and ObjectVersion shapes order them."""
+    if not algorithm:
+        return ""
+    return (f"<ChecksumAlgorithm>{esc(algorithm)}</ChecksumAlgorithm>"
+            f"<ChecksumType>{esc(kind)}</ChecksumType>")
+
+
 def _entries(page: ListPage, url: bool, owner: str | None) -> str:
     who = "" if owner is None else (f"<Owner><ID>{esc(owner)}</ID>"
                                     f"<DisplayName>{esc(owner)}</DisplayName></Owner>")
@@ -58,9 +68,9 @@ def _entries(page: ListPage, url: bool, owner: str | None) -> str:
         for e in page.entries]
     parts = [
         f"<Contents><Key>{key}</Key><LastModified>{_second(ms // 1000)}{ms % 1000:03d}Z"
-        f"</LastModified><ETag>{etag}</ETag><Size>{size}</Size>{who}"
-        f"<StorageClass>{storage_class}</StorageClass></Contents>"
-        for key, ms, etag, size, storage_class in entries
+        f"</LastModified><ETag>{etag}</ETag>{checksum_elements(alg, kind)}<Size>{size}</Size>"
+        f"{who}<StorageClass>{storage_class}</StorageClass></Contents>"
+        for key, ms, etag, size, storage_class, alg, kind in entries
     ]
     parts.extend(f"<CommonPrefixes><Prefix>{_text(p, url)}</Prefix></CommonPrefixes>"
                  for p in page.common_prefixes)

@@ -82,6 +82,8 @@ class ListEntry(NamedTuple):
     etag: str
     size: int
     storage_class: str = "STANDARD"
+    checksum_algorithm: str = ""    # CRC64NVME...; "": the object has no checksum
+    checksum_type: str = ""         # FULL_OBJECT or COMPOSITE, beside an algorithm
 
 
 @dataclass(frozen=True)

@@ -100,3 +100,39 @@ def test_copy_of_a_composite_checksum_is_one_part(s3: Any) -> None:
     got = s3.copy_object(Bucket="crc", Key="mp-copy", CopySource={"Bucket": "crc", "Key": "mp"})
     assert got["CopyObjectResult"].get("ChecksumType") == "FULL_OBJECT"
     assert got["CopyObjectResult"].get("ChecksumCRC32") == part["ChecksumCRC32"]
+
+
+def _raw_body(s3: Any, event: str, call: Any) -> bytes:
+    seen: list[bytes] = []
+
+    def keep(http_response: Any, **_: Any) -> None:
+        seen.append(http_response.content)
+    s3.meta.events.register(f"after-call.s3.{event}", keep)
+    try:
+        call()
+    finally:
+        s3.meta.events.unregister(f"after-call.s3.{event}", keep)
+    return seen[0]
+
+
+def test_listings_name_the_checksum(s3: Any) -> None:
+    s3.create_bucket(Bucket="crc-list")
+    s3.put_bucket_versioning(Bucket="crc-list", VersioningConfiguration={"Status": "Enabled"})
+    for key in ("a", "b"):
+        s3.put_object(Bucket="crc-list", Key=key, Body=key.encode() * 100)
+    s3.delete_object(Bucket="crc-list", Key="b")       # a delete marker has no checksum
+    want = {"ChecksumAlgorithm": ["CRC64NVME"], "ChecksumType": "FULL_OBJECT"}
+    for listed in (s3.list_objects(Bucket="crc-list")["Contents"],
+                   s3.list_objects_v2(Bucket="crc-list")["Contents"]):
+        assert [(o["Key"], {k: o.get(k) for k in want}) for o in listed] == [("a", want)]
+    versions = s3.list_object_versions(Bucket="crc-list")
+    assert [(v["Key"], {k: v.get(k) for k in want}) for v in versions["Versions"]] == [
+        ("a", want), ("b", want)]
+    assert "ChecksumAlgorithm" not in versions["DeleteMarkers"][0]
+    # botocore's Object and ObjectVersion shapes: ETag, ChecksumAlgorithm, ChecksumType, Size
+    order = (b"</ETag><ChecksumAlgorithm>CRC64NVME</ChecksumAlgorithm>"
+             b"<ChecksumType>FULL_OBJECT</ChecksumType><Size>")
+    assert order in _raw_body(s3, "ListObjectsV2",
+                              lambda: s3.list_objects_v2(Bucket="crc-list"))
+    assert order in _raw_body(s3, "ListObjectVersions",
+                              lambda: s3.list_object_versions(Bucket="crc-list"))

@@ -160,7 +160,23 @@ def test_list_fields_pick_what_a_listing_shows_from_a_manifest() -> None:
     assert list_merge.to_entry([b"k", *project(plain.encode(), LIST_FIELDS)]).storage_class == (
         "STANDARD")
     with pytest.raises(Exception, match="unreadable manifest"):
-        list_merge.to_entry([b"k", 99, 1, '"e"', 0, None])
+        list_merge.to_entry([b"k", 99, 1, '"e"', 0, None, {}])
+
+
+def test_list_fields_carry_the_checksum_algorithm_and_its_type() -> None:
+    one = Manifest(3, '"e"', 5, {}, {}, checksums={"CRC64NVME": "AAAAAAAAAAA="})
+    entry = list_merge.to_entry([b"k", *project(one.encode(), LIST_FIELDS)])
+    assert (entry.checksum_algorithm, entry.checksum_type) == ("CRC64NVME", "FULL_OBJECT")
+    parts = Manifest(3, '"e-2"', 5, {}, {}, checksums={"SHA256": "abc=-2"})
+    entry = list_merge.to_entry([b"k", *project(parts.encode(), LIST_FIELDS)])
+    assert (entry.checksum_algorithm, entry.checksum_type) == ("SHA256", "COMPOSITE")
+    none = list_merge.to_entry([b"k", *project(Manifest(1, '"e"', 5).encode(), LIST_FIELDS)])
+    assert (none.checksum_algorithm, none.checksum_type) == ("", "")
+    page = ListPage([entry, none], [], False, None)
+    doc = list_xml.list_objects_v2("b", "", None, 9, page, False, None, None, None, None)
+    assert doc.decode().count("<ChecksumAlgorithm>") == 1
+    assert ('<ETag>"e-2"</ETag><ChecksumAlgorithm>SHA256</ChecksumAlgorithm>'
+            "<ChecksumType>COMPOSITE</ChecksumType><Size>3</Size>") in doc.decode()
 
 
 def test_list_xml_v2_document() -> None:

@@ -7,18 +7,20 @@ from __future__ import annotations
 from typing import Any
 
 from gateway import versions
-from gateway.list_versions import _LEGACY, _page, _Row
+from gateway.list_versions import _LEGACY, _page, _Row, render
+from gateway.manifest import BucketRecord
 
 
-def _v(key: str, stamp: int, marker: bool = False, null: bool = False) -> _Row:
+def _v(key: str, stamp: int, marker: bool = False, null: bool = False,
+       sums: dict[str, str] | None = None) -> _Row:
     raw = (key.encode() + versions.SEPARATOR + versions.suffix(stamp))
-    row: list[Any] = [raw, 2, 3, '"e"', 1000 + stamp, None, stamp.to_bytes(12, "big"), null,
-                      marker]
+    row: list[Any] = [raw, 2, 3, '"e"', 1000 + stamp, None, sums or {},
+                      stamp.to_bytes(12, "big"), null, marker]
     return _Row(raw, row, False)
 
 
 def _legacy(key: str) -> _Row:
-    return _Row(key.encode() + _LEGACY, [key.encode(), 2, 5, '"l"', 10, None, None], True)
+    return _Row(key.encode() + _LEGACY, [key.encode(), 2, 5, '"l"', 10, None, {}, None], True)
 
 
 def _prefix(p: str) -> _Row:
@@ -63,3 +65,13 @@ def test_common_prefixes_once_and_as_markers() -> None:
     page = _page([_prefix("d/"), _v("a", 1), _prefix("d/"), _prefix("e/")], None, 2, None)
     assert page.prefixes == ["d/"] and _ids(page) == [("a", f"{1:024x}", True, False)]
     assert page.truncated and (page.next_key, page.next_version_id) == ("d/", None)
+
+
+def test_a_version_names_its_checksum_between_etag_and_size() -> None:
+    page = _page([_v("a", 2, sums={"CRC64NVME": "AAAAAAAAAAA="}), _v("a", 1),
+                  _v("b", 1, marker=True)], None, 10, None)
+    bucket = BucketRecord("bkt", b"i" * 16, "ten", 0, 4, 2, 1, versioning="Enabled")
+    doc = render(bucket, "", None, 10, False, "", "", page).decode()
+    assert doc.count("<ChecksumAlgorithm>") == 1      # not the plain one, not the marker
+    assert ('<ETag>"e"</ETag><ChecksumAlgorithm>CRC64NVME</ChecksumAlgorithm>'
+            "<ChecksumType>FULL_OBJECT</ChecksumType><Size>3</Size>") in doc
