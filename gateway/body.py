@@ -17,7 +17,13 @@ import aiohttp
 from aiohttp import web
 
 from gateway import errors, limits
-from gateway.checksums import Checksummer, request_checksums, verify, verify_md5
+from gateway.checksums import (
+    ChecksumAlgorithm,
+    Checksummer,
+    request_checksums,
+    verify,
+    verify_md5,
+)
 from gateway.chunked import ChunkedDecoder, Data, Trailers
 from gateway.numbers import is_decimal
 from gateway.sigv4 import AuthResult, PayloadMode
@@ -163,6 +169,11 @@ class BodyCheck:
         if self.summer is not None:
             self.summer.update(data)
 
+    def compute(self, alg: ChecksumAlgorithm | None) -> None:
+        """Compute `alg` too when the request declares no checksum (nothing to verify)."""
+        if alg is not None and self.summer is None:
+            self.summer = Checksummer(alg)
+
     def finish(self, trailers: Mapping[str, str]) -> dict[str, str]:
         """Check every promise; return the checksums to store (algorithm name -> base64)."""
         if self.sha256 is not None and self.sha256.hexdigest() != self.want_sha256:
@@ -171,9 +182,9 @@ class BodyCheck:
                 S3ComputedContentSHA256=self.sha256.hexdigest())
         if self.declared.content_md5 is not None:
             verify_md5(self.declared.content_md5, self.md5.digest())
-        alg = self.declared.algorithm
-        if alg is None or self.summer is None:
+        if self.summer is None:
             return {}
+        alg = self.summer.alg
         got = self.summer.b64()
         want = self.declared.value_b64
         if self.declared.in_trailer:

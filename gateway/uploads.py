@@ -19,6 +19,7 @@ from gateway import errors
 from gateway.catalog import Catalog
 from gateway.manifest import BucketRecord, DataRef
 from gateway.metastore import RecordCursor
+from gateway.multipart_checksums import UploadChecksum
 
 UPLOAD_V1 = 1
 PART_V1 = 1
@@ -44,6 +45,10 @@ class Upload:
     sse_kms: str = ""               # SSE-KMS: the key's ARN, context and bucket-key flag
     sse_kms_context: str = ""       # (as the manifest's, gateway/manifest.py)
     sse_bucket_key: bool = False
+
+    @property
+    def checksum(self) -> UploadChecksum:
+        return UploadChecksum.stored(self.checksum_alg, self.checksum_type)
 
     def encode(self) -> bytes:
         out: bytes = msgpack.packb(

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from aiohttp import web
 
 from gateway import access, conditions, errors, headers, s3xml, sse, sse_customer, versioned
+from gateway.datapath import Observer
 from gateway.handlers.objects import (
     commit,
     data_key,
@@ -49,7 +50,7 @@ class CopySource:
         return {"x-amz-copy-source-version-id": self.manifest.version_id}
 
     async def copy_bytes(self, ctx: Ctx, dest: BucketRecord, start: int, end: int,
-                         observe: Callable[[bytes | memoryview], None], dest_key: bytes,
+                         observe: Observer | Sequence[Observer], dest_key: bytes,
                          dk: sse.DataKey) -> DataRef | None:
         """Write source bytes start..end as new erasure-coded data of the destination,
         encrypted with its data key `dk`."""

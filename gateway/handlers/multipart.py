@@ -20,20 +20,14 @@ from gateway import (
     errors,
     headers,
     limits,
+    multipart_checksums,
     object_lock,
     s3xml,
     sse,
     sse_customer,
 )
 from gateway.body import BodyCheck, BodyReader, object_size
-from gateway.checksums import (
-    ChecksumAlgorithm,
-    ChecksumType,
-    algorithm_from_aws_name,
-    combine_crc,
-    composite_checksum,
-    request_checksums,
-)
+from gateway.checksums import ChecksumAlgorithm, Checksummer, request_checksums
 from gateway.expiry import abort_headers, expiration_headers
 from gateway.handlers.buckets import read_xml_body
 from gateway.handlers.copy import copy_source_range, open_copy_source
@@ -73,21 +67,14 @@ async def create_multipart_upload(ctx: Ctx) -> web.StreamResponse:
     bucket = await owned_bucket(ctx)
     key = check_key(ctx.key)
     req = ctx.request
-    declared = request_checksums(req.headers)
-    alg = declared.algorithm
-    kind = declared.checksum_type
-    if kind is ChecksumType.FULL_OBJECT and alg is not None and not alg.is_crc:
-        raise errors.InvalidRequest(
-            f"The FULL_OBJECT checksum type is not supported for {alg.aws_name}.")
-    if kind is None and alg is ChecksumAlgorithm.CRC64NVME:
-        kind = ChecksumType.FULL_OBJECT         # AWS: CRC64NVME is always full-object
+    checksum = multipart_checksums.at_create(request_checksums(req.headers))
     write_lock(ctx, bucket)     # refused now, not at Complete; kept as asked until then
     dk = await data_key(ctx, bucket)      # every part is encrypted with it
     upload = Upload(ctx.key, new_upload_id(), int(time.time() * 1000),
                     headers.stored_headers(req.headers), headers.user_metadata(req.headers),
                     headers.tagging_header(req.headers),
-                    alg.aws_name if alg else "",
-                    (kind or ChecksumType.COMPOSITE).value if alg else "",
+                    checksum.algorithm.aws_name if checksum.algorithm else "",
+                    checksum.kind.value if checksum.kind else "",
                     # Checked at dispatch (access_ops.check_acl_headers); the object gets
                     # it when the upload completes, as on AWS.
                     acl.from_headers(req.headers, bucket.owner) or (),
@@ -128,6 +115,8 @@ async def upload_part(ctx: Ctx) -> web.StreamResponse:
         raise errors.EntityTooLarge()
     dk = await _part_key(ctx, upload)
     check = BodyCheck(ctx.request.headers, ctx.auth)
+    check.compute(multipart_checksums.part_algorithm(upload.checksum,
+                                                     check.declared.algorithm))
     body = BodyReader(ctx.request, ctx.auth, size)
     state = ctx.state
     ref = None
@@ -167,12 +156,19 @@ async def upload_part_copy(ctx: Ctx) -> web.StreamResponse:
                             src.manifest.size)
     start, end = rng if rng else (0, src.manifest.size - 1)
     md5 = hashlib.md5()
-    ref = await src.copy_bytes(ctx, bucket, start, end, md5.update, key, dk)
+    # A part of an upload with a checksum has one, however its bytes came (AWS: computed).
+    alg = upload.checksum.algorithm
+    summer = Checksummer(alg) if alg is not None else None
+    observers = [md5.update] + ([summer.update] if summer is not None else [])
+    ref = await src.copy_bytes(ctx, bucket, start, end, observers, key, dk)
     part = Part(number, dk.etag(f'"{md5.hexdigest()}"'), end - start + 1,
-                int(time.time() * 1000), ref)
+                int(time.time() * 1000), ref, summer.b64() if summer is not None else "")
     await _store_part(ctx, bucket, key, upload, part)
-    body = s3xml.simple("CopyPartResult", [("ETag", part.etag),
-                                           ("LastModified", s3xml.iso8601(part.mtime_ms))])
+    fields: list[tuple[str, str | int | bool | None]] = [
+        ("ETag", part.etag), ("LastModified", s3xml.iso8601(part.mtime_ms))]
+    if alg is not None:
+        fields.append(("Checksum" + alg.aws_name, part.checksum))
+    body = s3xml.simple("CopyPartResult", fields)
     return web.Response(body=body, content_type=XML,
                         headers={**src.version_headers(), **dk.response_headers()})
 
@@ -181,7 +177,7 @@ async def upload_part_copy(ctx: Ctx) -> web.StreamResponse:
 class _Requested:
     number: int
     etag: str
-    checksums: dict[str, str]       # ChecksumCRC32 -> value, as the client listed them
+    checksum: multipart_checksums.Listed | None     # the part's Checksum* element
 
 
 def _requested_parts(body: bytes) -> list[_Requested]:
@@ -191,9 +187,9 @@ def _requested_parts(body: bytes) -> list[_Requested]:
         num, etag = s3xml.child_text(el, "PartNumber"), s3xml.child_text(el, "ETag")
         if num is None or etag is None or not is_decimal(num.strip()):
             raise errors.MalformedXML()
-        sums = {a.aws_name: v.strip() for a in ChecksumAlgorithm
+        sums = {a: v.strip() for a in ChecksumAlgorithm
                 if (v := s3xml.child_text(el, "Checksum" + a.aws_name)) is not None}
-        out.append(_Requested(int(num), etag.strip(), sums))
+        out.append(_Requested(int(num), etag.strip(), multipart_checksums.listed(sums)))
     if not out:
         raise errors.MalformedXML()
     return out
@@ -216,17 +212,35 @@ def _chosen_parts(requested: list[_Requested], stored: dict[int, Part],
         if i and req.number <= requested[i - 1].number:
             raise errors.InvalidPartOrder()
         part = stored.get(req.number)
-        if part is None or part.etag.strip('"') != req.etag.strip('"'):
-            raise errors.InvalidPart(PartNumber=str(req.number), ETag=req.etag)
-        given = req.checksums.get(upload.checksum_alg)
-        if given is not None and given != part.checksum:
-            raise errors.InvalidPart(PartNumber=str(req.number), ETag=req.etag)
+        if part is None or part.etag.strip('"') != req.etag.strip('"') or \
+                not multipart_checksums.check_part(upload.checksum, req.number, req.checksum,
+                                                   part.checksum):
+            raise errors.InvalidPart(UploadId=upload.upload_id, PartNumber=str(req.number),
+                                     ETag=req.etag.strip('"'))
         chosen.append(part)
     for part in chosen[:-1]:
         if part.size < limits.part_bytes_min:
             raise errors.EntityTooSmall(ProposedSize=str(part.size),
                                         MinSizeAllowed=str(limits.part_bytes_min))
     return chosen
+
+
+def _object_checksum(ctx: Ctx, upload: Upload, requested: list[_Requested],
+                     stored: dict[int, Part]) -> tuple[list[Part], dict[str, str]]:
+    """The parts a Complete names, checked, and the object's checksum from theirs; an
+    object checksum the request declares must match it. AWS compares a composite one with
+    the checksum of the listed part checksums before it looks at the parts."""
+    checksum = upload.checksum
+    declared = multipart_checksums.declared_object_checksum(ctx.request.headers, checksum)
+    listed = multipart_checksums.composite_of_listed(checksum,
+                                                     [r.checksum for r in requested])
+    if listed is not None:
+        multipart_checksums.check_declared(checksum, declared, listed)
+    chosen = _chosen_parts(requested, stored, upload)
+    sums = multipart_checksums.object_checksum(checksum, [(p.checksum, p.size)
+                                                          for p in chosen])
+    multipart_checksums.check_declared(checksum, declared, "".join(sums.values()))
+    return chosen, sums
 
 
 async def complete_multipart_upload(ctx: Ctx) -> web.StreamResponse:
@@ -236,8 +250,7 @@ async def complete_multipart_upload(ctx: Ctx) -> web.StreamResponse:
     requested = _requested_parts(await read_xml_body(ctx))
     uploads = _uploads(ctx)
     stored = {p.number: p for p in await uploads.parts(bucket, key, upload.upload_id)}
-    chosen = _chosen_parts(requested, stored, upload)
-    sums = _object_checksum(upload, chosen)
+    chosen, sums = _object_checksum(ctx, upload, requested, stored)
     old = await ctx.state.catalog.get_object(bucket, key)
     conditions.check_write(ctx.request.headers, old[0].etag if old else None, ctx.key)
     manifest = Manifest(
@@ -258,27 +271,13 @@ async def complete_multipart_upload(ctx: Ctx) -> web.StreamResponse:
         ("Location", f"/{bucket.name}/{ctx.key}"), ("Bucket", bucket.name), ("Key", ctx.key),
         ("ETag", manifest.etag)]
     fields += [("Checksum" + alg, value) for alg, value in sums.items()]
-    if sums:
-        fields.append(("ChecksumType", upload.checksum_type))
+    if upload.checksum.kind is not None:
+        fields.append(("ChecksumType", upload.checksum.kind.value))
     body = s3xml.simple("CompleteMultipartUploadResult", fields)
     return web.Response(body=body, content_type=XML,
                         headers={**expiration_headers(bucket, key, manifest),
                                  **written_version_headers(bucket, manifest),
                                  **recorded_headers(manifest)})
-
-
-def _object_checksum(upload: Upload, parts: list[Part]) -> dict[str, str]:
-    """The whole upload's checksum from its parts' (AWS: composite "-N" or full-object)."""
-    alg = algorithm_from_aws_name(upload.checksum_alg) if upload.checksum_alg else None
-    if alg is None:
-        return {}
-    if any(not p.checksum for p in parts):
-        raise errors.InvalidRequest(
-            f"The upload was created using the {alg.aws_name} checksum algorithm; "
-            "every part must be uploaded with its checksum.")
-    if upload.checksum_type == ChecksumType.FULL_OBJECT.value:
-        return {alg.aws_name: combine_crc(alg, [(p.checksum, p.size) for p in parts])}
-    return {alg.aws_name: composite_checksum(alg, [p.checksum for p in parts])}
 
 
 async def abort_multipart_upload(ctx: Ctx) -> web.StreamResponse:
