@@ -25,12 +25,14 @@ from gateway import (
     s3xml,
     sse,
     sse_customer,
+    upload_xml,
 )
 from gateway.body import BodyCheck, BodyReader, object_size
 from gateway.checksums import ChecksumAlgorithm, Checksummer, request_checksums
 from gateway.expiry import abort_headers, expiration_headers
 from gateway.handlers.buckets import read_xml_body
 from gateway.handlers.copy import copy_source_range, open_copy_source
+from gateway.handlers.listing import encoding_param
 from gateway.handlers.objects import (
     commit,
     data_key,
@@ -296,15 +298,6 @@ def _int_param(ctx: Ctx, name: str, default: int, cap: int) -> int:
     return min(int(raw), cap)
 
 
-def _parties(bucket: BucketRecord, upload: Upload) -> str:
-    """Initiator and Owner of an upload: who created it (no one to name if that was an
-    anonymous request; the bucket's owner for a record that predates the field), and the
-    bucket's owner, whose the object will be."""
-    initiator = bucket.owner if upload.initiator is None else upload.initiator
-    return (s3xml.party("Initiator", initiator) if initiator else "") + \
-        s3xml.party("Owner", bucket.owner)
-
-
 async def list_parts(ctx: Ctx) -> web.StreamResponse:
     bucket, key, upload = await _upload_of(ctx)
     max_parts = _int_param(ctx, "max-parts", 1000, 1000)
@@ -319,30 +312,22 @@ async def list_parts(ctx: Ctx) -> web.StreamResponse:
             truncated = True
             break
         parts.append(Part.decode(rec.value))
-    items = "".join(
-        f"<Part><PartNumber>{p.number}</PartNumber>"
-        f"<LastModified>{s3xml.iso8601(p.mtime_ms)}</LastModified>"
-        f"<ETag>{s3xml.esc(p.etag)}</ETag><Size>{p.size}</Size></Part>" for p in parts)
-    nxt = parts[-1].number if parts else 0
-    body = (
-        f'{s3xml.HEAD}<ListPartsResult xmlns="{s3xml.NS}"><Bucket>{s3xml.esc(bucket.name)}'
-        f"</Bucket><Key>{s3xml.esc(ctx.key)}</Key><UploadId>{upload.upload_id}</UploadId>"
-        f"{_parties(bucket, upload)}"
-        f"<StorageClass>STANDARD</StorageClass><PartNumberMarker>{marker}</PartNumberMarker>"
-        f"<NextPartNumberMarker>{nxt}</NextPartNumberMarker><MaxParts>{max_parts}</MaxParts>"
-        f"<IsTruncated>{'true' if truncated else 'false'}</IsTruncated>{items}"
-        "</ListPartsResult>")
-    return web.Response(body=body.encode(), content_type=XML)
+    body = upload_xml.list_parts(bucket.name, bucket.owner, upload,
+                                 upload_xml.PartsPage(parts, marker, max_parts, truncated))
+    return web.Response(body=body, content_type=XML)
 
 
 async def list_multipart_uploads(ctx: Ctx) -> web.StreamResponse:
     bucket = await owned_bucket(ctx)
     q = ctx.request.query
-    prefix = q.get("prefix", "")
+    url = encoding_param(q.get("encoding-type"))
+    given_prefix = q.get("prefix")
+    prefix = given_prefix or ""
     delimiter = q.get("delimiter") or None
     max_uploads = _int_param(ctx, "max-uploads", 1000, 1000)
     key_marker = q.get("key-marker", "")
-    id_marker = q.get("upload-id-marker", "")
+    # Without a key marker, AWS ignores the upload id marker (and echoes it empty).
+    id_marker = q.get("upload-id-marker", "") if key_marker else ""
     after = None
     if key_marker:
         after = key_marker.encode() + (b"\x00" + id_marker.encode() if id_marker else b"\xff")
@@ -367,23 +352,8 @@ async def list_multipart_uploads(ctx: Ctx) -> web.StreamResponse:
             prefixes.append(rolled)
         else:
             uploads.append(up)
-    items = "".join(
-        f"<Upload><Key>{s3xml.esc(u.key)}</Key><UploadId>{u.upload_id}</UploadId>"
-        f"{_parties(bucket, u)}"
-        f"<StorageClass>STANDARD</StorageClass>"
-        f"<Initiated>{s3xml.iso8601(u.initiated_ms)}</Initiated></Upload>" for u in uploads)
-    items += "".join(f"<CommonPrefixes><Prefix>{s3xml.esc(p)}</Prefix></CommonPrefixes>"
-                     for p in prefixes)
-    nxt = ""
-    if truncated and uploads:
-        nxt = (f"<NextKeyMarker>{s3xml.esc(uploads[-1].key)}</NextKeyMarker>"
-               f"<NextUploadIdMarker>{uploads[-1].upload_id}</NextUploadIdMarker>")
-    body = (
-        f'{s3xml.HEAD}<ListMultipartUploadsResult xmlns="{s3xml.NS}">'
-        f"<Bucket>{s3xml.esc(bucket.name)}</Bucket><KeyMarker>{s3xml.esc(key_marker)}"
-        f"</KeyMarker><UploadIdMarker>{s3xml.esc(id_marker)}</UploadIdMarker>{nxt}"
-        + (f"<Delimiter>{s3xml.esc(delimiter)}</Delimiter>" if delimiter else "")
-        + f"<Prefix>{s3xml.esc(prefix)}</Prefix><MaxUploads>{max_uploads}</MaxUploads>"
-        f"<IsTruncated>{'true' if truncated else 'false'}</IsTruncated>{items}"
-        "</ListMultipartUploadsResult>")
-    return web.Response(body=body.encode(), content_type=XML)
+    query = upload_xml.UploadsQuery(given_prefix, delimiter, key_marker, id_marker,
+                                    max_uploads, url)
+    body = upload_xml.list_uploads(bucket.name, bucket.owner, query,
+                                   upload_xml.UploadsPage(uploads, prefixes, truncated))
+    return web.Response(body=body, content_type=XML)

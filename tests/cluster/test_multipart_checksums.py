@@ -221,3 +221,30 @@ def test_upload_part_copy_gets_the_uploads_checksum(s3: Any) -> None:
         "Parts": [{"PartNumber": 1, "ETag": copied["ETag"],
                    "ChecksumSHA256": copied["ChecksumSHA256"]}]})
     assert done["ChecksumSHA256"] == _sha256(hashlib.sha256(b"2345").digest()) + "-1"
+
+
+def test_list_parts_and_uploads_show_the_checksum(s3: Any) -> None:
+    key = "listed"
+    uid = s3.create_multipart_upload(Bucket=BUCKET, Key=key,
+                                     ChecksumAlgorithm="CRC32C")["UploadId"]
+    for n in (2, 10):
+        s3.upload_part(Bucket=BUCKET, Key=key, UploadId=uid, PartNumber=n, Body=b"123456789",
+                       ChecksumAlgorithm="CRC32C")
+    listed = s3.list_parts(Bucket=BUCKET, Key=key, UploadId=uid)
+    crc32c = s3.upload_part(Bucket=BUCKET, Key=key, UploadId=uid, PartNumber=2,
+                            Body=b"123456789", ChecksumAlgorithm="CRC32C")["ChecksumCRC32C"]
+    assert [(p["PartNumber"], p["ChecksumCRC32C"]) for p in listed["Parts"]] == [
+        (2, crc32c), (10, crc32c)]
+    assert (listed["ChecksumAlgorithm"], listed["ChecksumType"]) == ("CRC32C", "COMPOSITE")
+    ups = {u["Key"]: u for u in s3.list_multipart_uploads(Bucket=BUCKET)["Uploads"]}
+    assert (ups[key]["ChecksumAlgorithm"], ups[key]["ChecksumType"]) == ("CRC32C", "COMPOSITE")
+    s3.abort_multipart_upload(Bucket=BUCKET, Key=key, UploadId=uid)
+    # Without an algorithm, nothing is tracked and nothing shown, whatever a part carried.
+    uid = s3.create_multipart_upload(Bucket=BUCKET, Key=key)["UploadId"]
+    s3.upload_part(Bucket=BUCKET, Key=key, UploadId=uid, PartNumber=1, Body=b"1",
+                   ChecksumAlgorithm="CRC32")
+    listed = s3.list_parts(Bucket=BUCKET, Key=key, UploadId=uid)
+    assert "ChecksumAlgorithm" not in listed and "ChecksumCRC32" not in listed["Parts"][0]
+    ups = {u["Key"]: u for u in s3.list_multipart_uploads(Bucket=BUCKET)["Uploads"]}
+    assert "ChecksumAlgorithm" not in ups[key]
+    s3.abort_multipart_upload(Bucket=BUCKET, Key=key, UploadId=uid)
