@@ -260,6 +260,7 @@ async def complete_multipart_upload(ctx: Ctx) -> web.StreamResponse:
         mtime_ms=int(time.time() * 1000), headers=upload.headers, meta=upload.meta,
         parts=tuple(p.data for p in chosen if p.data is not None), tags=upload.tags,
         checksums=sums, part_sizes=tuple(p.size for p in chosen), acl=upload.acl,
+        part_checksums=tuple(p.checksum for p in chosen) if sums else (),
         sse=upload.sse, sse_customer=upload.sse_customer, sse_kms=upload.sse_kms,
         sse_kms_context=upload.sse_kms_context, sse_bucket_key=upload.sse_bucket_key)
     lock = object_lock.for_write(bucket.object_lock, upload.lock, int(time.time() * 1000),

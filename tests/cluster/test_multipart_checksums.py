@@ -107,15 +107,23 @@ def test_upload_part_must_carry_the_uploads_algorithm(s3: Any) -> None:
     s3.abort_multipart_upload(Bucket=BUCKET, Key="p", UploadId=uid)
 
 
-def test_complete_composite_checks_each_listed_checksum(s3: Any) -> None:
-    rnd = random.Random(7)
-    bodies = [rnd.randbytes(5 * MIB), rnd.randbytes(1000)]
-    key = "composite"
+def _sha256_upload(s3: Any, key: str, seed: int, tail_bytes: int
+                   ) -> tuple[str, list[bytes], list[str]]:
+    """A SHA256 upload of a 5 MiB part and a short last one, each sent with its checksum:
+    its id, the parts' bodies and their ETags."""
+    rnd = random.Random(seed)
+    bodies = [rnd.randbytes(5 * MIB), rnd.randbytes(tail_bytes)]
     uid = s3.create_multipart_upload(Bucket=BUCKET, Key=key,
                                      ChecksumAlgorithm="SHA256")["UploadId"]
     etags = [s3.upload_part(Bucket=BUCKET, Key=key, UploadId=uid, PartNumber=n, Body=b,
                             ChecksumAlgorithm="SHA256")["ETag"]
              for n, b in enumerate(bodies, start=1)]
+    return uid, bodies, etags
+
+
+def test_complete_composite_checks_each_listed_checksum(s3: Any) -> None:
+    key = "composite"
+    uid, bodies, etags = _sha256_upload(s3, key, 7, 1000)
     sums = [_sha256(b) for b in bodies]
 
     def complete(parts: list[dict[str, Any]], **kw: str) -> Any:
@@ -248,3 +256,24 @@ def test_list_parts_and_uploads_show_the_checksum(s3: Any) -> None:
     ups = {u["Key"]: u for u in s3.list_multipart_uploads(Bucket=BUCKET)["Uploads"]}
     assert "ChecksumAlgorithm" not in ups[key]
     s3.abort_multipart_upload(Bucket=BUCKET, Key=key, UploadId=uid)
+
+
+def test_object_attributes_list_each_parts_checksum(s3: Any) -> None:
+    key = "attrs"
+    uid, bodies, etags = _sha256_upload(s3, key, 9, 5)
+    parts = [{"PartNumber": n, "ChecksumSHA256": _sha256(b), "ETag": e}
+             for n, (b, e) in enumerate(zip(bodies, etags, strict=True), start=1)]
+    done = s3.complete_multipart_upload(Bucket=BUCKET, Key=key, UploadId=uid,
+                                        MultipartUpload={"Parts": parts})
+    got = s3.get_object_attributes(Bucket=BUCKET, Key=key,
+                                   ObjectAttributes=["Checksum", "ObjectParts"])
+    assert got["Checksum"] == {"ChecksumSHA256": done["ChecksumSHA256"],
+                               "ChecksumType": "COMPOSITE"}
+    assert got["ObjectParts"]["Parts"] == [
+        {"PartNumber": n, "Size": len(b), "ChecksumSHA256": _sha256(b)}
+        for n, b in enumerate(bodies, start=1)]
+    rest = s3.get_object_attributes(Bucket=BUCKET, Key=key, ObjectAttributes=["ObjectParts"],
+                                    MaxParts=1, PartNumberMarker=1)["ObjectParts"]
+    assert (rest["IsTruncated"], rest["NextPartNumberMarker"], rest["TotalPartsCount"]) == (
+        False, 2, 2)
+    assert [p["ChecksumSHA256"] for p in rest["Parts"]] == [_sha256(bodies[1])]

@@ -248,7 +248,9 @@ def test_get_object_attributes(s3) -> None:  # type: ignore[no-untyped-def]
     parts = s3.get_object_attributes(Bucket="ops", Key="attr/mp", ObjectAttributes=[
         "ObjectParts"], MaxParts=2)
     assert parts["ObjectParts"]["TotalPartsCount"] == 3
-    assert [p["PartNumber"] for p in parts["ObjectParts"]["Parts"]] == [1, 2]
+    # AWS: the parts themselves are listed only for an object with an additional checksum
+    # (tests/cluster/test_multipart_checksums.py).
+    assert "Parts" not in parts["ObjectParts"]
     assert parts["ObjectParts"]["IsTruncated"] is True
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgpack
 import pytest
 
 from gateway import errors
@@ -11,6 +12,7 @@ from gateway.checksums import (
     checksum_b64,
     request_checksums,
 )
+from gateway.manifest import Manifest
 from gateway.multipart_checksums import (
     Listed,
     UploadChecksum,
@@ -103,3 +105,14 @@ def test_declared_object_checksum() -> None:
     # A FULL_OBJECT value has no "-N" to take.
     with pytest.raises(errors.InvalidRequest):
         declared_object_checksum({"x-amz-checksum-crc32": "AAAAAA==-1"}, FULL_CRC32)
+
+
+def test_manifest_keeps_part_checksums_and_old_records_read() -> None:
+    m = Manifest(10, '"e-2"', 1, checksums={"SHA256": "x-2"}, part_sizes=(5, 5),
+                 part_checksums=("a", "b"))
+    raw = m.encode()
+    assert Manifest.decode(raw) == m and len(msgpack.unpackb(raw)) == 24
+    # Written before the field (any tail length up to the KMS group): none recorded.
+    for n in (12, 23):
+        old = msgpack.unpackb(raw)[:n]
+        assert Manifest.decode(msgpack.packb(old)).part_checksums == ()
