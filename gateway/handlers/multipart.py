@@ -8,6 +8,7 @@ the parts in order, so a GET streams across part boundaries and nothing is copie
 from __future__ import annotations
 
 import binascii
+import dataclasses
 import hashlib
 import time
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from gateway.handlers.objects import (
     commit,
     data_key,
     kms_use,
+    now_ms,
     owned_bucket,
     recorded_headers,
     sealing,
@@ -104,8 +106,12 @@ async def _upload_of(ctx: Ctx) -> tuple[BucketRecord, bytes, Upload]:
 
 async def _store_part(ctx: Ctx, bucket: BucketRecord, key: bytes, upload: Upload,
                       part: Part) -> None:
-    replaced = await _uploads(ctx).put_part(bucket, key, upload.upload_id, part)
-    if replaced is not None and replaced.data is not None:
+    uploads = _uploads(ctx)
+    replaced = await uploads.put_part(bucket, key, upload.upload_id, part)
+    # A Complete that claimed the upload meanwhile may be committing the part this one
+    # replaced: then its data is left to the nodes' orphan collector.
+    if replaced is not None and replaced.data is not None and \
+            await uploads.is_open(bucket, key, upload.upload_id):
         ctx.state.data.forget([replaced.data])
 
 
@@ -245,27 +251,53 @@ def _object_checksum(ctx: Ctx, upload: Upload, requested: list[_Requested],
     return chosen, sums
 
 
-async def complete_multipart_upload(ctx: Ctx) -> web.StreamResponse:
-    bucket, key, upload = await _upload_of(ctx)
-    if sse_customer.named(ctx.request.headers):
-        await _part_key(ctx, upload)    # optional here (AWS), but when given, the upload's
-    requested = _requested_parts(await read_xml_body(ctx))
-    uploads = _uploads(ctx)
-    stored = {p.number: p for p in await uploads.parts(bucket, key, upload.upload_id)}
-    chosen, sums = _object_checksum(ctx, upload, requested, stored)
-    old = await ctx.state.catalog.get_object(bucket, key)
-    conditions.check_write(ctx.request.headers, old[0].etag if old else None, ctx.key)
-    manifest = Manifest(
+def _manifest(upload: Upload, chosen: list[Part], sums: dict[str, str]) -> Manifest:
+    return Manifest(
         size=sum(p.size for p in chosen), etag=_multipart_etag(chosen),
-        mtime_ms=int(time.time() * 1000), headers=upload.headers, meta=upload.meta,
+        mtime_ms=now_ms(), headers=upload.headers, meta=upload.meta,
         parts=tuple(p.data for p in chosen if p.data is not None), tags=upload.tags,
         checksums=sums, part_sizes=tuple(p.size for p in chosen), acl=upload.acl,
         part_checksums=tuple(p.checksum for p in chosen) if sums else (),
         sse=upload.sse, sse_customer=upload.sse_customer, sse_kms=upload.sse_kms,
         sse_kms_context=upload.sse_kms_context, sse_bucket_key=upload.sse_bucket_key)
-    lock = object_lock.for_write(bucket.object_lock, upload.lock, int(time.time() * 1000),
+
+
+async def _claim(uploads: Uploads, bucket: BucketRecord, key: bytes, upload: Upload,
+                 seen: int, stored: dict[int, Part]) -> None:
+    """Claim the upload for this Complete (gateway/uploads.py). The parts it checked must
+    still be the upload's: when an UploadPart replaced one meanwhile, the claim is given
+    back and the Complete is a conflict."""
+    claimed = await uploads.claim(bucket, key, upload, seen,
+                                  dataclasses.replace(upload, completing_ms=now_ms()))
+    now = {p.number: p for p in await uploads.parts(bucket, key, upload.upload_id)}
+    if now != stored:
+        await uploads.release(bucket, key, upload, claimed)
+        raise errors.ConditionalRequestConflict()
+
+
+async def complete_multipart_upload(ctx: Ctx) -> web.StreamResponse:
+    bucket = await owned_bucket(ctx)
+    key = check_key(ctx.key)
+    uploads = _uploads(ctx)
+    upload, seen = await uploads.get_stamped(bucket, key,
+                                             ctx.request.query.get("uploadId", ""))
+    if upload.completing_ms:
+        # Another Complete has it; AWS: on a 409, start again with a new upload.
+        raise errors.ConditionalRequestConflict()
+    if sse_customer.named(ctx.request.headers):
+        await _part_key(ctx, upload)    # optional here (AWS), but when given, the upload's
+    requested = _requested_parts(await read_xml_body(ctx))
+    stored = {p.number: p for p in await uploads.parts(bucket, key, upload.upload_id)}
+    chosen, sums = _object_checksum(ctx, upload, requested, stored)
+    old = await ctx.state.catalog.get_object(bucket, key)
+    conditions.check_write(ctx.request.headers, old[0].etag if old else None, ctx.key)
+    lock = object_lock.for_write(bucket.object_lock, upload.lock, now_ms(),
                                  asked_ms=upload.initiated_ms)
-    manifest = await commit(ctx, bucket, key, manifest, old[0] if old else None, lock)
+    await _claim(uploads, bucket, key, upload, seen, stored)
+    # From here on the upload is this request's: a failed commit leaves it claimed (its
+    # parts' data may be gone with it), and a retry is a conflict, as on AWS.
+    manifest = await commit(ctx, bucket, key, _manifest(upload, chosen, sums),
+                            old[0] if old else None, lock)
     used = {p.number for p in chosen}
     unused = [p.data for p in stored.values() if p.number not in used and p.data is not None]
     ctx.state.data.forget(unused)
@@ -284,8 +316,10 @@ async def complete_multipart_upload(ctx: Ctx) -> web.StreamResponse:
 
 
 async def abort_multipart_upload(ctx: Ctx) -> web.StreamResponse:
-    bucket, key, upload = await _upload_of(ctx)
-    ctx.state.data.forget(await _uploads(ctx).drop(bucket, key, upload.upload_id))
+    bucket = await owned_bucket(ctx)
+    key = check_key(ctx.key)
+    upload_id = ctx.request.query.get("uploadId", "")
+    ctx.state.data.forget(await _uploads(ctx).drop(bucket, key, upload_id, now_ms()))
     return web.Response(status=204)
 
 

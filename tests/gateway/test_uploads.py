@@ -92,3 +92,10 @@ def test_list_uploads_follows_the_model_order() -> None:
     order = _child_order(list_uploads("b", OWNER, q, page))
     assert order == [n for n in _model_order("ListMultipartUploadsOutput") if n in order]
     assert {"NextKeyMarker", "NextUploadIdMarker", "EncodingType"} <= set(order)
+
+
+def test_the_completes_claim_round_trips_and_old_records_are_unclaimed() -> None:
+    up = Upload("k", "U", 1, completing_ms=1_700_000_000_123)
+    raw = up.encode()
+    assert Upload.decode(raw) == up and len(msgpack.unpackb(raw)) == 18
+    assert Upload.decode(msgpack.packb(msgpack.unpackb(raw)[:17])).completing_ms == 0
