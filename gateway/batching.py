@@ -10,16 +10,16 @@ is safe) and fails its waiters; the next change or an explicit retry writes them
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Generic, TypeVar
 
 K = TypeVar("K")
 
 
 class BatchedWriter(Generic[K]):
-    def __init__(self, write: Callable[[K], Awaitable[None]],
+    def __init__(self, write: Callable[[Collection[K]], Awaitable[None]],
                  after_round: Callable[[], None] | None = None) -> None:
-        self._write = write
+        self._write = write         # one round: makes the current values of these keys durable
         self._after_round = after_round
         self.dirty: set[K] = set()
         self._batch: asyncio.Future[None] | None = None   # done when the next round lands
@@ -50,7 +50,7 @@ class BatchedWriter(Generic[K]):
                 dirty, self.dirty = self.dirty, set()
                 batch, self._batch = self._batch, None
                 try:
-                    await asyncio.gather(*(self._write(k) for k in dirty))
+                    await self._write(dirty)
                 except Exception as exc:
                     # Stop rather than spin while the metadata replicas are unreachable.
                     self.dirty |= dirty

@@ -57,10 +57,10 @@ class Catalog:
         return bucket
 
     async def create_bucket(self, name: str, owner: str, k: int, m: int,
-                            shards: int, ownership: str = "", locked: bool = False
-                            ) -> BucketRecord:
+                            shards: int, ownership: str = "", locked: bool = False,
+                            tags: tuple[tuple[str, str], ...] = ()) -> BucketRecord:
         """Create, or raise BucketAlreadyOwnedByYou / BucketAlreadyExists. `locked`: with
-        Object Lock, and so versioned from the start."""
+        Object Lock, and so versioned from the start; `tags`: its tag set."""
         self._cache.pop(name, None)
         existing = await self.find_bucket(name)
         if existing is not None:
@@ -68,7 +68,7 @@ class Catalog:
                 raise errors.BucketAlreadyOwnedByYou(BucketName=name)
             raise errors.BucketAlreadyExists(BucketName=name)
         rec = BucketRecord(name, os.urandom(8), owner, int(time.time() * 1000), k, m, shards,
-                           ownership=ownership,
+                           tags, ownership=ownership,
                            versioning=versions.ENABLED if locked else "",
                            object_lock=object_lock.LockConfig() if locked else None)
         await self.store.put(self._bucket_partition, _BUCKET_PREFIX + name.encode(),

@@ -110,6 +110,9 @@ class Config:
     # Server access logs are written into their target buckets this often (and when a
     # process has buffered enough of them, and at shutdown): gateway.log_delivery.
     access_log_flush_s: float = 300.0
+    # Metering counts, durable at once in <data root>/usage-journal, reach the metadata
+    # store this often (gateway.usage_journal): usage exports lag by at most this.
+    usage_flush_s: float = 1.0
     virtual_host_domain: str = ""   # e.g. "s3.local": bucket.s3.local addresses a bucket
     # e.g. "s3-website.localhost": bucket.s3-website.localhost is the bucket's static website
     # (gateway.website_serve); "" = no website endpoint.
@@ -162,6 +165,7 @@ def load(path: str | os.PathLike[str], data_root: str | None = None) -> Config:
                                                 "gateway.list_read_ahead_pages")),
         access_log_flush_s=_positive_s(gw.get("access_log_flush_s", 300.0),
                                        "gateway.access_log_flush_s"),
+        usage_flush_s=_positive_s(gw.get("usage_flush_s", 1.0), "gateway.usage_flush_s"),
         virtual_host_domain=gw.get("virtual_host_domain", ""),
         website_domain=gw.get("website_domain", ""),
         part_power=int(cluster.get("part_power", 8)),

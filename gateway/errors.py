@@ -99,7 +99,7 @@ InvalidRedirectLocation = _error(
     "The website redirect location must have a prefix of 'http://' or 'https://' or '/'."
 )
 InvalidStorageClass = _error(
-    "InvalidStorageClass", 400, "The storage class you specified is not valid."
+    "InvalidStorageClass", 400, "The storage class you specified is not valid"
 )
 InvalidLocationConstraint = _error(
     "InvalidLocationConstraint", 400, "The specified location-constraint is not valid."

@@ -64,7 +64,7 @@ def stored_headers(headers: Mapping[str, str]) -> dict[str, str]:
     if sc:
         if sc not in {"STANDARD", "REDUCED_REDUNDANCY", "STANDARD_IA", "ONEZONE_IA",
                       "INTELLIGENT_TIERING", "GLACIER", "DEEP_ARCHIVE", "GLACIER_IR"}:
-            raise errors.InvalidStorageClass()
+            raise errors.InvalidStorageClass(StorageClassRequested=sc)
         if sc != "STANDARD":
             out["x-amz-storage-class"] = sc
     return out

@@ -57,6 +57,9 @@ class Filter:
     size_gt: int | None = None          # ObjectSizeGreaterThan (bytes, strict)
     size_lt: int | None = None          # ObjectSizeLessThan (bytes, strict)
     form: str = "filter"                # "prefix", "filter" or "and": see the module doc
+    # An empty <Prefix></Prefix> was written in the <Filter> (or its <And>): AWS gives it
+    # back, as it gives back what was sent, apart from a filter that had none.
+    empty_prefix: bool = False
 
 
 @dataclass(frozen=True)
@@ -91,14 +94,15 @@ def _opt_int(raw: Any) -> int | None:
 def _pack_rule(r: Rule) -> list[Any]:
     f = r.filter
     return [r.rule_id, r.enabled, [f.prefix, [list(t) for t in f.tags], f.size_gt, f.size_lt,
-                                   f.form],
+                                   f.form, f.empty_prefix],
             r.expiration_days, r.expiration_date_ms, r.expired_object_delete_marker,
             r.abort_days, r.noncurrent_days, r.newer_noncurrent]
 
 
 def _unpack_filter(raw: Any) -> Filter:
+    # [5] came later: a filter stored before it kept no empty <Prefix>.
     return Filter(str(raw[0]), tuple((str(k), str(v)) for k, v in raw[1]), _opt_int(raw[2]),
-                  _opt_int(raw[3]), str(raw[4]))
+                  _opt_int(raw[3]), str(raw[4]), len(raw) > 5 and bool(raw[5]))
 
 
 def _unpack_rule(raw: Any) -> Rule:
@@ -200,7 +204,8 @@ def _conditions(members: _Members, form: str) -> Filter:
     size_lt = _size(members, "ObjectSizeLessThan")
     if size_gt is not None and size_lt is not None and size_gt >= size_lt:
         raise errors.InvalidArgument(_MSG_SIZES)
-    return Filter(_text(members, "Prefix") or "", tags, size_gt, size_lt, form)
+    prefix = _text(members, "Prefix")
+    return Filter(prefix or "", tags, size_gt, size_lt, form, empty_prefix=prefix == "")
 
 
 def _filter(rule: _Members) -> Filter:
@@ -345,7 +350,7 @@ def _iso_date(ms: int) -> str:
 
 
 def _condition_parts(f: Filter) -> list[str]:
-    parts = [_el("Prefix", f.prefix)] if f.prefix else []
+    parts = [_el("Prefix", f.prefix)] if f.prefix or f.empty_prefix else []
     parts += [f"<Tag>{_el('Key', k)}{_el('Value', v)}</Tag>" for k, v in f.tags]
     if f.size_gt is not None:
         parts.append(_el("ObjectSizeGreaterThan", str(f.size_gt)))

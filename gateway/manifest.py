@@ -74,10 +74,11 @@ class Manifest:
     version: int = 0
     null: bool = False
     marker: bool = False
-    # Object Lock (gateway/object_lock.py): this version's retention ("" = none) and hold.
+    # Object Lock (gateway/object_lock.py): this version's retention ("" = none) and legal
+    # hold (None: never set, which GetObjectLegalHold tells apart from one put OFF).
     lock_mode: str = ""
     retain_until_ms: int = 0
-    legal_hold: bool = False
+    legal_hold: bool | None = None
     sse: bytes = b""            # the sealed data key (gateway/sse.py); b"": plaintext
     sse_customer: bool = False  # SSE-C: it is sealed under the customer's key, not the cluster's
     # SSE-KMS (gateway/sse_kms.py): the KMS key's ARN ("" none) the data key is sealed
@@ -116,8 +117,8 @@ class Manifest:
             [list(self.part_checksums)],
         ]
         used = [bool(self.version or self.null or self.marker),
-                bool(self.lock_mode or self.legal_hold), bool(self.sse), self.sse_customer,
-                bool(self.sse_kms), bool(self.part_checksums)]
+                bool(self.lock_mode) or self.legal_hold is not None, bool(self.sse),
+                self.sse_customer, bool(self.sse_kms), bool(self.part_checksums)]
         last = max((i for i, u in enumerate(used) if u), default=-1)
         for group in groups[:last + 1]:
             body += group
@@ -145,7 +146,7 @@ class Manifest:
                 null=versioned and bool(body[13]), marker=versioned and bool(body[14]),
                 lock_mode=str(body[15]) if locked else "",
                 retain_until_ms=int(body[16]) if locked else 0,
-                legal_hold=locked and bool(body[17]),
+                legal_hold=None if not locked or body[17] is None else bool(body[17]),
                 sse=bytes(body[18]) if sealed else b"", sse_customer=by_customer,
                 sse_kms=str(body[20]) if kms else "",
                 sse_kms_context=str(body[21]) if kms else "",

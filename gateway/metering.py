@@ -10,8 +10,12 @@ How it stays exact (the same idea as gateway.counters): each gateway process own
 (a random 64-bit writer id in the key), one per tenant, bucket and hour, holding absolute
 totals; no two processes ever write the same record, so last-writer-wins loses nothing, and
 a total is the sum over writers. A request is answered only once its counts are durable:
-concurrent requests share one quorum write (group commit). A restarted gateway is a new
-writer; its predecessor's records stay as they were last acknowledged.
+concurrent requests share one round (group commit), appended to the gateway's local usage
+journal and fdatasync'ed; the journal writes its records to the metadata store every
+`usage_flush_s`, and a gateway that finds the journal of a dead one (SIGKILL) writes that
+to the store too (gateway.usage_journal). A restarted gateway is a new writer; its
+predecessor's records end as they were last acknowledged. Exports lag by up to
+`usage_flush_s`.
 
 Stored bytes are sampled every `sample_period_s` from the bucket counters by every gateway
 into one record per bucket and period (a sample, not a delta: gateways writing the same
@@ -30,7 +34,7 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -44,6 +48,7 @@ from gateway.counters import Counters
 from gateway.metrics import request_bytes, response_bytes
 from gateway.numbers import is_decimal
 from gateway.router import Endpoint
+from gateway.usage_journal import Put, UsageJournal, write_round
 
 log = logging.getLogger("coffre.metering")
 
@@ -240,12 +245,17 @@ class Meter:
     """One gateway process's metering: counts requests durably, samples stored bytes."""
 
     def __init__(self, catalog: Catalog, counters: Counters, writer_id: int | None = None,
-                 wall_ms: Callable[[], int] | None = None) -> None:
+                 wall_ms: Callable[[], int] | None = None,
+                 journal: UsageJournal | None = None) -> None:
         self.catalog, self.counters = catalog, counters
         self.writer = secrets.randbits(64) if writer_id is None else writer_id
         self._wall_ms = wall_ms or (lambda: time.time_ns() // 1_000_000)
         self._mine: dict[_TallyKey, _Tally] = {}
-        self._writer: BatchedWriter[_TallyKey] = BatchedWriter(self._write, self._forget_old)
+        self._writer: BatchedWriter[_TallyKey] = BatchedWriter(self._write_round,
+                                                               self._forget_old)
+        # With a journal, a round is durable in a local file and reaches the store later
+        # (gateway.usage_journal); without one, each round is a quorum write.
+        self.journal = journal
         self._hour = 0                  # the newest hour counted into
 
     # -- the dispatcher's calls --
@@ -296,11 +306,15 @@ class Meter:
         tally.bytes_out += bytes_out
         await self._writer.changed(key)
 
-    async def _write(self, key: _TallyKey) -> None:
+    def _put(self, key: _TallyKey) -> Put:
         tenant, bucket, hour_ms = key
-        value = encode_requests(self._mine[key].frozen())
-        await self.catalog.store.put(self.catalog.store.partition(partition_name(tenant)),
-                                     request_key(tenant, hour_ms, bucket, self.writer), value)
+        return Put(self.catalog.store.partition(partition_name(tenant)),
+                   request_key(tenant, hour_ms, bucket, self.writer),
+                   encode_requests(self._mine[key].frozen()))
+
+    async def _write_round(self, keys: Collection[_TallyKey]) -> None:
+        await write_round([self._put(k) for k in keys], self.journal,
+                          self.catalog.store)
 
     def _forget_old(self) -> None:
         # A past hour's tally, once durable, is never written again: free its memory.

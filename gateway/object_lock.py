@@ -176,7 +176,8 @@ def asks_for_lock(h: Mapping[str, str]) -> bool:
     return any(name in h for name in (MODE_HEADER, UNTIL_HEADER, HOLD_HEADER))
 
 
-Lock = tuple[Retention | None, bool]     # a new version's retention and legal hold
+# A new version's retention and legal hold (None: the write set none).
+Lock = tuple[Retention | None, bool | None]
 
 
 def for_write(cfg: LockConfig | None, h: Mapping[str, str], now_ms: int,
@@ -187,9 +188,9 @@ def for_write(cfg: LockConfig | None, h: Mapping[str, str], now_ms: int,
     if cfg is None:
         if asks_for_lock(h):
             raise errors.InvalidRequest("Bucket is missing Object Lock Configuration")
-        return None, False
+        return None, None
     retention, hold = from_headers(h, now_ms if asked_ms is None else asked_ms)
-    return retention or cfg.default_retention(now_ms), bool(hold)
+    return retention or cfg.default_retention(now_ms), hold
 
 
 def lock_headers(h: Mapping[str, str]) -> dict[str, str]:
@@ -199,6 +200,11 @@ def lock_headers(h: Mapping[str, str]) -> dict[str, str]:
 
 def bypasses(h: Mapping[str, str]) -> bool:
     return h.get(BYPASS_HEADER, "").strip().lower() == "true"
+
+
+def _protected() -> errors.S3Error:
+    # A lock's refusal is AWS's plain 403: its message says "Access Denied" and no more.
+    return errors.AccessDenied()
 
 
 def check_change(old: Retention | None, new: Retention | None, bypass: bool,
@@ -211,27 +217,28 @@ def check_change(old: Retention | None, new: Retention | None, bypass: bool,
     if old.mode == COMPLIANCE:
         if longer and new is not None and new.mode == COMPLIANCE:
             return
-        raise errors.AccessDenied("Access Denied because object protected by object lock.")
+        raise _protected()
     # Governance may be lengthened freely; its mode changed (to compliance too, as AWS
     # answers), shortened or removed only with a bypass.
     if bypass or (longer and new is not None and new.mode == GOVERNANCE):
         return
-    raise errors.AccessDenied("Access Denied because object protected by object lock.")
+    raise _protected()
 
 
-def check_removal(retention: Retention | None, legal_hold: bool, bypass: bool,
+def check_removal(retention: Retention | None, legal_hold: bool | None, bypass: bool,
                   now_ms: int) -> None:
     """Whether a version may be removed for good (not a delete marker: a plain DELETE)."""
     if legal_hold:
-        raise errors.AccessDenied("Access Denied because object protected by object lock.")
+        raise _protected()
     if retention is None or not retention.active(now_ms):
         return
     if retention.mode == GOVERNANCE and bypass:
         return
-    raise errors.AccessDenied("Access Denied because object protected by object lock.")
+    raise _protected()
 
 
-def response_headers(retention: Retention | None, legal_hold: bool) -> dict[str, str]:
+def response_headers(retention: Retention | None, legal_hold: bool | None
+                     ) -> dict[str, str]:
     """GET/HEAD's lock headers for a version that has any."""
     out = {}
     if retention is not None:

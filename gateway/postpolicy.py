@@ -33,6 +33,9 @@ post_fields_max = 64
 post_upload_bytes_max = 64 * 1024 * 1024  # the file is buffered: its size comes last
 
 _UNCHECKED = frozenset({"x-amz-signature", "file", "policy", "signature", "awsaccesskeyid"})
+# The fields of each signature, in the order AWS names the first one missing.
+_V4_FIELDS = ("X-Amz-Signature", "X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date")
+_V2_FIELDS = ("Signature", "AWSAccessKeyId")
 
 
 class InvalidPolicyDocument(errors.S3Error):
@@ -51,33 +54,48 @@ def _denied(detail: str) -> errors.S3Error:
     return errors.AccessDenied(f"Invalid according to Policy: {detail}")
 
 
+def missing_field(name: str) -> errors.S3Error:
+    """AWS's answer to a form without a field it needs (`name` as AWS spells it): the
+    fields after the file are not read, hence the hint."""
+    return errors.InvalidArgument(
+        f"Bucket POST must contain a field named '{name}'.  If it is specified, please "
+        "check the order of the fields.", ArgumentName=name, ArgumentValue="")
+
+
+def _require(fields: Mapping[str, str], names: tuple[str, ...]) -> bool:
+    """Whether the form signs this way (one of `names` is there); then all must be."""
+    if not any(n.lower() in fields for n in names):
+        return False
+    for name in names:
+        if name.lower() not in fields:
+            raise missing_field(name)
+    return True
+
+
+def _unknown_key(access_key: str) -> errors.S3Error:
+    return errors.InvalidAccessKeyId(AWSAccessKeyId=access_key)
+
+
+def _mismatch(fields: Mapping[str, str], access_key: str, given: str) -> errors.S3Error:
+    # What was signed is the policy field itself (AWS shows it as the StringToSign).
+    return errors.SignatureDoesNotMatch(AWSAccessKeyId=access_key, SignatureProvided=given,
+                                        StringToSign=fields["policy"])
+
+
 def _verify_v2(fields: Mapping[str, str], secret_of: Callable[[str], str | None]) -> str:
     """The older form boto3 still makes by default: base64 HMAC-SHA1 of the policy."""
-    if "policy" not in fields:
-        raise errors.InvalidArgument("Bucket POST must contain a field named 'policy'.",
-                                     ArgumentName="policy")
     access_key = fields["awsaccesskeyid"]
     secret = secret_of(access_key)
     if secret is None:
-        raise errors.InvalidAccessKeyId()
+        raise _unknown_key(access_key)
     mac = hmac.new(secret.encode(), fields["policy"].encode(), hashlib.sha1).digest()
     if not sigv4.signatures_equal(base64.b64encode(mac).decode(), fields["signature"]):
-        raise errors.SignatureDoesNotMatch()
+        raise _mismatch(fields, access_key, fields["signature"])
     return access_key
 
 
-def verify_signature(fields: Mapping[str, str], secret_of: Callable[[str], str | None],
-                     region: str) -> str | None:
-    """The access key that signed the form, or None for an unsigned (anonymous) form."""
-    if "x-amz-signature" not in fields and "policy" not in fields:
-        return None
-    if "awsaccesskeyid" in fields and "signature" in fields:
-        return _verify_v2(fields, secret_of)
-    for needed in ("policy", "x-amz-signature", "x-amz-credential", "x-amz-algorithm",
-                   "x-amz-date"):
-        if needed not in fields:
-            raise errors.InvalidArgument(f"Bucket POST must contain a field named '{needed}'.",
-                                         ArgumentName=needed)
+def _verify_v4(fields: Mapping[str, str], secret_of: Callable[[str], str | None],
+               region: str) -> str:
     if fields["x-amz-algorithm"] != sigv4.ALGORITHM:
         raise errors.InvalidArgument("Unsupported x-amz-algorithm",
                                      ArgumentName="x-amz-algorithm")
@@ -89,11 +107,31 @@ def verify_signature(fields: Mapping[str, str], secret_of: Callable[[str], str |
     access_key, date = parts[0], parts[1]
     secret = secret_of(access_key)
     if secret is None:
-        raise errors.InvalidAccessKeyId()
+        raise _unknown_key(access_key)
     expected = sigv4.hmac_hex(sigv4.signing_key(secret, date, region), fields["policy"])
     if not sigv4.signatures_equal(expected, fields["x-amz-signature"]):
-        raise errors.SignatureDoesNotMatch()
+        raise _mismatch(fields, access_key, fields["x-amz-signature"])
     return access_key
+
+
+def verify_signature(fields: Mapping[str, str], secret_of: Callable[[str], str | None],
+                     region: str) -> str | None:
+    """The access key that signed the form, or None for an unsigned (anonymous) one.
+
+    As AWS answers (LocalStack's validated snapshots): a form with a policy signs with
+    SigV4 fields or SigV2 ones, each set whole, else it is refused (403); a form with a
+    signature needs its policy; one with neither is anonymous."""
+    v4 = _require(fields, _V4_FIELDS)
+    v2 = not v4 and _require(fields, _V2_FIELDS)
+    if "policy" not in fields:
+        if v4 or v2:
+            raise missing_field("Policy")
+        return None
+    if v4:
+        return _verify_v4(fields, secret_of, region)
+    if v2:
+        return _verify_v2(fields, secret_of)
+    raise errors.AccessDenied()
 
 
 def parse_policy(policy_b64: str) -> PostPolicy:

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -30,6 +30,7 @@ from gateway import (
     listing,
     log_delivery,
     metrics,
+    presigned,
     router,
     sigv2,
     sigv4,
@@ -56,6 +57,7 @@ from gateway.names import check_key
 from gateway.quotas import Quotas
 from gateway.state import STATE, Ctx, State, has_deferred, settle
 from gateway.tenants import Directory, KeyCache, SecretBox, load_master_key
+from gateway.usage_journal import UsageJournal
 from ring.ringset import RingSet
 from storage.client import NodeClient
 
@@ -69,14 +71,15 @@ def _split_raw(request: web.Request) -> tuple[str, str]:
     return path, query
 
 
-def _resolve(request: web.Request, state: State) -> router.Endpoint:
+def _resolve(request: web.Request, state: State, headers: Mapping[str, str]
+             ) -> router.Endpoint:
     path, _ = _split_raw(request)
     host_bucket = router.split_host(request.host, state.config.virtual_host_domain)
     try:
         if request.method == "OPTIONS":     # a CORS preflight: what it names, not what it does
             target = router.route("GET", path, {}, {}, host_bucket)
             return router.Endpoint(access_ops.PREFLIGHT, target.bucket, target.key)
-        return router.route(request.method, path, request.query, request.headers, host_bucket)
+        return router.route(request.method, path, request.query, headers, host_bucket)
     except UnicodeDecodeError:
         raise errors.InvalidURI() from None
 
@@ -103,18 +106,18 @@ def _authenticate_v2(request: web.Request, state: State, path: str, query: str,
                             sigv4.PayloadMode.UNSIGNED, None, "Signature" in query)
 
 
-def _facts(request: web.Request, auth: sigv4.AuthResult | None) -> RequestFacts:
+def _facts(request: web.Request, headers: Mapping[str, str], auth: sigv4.AuthResult | None
+           ) -> RequestFacts:
     """The request as the policy's condition keys see it (gateway/condition_keys.py)."""
     if auth is None:
-        return RequestFacts(request.headers, request.query, request.secure)
+        return RequestFacts(headers, request.query, request.secure)
     version = condition_keys.SIGV4 if auth.scope else condition_keys.SIGV2   # v2: no scope
     kind = condition_keys.AUTH_QUERY if auth.presigned else condition_keys.AUTH_HEADER
     signed_at = None
     if auth.presigned and auth.amz_date:
         signed_at = datetime.strptime(auth.amz_date, "%Y%m%dT%H%M%SZ").replace(
             tzinfo=UTC).timestamp()
-    return RequestFacts(request.headers, request.query, request.secure, version, kind,
-                        signed_at)
+    return RequestFacts(headers, request.query, request.secure, version, kind, signed_at)
 
 
 async def dispatch(request: web.Request) -> web.StreamResponse:
@@ -132,7 +135,10 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     principal: str | None = None
     decision: access.Decision | None = None
     try:
-        endpoint = _resolve(request, state)
+        # A presigned URL's x-amz-* parameters act as headers, from routing on (a SigV2
+        # presigned CopyObject names its source there); the signature checks them below.
+        headers = presigned.request_headers(request.headers, request.query)
+        endpoint = _resolve(request, state, headers)
         op = endpoint.op
         if endpoint.bucket and "Origin" in request.headers:
             # Chosen before authentication, so that a refusal carries them too: a browser
@@ -146,13 +152,14 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         if endpoint.key:    # before any lookup: a key the store cannot hold is the client's error
             check_key(endpoint.key)
         asked = access.request_for(endpoint, principal, request.remote or "", request.query,
-                                   request.headers, _facts(request, auth))
+                                   headers, _facts(request, headers, auth))
         decision = await access.authorize(state.catalog, asked)
         if state.meter is not None:     # who pays, for a response the handler streams
             state.meter.bind(request, op, endpoint, decision, principal)
         ctx = Ctx(request, state, endpoint, auth, decision.acting_tenant, request_id, principal,
                   missing_only=decision.basis is access.Basis.ABSENT,
-                  pending=asked if decision.basis is access.Basis.PENDING else None)
+                  pending=asked if decision.basis is access.Basis.PENDING else None,
+                  request_headers=headers)
         handler = HANDLERS.get(endpoint.op)
         if handler is None:
             raise errors.NotImplementedError_(f"{endpoint.op} is not implemented")
@@ -247,11 +254,14 @@ def make_state(config: Config) -> State:
     clock = Clock()
     meta = MetaStore(rings, client, clock)
     catalog = Catalog(meta, config.bucket_cache_s)
+    # Counters and metering make their rounds durable here (gateway.usage_journal).
+    journal = UsageJournal(config.data_root / "usage-journal", clock.writer_id, meta)
     state = State(config, rings, client, clock, meta, catalog,
                   DataPath(rings, client, config.write_quorum_extra,
                            Budget(config.memory_budget_mib * 1024 * 1024),
                            config.retire_after_s),
-                  Counters(catalog, clock.writer_id))
+                  Counters(catalog, clock.writer_id, journal))
+    state.usage_journal = journal
     bootstrap = load_keys(config.credentials_path) if config.credentials_path.exists() else []
     master = load_master_key(config.data_root)
     directory = Directory(meta, SecretBox(master))
@@ -260,7 +270,7 @@ def make_state(config: Config) -> State:
     state.keys = KeyCache(directory, bootstrap)
     state.quotas = Quotas(meta, catalog, state.counters)
     state.audit = audit.AuditLog(config.data_root / "audit")
-    state.meter = Meter(catalog, state.counters)
+    state.meter = Meter(catalog, state.counters, journal=journal)
     state.access_log = AccessLogs(catalog, HOST_ID, config.website_domain)
     return state
 
@@ -324,6 +334,9 @@ def make_app(config: Config) -> web.Application:
     app.cleanup_ctx.append(app[STATE].kms.cleanup_ctx)
     app.on_response_prepare.append(access_ops.add_cors_headers)
     app.on_response_prepare.append(body.finish_body)    # drain or close an unread body
+    journal = app[STATE].usage_journal
+    if journal is not None:     # cleaned up after the meter: its last counts get flushed
+        app.cleanup_ctx.append(lambda _app: journal.serve(config.usage_flush_s))
     meter = app[STATE].meter
     if meter is not None:
         app.on_response_prepare.append(meter.on_prepare)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -27,6 +27,7 @@ from gateway.router import Endpoint
 from gateway.sigv4 import AuthResult
 from gateway.sse import Keys as DataKeys
 from gateway.tenants import KeyCache
+from gateway.usage_journal import UsageJournal
 from ring.ringset import RingSet
 from storage.client import NodeClient
 
@@ -71,6 +72,8 @@ class State:
     quotas: Quotas | None = None        # None: no quota is ever checked
     audit: AuditLog | None = None       # None: no audit lines
     meter: Meter | None = None          # None: no usage metering (gateway.metering)
+    # Where counters and metering make their rounds durable; None: straight to the store.
+    usage_journal: UsageJournal | None = None
     sse: DataKeys | None = None         # None: server-side encryption is refused (501)
     access_log: AccessLogs | None = None    # None: no server access logs (gateway.access_log)
     # The tenants' KMS keys (gateway.kms), refreshed in the background like `keys`.
@@ -104,6 +107,13 @@ class Ctx:
     # The authorization the handler still has to make once it has read the body, whose
     # tags the bucket's policy reads (access.Basis.PENDING; PutObjectTagging).
     pending: AccessRequest | None = None
+    # The headers the request acts on, when they are not just its own: a presigned URL's
+    # x-amz-* query parameters among them (gateway.presigned).
+    request_headers: Mapping[str, str] | None = None
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        return self.request.headers if self.request_headers is None else self.request_headers
 
     @property
     def bucket_name(self) -> str:

@@ -128,9 +128,14 @@ async def get_version(catalog: Catalog, bucket: BucketRecord, key: bytes, versio
                                    VersionId=version_id)
     m = found.manifest
     if m.marker:
-        raise errors.with_headers(errors.MethodNotAllowed(
-            Method="GET", ResourceType="DeleteMarker"), {**marker_headers(m), "Allow": "DELETE"})
+        raise marker_refused(m, "GET")
     return m
+
+
+def marker_refused(m: Manifest, method: str) -> errors.S3Error:
+    """405 for a call on a delete marker (only DELETE removes one), with its headers."""
+    return errors.with_headers(errors.MethodNotAllowed(
+        Method=method, ResourceType="DeleteMarker"), {**marker_headers(m), "Allow": "DELETE"})
 
 
 def marker_headers(m: Manifest) -> dict[str, str]:
@@ -138,14 +143,14 @@ def marker_headers(m: Manifest) -> dict[str, str]:
             "Last-Modified": http_date(m.mtime_ms)}
 
 
-async def missing_current(catalog: Catalog, bucket: BucketRecord, key: bytes
-                          ) -> dict[str, str]:
-    """Headers for a GET of a key with no current version: the delete marker's, when the
-    newest version is one."""
+async def newest_marker(catalog: Catalog, bucket: BucketRecord, key: bytes
+                        ) -> Manifest | None:
+    """For a key with no current version: its newest version, when that is a delete
+    marker (GET's answer then carries the marker's headers)."""
     if not bucket.versioning:
-        return {}
+        return None
     newest = await catalog.versions_of(bucket, key, limit=1)
-    return marker_headers(newest[0][0]) if newest and newest[0][0].marker else {}
+    return newest[0][0] if newest and newest[0][0].marker else None
 
 
 async def delete_version(catalog: Catalog, bucket: BucketRecord, key: bytes, version_id: str,

@@ -64,7 +64,7 @@ def _check_public_acl(bucket: BucketRecord, grants: acl.Grants) -> None:
 
 async def _requested_acl(ctx: Ctx, owner: str) -> acl.Grants:
     """An ACL set by headers or by an AccessControlPolicy body, not both."""
-    from_headers = acl.from_headers(ctx.request.headers, owner)
+    from_headers = acl.from_headers(ctx.headers, owner)
     body = await read_xml_body(ctx)
     if from_headers is not None:
         if body.strip():
@@ -93,7 +93,7 @@ def _shown(bucket: BucketRecord, grants: acl.Grants) -> acl.Grants:
 
 
 def _check_acls_allowed(ctx: Ctx, bucket: BucketRecord) -> None:
-    if bucket.ownership == ownership.ENFORCED and ownership.sets_acl(ctx.request.headers):
+    if bucket.ownership == ownership.ENFORCED and ownership.sets_acl(ctx.headers):
         raise errors.AccessControlListNotSupported()
 
 
@@ -142,7 +142,7 @@ async def check_acl_headers(ctx: Ctx) -> acl.Grants | None:
     fails the request before anything is stored). None when it sets no ACL."""
     if ctx.endpoint.op not in _ACL_HEADER_OPS or ctx.tenant is None:
         return None
-    grants = acl.from_headers(ctx.request.headers, ctx.tenant)
+    grants = acl.from_headers(ctx.headers, ctx.tenant)
     if grants is None:
         return None
     grants = await _known_grantees(ctx, grants, ctx.tenant)
@@ -254,16 +254,16 @@ async def preflight(ctx: Ctx) -> web.StreamResponse:
     name = ctx.endpoint.bucket
     bucket = await ctx.state.catalog.find_bucket(name) if name else None
     if bucket is None:
-        cors.preflight((), ctx.request.headers)   # raises: no rules, or a bad preflight
+        cors.preflight((), ctx.headers)   # raises: no rules, or a bad preflight
         raise cors.AccessForbidden("CORSResponse: Bucket not found")
-    return web.Response(status=200, headers=cors.preflight(bucket.cors, ctx.request.headers))
+    return web.Response(status=200, headers=cors.preflight(bucket.cors, ctx.headers))
 
 
 # ---- quotas ------------------------------------------------------------------------------
 
 
 async def _copy_source_size(ctx: Ctx) -> int:
-    source = access.copy_source_of(ctx.request.headers.get("x-amz-copy-source", ""))
+    source = access.copy_source_of(ctx.headers.get("x-amz-copy-source", ""))
     if source is None:
         return 0
     src = await ctx.state.catalog.find_bucket(source.bucket)

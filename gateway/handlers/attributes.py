@@ -42,7 +42,7 @@ def _parts_xml(m: Manifest, marker: int, max_parts: int) -> str:
 
 
 def _int_header(ctx: Ctx, name: str, default: int) -> int:
-    raw = ctx.request.headers.get(name)
+    raw = ctx.headers.get(name)
     if raw is None:
         return default
     if not is_decimal(raw):
@@ -51,7 +51,7 @@ def _int_header(ctx: Ctx, name: str, default: int) -> int:
 
 
 async def get_object_attributes(ctx: Ctx) -> web.StreamResponse:
-    wanted = _wanted(ctx.request.headers.get("x-amz-object-attributes"))
+    wanted = _wanted(ctx.headers.get("x-amz-object-attributes"))
     bucket, _, m = await current_object(ctx)
     encryption_headers(ctx, m)  # an SSE-C object's ETag and checksums: to its key's holder
     parts = []

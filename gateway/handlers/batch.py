@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway import errors, limits, s3xml
+from gateway import errors, limits, s3xml, versions
 from gateway.handlers.buckets import read_xml_body
 from gateway.handlers.objects import bypass_governance, delete_key, owned_bucket
 from gateway.names import check_key
@@ -27,6 +27,15 @@ def _parse(body: bytes) -> tuple[list[tuple[str, str | None]], bool]:
     return keys, quiet
 
 
+def _known_form(version_id: str) -> None:
+    """A version id no version can have is, to DeleteObjects, a version it has not got:
+    NoSuchVersion for that key (DeleteObject alone answers 400 InvalidArgument)."""
+    try:
+        versions.parse_version_id(version_id)
+    except errors.InvalidArgument:
+        raise errors.NoSuchVersion() from None
+
+
 async def delete_objects(ctx: Ctx) -> web.StreamResponse:
     bucket = await owned_bucket(ctx)
     keys, quiet = _parse(await read_xml_body(ctx))
@@ -35,6 +44,8 @@ async def delete_objects(ctx: Ctx) -> web.StreamResponse:
     bypass = bypass_governance(ctx, bucket)
     for key, version_id in keys:
         try:
+            if version_id is not None:
+                _known_form(version_id)
             gone = await delete_key(ctx, bucket, check_key(key), version_id, bypass)
         except errors.S3Error as err:
             failed.append((key, version_id, err.code, err.message))

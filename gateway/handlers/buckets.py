@@ -25,11 +25,20 @@ async def read_xml_body(ctx: Ctx) -> bytes:
     return await BodyReader(ctx.request, ctx.auth, size).read_all(limits.xml_body_bytes_max)
 
 
-def _location_constraint(body: bytes, region: str) -> None:
+def _configuration(body: bytes, region: str) -> tags.Tags:
+    """A CreateBucketConfiguration's checked location and its Tags (applied as
+    PutBucketTagging would apply them; AWS has taken them at creation since 2025)."""
     if not body.strip():
-        return
+        return ()
     root = s3xml.parse(body, "CreateBucketConfiguration")
-    wanted = s3xml.child_text(root, "LocationConstraint")
+    _location_constraint(s3xml.child_text(root, "LocationConstraint"), region)
+    sets = s3xml.children(root, "Tags")
+    if len(sets) > 1:
+        raise errors.MalformedXML()
+    return tags.check(s3xml.tag_list(sets[0]), bucket=True) if sets else ()
+
+
+def _location_constraint(wanted: str | None, region: str) -> None:
     if wanted is None or (wanted == region and region != "us-east-1"):
         return
     if wanted == "" and region == "us-east-1":
@@ -49,8 +58,8 @@ async def create_bucket(ctx: Ctx) -> web.StreamResponse:
     state = ctx.state
     name = ctx.bucket_name
     check_bucket_name(name)
-    _location_constraint(await read_xml_body(ctx), state.config.region)
-    raw_policy = ctx.request.headers.get(POLICY_HEADER)
+    tag_set = _configuration(await read_xml_body(ctx), state.config.region)
+    raw_policy = ctx.headers.get(POLICY_HEADER)
     policy = policy_from_header(raw_policy) if raw_policy else state.config.default_policy
     if policy.width not in state.rings.widths:
         raise errors.InvalidArgument(
@@ -58,13 +67,13 @@ async def create_bucket(ctx: Ctx) -> web.StreamResponse:
             "this cluster has no ring of that width",
             ArgumentName=POLICY_HEADER, ArgumentValue=raw_policy or policy.name)
     assert ctx.tenant is not None
-    owning = ownership.from_header(ctx.request.headers)
-    if owning == ownership.ENFORCED and ownership.sets_acl(ctx.request.headers):
+    owning = ownership.from_header(ctx.headers)
+    if owning == ownership.ENFORCED and ownership.sets_acl(ctx.headers):
         raise errors.InvalidBucketAclWithObjectOwnership()
-    locked = ctx.request.headers.get("x-amz-bucket-object-lock-enabled", "").lower() == "true"
+    locked = ctx.headers.get("x-amz-bucket-object-lock-enabled", "").lower() == "true"
     try:
         await state.catalog.create_bucket(name, ctx.tenant, policy.k, policy.m,
-                                          state.config.index_shards, owning, locked)
+                                          state.config.index_shards, owning, locked, tag_set)
     except errors.BucketAlreadyOwnedByYou:
         if state.config.region != LEGACY_REGION:
             raise

@@ -100,7 +100,7 @@ async def open_copy_source(ctx: Ctx) -> CopySource:
     """The source a copy reads. It may be another tenant's than the destination: that the
     requester may read it was settled at dispatch (gateway.access), so a missing key is
     all that is left to tell, to those who may know it."""
-    source = _parse_source(ctx.request.headers["x-amz-copy-source"])
+    source = _parse_source(ctx.headers["x-amz-copy-source"])
     catalog = ctx.state.catalog
     bucket = await catalog.bucket(source.bucket)
     key_bytes = check_key(source.key)
@@ -117,7 +117,7 @@ async def open_copy_source(ctx: Ctx) -> CopySource:
         if found is None:
             raise missing_key(ctx, bucket, source.key)
         m = found[0]
-    _copy_conditions(ctx.request.headers, m)
+    _copy_conditions(ctx.headers, m)
     return CopySource(bucket, key_bytes, m, version_id,
                       await object_key(ctx, m, copy_source=True))
 
@@ -150,24 +150,23 @@ async def copy_object(ctx: Ctx) -> web.StreamResponse:
     key = check_key(ctx.key)
     lock = write_lock(ctx, dest)    # the destination's (a source's lock is not copied)
     src = await open_copy_source(ctx)
-    req = ctx.request
-    directive = req.headers.get("x-amz-metadata-directive", "COPY").upper()
-    tag_directive = req.headers.get("x-amz-tagging-directive", "COPY").upper()
+    directive = ctx.headers.get("x-amz-metadata-directive", "COPY").upper()
+    tag_directive = ctx.headers.get("x-amz-tagging-directive", "COPY").upper()
     if directive not in ("COPY", "REPLACE") or tag_directive not in ("COPY", "REPLACE"):
         raise errors.InvalidArgument("Unknown metadata directive.")
     same = src.bucket.name == dest.name and src.key == key
     dk = await data_key(ctx, dest)     # the copy's own (none of the source's, nor its context)
-    reencrypts = sse.HEADER in req.headers or sse_customer.named(req.headers)
+    reencrypts = sse.HEADER in ctx.headers or sse_customer.named(ctx.headers)
     if same and directive == "COPY" and tag_directive == "COPY" and not reencrypts and \
-            "x-amz-storage-class" not in req.headers and src.version_id is None:
+            "x-amz-storage-class" not in ctx.headers and src.version_id is None:
         raise errors.InvalidRequest(
             "This copy request is illegal because it is trying to copy an object to itself "
             "without changing the object's metadata, storage class, website redirect "
             "location or encryption attributes.")
     m = src.manifest
     stored, meta = (m.headers, m.meta) if directive == "COPY" else (
-        headers.stored_headers(req.headers), headers.user_metadata(req.headers))
-    tags = m.tags if tag_directive == "COPY" else headers.tagging_header(req.headers)
+        headers.stored_headers(ctx.headers), headers.user_metadata(ctx.headers))
+    tags = m.tags if tag_directive == "COPY" else headers.tagging_header(ctx.headers)
     old = await ctx.state.catalog.get_object(dest, key)
     # A copy is one part: its ETag is the MD5 of the bytes (SSE-C, SSE-KMS: DataKey.etag's).
     if m.inline is not None:

@@ -69,6 +69,8 @@ async def put_object_retention(ctx: Ctx) -> web.StreamResponse:
 async def get_object_legal_hold(ctx: Ctx) -> web.StreamResponse:
     bucket, _, m = await current_object(ctx)
     _locked(bucket)
+    if m.legal_hold is None:    # never set, neither ON nor OFF: AWS has nothing to show
+        raise errors.NoSuchObjectLockConfiguration()
     return web.Response(body=object_lock.render_legal_hold(m.legal_hold), content_type=XML)
 
 

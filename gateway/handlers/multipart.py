@@ -70,19 +70,18 @@ def _part_number(ctx: Ctx) -> int:
 async def create_multipart_upload(ctx: Ctx) -> web.StreamResponse:
     bucket = await owned_bucket(ctx)
     key = check_key(ctx.key)
-    req = ctx.request
-    checksum = multipart_checksums.at_create(request_checksums(req.headers))
+    checksum = multipart_checksums.at_create(request_checksums(ctx.headers))
     write_lock(ctx, bucket)     # refused now, not at Complete; kept as asked until then
     dk = await data_key(ctx, bucket)      # every part is encrypted with it
     upload = Upload(ctx.key, new_upload_id(), int(time.time() * 1000),
-                    headers.stored_headers(req.headers), headers.user_metadata(req.headers),
-                    headers.tagging_header(req.headers),
+                    headers.stored_headers(ctx.headers), headers.user_metadata(ctx.headers),
+                    headers.tagging_header(ctx.headers),
                     checksum.algorithm.aws_name if checksum.algorithm else "",
                     checksum.kind.value if checksum.kind else "",
                     # Checked at dispatch (access_ops.check_acl_headers); the object gets
                     # it when the upload completes, as on AWS.
-                    acl.from_headers(req.headers, bucket.owner) or (),
-                    object_lock.lock_headers(req.headers),
+                    acl.from_headers(ctx.headers, bucket.owner) or (),
+                    object_lock.lock_headers(ctx.headers),
                     # The signer, not the tenant it acts as: AWS lists who initiated it.
                     initiator=ctx.principal or "", **sealing(dk))
     await _uploads(ctx).create(bucket, key, upload)
@@ -122,7 +121,7 @@ async def upload_part(ctx: Ctx) -> web.StreamResponse:
     if size > limits.put_object_bytes_max:
         raise errors.EntityTooLarge()
     dk = await _part_key(ctx, upload)
-    check = BodyCheck(ctx.request.headers, ctx.auth)
+    check = BodyCheck(ctx.headers, ctx.auth)
     check.compute(multipart_checksums.part_algorithm(upload.checksum,
                                                      check.declared.algorithm))
     body = BodyReader(ctx.request, ctx.auth, size)
@@ -160,7 +159,7 @@ async def upload_part_copy(ctx: Ctx) -> web.StreamResponse:
     bucket, key, upload = await _upload_of(ctx)
     dk = await _part_key(ctx, upload)
     src = await open_copy_source(ctx)
-    rng = copy_source_range(ctx.request.headers.get("x-amz-copy-source-range"),
+    rng = copy_source_range(ctx.headers.get("x-amz-copy-source-range"),
                             src.manifest.size)
     start, end = rng if rng else (0, src.manifest.size - 1)
     md5 = hashlib.md5()
@@ -239,7 +238,7 @@ def _object_checksum(ctx: Ctx, upload: Upload, requested: list[_Requested],
     object checksum the request declares must match it. AWS compares a composite one with
     the checksum of the listed part checksums before it looks at the parts."""
     checksum = upload.checksum
-    declared = multipart_checksums.declared_object_checksum(ctx.request.headers, checksum)
+    declared = multipart_checksums.declared_object_checksum(ctx.headers, checksum)
     listed = multipart_checksums.composite_of_listed(checksum,
                                                      [r.checksum for r in requested])
     if listed is not None:
@@ -284,13 +283,13 @@ async def complete_multipart_upload(ctx: Ctx) -> web.StreamResponse:
     if upload.completing_ms:
         # Another Complete has it; AWS: on a 409, start again with a new upload.
         raise errors.ConditionalRequestConflict()
-    if sse_customer.named(ctx.request.headers):
+    if sse_customer.named(ctx.headers):
         await _part_key(ctx, upload)    # optional here (AWS), but when given, the upload's
     requested = _requested_parts(await read_xml_body(ctx))
     stored = {p.number: p for p in await uploads.parts(bucket, key, upload.upload_id)}
     chosen, sums = _object_checksum(ctx, upload, requested, stored)
     old = await ctx.state.catalog.get_object(bucket, key)
-    conditions.check_write(ctx.request.headers, old[0].etag if old else None, ctx.key)
+    conditions.check_write(ctx.headers, old[0].etag if old else None, ctx.key)
     lock = object_lock.for_write(bucket.object_lock, upload.lock, now_ms(),
                                  asked_ms=upload.initiated_ms)
     await _claim(uploads, bucket, key, upload, seen, stored)

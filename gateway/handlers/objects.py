@@ -49,10 +49,10 @@ async def receive_object(ctx: Ctx, bucket: BucketRecord, size: int,
     req = ctx.request
     if size > limits.put_object_bytes_max:
         raise errors.EntityTooLarge()
-    meta = headers.user_metadata(req.headers)
-    stored = headers.stored_headers(req.headers)
-    tags = headers.tagging_header(req.headers)
-    check = BodyCheck(req.headers, ctx.auth)
+    meta = headers.user_metadata(ctx.headers)
+    stored = headers.stored_headers(ctx.headers)
+    tags = headers.tagging_header(ctx.headers)
+    check = BodyCheck(ctx.headers, ctx.auth)
     body = BodyReader(req, ctx.auth, size)
     state = ctx.state
     if size <= state.config.inline_max_bytes:
@@ -93,7 +93,7 @@ async def data_key(ctx: Ctx, bucket: BucketRecord,
     a fresh data key sealed under the customer key they give (SSE-C), else under the
     cluster's or one of the signer's KMS keys when they or the bucket's default ask for
     SSE-S3 or SSE-KMS, else sse.PLAIN."""
-    h = ctx.request.headers if h is None else h
+    h = ctx.headers if h is None else h
     customer = sse_customer.from_headers(h)
     asked = sse.requested(h, bucket.encryption)
     if customer is not None or (asked is not None and asked.algorithm == sse.AES256):
@@ -110,7 +110,7 @@ def _customer_key(ctx: Ctx, by_customer: bool, rules: sse_customer.Rules,
                   copy_source: bool) -> CustomerKey | None:
     """The customer key the request gives (for its copy source's, if `copy_source`): one
     is required exactly when the record was written with one."""
-    given = sse_customer.from_headers(ctx.request.headers, copy_source)
+    given = sse_customer.from_headers(ctx.headers, copy_source)
     sse_customer.check(by_customer, given, rules)
     return given
 
@@ -179,9 +179,9 @@ async def put_object(ctx: Ctx) -> web.StreamResponse:
     catalog = ctx.state.catalog
     lock = write_lock(ctx, bucket)
     dk = await data_key(ctx, bucket)
-    if conditions.has_write_conditions(ctx.request.headers):
+    if conditions.has_write_conditions(ctx.headers):
         old = await catalog.get_object(bucket, key)
-        conditions.check_write(ctx.request.headers, old[0].etag if old else None, ctx.key)
+        conditions.check_write(ctx.headers, old[0].etag if old else None, ctx.key)
         manifest = await receive_object(ctx, bucket, size, dk)
         manifest = await commit(ctx, bucket, key, manifest, old[0] if old else None, lock)
     else:   # the replaced manifest comes back with the write: no read before it
@@ -198,7 +198,7 @@ _UNKNOWN = object()  # commit(): the caller did not read the replaced manifest
 
 def write_lock(ctx: Ctx, bucket: BucketRecord) -> object_lock.Lock:
     """The Object Lock a write's headers ask for (checked before its body is read)."""
-    return object_lock.for_write(bucket.object_lock, ctx.request.headers, now_ms())
+    return object_lock.for_write(bucket.object_lock, ctx.headers, now_ms())
 
 
 def now_ms() -> int:
@@ -263,9 +263,11 @@ def written_version_headers(bucket: BucketRecord, m: Manifest) -> dict[str, str]
     return {} if m.null else version_headers(bucket, m)
 
 
-async def current_object(ctx: Ctx) -> tuple[BucketRecord, bytes, Manifest]:
+async def current_object(ctx: Ctx, marker_405: bool = False
+                         ) -> tuple[BucketRecord, bytes, Manifest]:
     """The request's bucket, key and live manifest (the version its versionId names, if
-    it names one), or NoSuchKey / NoSuchVersion."""
+    it names one), or NoSuchKey / NoSuchVersion. `marker_405`: a key whose newest version
+    is a delete marker is 405 MethodNotAllowed, not NoSuchKey (AWS's object tagging)."""
     bucket = await owned_bucket(ctx)
     key = check_key(ctx.key)
     catalog = ctx.state.catalog
@@ -280,8 +282,12 @@ async def current_object(ctx: Ctx) -> tuple[BucketRecord, bytes, Manifest]:
         found = await catalog.get_object(bucket, key)
         if found is None:
             err = missing_key(ctx, bucket, ctx.key)
-            if isinstance(err, errors.NoSuchKey):
-                errors.with_headers(err, await versioned.missing_current(catalog, bucket, key))
+            marker = await versioned.newest_marker(catalog, bucket, key) \
+                if isinstance(err, errors.NoSuchKey) else None
+            if marker is not None and marker_405:
+                raise versioned.marker_refused(marker, ctx.request.method)
+            if marker is not None:
+                errors.with_headers(err, versioned.marker_headers(marker))
             raise err
         m = found[0]
     if ctx.missing_only:
@@ -304,23 +310,35 @@ def missing_key(ctx: Ctx, bucket: BucketRecord, key: str) -> errors.S3Error:
 
 
 async def head_object(ctx: Ctx) -> web.StreamResponse:
-    sse.refuse_on_read(ctx.request.headers)
+    sse.refuse_on_read(ctx.headers)
     bucket, key, m = await current_object(ctx)
-    return head_response(ctx, bucket, key, m)
+    return head_response(ctx, bucket, key, m, await is_current(ctx, bucket, key, m))
 
 
-def head_response(ctx: Ctx, bucket: BucketRecord, key: bytes, m: Manifest) -> web.Response:
+async def is_current(ctx: Ctx, bucket: BucketRecord, key: bytes, m: Manifest) -> bool:
+    """Whether the version GET/HEAD read is the key's current one: only that one shows an
+    Expiration rule's x-amz-expiration (the rule adds a delete marker on top of it; AWS
+    announces no date for older versions). Read only when it can change the answer."""
+    if "versionId" not in ctx.request.query or not bucket.lifecycle:
+        return True
+    found = await ctx.state.catalog.get_object(bucket, key)
+    return found is not None and found[0].version == m.version
+
+
+def head_response(ctx: Ctx, bucket: BucketRecord, key: bytes, m: Manifest,
+                  current: bool = True) -> web.Response:
     hdrs = headers.object_headers(m, ctx.request.query)
-    hdrs.update(expiration_headers(bucket, key, m))
+    if current:
+        hdrs.update(expiration_headers(bucket, key, m))
     hdrs.update(version_headers(bucket, m))
     hdrs.update(object_lock.response_headers(m.retention, m.legal_hold))
     hdrs.update(encryption_headers(ctx, m))
-    if ctx.request.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED":
+    if ctx.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED":
         hdrs.update(checksum_headers(m))
-    outcome = conditions.evaluate(ctx.request.headers, m.etag, m.mtime_ms)
+    outcome = conditions.evaluate(ctx.headers, m.etag, m.mtime_ms)
     if outcome is conditions.Outcome.NOT_MODIFIED:
         return web.Response(status=304, headers=_not_modified(hdrs))
-    rng = parse_range(ctx.request.headers.get("Range"), m.size)
+    rng = parse_range(ctx.headers.get("Range"), m.size)
     return web.Response(status=206 if rng else 200, headers=_length_headers(hdrs, rng, m.size))
 
 
@@ -338,29 +356,32 @@ def _length_headers(hdrs: dict[str, str], rng: ByteRange | None, size: int) -> d
 
 
 async def get_object(ctx: Ctx) -> web.StreamResponse:
-    sse.refuse_on_read(ctx.request.headers)
+    sse.refuse_on_read(ctx.headers)
     bucket, key, m = await current_object(ctx)
-    return await send_object(ctx, bucket, key, m)
+    return await send_object(ctx, bucket, key, m, current=await is_current(ctx, bucket, key, m))
 
 
 async def send_object(ctx: Ctx, bucket: BucketRecord, key: bytes, m: Manifest,
-                      status: int | None = None) -> web.StreamResponse:
-    """GetObject's answer for a manifest; `status` replaces 200 (a website's error
-    document keeps the error's status)."""
+                      status: int | None = None, current: bool = True) -> web.StreamResponse:
+    """GetObject's answer for a manifest (`current`: the key's current version); `status`
+    replaces 200 (a website's error document keeps the error's status)."""
     req = ctx.request
     dk = await object_key(ctx, m)
     hdrs = headers.object_headers(m, req.query)
-    hdrs.update(expiration_headers(bucket, key, m))
+    if current:
+        hdrs.update(expiration_headers(bucket, key, m))
     hdrs.update(version_headers(bucket, m))
     hdrs.update(object_lock.response_headers(m.retention, m.legal_hold))
     hdrs.update(dk.response_headers())
-    if req.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED" and "Range" not in \
-            req.headers:
-        hdrs.update(checksum_headers(m))
-    if conditions.evaluate(req.headers, m.etag, m.mtime_ms) is conditions.Outcome.NOT_MODIFIED:
+    if conditions.evaluate(ctx.headers, m.etag, m.mtime_ms) is conditions.Outcome.NOT_MODIFIED:
         return web.Response(status=304, headers=_not_modified(hdrs))
-    rng = parse_range(req.headers.get("Range"), m.size)
+    rng = parse_range(ctx.headers.get("Range"), m.size)
     start, end = (rng.start, rng.end) if rng else (0, m.size - 1)
+    # The stored checksums cover the whole object: AWS sends them for a range only when it
+    # is the whole object (bytes=0-100 of 10 bytes), and for a Range it ignores.
+    if ctx.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED" and \
+            (start, end) == (0, m.size - 1):
+        hdrs.update(checksum_headers(m))
     status = 206 if rng else status or 200
     if m.inline is not None:
         # Returned whole, not streamed: aiohttp then sends the head and the body in one
@@ -406,11 +427,11 @@ async def stream_parts(ctx: Ctx, m: Manifest, start: int, end: int, dk: sse.Data
 async def delete_object(ctx: Ctx) -> web.StreamResponse:
     bucket = await owned_bucket(ctx)
     key = check_key(ctx.key)
-    if conditions.has_delete_conditions(ctx.request.headers):
+    if conditions.has_delete_conditions(ctx.headers):
         # Checked, then deleted: a write between the two wins over the condition (AWS
         # makes them one step; here the window is the delete's own round trip).
         _, _, m = await current_object(ctx)
-        conditions.check_delete(ctx.request.headers,
+        conditions.check_delete(ctx.headers,
                                 None if m.marker else (m.etag, m.mtime_ms, m.size), ctx.key)
     gone = await delete_key(ctx, bucket, key, ctx.request.query.get("versionId"),
                             bypass_governance(ctx, bucket))
@@ -429,11 +450,11 @@ def bypass_governance(ctx: Ctx, bucket: BucketRecord) -> bool:
     """x-amz-bypass-governance-retention, honoured for the bucket owner (who holds every
     permission, s3:BypassGovernanceRetention included). AWS refuses the header, whatever
     its value, on a bucket without Object Lock."""
-    if object_lock.BYPASS_HEADER in ctx.request.headers and bucket.object_lock is None:
+    if object_lock.BYPASS_HEADER in ctx.headers and bucket.object_lock is None:
         raise errors.InvalidArgument(
             "x-amz-bypass-governance-retention is only applicable to Object Lock enabled "
             "buckets.", ArgumentName=object_lock.BYPASS_HEADER)
-    return ctx.principal == bucket.owner and object_lock.bypasses(ctx.request.headers)
+    return ctx.principal == bucket.owner and object_lock.bypasses(ctx.headers)
 
 
 async def delete_key(ctx: Ctx, bucket: BucketRecord, key: bytes, version_id: str | None = None,

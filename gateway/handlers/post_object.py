@@ -14,14 +14,27 @@ import hashlib
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 from aiohttp import BodyPartReader, web
+from multidict import CIMultiDict, CIMultiDictProxy
 
-from gateway import access, acl, condition_keys, errors, ownership, postpolicy, s3xml, sse, tags
+from gateway import (
+    access,
+    acl,
+    condition_keys,
+    errors,
+    headers,
+    ownership,
+    postpolicy,
+    s3xml,
+    sse,
+    tags,
+)
 from gateway.access import PublicAccessBlock
 from gateway.condition_keys import RequestFacts
 from gateway.handlers.objects import commit, data_key, sealing, written_version_headers
+from gateway.header_text import has_control
 from gateway.manifest import BucketRecord, Manifest
 from gateway.names import check_key
 from gateway.state import Ctx
@@ -34,9 +47,6 @@ class MalformedPOSTRequest(errors.S3Error):
 
 
 _STATUSES = {"200": 200, "201": 201, "204": 204}
-_STORED = {"content-type": "Content-Type", "cache-control": "Cache-Control",
-           "content-disposition": "Content-Disposition", "content-encoding": "Content-Encoding",
-           "expires": "Expires"}
 
 
 async def _read_part(part: BodyPartReader, limit: int, too_big: errors.S3Error) -> bytes:
@@ -76,11 +86,10 @@ def _authorize(ctx: Ctx, bucket: BucketRecord, fields: dict[str, str], size: int
                filename: str) -> tuple[str, str | None]:
     """Check signature, policy and permission; return the key to write and the signer."""
     state = ctx.state
+    if "key" not in fields:             # AWS asks for the key before the signature
+        raise postpolicy.missing_field("key")
     access_key = postpolicy.verify_signature(fields, state.secret_of, state.config.region)
     principal = state.keys.tenant_of(access_key) if access_key is not None else None
-    if "key" not in fields:
-        raise errors.InvalidArgument("Bucket POST must contain a field named 'key'.",
-                                     ArgumentName="key")
     # The policy's conditions, as the permission, speak of the key written (AWS: a
     # starts-with on $key holds for key=${filename} and a file named to match).
     key = fields["key"].replace("${filename}", filename)
@@ -95,28 +104,35 @@ def _authorize(ctx: Ctx, bucket: BucketRecord, fields: dict[str, str], size: int
     return key, principal
 
 
+def _form_tags(fields: dict[str, str]) -> list[tuple[str, str]] | None:
+    """The tags the form's tagging document asks for; None: the form has none."""
+    return s3xml.parse_form_tagging(fields["tagging"].encode()) if fields.get("tagging") \
+        else None
+
+
 def _facts(ctx: Ctx, fields: dict[str, str], signed: bool) -> RequestFacts:
     """The form as the bucket policy's condition keys see it: its fields say what a PUT's
     headers would (acl is x-amz-acl; x-amz-* fields are themselves), its tagging document
     the tags asked for."""
-    headers = {f: v for f, v in fields.items() if f.startswith("x-amz-")}
+    hdrs = {f: v for f, v in fields.items() if f.startswith("x-amz-")}
     if "acl" in fields:
-        headers["x-amz-acl"] = fields["acl"]
+        hdrs["x-amz-acl"] = fields["acl"]
     for name in ("user-agent", "referer"):
-        if name in ctx.request.headers:
-            headers[name] = ctx.request.headers[name]
-    asked = s3xml.parse_tagging(fields["tagging"].encode()) if fields.get("tagging") else None
+        if name in ctx.headers:
+            hdrs[name] = ctx.headers[name]
+    asked = _form_tags(fields)
     version = None
     if signed:
         version = condition_keys.SIGV2 if "awsaccesskeyid" in fields else condition_keys.SIGV4
-    return RequestFacts(headers, ctx.request.query, ctx.request.secure, version,
+    return RequestFacts(hdrs, ctx.request.query, ctx.request.secure, version,
                         condition_keys.AUTH_POST if signed else None, body_tags=asked)
 
 
 def _manifest(fields: dict[str, str], data: bytes, owner: str,
               bucket: BucketRecord) -> Manifest:
-    headers = {h: fields[f] for f, h in _STORED.items() if f in fields}
-    headers.setdefault("Content-Type", "binary/octet-stream")
+    # The fields that stand for a PUT's content headers, x-amz-storage-class and
+    # x-amz-website-redirect-location are kept (and refused) as the PUT's are.
+    stored = headers.stored_headers(CIMultiDictProxy(CIMultiDict(fields)))
     meta = {k[len("x-amz-meta-"):]: v for k, v in fields.items() if k.startswith("x-amz-meta-")}
     grants: acl.Grants = ()
     if "acl" in fields:
@@ -126,11 +142,10 @@ def _manifest(fields: dict[str, str], data: bytes, owner: str,
         grants = acl.canned(fields["acl"], owner)
         if PublicAccessBlock.of(bucket).block_public_acls and acl.is_public(grants):
             raise errors.AccessDenied("Access Denied: public ACLs are blocked on this bucket")
-    form_tags: tags.Tags = ()
-    if fields.get("tagging"):       # the form's Tagging document, as PutObjectTagging's body
-        form_tags = tags.check(s3xml.parse_tagging(fields["tagging"].encode()))
+    asked = _form_tags(fields)
+    form_tags = tags.check(asked) if asked is not None else ()
     etag = f'"{hashlib.md5(data).hexdigest()}"'
-    return Manifest(len(data), etag, int(time.time() * 1000), headers, meta, acl=grants,
+    return Manifest(len(data), etag, int(time.time() * 1000), stored, meta, acl=grants,
                     tags=form_tags)
 
 
@@ -154,13 +169,25 @@ def _location(request: web.Request, bucket: str, key: str) -> str:
     return f"{request.url.origin()}{'/' + bucket if path_style else ''}/{quote(key)}"
 
 
+def _redirect(fields: dict[str, str]) -> str | None:
+    """Where the form asks the browser to go, if S3 can use it: an absolute http(s) URL.
+    AWS ignores one it cannot interpret (a relative path, say) and answers as if the
+    field were absent (RESTObjectPOST; LocalStack test_s3_presigned_post_success_action_
+    redirect); a control character could not go in a Location header anyway."""
+    url = fields.get("success_action_redirect") or fields.get("redirect")
+    if not url or has_control(url):
+        return None
+    parts = urlsplit(url)
+    return url if parts.scheme in ("http", "https") and parts.hostname else None
+
+
 def _answer(request: web.Request, fields: dict[str, str], bucket: str, key: str, etag: str,
             more: dict[str, str]) -> web.Response:
     """The answer the form asks for; `more`: headers beside the ETag (a version id)."""
     location = _location(request, bucket, key)
     hdrs = {"ETag": etag, **more}
-    redirect = fields.get("success_action_redirect") or fields.get("redirect")
-    if redirect:
+    redirect = _redirect(fields)
+    if redirect is not None:
         query = urlencode({"bucket": bucket, "key": key, "etag": etag})
         sep = "&" if "?" in redirect else "?"
         return web.Response(status=303, headers={"Location": f"{redirect}{sep}{query}",

@@ -15,7 +15,7 @@ XML = "application/xml"
 
 
 async def get_object_tagging(ctx: Ctx) -> web.StreamResponse:
-    bucket, _, m = await current_object(ctx)
+    bucket, _, m = await current_object(ctx, marker_405=True)
     return web.Response(body=s3xml.tagging(m.tags), content_type=XML,
                         headers=version_headers(bucket, m))
 
@@ -28,9 +28,9 @@ async def put_object_tagging(ctx: Ctx) -> web.StreamResponse:
         pending = ctx.pending
         facts = dataclasses.replace(pending.facts, body_tags=checked)
         await access.authorize(ctx.state.catalog, dataclasses.replace(pending, facts=facts))
-        bucket, key, m = await current_object(ctx)
+        bucket, key, m = await current_object(ctx, marker_405=True)
     else:
-        bucket, key, m = await current_object(ctx)
+        bucket, key, m = await current_object(ctx, marker_405=True)
         checked = await _tags_asked(ctx)
     await versioned.update_version(ctx.state.catalog, bucket, key, m,
                                    dataclasses.replace(m, tags=checked))
@@ -42,7 +42,7 @@ async def _tags_asked(ctx: Ctx) -> tags.Tags:
 
 
 async def delete_object_tagging(ctx: Ctx) -> web.StreamResponse:
-    bucket, key, m = await current_object(ctx)
+    bucket, key, m = await current_object(ctx, marker_405=True)
     await versioned.update_version(ctx.state.catalog, bucket, key, m,
                                    dataclasses.replace(m, tags=()))
     return web.Response(status=204, headers=version_headers(bucket, m))

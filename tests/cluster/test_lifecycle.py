@@ -236,3 +236,33 @@ def test_rules_in_a_versioned_bucket(cluster: Cluster) -> None:
     assert s3.get_object(Bucket=b, Key="other")["Body"].read() == b"o"
     # Counters: cur/a's version, old/k's two, mark/kept's one, other.
     assert _usage(s3, b) == (5, 200_000 + 2 + 2 + 1 + 1)
+
+
+def test_empty_prefix_kept_and_expiry_shown_for_current_versions_only(cluster: Cluster
+                                                                       ) -> None:
+    """A <Filter><Prefix></Prefix></Filter> reads back with its empty Prefix, as on AWS;
+    in a versioned bucket an Expiration rule's x-amz-expiration is on the current version
+    only (read by key or by its id), not on the noncurrent versions it does not expire."""
+    s3 = cluster.s3()
+    s3.create_bucket(Bucket="lc-current")
+    s3.put_bucket_versioning(Bucket="lc-current", VersioningConfiguration={"Status": "Enabled"})
+    rules = [{"ID": "all", "Status": "Enabled", "Filter": {"Prefix": ""},
+              "Expiration": {"Days": 100_000}},
+             {"ID": "and", "Status": "Enabled",
+              "Filter": {"And": {"Prefix": "", "Tags": [{"Key": "k", "Value": "v"}]}},
+              "NoncurrentVersionExpiration": {"NoncurrentDays": 100_000}}]
+    s3.put_bucket_lifecycle_configuration(Bucket="lc-current",
+                                          LifecycleConfiguration={"Rules": rules})
+    got = s3.get_bucket_lifecycle_configuration(Bucket="lc-current")["Rules"]
+    assert [r["Filter"] for r in got] == [r["Filter"] for r in rules]
+    old = s3.put_object(Bucket="lc-current", Key="k", Body=b"1")["VersionId"]
+    new = s3.put_object(Bucket="lc-current", Key="k", Body=b"2")
+    assert 'rule-id="all"' in new["Expiration"]
+    for read in (s3.head_object, s3.get_object):
+        assert read(Bucket="lc-current", Key="k")["Expiration"] == new["Expiration"]
+        assert read(Bucket="lc-current", Key="k", VersionId=new["VersionId"])[
+            "Expiration"] == new["Expiration"]
+        assert "Expiration" not in read(Bucket="lc-current", Key="k", VersionId=old)
+    s3.delete_object(Bucket="lc-current", Key="k")      # the marker is current now
+    assert "Expiration" not in s3.head_object(Bucket="lc-current", Key="k",
+                                              VersionId=new["VersionId"])

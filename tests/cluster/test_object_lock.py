@@ -4,6 +4,7 @@ retention, and the removals they refuse; overwrites and plain deletes still add 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -183,3 +184,43 @@ def test_default_retention_applies_to_every_new_version(cluster: Cluster) -> Non
             "ObjectLockEnabled": "Enabled",
             "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 1, "Years": 1}}})
     assert _code(exc) == "MalformedXML"
+
+
+def test_unset_hold_and_refusals_answer_as_aws(cluster: Cluster) -> None:
+    """A version whose legal hold was never set has none to show (404, as its retention),
+    one put OFF shows OFF; a lock's refusal says "Access Denied" and no more (AWS's
+    answers, as LocalStack's and S3Mock's AWS-validated tests record them)."""
+    s3 = cluster.s3()
+    _locked_bucket(s3, "lock-aws")
+    s3.put_object(Bucket="lock-aws", Key="plain", Body=b"p")
+    for call in (s3.get_object_legal_hold, s3.get_object_retention):
+        with pytest.raises(ClientError) as exc:
+            call(Bucket="lock-aws", Key="plain")
+        assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+        assert exc.value.response["Error"]["Message"] == \
+            "The specified object does not have a ObjectLock configuration"
+        assert _code(exc) == "NoSuchObjectLockConfiguration"
+    s3.put_object_legal_hold(Bucket="lock-aws", Key="plain", LegalHold={"Status": "OFF"})
+    assert s3.get_object_legal_hold(Bucket="lock-aws", Key="plain")["LegalHold"] == \
+        {"Status": "OFF"}
+    s3.put_object(Bucket="lock-aws", Key="off", Body=b"o", ObjectLockLegalHoldStatus="OFF")
+    assert s3.get_object_legal_hold(Bucket="lock-aws", Key="off")["LegalHold"] == \
+        {"Status": "OFF"}
+    vid = s3.put_object(Bucket="lock-aws", Key="gov", Body=b"g", ObjectLockMode="GOVERNANCE",
+                        ObjectLockRetainUntilDate=_later(3600))["VersionId"]
+    refusals: list[Callable[[], object]] = [
+        lambda: s3.delete_object(Bucket="lock-aws", Key="gov", VersionId=vid),
+        lambda: s3.put_object_retention(Bucket="lock-aws", Key="gov", VersionId=vid,
+                                        Retention={"Mode": "GOVERNANCE",
+                                                   "RetainUntilDate": _later(60)})]
+    for refused in refusals:
+        with pytest.raises(ClientError) as exc:
+            refused()
+        assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+        assert (_code(exc), exc.value.response["Error"]["Message"]) == \
+            ("AccessDenied", "Access Denied")
+    got = s3.delete_objects(Bucket="lock-aws", Delete={"Objects": [
+        {"Key": "gov", "VersionId": vid}]})
+    assert [(e["Code"], e["Message"]) for e in got["Errors"]] == \
+        [("AccessDenied", "Access Denied")]
+    assert s3.get_object(Bucket="lock-aws", Key="gov", VersionId=vid)["Body"].read() == b"g"

@@ -294,3 +294,49 @@ def test_long_and_awkward_keys(s3) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ClientError) as exc:
         s3.put_object(Bucket="ops", Key="x" * 1025, Body=b"")
     assert _code(exc) == "KeyTooLongError"
+
+
+def test_ranged_get_checksums(s3) -> None:  # type: ignore[no-untyped-def]
+    """With x-amz-checksum-mode ENABLED a range that is the whole object (or a Range that
+    is ignored) carries the object's checksum, a part of it none (LocalStack's
+    AWS-validated test_get_object_range); the same for a multipart (COMPOSITE) checksum."""
+    s3.put_object(Bucket="ops", Key="sums/ten", Body=b"0123456789", ChecksumAlgorithm="CRC32")
+    uid = s3.create_multipart_upload(Bucket="ops", Key="sums/mp",
+                                     ChecksumAlgorithm="CRC32")["UploadId"]
+    part = s3.upload_part(Bucket="ops", Key="sums/mp", UploadId=uid, PartNumber=1,
+                          Body=b"0123456789", ChecksumAlgorithm="CRC32")
+    s3.complete_multipart_upload(Bucket="ops", Key="sums/mp", UploadId=uid, MultipartUpload={
+        "Parts": [{"PartNumber": 1, "ETag": part["ETag"], "ChecksumCRC32": part["ChecksumCRC32"]}]})
+    for key, kind in (("sums/ten", "FULL_OBJECT"), ("sums/mp", "COMPOSITE")):
+        whole = s3.get_object(Bucket="ops", Key=key, ChecksumMode="ENABLED")
+        assert whole["ChecksumType"] == kind
+        for rng in ("bytes=0-100", "bytes=-15", "bytes=0-9", "bytes=1-0", "0-1"):
+            got = s3.get_object(Bucket="ops", Key=key, Range=rng, ChecksumMode="ENABLED")
+            assert (got["ChecksumCRC32"], got["ChecksumType"]) == \
+                (whole["ChecksumCRC32"], kind), (key, rng)
+        for rng in ("bytes=0-8", "bytes=1-", "bytes=-2"):
+            got = s3.get_object(Bucket="ops", Key=key, Range=rng, ChecksumMode="ENABLED")
+            assert got["ResponseMetadata"]["HTTPStatusCode"] == 206
+            assert "ChecksumCRC32" not in got and "ChecksumType" not in got, (key, rng)
+
+
+def test_create_bucket_with_tags(s3) -> None:  # type: ignore[no-untyped-def]
+    """CreateBucketConfiguration's Tags (botocore models them; AWS takes them since 2025,
+    LocalStack's AWS-validated test_create_bucket_with_tags) tag the new bucket as
+    PutBucketTagging would; bad ones are PutBucketTagging's InvalidTag, and no bucket."""
+    s3.create_bucket(Bucket="tagged-at-birth", CreateBucketConfiguration={
+        "Tags": [{"Key": "tag1", "Value": "value1"}, {"Key": "tag2", "Value": ""}]})
+    assert s3.get_bucket_tagging(Bucket="tagged-at-birth")["TagSet"] == [
+        {"Key": "tag1", "Value": "value1"}, {"Key": "tag2", "Value": ""}]
+    s3.create_bucket(Bucket="tagged-empty", CreateBucketConfiguration={"Tags": []})
+    with pytest.raises(ClientError) as exc:
+        s3.get_bucket_tagging(Bucket="tagged-empty")
+    assert _code(exc) == "NoSuchTagSet"
+    for bad in ([{"Key": "aws:test", "Value": "v"}], [{"Key": "k", "Value": "a,b"}],
+                [{"Key": "k", "Value": "1"}, {"Key": "k", "Value": "2"}]):
+        with pytest.raises(ClientError) as exc:
+            s3.create_bucket(Bucket="tagged-bad", CreateBucketConfiguration={"Tags": bad})
+        assert _code(exc) == "InvalidTag", bad
+        with pytest.raises(ClientError) as exc:
+            s3.head_bucket(Bucket="tagged-bad")
+        assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404

@@ -208,10 +208,56 @@ def test_delete_objects_with_versions(cluster: Cluster) -> None:
     deleted = {d["Key"]: d for d in got["Deleted"]}
     assert deleted["x"] == {"Key": "x", "VersionId": v1}
     assert deleted["y"]["DeleteMarker"] is True and deleted["y"]["DeleteMarkerVersionId"]
-    assert [(e["Key"], e["VersionId"], e["Code"]) for e in got["Errors"]] == [
-        ("z", "bad", "InvalidArgument")]
+    # AWS's DeleteObjects takes a malformed id for one it has not got (LocalStack's
+    # AWS-validated test_delete_objects_versioned); DeleteObject alone says InvalidArgument.
+    assert [(e["Key"], e["VersionId"], e["Code"], e["Message"]) for e in got["Errors"]] == [
+        ("z", "bad", "NoSuchVersion", "The specified version does not exist.")]
     assert [(k, m) for k, _, _, m in _all_versions(s3, "vbatch")] == [
         ("x", False), ("y", True), ("y", False)]
+    fake = "HPniJFCxqTsMuIH9KX8K8wEjNUgmABCD"
+    s3.create_bucket(Bucket="vbatch-plain")
+    s3.put_object(Bucket="vbatch-plain", Key="k", Body=b"k")
+    for bucket, key in (("vbatch", "y"), ("vbatch", "never"), ("vbatch-plain", "k")):
+        got = s3.delete_objects(Bucket=bucket, Delete={"Objects": [
+            {"Key": key, "VersionId": fake}]})
+        assert "Deleted" not in got
+        assert [(e["Key"], e["VersionId"], e["Code"]) for e in got["Errors"]] == [
+            (key, fake, "NoSuchVersion")]
+        with pytest.raises(ClientError) as exc:
+            s3.delete_object(Bucket=bucket, Key=key, VersionId=fake)
+        assert (_status(exc), _code(exc)) == (400, "InvalidArgument")
+    assert s3.get_object(Bucket="vbatch-plain", Key="k")["Body"].read() == b"k"
+
+
+def test_tagging_a_key_behind_a_delete_marker(cluster: Cluster) -> None:
+    """Get/Put/DeleteObjectTagging without a versionId on a key whose newest version is a
+    delete marker: 405 MethodNotAllowed, as with the marker's id (LocalStack's
+    AWS-validated test_object_tagging_versioned); GET of the key stays 404 NoSuchKey."""
+    s3 = cluster.s3()
+    _versioned(s3, "vtagmark")
+    kept = s3.put_object(Bucket="vtagmark", Key="t", Body=b"t", Tagging="a=1")["VersionId"]
+    marker = s3.delete_object(Bucket="vtagmark", Key="t")["VersionId"]
+    tag_set = {"TagSet": [{"Key": "b", "Value": "2"}]}
+    calls = {"PUT": lambda **kw: s3.put_object_tagging(Tagging=tag_set, **kw),
+             "GET": s3.get_object_tagging, "DELETE": s3.delete_object_tagging}
+    for method, call in calls.items():
+        for by_id in ({}, {"VersionId": marker}):
+            with pytest.raises(ClientError) as exc:
+                call(Bucket="vtagmark", Key="t", **by_id)
+            err = exc.value.response["Error"]
+            assert (_status(exc), err["Code"], err["Method"], err["ResourceType"]) == \
+                (405, "MethodNotAllowed", method, "DeleteMarker"), (method, by_id)
+            sent = exc.value.response["ResponseMetadata"]["HTTPHeaders"]
+            assert sent["allow"] == "DELETE" and sent["x-amz-delete-marker"] == "true"
+            assert sent["x-amz-version-id"] == marker
+    with pytest.raises(ClientError) as exc:
+        s3.get_object(Bucket="vtagmark", Key="t")
+    assert (_status(exc), _code(exc)) == (404, "NoSuchKey")
+    assert s3.get_object_tagging(Bucket="vtagmark", Key="t", VersionId=kept)["TagSet"] == \
+        [{"Key": "a", "Value": "1"}]
+    with pytest.raises(ClientError) as exc:     # no version at all: still NoSuchKey
+        s3.get_object_tagging(Bucket="vtagmark", Key="never")
+    assert (_status(exc), _code(exc)) == (404, "NoSuchKey")
 
 
 def test_version_listing_pages_and_folders(cluster: Cluster) -> None:

@@ -4,6 +4,7 @@ that carries its change, a failed round fails its waiters and keeps the keys dir
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Collection
 
 import pytest
 
@@ -11,15 +12,16 @@ from gateway.batching import BatchedWriter
 
 
 class Store:
-    """A write that takes `delay_s` and records (loop time it began, key)."""
+    """A round's write that takes `delay_s` and records (loop time it began, key) per key."""
 
     def __init__(self, delay_s: float = 0.0) -> None:
         self.delay_s = delay_s
         self.rounds: list[tuple[float, str]] = []
         self.fail: Exception | None = None
 
-    async def write(self, key: str) -> None:
-        self.rounds.append((asyncio.get_running_loop().time(), key))
+    async def write(self, keys: Collection[str]) -> None:
+        began = asyncio.get_running_loop().time()
+        self.rounds.extend((began, k) for k in keys)
         await asyncio.sleep(self.delay_s)
         if self.fail is not None:
             raise self.fail

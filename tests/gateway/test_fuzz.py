@@ -268,7 +268,7 @@ XML_PARSERS: list[tuple[str, Callable[[bytes], object]]] = [
     ("CORSConfiguration", cors.parse),
     ("AccessControlPolicy", lambda b: acl.parse(b, "owner")),
     ("Tagging", s3xml.parse_tagging),
-    ("CreateBucketConfiguration", lambda b: buckets._location_constraint(b, REGION)),
+    ("CreateBucketConfiguration", lambda b: buckets._configuration(b, REGION)),
     ("PublicAccessBlockConfiguration", lambda b: s3xml.parse(b, "PublicAccessBlockConfiguration")),
 ]
 
@@ -284,7 +284,7 @@ def _element_soup(root: str) -> st.SearchStrategy[bytes]:
     tags = st.sampled_from(["Object", "Key", "Quiet", "Part", "PartNumber", "ETag", "CORSRule",
                             "AllowedMethod", "AllowedOrigin", "MaxAgeSeconds", "TagSet", "Tag",
                             "Value", "AccessControlList", "Grant", "Grantee", "Permission",
-                            "LocationConstraint", "Owner", "ID", "ChecksumCRC32"])
+                            "LocationConstraint", "Tags", "Owner", "ID", "ChecksumCRC32"])
     leaf = st.builds(lambda t, v: f"<{t}>{v}</{t}>", tags,
                      st.one_of(nasty_text, st.sampled_from(["²", "99999999999999999999", "-1",
                                                              "GET", "*", "true", "0"])))

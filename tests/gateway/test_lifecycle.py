@@ -153,6 +153,14 @@ def test_filter_forms() -> None:
     assert one(rule("", filt="<Filter><ObjectSizeLessThan>9</ObjectSizeLessThan></Filter>")) \
         .filter == Filter(size_lt=9)
     assert one(rule("", filt="<Filter><And></And></Filter>")).filter == Filter(form="and")
+    # An empty Prefix is kept, and given back as AWS gives it back: <Filter><Prefix/>.
+    empty = one(rule("", filt="<Filter><Prefix></Prefix></Filter>"))
+    assert empty.filter == Filter(empty_prefix=True)
+    assert b"<Filter><Prefix></Prefix></Filter>" in lifecycle.render((empty,))
+    assert b"<Filter></Filter>" in lifecycle.render((one(rule("", filt="<Filter/>")),))
+    anded = one(rule("", filt="<Filter><And><Prefix/><Tag><Key>k</Key><Value>v</Value></Tag>"
+                         "</And></Filter>"))
+    assert b"<And><Prefix></Prefix><Tag>" in lifecycle.render((anded,))
 
 
 def test_duplicate_tag_keys() -> None:
@@ -378,6 +386,9 @@ def test_pack_unpack() -> None:
     stored = msgpack.unpackb(msgpack.packb(lifecycle.pack(FULL_RULES)))
     assert lifecycle.unpack(stored) == FULL_RULES
     assert lifecycle.pack(FULL_RULES) == lifecycle.pack(lifecycle.unpack(stored))
+    # A filter stored before empty_prefix (five members) reads as one without it.
+    before = [[*r[:2], r[2][:5], *r[3:]] for r in stored]
+    assert lifecycle.unpack(before) == FULL_RULES
 
 
 # ---- matching and due times ----------------------------------------------------------------
@@ -484,11 +495,13 @@ def filters(draw: st.DrawFn, untagged: bool, unsized: bool) -> Filter:
     bounds = (None, None) if unsized else draw(st.tuples(st.none() | sizes, st.none() | sizes))
     if bounds[0] is not None and bounds[1] is not None and bounds[0] >= bounds[1]:
         bounds = (None, bounds[1])
+    prefix = draw(texts)
+    empty_prefix = not prefix and draw(st.booleans())
     if form == "and":
-        return Filter(draw(texts), tags, bounds[0], bounds[1], "and")
+        return Filter(prefix, tags, bounds[0], bounds[1], "and", empty_prefix)
     choice = draw(st.sampled_from(["none", "prefix", "tag", "gt", "lt"]))
     if choice == "prefix":
-        return Filter(draw(texts))
+        return Filter(prefix, empty_prefix=empty_prefix)
     if choice == "tag" and tags:
         return Filter(tags=tags[:1])
     if choice == "gt" and bounds[0] is not None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -31,8 +32,10 @@ from gateway.metering import (
     bill_for,
     classify,
     read_usage,
+    total,
 )
 from gateway.router import Endpoint
+from gateway.usage_journal import UsageJournal
 from storage.client import MetaRecord
 
 T0 = 1_700_000_000_000 - 1_700_000_000_000 % HOUR_MS     # an hour start, epoch ms
@@ -343,3 +346,44 @@ def test_version_1_values_still_decode() -> None:
     with pytest.raises(ValueError):
         metering.decode_record(len(prefix), metering.sample_key("t", T0, "b"),
                                bytes.fromhex("9302cd03e8cd012c"))
+
+
+# ---- through the local usage journal ------------------------------------------------------
+
+
+@dataclass
+class ShardedCatalog(FakeCatalog):
+    def shard_partition(self, bucket: BucketRecord, shard: int) -> int:
+        return 2
+
+
+async def test_journaled_counts_are_answered_before_the_store_and_flushed_exactly(
+        tmp_path: Path) -> None:
+    store = FakeStore()
+    catalog = cast(Catalog, ShardedCatalog(store))
+    journal = UsageJournal(tmp_path, 7, cast(Any, store))
+    m = Meter(catalog, cast(Counters, FakeCounters()), 7, lambda: T0, journal=journal)
+    await asyncio.gather(*(m.add(Bill("acme", "data", "GetObject"), 0, 10) for _ in range(5)))
+    assert store.puts == 0                      # durable in the journal, not yet stored
+    await journal.flush()
+    assert total(await read_usage(catalog, "acme", T0, T0 + HOUR_MS)) == \
+        Usage((0, 5, 0, 0), 0, 50)
+    await journal.close()
+
+
+async def test_journaled_counters_read_their_own_totals_from_memory(tmp_path: Path) -> None:
+    store = FakeStore()
+    catalog = cast(Catalog, ShardedCatalog(store))
+    b = bucket("data", "acme")
+    other = Counters(catalog, 1)                # another gateway, writing to the store
+    await other.add(b, 2, 200)
+    journal = UsageJournal(tmp_path, 9, cast(Any, store))
+    mine = Counters(catalog, 9, journal)
+    await mine.add(b, 1, 100)
+    assert await mine.usage(b) == Stored(3, 300)        # before any flush
+    await journal.flush()
+    await mine.add(b, -1, -100)
+    assert await mine.usage(b) == Stored(2, 200)        # the stored own record is stale
+    assert await other.usage(b) == Stored(3, 300)       # others see the last flush
+    await journal.close()
+    assert await other.usage(b) == Stored(2, 200)

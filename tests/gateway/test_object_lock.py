@@ -78,9 +78,11 @@ def test_headers_of_a_write() -> None:
             ol.from_headers(bad, NOW)
     with pytest.raises(errors.InvalidRequest):
         ol.for_write(None, {ol.HOLD_HEADER: "OFF"}, NOW)
-    assert ol.for_write(None, {}, NOW) == (None, False)
+    assert ol.for_write(None, {}, NOW) == (None, None)
     days = LockConfig(GOVERNANCE, days=3)
-    assert ol.for_write(days, {}, NOW) == (Retention(GOVERNANCE, NOW + 3 * 24 * HOUR), False)
+    # No hold asked for: none set (None), which GetObjectLegalHold tells from one put OFF.
+    assert ol.for_write(days, {}, NOW) == (Retention(GOVERNANCE, NOW + 3 * 24 * HOUR), None)
+    assert ol.for_write(days, {ol.HOLD_HEADER: "OFF"}, NOW)[1] is False
     assert ol.for_write(days, h, NOW)[0] == Retention(COMPLIANCE, until)
     # A multipart upload's date is checked against its Create time, not Complete's.
     assert ol.for_write(days, h, until + 1, asked_ms=NOW)[0] == Retention(COMPLIANCE, until)

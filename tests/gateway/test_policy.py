@@ -411,3 +411,37 @@ def test_post_policy_signature_and_conditions() -> None:
     postpolicy.check_policy(policy_, {**fields, "x-ignore-me": "1"}, 5, now)
     with pytest.raises(errors.S3Error):
         postpolicy.parse_policy("not base64!")
+
+
+@pytest.mark.parametrize(("dropped", "named"), [
+    (("x-amz-signature",), "X-Amz-Signature"),
+    (("x-amz-algorithm", "x-amz-credential"), "X-Amz-Algorithm"),
+    (("x-amz-date",), "X-Amz-Date"),
+    (("policy",), "Policy"),
+])
+def test_post_form_missing_signature_fields(dropped: tuple[str, ...], named: str) -> None:
+    """AWS's answer names the first field missing, as AWS spells it (LocalStack's
+    validated test_post_request_missing_signature / _missing_fields snapshots)."""
+    form = {k: v for k, v in _signed_form({}).items() if k not in dropped}
+    with pytest.raises(errors.S3Error) as exc:
+        postpolicy.verify_signature(form, {"AK": "sekrit"}.get, "us-east-1")
+    assert (exc.value.code, exc.value.extra) == (
+        "InvalidArgument", {"ArgumentName": named, "ArgumentValue": ""})
+    assert exc.value.message == (f"Bucket POST must contain a field named '{named}'.  If it "
+                                 "is specified, please check the order of the fields.")
+
+
+def test_post_form_v2_fields_and_no_signature_at_all() -> None:
+    v2 = {"policy": "cG9saWN5", "signature": "c2ln", "awsaccesskeyid": "AK"}
+    for drop, named in (("signature", "Signature"), ("awsaccesskeyid", "AWSAccessKeyId")):
+        with pytest.raises(errors.S3Error) as exc:
+            postpolicy.verify_signature({k: v for k, v in v2.items() if k != drop},
+                                        {"AK": "sekrit"}.get, "us-east-1")
+        assert exc.value.extra["ArgumentName"] == named
+    with pytest.raises(errors.S3Error) as exc:        # a policy no signature goes with
+        postpolicy.verify_signature({"policy": "cG9saWN5"}, {"AK": "x"}.get, "us-east-1")
+    assert (exc.value.code, exc.value.message) == ("AccessDenied", "Access Denied")
+    with pytest.raises(errors.S3Error) as exc:        # what was signed, shown back
+        postpolicy.verify_signature(v2, {"AK": "sekrit"}.get, "us-east-1")
+    assert exc.value.code == "SignatureDoesNotMatch" and exc.value.extra == {
+        "AWSAccessKeyId": "AK", "SignatureProvided": "c2ln", "StringToSign": "cG9saWN5"}

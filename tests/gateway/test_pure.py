@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 
+import msgpack
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -229,6 +230,14 @@ def test_records_round_trip() -> None:
                   {"version": stamp, "legal_hold": True}):
         v = dataclasses.replace(m, **extra)
         assert Manifest.decode(v.encode()) == v and len(v.encode()) > len(m.encode())
+    # A legal hold put OFF is kept apart from one never set (None); the records written
+    # before that kept False for both, and read as OFF.
+    off = dataclasses.replace(m, legal_hold=False)
+    assert Manifest.decode(off.encode()) == off and m.legal_hold is None
+    retained = dataclasses.replace(m, lock_mode="GOVERNANCE", retain_until_ms=99)
+    assert Manifest.decode(retained.encode()).legal_hold is None
+    before = msgpack.packb([*msgpack.unpackb(retained.encode())[:17], False])
+    assert Manifest.decode(before).legal_hold is False
     locked = dataclasses.replace(b, versioning="Enabled",
                                  object_lock=LockConfig("GOVERNANCE", days=3))
     assert BucketRecord.decode(locked.encode()) == locked
