@@ -21,7 +21,6 @@ they arrive without parsing HTTP: a blank line (CRLF CRLF) ends a header section
 from __future__ import annotations
 
 import asyncio
-import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum, auto
@@ -29,7 +28,7 @@ from typing import Any, cast
 
 from aiohttp import web
 
-from gateway import errors, router
+from gateway import errors, request_ids, router
 from gateway.config import AbuseLimits
 
 _HEADER_END = b"\r\n\r\n"
@@ -95,9 +94,10 @@ ABUSE = web.AppKey("abuse", Abuse)
 
 
 def _refuse(request: web.Request, err: errors.S3Error) -> web.Response:
-    request_id = secrets.token_hex(8).upper()
-    headers = {"x-amz-request-id": request_id, "Retry-After": "1"}
-    body = None if request.method == "HEAD" else err.to_xml(request.path, request_id)
+    request_id = request_ids.new_request_id()
+    headers = {"Retry-After": "1"}
+    request_ids.stamp(headers, request_id)
+    body = None if request.method == "HEAD" else err.to_xml(request_id)
     return web.Response(status=err.status, body=body, headers=headers,
                         content_type="application/xml")
 

@@ -34,9 +34,9 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl
 
-from gateway import acl, condition_keys, errors, ownership, policy, versioned
+from gateway import acl, condition_keys, errors, names, ownership, policy, versioned
 from gateway.acl import Permission
 from gateway.catalog import Catalog
 from gateway.condition_keys import RequestFacts, Tags
@@ -311,12 +311,10 @@ class CopySourceName:
 def copy_source_of(raw: str) -> CopySourceName | None:
     """The copy source an x-amz-copy-source value names; None when it names no bucket and
     key (the handler answers InvalidArgument)."""
-    path, _, query = raw.partition("?")
-    text = unquote(path)
-    text = text[1:] if text.startswith("/") else text
-    bucket, _, key = text.partition("/")
+    bucket, _, key = names.copy_source_path(raw).partition("/")
     if not bucket or not key:
         return None
+    query = raw.partition("?")[2]
     version_id = dict(parse_qsl(query, keep_blank_values=True)).get("versionId")
     return CopySourceName(bucket, key, version_id)
 

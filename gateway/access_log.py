@@ -31,7 +31,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from gateway import limits, router
+from gateway import limits, request_ids, router
 from gateway.access import Basis, Decision
 from gateway.bucket_logging import LoggingConfig
 from gateway.catalog import Catalog
@@ -259,9 +259,9 @@ class AccessLogs:
     """This gateway process's access log lines: made at the end of each request to a bucket
     with logging on, held until gateway/log_delivery.py delivers them."""
 
-    def __init__(self, catalog: Catalog, host_id: str, website_domain: str = "",
+    def __init__(self, catalog: Catalog, website_domain: str = "",
                  buffer: Buffer | None = None) -> None:
-        self.catalog, self.host_id, self.website_domain = catalog, host_id, website_domain
+        self.catalog, self.website_domain = catalog, website_domain
         self.buffer = buffer or Buffer()
         self.wake = asyncio.Event()         # set when a batch is full
 
@@ -297,7 +297,7 @@ class AccessLogs:
             _object_size(endpoint.op, request, response), elapsed_ms,
             None if response.prepared else elapsed_ms,
             request.headers.get("Referer"), request.headers.get("User-Agent"),
-            request.query.get("versionId"), self.host_id,
+            request.query.get("versionId"), request_ids.host_id(request_id),
             None if auth is None else "SigV4" if auth.scope else "SigV2",
             None if auth is None else "QueryString" if auth.presigned else "AuthHeader",
             request.host, decision is not None and decision.basis is Basis.ACL)

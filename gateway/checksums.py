@@ -209,7 +209,7 @@ def _content_md5(headers: Mapping[str, str]) -> bytes | None:
         return None
     digest = decode_b64_digest(value, 16)
     if digest is None:
-        raise errors.InvalidDigest()
+        raise errors.InvalidDigest(**{"Content-MD5": value})   # AWS names what it was given
     return digest
 
 

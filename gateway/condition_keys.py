@@ -29,7 +29,9 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl
+
+from gateway import names
 
 Context = dict[str, tuple[str, ...]]
 Tags = Sequence[tuple[str, str]]
@@ -212,8 +214,7 @@ def _object(ctx: Context, subject: Subject, facts: RequestFacts) -> None:
         ctx["s3:versionid"] = (subject.version_id,)
     raw = facts.headers.get("x-amz-copy-source")
     if raw is not None and subject.op in _COPY_OPS:
-        path = unquote(raw.partition("?")[0])
-        ctx["s3:x-amz-copy-source"] = (path[1:] if path.startswith("/") else path,)
+        ctx["s3:x-amz-copy-source"] = (names.copy_source_path(raw),)
 
 
 def _listing(ctx: Context, subject: Subject, query: Mapping[str, str]) -> None:

@@ -3,8 +3,11 @@
 Pure. A browser first asks OPTIONS with Origin, Access-Control-Request-Method and maybe
 Access-Control-Request-Headers; the first rule whose origin, method and every requested
 header match answers it. An actual request (any method with an Origin header) gets the
-Access-Control-* headers of the first rule matching its origin and method, and none when
-no rule does (the browser then refuses the response to the page, which is the point).
+Access-Control-* headers of the first rule matching it as its preflight would (AWS reads
+those two headers on it too, when present, where a browser never sends them), and none
+when no rule does (the browser then refuses the response to the page, which is the point).
+A refusal names, as AWS's does, the method asked for (OPTIONS when none) and whether the
+resource was a bucket or an object.
 Patterns may hold one `*` (origins and headers), as S3 allows; header names compare
 case-insensitively, origins exactly.
 """
@@ -161,37 +164,60 @@ def _common(rule: CorsRule, origin: str) -> dict[str, str]:
         out["Access-Control-Allow-Credentials"] = "true"
     if rule.expose_headers:
         out["Access-Control-Expose-Headers"] = ", ".join(rule.expose_headers)
+    if rule.max_age_s is not None:
+        out["Access-Control-Max-Age"] = str(rule.max_age_s)
     return out
 
 
-def preflight(rules: Rules, headers: Mapping[str, str]) -> dict[str, str]:
+def _refused(message: str | None, method: str | None, on_object: bool) -> AccessForbidden:
+    return AccessForbidden(message, Method=method or "OPTIONS",
+                           ResourceType="OBJECT" if on_object else "BUCKET")
+
+
+def _first_match(rules: Rules, origin: str, method: str, wanted: list[str]
+                 ) -> CorsRule | None:
+    for rule in rules:
+        if _origin_ok(rule, origin) and method in rule.methods and \
+                all(_header_ok(rule, h) for h in wanted):
+            return rule
+    return None
+
+
+def preflight(rules: Rules, headers: Mapping[str, str], on_object: bool = False
+              ) -> dict[str, str]:
     """The headers of a successful OPTIONS answer, or AccessForbidden / BadRequest."""
     origin = headers.get("Origin")
     method = headers.get("Access-Control-Request-Method")
     if not origin:
         raise BadPreflight()
+    if not rules:   # AWS: refused before the method is even looked at
+        raise _refused("CORSResponse: CORS is not enabled for this bucket.", method, False)
     if not method:
         raise BadPreflight("Invalid Access-Control-Request-Method: null")
-    if not rules:
-        raise AccessForbidden("CORSResponse: CORS is not enabled for this bucket.")
     wanted = _split_headers(headers.get("Access-Control-Request-Headers"))
-    for rule in rules:
-        if _origin_ok(rule, origin) and method in rule.methods and \
-                all(_header_ok(rule, h) for h in wanted):
-            out = _common(rule, origin)
-            if wanted:
-                out["Access-Control-Allow-Headers"] = ", ".join(h.lower() for h in wanted)
-            if rule.max_age_s is not None:
-                out["Access-Control-Max-Age"] = str(rule.max_age_s)
-            return out
-    raise AccessForbidden()
+    rule = _first_match(rules, origin, method, wanted)
+    if rule is None:
+        raise _refused(None, method, on_object)
+    out = _common(rule, origin)
+    if wanted:
+        out["Access-Control-Allow-Headers"] = ", ".join(h.lower() for h in wanted)
+    return out
 
 
-def actual(rules: Rules, origin: str | None, method: str) -> dict[str, str]:
+def no_bucket(headers: Mapping[str, str]) -> errors.S3Error:
+    """The refusal of a preflight to a bucket that does not exist."""
+    if not headers.get("Origin"):
+        return BadPreflight()
+    return _refused("CORSResponse: Bucket not found",
+                    headers.get("Access-Control-Request-Method"), False)
+
+
+def actual(rules: Rules, headers: Mapping[str, str], method: str) -> dict[str, str]:
     """Access-Control-* headers for a request carrying Origin; empty when none apply."""
+    origin = headers.get("Origin")
     if not origin or not rules:
         return {}
-    for rule in rules:
-        if _origin_ok(rule, origin) and method.upper() in rule.methods:
-            return _common(rule, origin)
-    return {}
+    asked = headers.get("Access-Control-Request-Method") or method
+    wanted = _split_headers(headers.get("Access-Control-Request-Headers"))
+    rule = _first_match(rules, origin, asked.upper(), wanted)
+    return {} if rule is None else _common(rule, origin)

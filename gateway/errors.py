@@ -11,6 +11,8 @@ import re
 from collections.abc import Mapping
 from xml.sax.saxutils import escape as _escape
 
+from gateway import limits, request_ids
+
 # Characters XML 1.0 cannot carry at all, not even as references (a key may hold them), and
 # lone surrogates (a header byte that is not UTF-8, echoed in a StringToSign): an error
 # document naming them shows U+FFFD in their place, and stays parseable.
@@ -35,15 +37,17 @@ class S3Error(Exception):
         self.headers: dict[str, str] = {}
         super().__init__(self.message)
 
-    def to_xml(self, resource: str, request_id: str) -> bytes:
+    def to_xml(self, request_id: str) -> bytes:
+        # AWS's order: Code, Message, the error's own elements, RequestId, HostId. AWS sends
+        # no Resource element (botocore would show one in every ClientError's Error).
         parts = [
             '<?xml version="1.0" encoding="UTF-8"?>\n<Error>',
             f"<Code>{self.code}</Code>",
             f"<Message>{escape(self.message)}</Message>",
         ]
         parts.extend(f"<{k}>{escape(v)}</{k}>" for k, v in self.extra.items())
-        parts.append(f"<Resource>{escape(resource)}</Resource>")
-        parts.append(f"<RequestId>{request_id}</RequestId></Error>")
+        parts.append(f"<RequestId>{request_id}</RequestId>")
+        parts.append(f"<HostId>{request_ids.host_id(request_id)}</HostId></Error>")
         return "".join(parts).encode()
 
 
@@ -76,7 +80,7 @@ IncompleteBody = _error(
 )
 InvalidArgument = _error("InvalidArgument", 400, "Invalid Argument")
 InvalidBucketName = _error("InvalidBucketName", 400, "The specified bucket is not valid.")
-InvalidDigest = _error("InvalidDigest", 400, "The Content-MD5 you specified is not valid.")
+InvalidDigest = _error("InvalidDigest", 400, "The Content-MD5 you specified was invalid.")
 InvalidPart = _error(
     "InvalidPart",
     400,
@@ -158,6 +162,27 @@ SignatureDoesNotMatch = _error(
     "The request signature we calculated does not match the signature you provided. "
     "Check your key and signing method.",
 )
+
+
+def signature_mismatch(access_key: str, string_to_sign: str, provided: str,
+                       canonical_request: str | None = None) -> S3Error:
+    """SignatureDoesNotMatch showing what AWS shows, in its order: what was signed, as text
+    and as bytes (space-separated hex), so that a client author can diff it with their own;
+    SigV4 adds its canonical request. Never the secret, nor the signature expected."""
+    extra = {"AWSAccessKeyId": access_key, "StringToSign": string_to_sign,
+             "SignatureProvided": provided[:limits.signature_echo_chars_max],
+             "StringToSignBytes": _hex_bytes(string_to_sign)}
+    if canonical_request is not None:
+        extra["CanonicalRequest"] = canonical_request
+        extra["CanonicalRequestBytes"] = _hex_bytes(canonical_request)
+    return SignatureDoesNotMatch(**extra)
+
+
+def _hex_bytes(text: str) -> str:
+    # The bytes that were signed: a header byte that is not UTF-8 is back as it came.
+    return text.encode("utf-8", "surrogateescape").hex(" ")
+
+
 # 404
 NoSuchBucket = _error("NoSuchBucket", 404, "The specified bucket does not exist")
 NoSuchKey = _error("NoSuchKey", 404, "The specified key does not exist.")
@@ -224,6 +249,7 @@ PreconditionFailed = _error(
     "PreconditionFailed", 412, "At least one of the pre-conditions you specified did not hold"
 )
 InvalidRange = _error("InvalidRange", 416, "The requested range is not satisfiable")
+InvalidPartNumber = _error("InvalidPartNumber", 416, "The requested partnumber is not satisfiable")
 # 5xx
 InternalError = _error(
     "InternalError", 500, "We encountered an internal error. Please try again."

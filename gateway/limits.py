@@ -19,6 +19,7 @@ put_object_bytes_max = 5 * GIB            # S3: a single PUT is at most 5 GiB
 part_bytes_min = 5 * MIB                  # S3: every part but the last
 part_number_max = 10_000
 list_keys_max = 1000                      # max-keys is capped at 1000
+list_buckets_max = 10_000                 # S3: max-buckets is 1..10000, and the default page
 delete_objects_keys_max = 1000
 xml_body_bytes_max = 2 * MIB              # request bodies we parse as XML
 tags_per_object_max = 10
@@ -27,6 +28,7 @@ tags_per_object_max = 10
 # both lost, and an Abort then drops the records without freeing data (gateway/uploads.py),
 # which is safe whatever the Complete did.
 upload_claim_ms_max = 60 * 1000
+signature_echo_chars_max = 128           # a SignatureDoesNotMatch shows this much of the given one
 # SSE-KMS (gateway/sse_kms.py, gateway/kms.py): AWS caps aliases at 256 characters; the
 # context header and the keys a tenant holds are our own bounds (every gateway reloads
 # every key every few seconds).

@@ -11,6 +11,7 @@ be shorter than max-keys and still truncated (clients follow IsTruncated and the
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -84,8 +85,18 @@ async def versions_page(catalog: Catalog, bucket: BucketRecord, prefix: str,
     rows += o_rows
     if o_bound is not None:
         bounds.append(o_bound)
-    return _page(rows, min(bounds, default=None), max_keys,
-                 key_marker if version_id_marker else None)
+    mid = None
+    if version_id_marker:
+        mid = (key_marker, await _latest_id(catalog, bucket, key_marker))
+    return _page(rows, min(bounds, default=None), max_keys, mid)
+
+
+async def _latest_id(catalog: Catalog, bucket: BucketRecord, key: str) -> str | None:
+    """The version id of a key's newest version record (None: it has none). A page that
+    continues a key's versions past a version-id marker starts with its latest version only
+    when the marker's version, and every newer one, was removed since."""
+    top = await catalog.versions_of(bucket, key.encode("utf-8", "surrogateescape"), limit=1)
+    return top[0][0].version_id if top else None
 
 
 async def _starts(catalog: Catalog, bucket: BucketRecord, prefix: str, key_marker: str,
@@ -148,10 +159,11 @@ def _row_key(row: Any) -> bytes:
     return bytes(row) if row.__class__ is bytes else bytes(row[0])
 
 
-def _page(rows: list[_Row], bound: bytes | None, max_keys: int, mid_key: str | None
-          ) -> VersionsPage:
-    """The final rows (up to `bound`), merged, cut at max_keys; `mid_key` is the key whose
-    versions the page continues (its first row here is then not the latest)."""
+def _page(rows: list[_Row], bound: bytes | None, max_keys: int,
+          mid: tuple[str, str | None] | None) -> VersionsPage:
+    """The final rows (up to `bound`), merged, cut at max_keys; `mid` is the key whose
+    versions the page continues and the id of its latest version (its first row here is
+    the latest only if it is that one)."""
     rows.sort(key=lambda r: r.order)
     final: list[_Row] = []
     for r in rows:
@@ -164,13 +176,15 @@ def _page(rows: list[_Row], bound: bytes | None, max_keys: int, mid_key: str | N
     final = final[:max_keys]
     entries: list[Version] = []
     prefixes: list[str] = []
-    previous = mid_key
+    previous = None if mid is None else mid[0]
     for r in final:
         if r.raw.__class__ is bytes:
             prefixes.append(bytes(r.raw).decode("utf-8", "surrogateescape"))
             previous = None
             continue
         entry = _entry(r, previous)
+        if mid is not None and not entries and entry.key == mid[0]:
+            entry = dataclasses.replace(entry, latest=entry.version_id == mid[1])
         entries.append(entry)
         previous = entry.key
     nxt_key = nxt_id = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from urllib.parse import unquote_plus
 
 from gateway import errors, limits
 
@@ -42,3 +43,13 @@ def check_key(key: str) -> bytes:
     if len(raw) > limits.key_bytes_max:
         raise errors.KeyTooLongError()
     return raw
+
+
+def copy_source_path(raw: str) -> str:
+    """The "bucket/key" an x-amz-copy-source value names, before any "?versionId=".
+
+    The value is URL-encoded, and a '+' in it is a space (AWS decodes it as a form value:
+    Go's url.QueryEscape, for one, sends "test+key.txt" for "test key.txt"); a key that
+    holds a '+' arrives as %2B from every SDK. A leading '/' is optional."""
+    text = unquote_plus(raw.partition("?")[0])
+    return text[1:] if text.startswith("/") else text

@@ -78,8 +78,7 @@ def _unknown_key(access_key: str) -> errors.S3Error:
 
 def _mismatch(fields: Mapping[str, str], access_key: str, given: str) -> errors.S3Error:
     # What was signed is the policy field itself (AWS shows it as the StringToSign).
-    return errors.SignatureDoesNotMatch(AWSAccessKeyId=access_key, SignatureProvided=given,
-                                        StringToSign=fields["policy"])
+    return errors.signature_mismatch(access_key, fields["policy"], given)
 
 
 def _verify_v2(fields: Mapping[str, str], secret_of: Callable[[str], str | None]) -> str:

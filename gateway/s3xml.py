@@ -59,7 +59,8 @@ def _owner(owner_id: str, display: str) -> str:
     return f"<Owner><ID>{esc(owner_id)}</ID><DisplayName>{esc(display)}</DisplayName></Owner>"
 
 
-def list_buckets(owner_id: str, buckets: Iterable[tuple[str, int]], region: str) -> bytes:
+def list_buckets(owner_id: str, buckets: Iterable[tuple[str, int]], region: str,
+                 next_token: str | None = None, prefix: str | None = None) -> bytes:
     items = "".join(
         f"<Bucket><Name>{esc(n)}</Name><CreationDate>{iso8601(ms)}</CreationDate>"
         f"<BucketRegion>{esc(region)}</BucketRegion></Bucket>"
@@ -67,7 +68,8 @@ def list_buckets(owner_id: str, buckets: Iterable[tuple[str, int]], region: str)
     )
     body = (
         f'{HEAD}<ListAllMyBucketsResult xmlns="{NS}"><Buckets>{items}</Buckets>'
-        f"{_owner(owner_id, owner_id)}</ListAllMyBucketsResult>"
+        f"{_owner(owner_id, owner_id)}{_el('ContinuationToken', next_token)}"
+        f"{_el('Prefix', prefix)}</ListAllMyBucketsResult>"
     )
     return body.encode()
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from gateway import (
     log_delivery,
     metrics,
     presigned,
+    request_ids,
     router,
     sigv2,
     sigv4,
@@ -63,7 +63,8 @@ from storage.client import NodeClient
 
 log = logging.getLogger("coffre.gateway")
 RING_CHECK_S = 2.0
-HOST_ID = secrets.token_hex(16)
+# The request's id, for the response's headers whoever prepares it (a handler that streams).
+REQUEST_ID = web.RequestKey("coffre.request_id", str)
 
 
 def _split_raw(request: web.Request) -> tuple[str, str]:
@@ -125,7 +126,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     site = website_serve.bucket_of(request, state.config)
     if site is not None:
         return await _dispatch_website(request, site)
-    request_id = secrets.token_hex(8).upper()
+    request_id = request[REQUEST_ID] = request_ids.new_request_id()
     resource = request.path
     started, op, code = time.monotonic(), metrics.UNKNOWN_OP, None  # for metrics and logs
     set_request_id(request_id)
@@ -148,7 +149,8 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         auth = _authenticate(request, state)
         principal = state.keys.tenant_of(auth.access_key) if auth is not None else None
         if auth is not None and principal is None:
-            raise errors.InvalidAccessKeyId()       # revoked between two lookups
+            # revoked between two lookups
+            raise errors.InvalidAccessKeyId(AWSAccessKeyId=auth.access_key)
         if endpoint.key:    # before any lookup: a key the store cannot hold is the client's error
             check_key(endpoint.key)
         asked = access.request_for(endpoint, principal, request.remote or "", request.query,
@@ -169,13 +171,13 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         await access_ops.apply_acl_headers(ctx, acl_grants, response)
     except errors.S3Error as err:
         code = err.code
-        response = _error_response(request, err, resource, request_id)
+        response = _error_response(request, err, request_id)
     except (asyncio.CancelledError, ConnectionResetError):
         raise
     except Exception:
         log.exception("internal error on %s %s", request.method, resource)
         code = errors.InternalError.code
-        response = _error_response(request, errors.InternalError(), resource, request_id)
+        response = _error_response(request, errors.InternalError(), request_id)
     await _finish(request, response, _Answered(op, endpoint, auth, principal, decision, code,
                                                started, request_id))
     return response
@@ -198,9 +200,6 @@ class _Answered:
 async def _finish(request: web.Request, response: web.StreamResponse, a: _Answered) -> None:
     """Request ids, metering (durable before the answer), metrics, the console, audit."""
     state = request.app[STATE]
-    if not response.prepared:
-        response.headers["x-amz-request-id"] = a.request_id
-        response.headers["x-amz-id-2"] = HOST_ID
     if state.meter is None:
         await settle(request)
     elif has_deferred(request):         # answered once its usage counts are durable too
@@ -222,7 +221,7 @@ async def _finish(request: web.Request, response: web.StreamResponse, a: _Answer
 async def _dispatch_website(request: web.Request, bucket: str) -> web.StreamResponse:
     """A request for a bucket's website (gateway.website_serve): anonymous, HTML errors."""
     state, started = request.app[STATE], time.monotonic()
-    request_id = secrets.token_hex(8).upper()
+    request_id = request[REQUEST_ID] = request_ids.new_request_id()
     set_request_id(request_id)
     try:
         s = await website_serve.serve(request, state, bucket, request_id)
@@ -239,13 +238,19 @@ async def _dispatch_website(request: web.Request, bucket: str) -> web.StreamResp
     return s.response
 
 
-def _error_response(request: web.Request, err: errors.S3Error, resource: str,
+def _error_response(request: web.Request, err: errors.S3Error,
                     request_id: str) -> web.StreamResponse:
-    headers = {**err.headers, "x-amz-request-id": request_id, "x-amz-id-2": HOST_ID}
     if request.method == "HEAD":
-        return web.Response(status=err.status, headers=headers)
-    return web.Response(status=err.status, body=err.to_xml(resource, request_id),
-                        content_type="application/xml", headers=headers)
+        return web.Response(status=err.status, headers=err.headers)
+    return web.Response(status=err.status, body=err.to_xml(request_id),
+                        content_type="application/xml", headers=err.headers)
+
+
+async def _add_ids(request: web.Request, response: web.StreamResponse) -> None:
+    """Both ids on every answer, errors and streamed bodies included."""
+    request_id = request.get(REQUEST_ID)
+    if request_id is not None:
+        request_ids.stamp(response.headers, request_id)
 
 
 def make_state(config: Config) -> State:
@@ -271,7 +276,7 @@ def make_state(config: Config) -> State:
     state.quotas = Quotas(meta, catalog, state.counters)
     state.audit = audit.AuditLog(config.data_root / "audit")
     state.meter = Meter(catalog, state.counters, journal=journal)
-    state.access_log = AccessLogs(catalog, HOST_ID, config.website_domain)
+    state.access_log = AccessLogs(catalog, config.website_domain)
     return state
 
 
@@ -327,11 +332,14 @@ def make_app(config: Config) -> web.Application:
     app[metrics.METRICS].watch_read_ahead(listing.read_ahead_counts)
     # The 100 Continue is owed until a handler reads the body: a request refused before that
     # (no quorum, no access) gets its error instead, and its body is never sent.
-    app.router.add_route("*", "/{tail:.*}", dispatch, expect_handler=body.expect_later)
+    # Every path is ours (router.route reads the raw one); `.` would stop at a line feed,
+    # and a key may hold one (aiohttp matches the decoded path).
+    app.router.add_route("*", r"/{tail:[\s\S]*}", dispatch, expect_handler=body.expect_later)
     abuse.install(app, config.abuse)    # concurrency caps, XML body cap, slow-client hooks
     app.cleanup_ctx.append(_ring_watcher)
     app.cleanup_ctx.append(_key_refresher)
     app.cleanup_ctx.append(app[STATE].kms.cleanup_ctx)
+    app.on_response_prepare.append(_add_ids)
     app.on_response_prepare.append(access_ops.add_cors_headers)
     app.on_response_prepare.append(body.finish_body)    # drain or close an unread body
     journal = app[STATE].usage_journal

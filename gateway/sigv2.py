@@ -116,7 +116,7 @@ def authenticate(method: str, resource_path: str, raw_query: str,
     # Every form is checked, so that the time taken does not tell which one matched.
     matches = [hmac.compare_digest(sign(secret, c).encode(), given.encode()) for c in candidates]
     if not any(matches):
-        raise errors.SignatureDoesNotMatch(AWSAccessKeyId=access, StringToSign=candidates[0])
+        raise errors.signature_mismatch(access, candidates[0], given)
     return access
 
 

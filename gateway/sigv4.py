@@ -533,10 +533,7 @@ def _expected_signature(claim: _Claim, secret: str, canonical: str) -> tuple[byt
     expected = hmac_hex(key, to_sign)
     if not signatures_equal(expected, claim.signature):
         # AWS returns what it signed, so that a client author can diff it with their own.
-        raise errors.SignatureDoesNotMatch(
-            AWSAccessKeyId=claim.access_key, StringToSign=to_sign,
-            SignatureProvided=claim.signature[:128], CanonicalRequest=canonical,
-        )
+        raise errors.signature_mismatch(claim.access_key, to_sign, claim.signature, canonical)
     return key, expected
 
 

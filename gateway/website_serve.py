@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from gateway import access, errors, router, s3xml, website
+from gateway import access, errors, request_ids, router, s3xml, website
 from gateway.config import Config
 from gateway.handlers.objects import head_response, missing_key, send_object
 from gateway.headers import WEBSITE_REDIRECT
@@ -177,6 +177,7 @@ def html_error(request: web.Request, err: errors.S3Error, key: str,
     if key:
         items.append(f"Key: {key}")
     items.append(f"RequestId: {request_id}")
+    items.append(f"HostId: {request_ids.host_id(request_id)}")
     body = _page(title, items)
     if isinstance(err, _DocumentError):
         body += ("<h3>An Error Occurred While Attempting to Retrieve a Custom Error "

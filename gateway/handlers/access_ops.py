@@ -254,9 +254,9 @@ async def preflight(ctx: Ctx) -> web.StreamResponse:
     name = ctx.endpoint.bucket
     bucket = await ctx.state.catalog.find_bucket(name) if name else None
     if bucket is None:
-        cors.preflight((), ctx.headers)   # raises: no rules, or a bad preflight
-        raise cors.AccessForbidden("CORSResponse: Bucket not found")
-    return web.Response(status=200, headers=cors.preflight(bucket.cors, ctx.headers))
+        raise cors.no_bucket(ctx.headers)
+    answer = cors.preflight(bucket.cors, ctx.headers, ctx.endpoint.key is not None)
+    return web.Response(status=200, headers=answer)
 
 
 # ---- quotas ------------------------------------------------------------------------------
@@ -290,7 +290,7 @@ def actual_headers(request: web.Request, bucket: BucketRecord | None) -> dict[st
     """Access-Control-* headers for a non-preflight request from a browser origin."""
     if bucket is None or not bucket.cors:
         return {}
-    return cors.actual(bucket.cors, request.headers.get("Origin"), request.method)
+    return cors.actual(bucket.cors, request.headers, request.method)
 
 
 async def add_cors_headers(request: web.Request, response: web.StreamResponse) -> None:

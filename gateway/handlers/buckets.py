@@ -6,7 +6,7 @@ import dataclasses
 
 from aiohttp import web
 
-from gateway import errors, limits, ownership, s3xml, tags, versions
+from gateway import bucket_pages, errors, limits, ownership, s3xml, tags, versions
 from gateway.body import BodyReader, declared_size
 from gateway.config import policy_from_header
 from gateway.handlers.objects import owned_bucket
@@ -105,10 +105,14 @@ async def delete_bucket(ctx: Ctx) -> web.StreamResponse:
 
 
 async def list_buckets(ctx: Ctx) -> web.StreamResponse:
+    query = bucket_pages.parse(ctx.request.query)
     records = await ctx.state.catalog.list_buckets()
     mine = [(b.name, b.created_ms) for b in records if b.owner == ctx.tenant]
     assert ctx.tenant is not None
-    body = s3xml.list_buckets(ctx.tenant, mine, ctx.state.config.region)
+    region = ctx.state.config.region
+    shown = bucket_pages.page(mine, query, region)
+    body = s3xml.list_buckets(ctx.tenant, shown.buckets, region, shown.next_token,
+                              query.prefix)
     return web.Response(body=body, content_type=XML)
 
 

@@ -92,8 +92,15 @@ def _copy_conditions(h: object, m: Manifest) -> None:
     given = {k: v for k, v in mapped.items() if v is not None}
     if conditions.in_future(given.get("If-Modified-Since", "")):
         del given["If-Modified-Since"]      # AWS: a future date holds for a copy source
-    if conditions.evaluate(given, m.etag, m.mtime_ms) is conditions.Outcome.NOT_MODIFIED:
-        raise errors.PreconditionFailed(Condition="x-amz-copy-source-If-None-Match")
+    # AWS names the copy-source header that failed (x-amz-copy-source-If-Match, ...).
+    try:
+        outcome = conditions.evaluate(given, m.etag, m.mtime_ms)
+    except errors.PreconditionFailed as failed:
+        raise errors.PreconditionFailed(
+            Condition=f"x-amz-copy-source-{failed.extra['Condition']}") from None
+    if outcome is conditions.Outcome.NOT_MODIFIED:
+        which = "If-None-Match" if "If-None-Match" in given else "If-Modified-Since"
+        raise errors.PreconditionFailed(Condition=f"x-amz-copy-source-{which}")
 
 
 async def open_copy_source(ctx: Ctx) -> CopySource:

@@ -49,6 +49,7 @@ from gateway.handlers.objects import (
 from gateway.manifest import BucketRecord, Manifest
 from gateway.names import check_key
 from gateway.numbers import is_decimal
+from gateway.ranges import parse_part_number
 from gateway.state import Ctx
 from gateway.uploads import Part, Upload, Uploads, new_upload_id
 
@@ -60,11 +61,7 @@ def _uploads(ctx: Ctx) -> Uploads:
 
 
 def _part_number(ctx: Ctx) -> int:
-    raw = ctx.request.query.get("partNumber", "")
-    if not is_decimal(raw) or not 1 <= int(raw) <= limits.part_number_max:
-        raise errors.InvalidArgument("Part number must be an integer between 1 and 10000, "
-                                     "inclusive", ArgumentName="partNumber", ArgumentValue=raw)
-    return int(raw)
+    return parse_part_number(ctx.request.query.get("partNumber", ""))
 
 
 async def create_multipart_upload(ctx: Ctx) -> web.StreamResponse:
@@ -217,7 +214,7 @@ def _chosen_parts(requested: list[_Requested], stored: dict[int, Part],
     chosen: list[Part] = []
     for i, req in enumerate(requested):
         if i and req.number <= requested[i - 1].number:
-            raise errors.InvalidPartOrder()
+            raise errors.InvalidPartOrder(UploadId=upload.upload_id)
         part = stored.get(req.number)
         if part is None or part.etag.strip('"') != req.etag.strip('"') or \
                 not multipart_checksums.check_part(upload.checksum, req.number, req.checksum,

@@ -26,7 +26,7 @@ from gateway.body import BodyCheck, BodyReader, object_size
 from gateway.expiry import expiration_headers
 from gateway.manifest import BucketRecord, Manifest
 from gateway.names import check_key
-from gateway.ranges import ByteRange, parse_range
+from gateway.ranges import ByteRange, parse_range, part_range
 from gateway.sse_customer import CustomerKey
 from gateway.state import Ctx, defer
 from gateway.uploads import Upload
@@ -338,8 +338,19 @@ def head_response(ctx: Ctx, bucket: BucketRecord, key: bytes, m: Manifest,
     outcome = conditions.evaluate(ctx.headers, m.etag, m.mtime_ms)
     if outcome is conditions.Outcome.NOT_MODIFIED:
         return web.Response(status=304, headers=_not_modified(hdrs))
-    rng = parse_range(ctx.headers.get("Range"), m.size)
+    rng = _wanted_bytes(ctx, m, hdrs)
     return web.Response(status=206 if rng else 200, headers=_length_headers(hdrs, rng, m.size))
+
+
+def _wanted_bytes(ctx: Ctx, m: Manifest, hdrs: dict[str, str]) -> ByteRange | None:
+    """The bytes a GET or HEAD asks for: a Range, a part (?partNumber=, with the object's
+    part count in x-amz-mp-parts-count when it has parts), or None for all of them."""
+    raw_part = ctx.request.query.get("partNumber")
+    if raw_part is None:
+        return parse_range(ctx.headers.get("Range"), m.size)
+    if m.part_sizes:
+        hdrs["x-amz-mp-parts-count"] = str(len(m.part_sizes))
+    return part_range(raw_part, m.part_sizes, m.size, ctx.headers.get("Range"))
 
 
 def _not_modified(hdrs: dict[str, str]) -> dict[str, str]:
@@ -375,7 +386,7 @@ async def send_object(ctx: Ctx, bucket: BucketRecord, key: bytes, m: Manifest,
     hdrs.update(dk.response_headers())
     if conditions.evaluate(ctx.headers, m.etag, m.mtime_ms) is conditions.Outcome.NOT_MODIFIED:
         return web.Response(status=304, headers=_not_modified(hdrs))
-    rng = parse_range(ctx.headers.get("Range"), m.size)
+    rng = _wanted_bytes(ctx, m, hdrs)
     start, end = (rng.start, rng.end) if rng else (0, m.size - 1)
     # The stored checksums cover the whole object: AWS sends them for a range only when it
     # is the whole object (bytes=0-100 of 10 bytes), and for a Range it ignores.
@@ -391,14 +402,16 @@ async def send_object(ctx: Ctx, bucket: BucketRecord, key: bytes, m: Manifest,
     resp = web.StreamResponse(status=status, headers=_length_headers(hdrs, rng, m.size))
     resp.headers["x-amz-request-id"] = ctx.request_id
     await resp.prepare(req)
-    try:
-        async with aclosing(stream_parts(ctx, m, start, end, dk)) as chunks:
-            async for chunk in chunks:
+    async with aclosing(stream_parts(ctx, m, start, end, dk)) as chunks:
+        async for chunk in chunks:
+            try:
                 await resp.write(chunk)
-    except ConnectionResetError:
-        # The client hung up mid-body (a reader that wanted only the head, say): nothing is
-        # wrong here and nothing more can be sent; aiohttp finds the connection gone too.
-        return resp
+            except ConnectionError:
+                # The client hung up mid-body (a reader that wanted only the head, say):
+                # nothing is wrong here and nothing more can be sent. A reset, or, when
+                # the write was waiting for the socket to drain, aiohttp's plain
+                # ConnectionError. Only the write is guarded: a node's fault is not this.
+                return resp
     await resp.write_eof()
     return resp
 

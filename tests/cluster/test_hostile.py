@@ -479,3 +479,34 @@ def test_a_reader_that_hangs_up_mid_body_is_no_error(cluster: Cluster) -> None:
         f.seek(before)
         tail = f.read()
     assert b"Error handling request" not in tail and b"Traceback" not in tail, tail[-2000:]
+
+
+def test_a_reader_that_stalls_then_hangs_up_is_no_error(cluster: Cluster) -> None:
+    """A client that stops reading (the JavaScript SDK's GetObject whose Body is never
+    consumed), so that the gateway's writes wait on a full socket, then goes: aiohttp fails
+    that wait with a plain ConnectionError, not a reset; it was logged as an internal error
+    with a traceback and answered (in the access log and metrics) as a 500."""
+    s3 = cluster.s3()
+    s3.create_bucket(Bucket="stall")
+    s3.put_object(Bucket="stall", Key="big", Body=random.Random(SEED).randbytes(32 << 20))
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": "stall", "Key": "big"})
+    log = cluster.root / "gateway.log"
+    before = log.stat().st_size
+    port = int(cluster.endpoint.rsplit(":", 1)[1])
+    conn = socket.socket()
+    # A small receive window: the gateway's sends fill it and wait for a drain.
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    with conn:
+        conn.settimeout(10)
+        conn.connect(("127.0.0.1", port))
+        conn.sendall(f"GET {url.split(str(port), 1)[1]} HTTP/1.1\r\n"
+                     f"Host: 127.0.0.1:{port}\r\n\r\n".encode())
+        assert conn.recv(4096).startswith(b"HTTP/1.1 200")
+        time.sleep(1.0)                 # long enough for the writer to be paused
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    assert s3.head_object(Bucket="stall", Key="big")["ContentLength"] == 32 << 20
+    time.sleep(0.5)     # the gateway's handling of the reset is asynchronous
+    with log.open("rb") as f:
+        f.seek(before)
+        tail = f.read()
+    assert b"Traceback" not in tail and b"InternalError" not in tail, tail[-2000:]

@@ -153,9 +153,9 @@ def test_post_storage_class_is_checked(cluster: Cluster, bucket: str) -> None:
     url, fields = _form(cluster, bucket, "sc/fake", {"x-amz-storage-class": "FakeClass"})
     status, _, body = _post(url, fields)
     assert status == 400, body
-    assert _error(body) | {"Resource": "", "RequestId": ""} == {
+    assert _error(body) | {"RequestId": "", "HostId": ""} == {
         "Code": "InvalidStorageClass", "Message": "The storage class you specified is not valid",
-        "StorageClassRequested": "FakeClass", "Resource": "", "RequestId": ""}
+        "StorageClassRequested": "FakeClass", "RequestId": "", "HostId": ""}
     url, fields = _form(cluster, bucket, "sc/ia", {"x-amz-storage-class": "STANDARD_IA"})
     assert _post(url, fields)[0] == 204
     assert cluster.s3().head_object(Bucket=bucket, Key="sc/ia")["StorageClass"] == "STANDARD_IA"

@@ -15,6 +15,9 @@ from datetime import UTC, datetime, timedelta
 from xml.etree import ElementTree
 
 import pytest
+from botocore.auth import HmacV1QueryAuth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 
 from gateway import sigv4, sigv4_client
 from gateway.chunked import encode_chunked
@@ -52,7 +55,9 @@ def _send(cluster: Cluster, method: str, path: str, body: bytes = b"",
 
 def _code(body: bytes) -> str:
     root = ElementTree.fromstring(body)
-    assert root.find("RequestId") is not None and root.find("Resource") is not None
+    # AWS ends every error with both ids, and sends no Resource.
+    assert root.find("RequestId") is not None and root.find("HostId") is not None
+    assert root.find("Resource") is None
     return root.findtext("Code") or ""
 
 
@@ -255,3 +260,71 @@ def test_content_encoding_is_stored_not_undone(cluster: Cluster, bucket: str,
         status, headers, data = _send(cluster, "GET", f"/raw/{key}")
         assert status == 200 and data == body
         assert headers["content-encoding"] == encoding
+
+
+def _error(body: bytes) -> tuple[list[str], dict[str, str]]:
+    root = ElementTree.fromstring(body)
+    return [c.tag for c in root], {c.tag: c.text or "" for c in root}
+
+
+def _refused(url: str) -> tuple[dict[str, str], bytes]:
+    with pytest.raises(urllib.error.HTTPError) as exc:
+        urllib.request.urlopen(url, timeout=10)
+    assert exc.value.code == 403
+    return {k.lower(): v for k, v in exc.value.headers.items()}, exc.value.read()
+
+
+_SIGNED = ["AWSAccessKeyId", "StringToSign", "SignatureProvided", "StringToSignBytes"]
+_V4_SIGNED = [*_SIGNED, "CanonicalRequest", "CanonicalRequestBytes"]
+
+
+def _as_hex(text: str) -> str:
+    return " ".join(f"{b:02x}" for b in text.encode())
+
+
+def test_bad_signatures_show_what_was_signed(cluster: Cluster, bucket: str) -> None:
+    """SignatureDoesNotMatch shows what AWS shows, in its order (a real AWS body; LocalStack's
+    AWS-validated snapshots of test_presigned_url_signature_authentication): SigV4, header
+    or presigned, adds the canonical request to SigV2's four; the body ends with the two
+    ids the headers carry. Before: no bytes, no HostId, SigV2 without SignatureProvided."""
+    access, region, now = cluster.key.access_key, cluster.config.region, datetime.now(UTC)
+    status, hdrs, body = _send(cluster, "GET", "/raw/k", secret="wrong-secret")
+    assert status == 403
+    answers = [(hdrs, body, _V4_SIGNED)]
+    url = sigv4_client.presign_url("GET", cluster.endpoint + "/raw/k", access, "wrong",
+                                   region, now, 60)
+    answers.append((*_refused(url), _V4_SIGNED))
+    v2 = AWSRequest(method="GET", url=cluster.endpoint + "/raw/k")
+    HmacV1QueryAuth(Credentials(access, "wrong"), expires=300).add_auth(v2)
+    answers.append((*_refused(v2.prepare().url), _SIGNED))
+    for hdrs, body, signed in answers:
+        tags, values = _error(body)
+        assert tags == ["Code", "Message", *signed, "RequestId", "HostId"]
+        assert (values["Code"], values["AWSAccessKeyId"]) == ("SignatureDoesNotMatch", access)
+        assert values["StringToSignBytes"] == _as_hex(values["StringToSign"])
+        assert values.get("CanonicalRequestBytes", "") == _as_hex(
+            values.get("CanonicalRequest", ""))
+        assert (values["RequestId"], values["HostId"]) == (hdrs["x-amz-request-id"],
+                                                            hdrs["x-amz-id-2"])
+        assert cluster.key.secret_key not in body.decode()
+
+
+def test_every_answer_has_its_own_host_id(cluster: Cluster, bucket: str) -> None:
+    """x-amz-id-2 on every response, a streamed GET's included (it had none), opaque base64
+    and different per request as on AWS (it was one hex string per process)."""
+    body = bytes(range(256)) * 800                      # 200 KiB: streamed, not inline
+    cluster.s3().put_object(Bucket="raw", Key="streamed", Body=body)
+    seen = set()
+    for _ in range(2):
+        status, hdrs, got = _send(cluster, "GET", "/raw/streamed")
+        assert (status, got) == (200, body)
+        assert len(base64.b64decode(hdrs["x-amz-id-2"], validate=True)) == 56
+        seen.add(hdrs["x-amz-id-2"])
+    status, hdrs, got = _send(cluster, "GET", "/raw/no-such-key")
+    tags, values = _error(got)
+    assert (status, tags) == (404, ["Code", "Message", "Key", "RequestId", "HostId"])
+    assert values["Key"] == "no-such-key" and values["HostId"] == hdrs["x-amz-id-2"]
+    seen.add(hdrs["x-amz-id-2"])
+    status, hdrs, _ = _send(cluster, "HEAD", "/raw/no-such-key")
+    assert status == 404 and hdrs["x-amz-id-2"] not in seen
+    assert len(seen) == 3

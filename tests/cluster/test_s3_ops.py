@@ -296,6 +296,69 @@ def test_long_and_awkward_keys(s3) -> None:  # type: ignore[no-untyped-def]
     assert _code(exc) == "KeyTooLongError"
 
 
+def test_get_and_head_by_part_number(s3) -> None:  # type: ignore[no-untyped-def]
+    """?partNumber= reads one part, as AWS answers it (OpenStack Swift's s3api tests, run
+    against AWS): 206, the part's bytes and Content-Range, the whole object's ETag and
+    PartsCount, HEAD too; a plain object is one part; past the last part 416
+    InvalidPartNumber; beside a Range 400 InvalidRequest. (It was ignored: the whole
+    object, 200, as the JavaScript SDK's GetObject PartNumber found.)"""
+    rnd = random.Random(7)
+    parts = [rnd.randbytes(5 * MIB), rnd.randbytes(5 * MIB), rnd.randbytes(1000)]
+    uid = s3.create_multipart_upload(Bucket="ops", Key="pn/mp")["UploadId"]
+    done = s3.complete_multipart_upload(Bucket="ops", Key="pn/mp", UploadId=uid, MultipartUpload={
+        "Parts": [{"PartNumber": i + 1, "ETag": s3.upload_part(
+            Bucket="ops", Key="pn/mp", UploadId=uid, PartNumber=i + 1, Body=p)["ETag"]}
+            for i, p in enumerate(parts)]})
+    start, total = 0, sum(map(len, parts))
+    for number, data in enumerate(parts, 1):
+        got = s3.get_object(Bucket="ops", Key="pn/mp", PartNumber=number)
+        head = s3.head_object(Bucket="ops", Key="pn/mp", PartNumber=number)
+        for r in (got, head):
+            assert r["ResponseMetadata"]["HTTPStatusCode"] == 206
+            assert (r["ContentLength"], r["PartsCount"], r["ETag"]) == \
+                (len(data), 3, done["ETag"])
+        assert got["ContentRange"] == f"bytes {start}-{start + len(data) - 1}/{total}"
+        assert got["Body"].read() == data
+        start += len(data)
+    s3.put_object(Bucket="ops", Key="pn/plain", Body=b"non-mpu-object")
+    got = s3.get_object(Bucket="ops", Key="pn/plain", PartNumber=1)
+    assert (got["ResponseMetadata"]["HTTPStatusCode"], got["ContentRange"]) == \
+        (206, "bytes 0-13/14")
+    assert got["Body"].read() == b"non-mpu-object" and "PartsCount" not in got
+    for key, number, status, code in (("pn/mp", 4, 416, "InvalidPartNumber"),
+                                      ("pn/plain", 2, 416, "InvalidPartNumber"),
+                                      ("pn/plain", 0, 400, "InvalidArgument"),
+                                      ("pn/mp", 10001, 400, "InvalidArgument")):
+        with pytest.raises(ClientError) as exc:
+            s3.get_object(Bucket="ops", Key=key, PartNumber=number)
+        assert (exc.value.response["ResponseMetadata"]["HTTPStatusCode"], _code(exc)) == \
+            (status, code), (key, number)
+        with pytest.raises(ClientError) as exc:
+            s3.head_object(Bucket="ops", Key=key, PartNumber=number)
+        assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == status
+    with pytest.raises(ClientError) as exc:
+        s3.get_object(Bucket="ops", Key="pn/mp", PartNumber=1, Range="bytes=1-2")
+    assert _code(exc) == "InvalidRequest"
+
+
+def test_keys_with_line_breaks(s3) -> None:  # type: ignore[no-untyped-def]
+    """A key may hold any UTF-8 character, a line feed too (AWS only advises encoding-type=url
+    to list it): the whole-path route must match it like any other (it answered aiohttp's
+    plain-text 404, no S3 error, to the JavaScript SDK's PUT of 'tab\\tand\\nnewline')."""
+    keys = ["lf/line\nfeed", "lf/cr\rlf\r\n", "lf/\n"]
+    for k in keys:
+        s3.put_object(Bucket="ops", Key=k, Body=k.encode())
+        assert s3.get_object(Bucket="ops", Key=k)["Body"].read() == k.encode()
+        assert s3.head_object(Bucket="ops", Key=k)["ContentLength"] == len(k.encode())
+    listed = s3.list_objects_v2(Bucket="ops", Prefix="lf/", EncodingType="url")["Contents"]
+    assert [unquote(o["Key"]) for o in listed] == sorted(keys)
+    s3.copy_object(Bucket="ops", Key="lf/copy\n", CopySource={"Bucket": "ops", "Key": keys[0]})
+    assert s3.get_object(Bucket="ops", Key="lf/copy\n")["Body"].read() == keys[0].encode()
+    for k in [*keys, "lf/copy\n"]:
+        s3.delete_object(Bucket="ops", Key=k)
+    assert s3.list_objects_v2(Bucket="ops", Prefix="lf/")["KeyCount"] == 0
+
+
 def test_ranged_get_checksums(s3) -> None:  # type: ignore[no-untyped-def]
     """With x-amz-checksum-mode ENABLED a range that is the whole object (or a Range that
     is ignored) carries the object's checksum, a part of it none (LocalStack's

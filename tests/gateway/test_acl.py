@@ -218,10 +218,10 @@ def test_cors_rules_round_trip_and_preflight() -> None:
     assert exc.value.status == 400
     with pytest.raises(cors.AccessForbidden):
         cors.preflight((), {"Origin": "o", "Access-Control-Request-Method": "GET"})
-    assert cors.actual(rules, "https://portal.example.org", "HEAD")[
+    assert cors.actual(rules, {"Origin": "https://portal.example.org"}, "HEAD")[
         "Access-Control-Allow-Origin"] == "https://portal.example.org"
-    assert cors.actual(rules, "https://x.example", "DELETE") == {}
-    assert cors.actual(rules, None, "GET") == {}
+    assert cors.actual(rules, {"Origin": "https://x.example"}, "DELETE") == {}
+    assert cors.actual(rules, {}, "GET") == {}
 
 
 def test_cors_refusals() -> None:

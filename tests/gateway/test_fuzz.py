@@ -59,7 +59,7 @@ def value_or_s3error(fn: Callable[..., T], *args: Any) -> T | errors.S3Error:
         return fn(*args)
     except errors.S3Error as err:
         assert 400 <= err.status < 500 or err.status == 501, (err.code, err.status)
-        err.to_xml("/fuzz", "REQ")     # the error must render, whatever it carries
+        err.to_xml("REQ")     # the error must render, whatever it carries
         return err
 
 

@@ -43,9 +43,12 @@ def test_max_keys_cut_and_resume_markers() -> None:
     rows = [_v("a", 3), _v("a", 2), _v("b", 1)]
     page = _page(rows, None, 2, None)
     assert page.truncated and (page.next_key, page.next_version_id) == ("a", f"{2:024x}")
-    # The next page continues a's versions: its first row there is not the latest.
-    rest = _page([_v("a", 1), _v("b", 1)], None, 2, "a")
+    # The next page continues a's versions: its first row there is not the latest...
+    rest = _page([_v("a", 1), _v("b", 1)], None, 2, ("a", f"{3:024x}"))
     assert _ids(rest) == [("a", f"{1:024x}", False, False), ("b", f"{1:024x}", True, False)]
+    # ...unless every newer one was removed since the marker was handed out.
+    alone = _page([_v("a", 1), _v("b", 1)], None, 2, ("a", f"{1:024x}"))
+    assert _ids(alone)[0] == ("a", f"{1:024x}", True, False)
 
 
 def test_rows_past_a_listing_stop_wait_for_the_next_page() -> None:

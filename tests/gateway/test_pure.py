@@ -25,7 +25,7 @@ from gateway.manifest import BucketRecord, DataRef, Manifest
 from gateway.metastore import least_busy_first
 from gateway.names import check_bucket_name, check_key
 from gateway.object_lock import LockConfig
-from gateway.ranges import ByteRange, Layout, parse_range
+from gateway.ranges import ByteRange, Layout, parse_range, part_range
 from gateway.router import route, split_host
 from gateway.s3xml import parse, parse_tagging
 from ring.model import Device
@@ -83,6 +83,27 @@ def test_parse_range() -> None:
             parse_range(bad, 10)
         assert exc.value.status == 416
         assert exc.value.headers["Content-Range"] == "bytes */10"
+
+
+def test_part_range() -> None:
+    """GetObject/HeadObject ?partNumber= as AWS answers it (Swift's s3api tests against AWS)."""
+    sizes = (5, 5, 2)
+    assert part_range("1", sizes, 12, None) == ByteRange(0, 4)
+    assert part_range("3", sizes, 12, None) == ByteRange(10, 11)
+    assert part_range("1", (), 14, None) == ByteRange(0, 13)   # not multipart: one part
+    assert part_range("1", (), 0, None) is None                 # empty: no Content-Range
+    cases = [("4", sizes, 12, None, 416, "InvalidPartNumber"),
+             ("2", (), 14, None, 416, "InvalidPartNumber"),
+             ("2", (5, 0), 5, None, 416, "InvalidPartNumber"),  # empty last part
+             ("0", sizes, 12, None, 400, "InvalidArgument"),
+             ("-1", sizes, 12, None, 400, "InvalidArgument"),
+             ("10001", sizes, 12, None, 400, "InvalidArgument"),
+             ("x", sizes, 12, None, 400, "InvalidArgument"),
+             ("0", sizes, 12, "bytes=1-2", 400, "InvalidRequest")]   # the Range error first
+    for raw, parts, size, header, status, code in cases:
+        with pytest.raises(errors.S3Error) as exc:
+            part_range(raw, parts, size, header)
+        assert (exc.value.status, exc.value.code) == (status, code), raw
 
 
 @given(size=st.integers(0, 5000), k=st.integers(1, 10), block=st.integers(1, 64))
