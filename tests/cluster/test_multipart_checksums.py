@@ -276,3 +276,20 @@ def test_object_attributes_list_each_parts_checksum(s3: Any) -> None:
     assert (rest["IsTruncated"], rest["NextPartNumberMarker"], rest["TotalPartsCount"]) == (
         False, 2, 2)
     assert [p["ChecksumSHA256"] for p in rest["Parts"]] == [_sha256(bodies[1])]
+
+
+def test_a_part_read_shows_that_parts_checksum(s3: Any) -> None:
+    key = "by-part"
+    uid, bodies, etags = _sha256_upload(s3, key, 10, 7)
+    s3.complete_multipart_upload(Bucket=BUCKET, Key=key, UploadId=uid, MultipartUpload={
+        "Parts": [{"PartNumber": n, "ETag": e, "ChecksumSHA256": _sha256(b)}
+                  for n, (b, e) in enumerate(zip(bodies, etags, strict=True), start=1)]})
+    head = s3.head_object(Bucket=BUCKET, Key=key, PartNumber=2, ChecksumMode="ENABLED")
+    assert (head["ChecksumSHA256"], head["ChecksumType"]) == (_sha256(bodies[1]), "COMPOSITE")
+    got = s3.get_object(Bucket=BUCKET, Key=key, PartNumber=1, ChecksumMode="ENABLED")
+    assert got["ChecksumSHA256"] == _sha256(bodies[0]) and got["Body"].read() == bodies[0]
+    # A range that is not the whole object: the object's checksum does not cover it.
+    head = s3.head_object(Bucket=BUCKET, Key=key, Range="bytes=0-9", ChecksumMode="ENABLED")
+    assert "ChecksumSHA256" not in head
+    head = s3.head_object(Bucket=BUCKET, Key=key, ChecksumMode="ENABLED")
+    assert head["ChecksumSHA256"].endswith("-2")
