@@ -241,11 +241,15 @@ def asked_algorithm(headers: Mapping[str, str]) -> ChecksumAlgorithm | None:
     value = _get(headers, UPLOAD_ALGORITHM_HEADER)
     if value is None:
         return None
+    if "," in value:
+        raise errors.InvalidRequest(
+            f"Invalid types are specified in {UPLOAD_ALGORITHM_HEADER} header.")
     alg = algorithm_from_aws_name(value)
     if alg is None:
+        # AWS's list, which leaves out the CRC64NVME it accepts.
         raise errors.InvalidRequest(
             "Checksum algorithm provided is unsupported. Please try again with any of the "
-            "valid types: [CRC32, CRC32C, CRC64NVME, SHA1, SHA256]"
+            "valid types: [CRC32, CRC32C, SHA1, SHA256]"
         )
     return alg
 

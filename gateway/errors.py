@@ -84,7 +84,8 @@ InvalidDigest = _error("InvalidDigest", 400, "The Content-MD5 you specified was 
 InvalidPart = _error(
     "InvalidPart",
     400,
-    "One or more of the specified parts could not be found. The part may not have been "
+    # Two spaces after "found.", as AWS writes it.
+    "One or more of the specified parts could not be found.  The part may not have been "
     "uploaded, or the specified entity tag may not match the part's entity tag.",
 )
 InvalidPartOrder = _error(

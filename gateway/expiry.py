@@ -245,7 +245,11 @@ class Expirer:
             async for up in self._uploads(bucket, prefix):
                 hit = lifecycle.abort_due(bucket.lifecycle, up.key, up.initiated_ms, day_ms)
                 if hit is not None and hit[0] <= now:
-                    dropped = await self.uploads.drop(bucket, up.key.encode(), up.upload_id)
+                    try:
+                        dropped = await self.uploads.drop(bucket, up.key.encode(),
+                                                          up.upload_id, now)
+                    except (errors.NoSuchUpload, errors.ConditionalRequestConflict):
+                        continue        # gone meanwhile, or a Complete has it
                     self.state.data.forget(dropped)
                     done += 1
         return done

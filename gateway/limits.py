@@ -23,6 +23,11 @@ list_buckets_max = 10_000                 # S3: max-buckets is 1..10000, and the
 delete_objects_keys_max = 1000
 xml_body_bytes_max = 2 * MIB              # request bodies we parse as XML
 tags_per_object_max = 10
+# How long a CompleteMultipartUpload's claim on its upload keeps an Abort out (it does only
+# metadata work: seconds); an older claim is a Complete that stopped, or two claims that
+# both lost, and an Abort then drops the records without freeing data (gateway/uploads.py),
+# which is safe whatever the Complete did.
+upload_claim_ms_max = 60 * 1000
 signature_echo_chars_max = 128           # a SignatureDoesNotMatch shows this much of the given one
 # SSE-KMS (gateway/sse_kms.py, gateway/kms.py): AWS caps aliases at 256 characters; the
 # context header and the keys a tenant holds are our own bounds (every gateway reloads

@@ -86,6 +86,9 @@ class Manifest:
     sse_kms: str = ""
     sse_kms_context: str = ""
     sse_bucket_key: bool = False
+    # Multipart with a checksum algorithm: each part's checksum (base64), beside part_sizes
+    # (GetObjectAttributes lists them).
+    part_checksums: tuple[str, ...] = ()
 
     @property
     def retention(self) -> lockmod.Retention | None:
@@ -111,10 +114,11 @@ class Manifest:
             [self.sse],
             [self.sse_customer],
             [self.sse_kms, self.sse_kms_context, self.sse_bucket_key],
+            [list(self.part_checksums)],
         ]
         used = [bool(self.version or self.null or self.marker),
                 bool(self.lock_mode) or self.legal_hold is not None, bool(self.sse),
-                self.sse_customer, bool(self.sse_kms)]
+                self.sse_customer, bool(self.sse_kms), bool(self.part_checksums)]
         last = max((i for i, u in enumerate(used) if u), default=-1)
         for group in groups[:last + 1]:
             body += group
@@ -129,7 +133,7 @@ class Manifest:
                 raise ValueError(f"manifest version {body[0]}")
             versioned, locked, sealed = len(body) > 14, len(body) > 17, len(body) > 18
             by_customer = len(body) > 19 and bool(body[19])
-            kms = len(body) > 22
+            kms, part_sums = len(body) > 22, len(body) > 23
             return cls(
                 size=int(body[1]), etag=str(body[2]), mtime_ms=int(body[3]),
                 headers=dict(body[4]), meta=dict(body[5]),
@@ -147,6 +151,7 @@ class Manifest:
                 sse_kms=str(body[20]) if kms else "",
                 sse_kms_context=str(body[21]) if kms else "",
                 sse_bucket_key=kms and bool(body[22]),
+                part_checksums=tuple(str(c) for c in body[23]) if part_sums else (),
             )
         except (ValueError, TypeError, IndexError, msgpack.UnpackException) as exc:
             raise errors.InternalError(f"unreadable manifest: {exc}") from None

@@ -4,6 +4,14 @@ Both live in the metadata partition of the object's index shard, next to the obj
 record: the upload under `U bucket_id key NUL upload_id`, its parts under
 `P bucket_id upload_id part_number`, so ListParts is one ordered scan and Complete touches
 one partition.
+
+Complete and Abort each claim the upload before they touch its parts' data: a write of
+the upload record stamped just above the one they read (MetaStore.put_above), which only
+one of two racing claims can win; the loser answers 409 ConditionalRequestConflict, as AWS
+answers a conflicting operation during a Complete. Complete's claim marks the record
+(`completing_ms`) until it drops it; Abort's is the tombstone itself. Without the claim, an
+Abort during a Complete freed the data of the object just committed, and two Completes
+naming different parts each freed parts the other's object kept.
 """
 
 from __future__ import annotations
@@ -15,10 +23,11 @@ from typing import Any
 import msgpack
 
 from gateway import acl as aclmod
-from gateway import errors
+from gateway import errors, limits
 from gateway.catalog import Catalog
 from gateway.manifest import BucketRecord, DataRef
 from gateway.metastore import RecordCursor
+from gateway.multipart_checksums import UploadChecksum
 
 UPLOAD_V1 = 1
 PART_V1 = 1
@@ -44,13 +53,19 @@ class Upload:
     sse_kms: str = ""               # SSE-KMS: the key's ARN, context and bucket-key flag
     sse_kms_context: str = ""       # (as the manifest's, gateway/manifest.py)
     sse_bucket_key: bool = False
+    # When a Complete claimed the upload (0: none did); kept until the Complete drops it.
+    completing_ms: int = 0
+
+    @property
+    def checksum(self) -> UploadChecksum:
+        return UploadChecksum.stored(self.checksum_alg, self.checksum_type)
 
     def encode(self) -> bytes:
         out: bytes = msgpack.packb(
             [UPLOAD_V1, self.key, self.upload_id, self.initiated_ms, self.headers, self.meta,
              [list(t) for t in self.tags], self.checksum_alg, self.checksum_type,
              aclmod.pack(self.acl), self.lock, self.sse, self.initiator, self.sse_customer,
-             self.sse_kms, self.sse_kms_context, self.sse_bucket_key],
+             self.sse_kms, self.sse_kms_context, self.sse_bucket_key, self.completing_ms],
             use_bin_type=True)
         return out
 
@@ -60,15 +75,16 @@ class Upload:
         if b[0] != UPLOAD_V1:
             raise errors.InternalError(f"upload record version {b[0]}")
         # The checksum type, the ACL, the lock headers, the data key, the initiator, the
-        # data key's SSE-C flag and its KMS key were added later within version 1: absent
-        # means "", the owner's alone, none, plaintext, not recorded, the cluster's key.
+        # data key's SSE-C flag, its KMS key and the Complete's claim were added later
+        # within version 1: absent means "", the owner's alone, none, plaintext, not
+        # recorded, the cluster's key, unclaimed.
         kms = len(b) > 16
         return cls(b[1], b[2], b[3], dict(b[4]), dict(b[5]), tuple((x, y) for x, y in b[6]),
                    b[7], b[8] if len(b) > 8 else "", aclmod.unpack(b[9]) if len(b) > 9 else (),
                    dict(b[10]) if len(b) > 10 else {}, bytes(b[11]) if len(b) > 11 else b"",
                    b[12] if len(b) > 12 else None, len(b) > 13 and bool(b[13]),
                    str(b[14]) if kms else "", str(b[15]) if kms else "",
-                   kms and bool(b[16]))
+                   kms and bool(b[16]), int(b[17]) if len(b) > 17 else 0)
 
 
 @dataclass(frozen=True)
@@ -117,11 +133,42 @@ class Uploads:
                              upload.encode())
 
     async def get(self, bucket: BucketRecord, key: bytes, upload_id: str) -> Upload:
+        return (await self.get_stamped(bucket, key, upload_id))[0]
+
+    async def get_stamped(self, bucket: BucketRecord, key: bytes, upload_id: str
+                          ) -> tuple[Upload, int]:
+        """The upload and its record's stamp (what a claim writes above)."""
         partition = self.catalog.object_partition(bucket, key)
         rec = await self.store.get_live(partition, self._upload_key(bucket, key, upload_id))
         if rec is None or rec.value is None:
             raise errors.NoSuchUpload(UploadId=upload_id)
-        return Upload.decode(rec.value)
+        return Upload.decode(rec.value), rec.ts
+
+    async def claim(self, bucket: BucketRecord, key: bytes, upload: Upload, seen: int,
+                    value: Upload | None) -> int:
+        """Replace the upload record read at stamp `seen` with `value` (None: a tombstone),
+        unless something wrote it since: then ConditionalRequestConflict. Returns the
+        claim's stamp; what this gateway writes next is stamped above it."""
+        partition = self.catalog.object_partition(bucket, key)
+        won = await self.store.put_above(partition,
+                                         self._upload_key(bucket, key, upload.upload_id),
+                                         value.encode() if value is not None else None, seen)
+        if not won:
+            raise errors.ConditionalRequestConflict()
+        self.store.clock.observe(seen + 1)
+        return seen + 1
+
+    async def release(self, bucket: BucketRecord, key: bytes, upload: Upload,
+                      claimed: int) -> None:
+        """Undo a Complete's claim that changed nothing (the upload is open again)."""
+        await self.claim(bucket, key, upload, claimed, upload)
+
+    async def is_open(self, bucket: BucketRecord, key: bytes, upload_id: str) -> bool:
+        """Whether the upload is still there and unclaimed."""
+        try:
+            return not (await self.get(bucket, key, upload_id)).completing_ms
+        except errors.NoSuchUpload:
+            return False
 
     async def finish(self, bucket: BucketRecord, key: bytes, upload_id: str,
                      parts: list[Part]) -> None:
@@ -132,12 +179,21 @@ class Uploads:
         for p in parts:
             await self.store.put(partition, prefix + p.number.to_bytes(4, "big"), None)
 
-    async def drop(self, bucket: BucketRecord, key: bytes, upload_id: str) -> list[DataRef]:
-        """Abort an upload: its records go; returns its parts' data, for the caller to
-        delete (nothing references it any more)."""
+    async def drop(self, bucket: BucketRecord, key: bytes, upload_id: str,
+                   now_ms: int) -> list[DataRef]:
+        """Abort an upload: claim it, then its records go; returns its parts' data, for the
+        caller to delete (nothing references it any more). A Complete's claim younger than
+        limits.upload_claim_ms_max is a Complete at work: ConditionalRequestConflict. An
+        older one is a Complete that stopped half way, perhaps after it committed the
+        object: the records go but no data is returned (the nodes' orphan collector frees
+        what nothing references)."""
+        upload, seen = await self.get_stamped(bucket, key, upload_id)
+        if upload.completing_ms and now_ms - upload.completing_ms < limits.upload_claim_ms_max:
+            raise errors.ConditionalRequestConflict()
+        await self.claim(bucket, key, upload, seen, None)
         parts = await self.parts(bucket, key, upload_id)
         await self.finish(bucket, key, upload_id, parts)
-        return [p.data for p in parts if p.data is not None]
+        return [] if upload.completing_ms else [p.data for p in parts if p.data is not None]
 
     async def put_part(self, bucket: BucketRecord, key: bytes, upload_id: str,
                        part: Part) -> Part | None:

@@ -382,6 +382,12 @@ class Device:
                            head.stored_bytes)
             applied = await self.committer.submit(
                 PutMeta(MetaEntry(partition, key, ts, value, loc)), {seg.id})
+            if not applied:
+                # A racing put of an equal or newer stamp passed the same early check and
+                # committed first: that record is what this write found, not the older one
+                # seen before (a caller comparing stamps, MetaStore.put_above, must see it).
+                now = self._now(self.index.get_meta, partition, key)
+                previous = now if now is not None and now.intact else previous
             return applied, previous
         finally:
             self.segments.done_writing(seg)

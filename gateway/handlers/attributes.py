@@ -28,8 +28,11 @@ def _parts_xml(m: Manifest, marker: int, max_parts: int) -> str:
     sizes = list(m.part_sizes)
     shown = [(n, size) for n, size in enumerate(sizes, start=1) if n > marker][:max_parts]
     truncated = bool(shown) and shown[-1][0] < len(sizes)
-    items = "".join(f"<Part><PartNumber>{n}</PartNumber><Size>{size}</Size></Part>"
-                    for n, size in shown)
+    # AWS lists the parts of an object with an additional checksum only, each with its own.
+    element = "Checksum" + next(iter(m.checksums), "")
+    items = "".join(f"<Part><PartNumber>{n}</PartNumber><Size>{size}</Size>"
+                    f"<{element}>{s3xml.esc(m.part_checksums[n - 1])}</{element}></Part>"
+                    for n, size in shown) if m.part_checksums else ""
     nxt = shown[-1][0] if shown else marker
     # The element is PartsCount on the wire (botocore maps it to TotalPartsCount).
     return (f"<ObjectParts><PartsCount>{len(sizes)}</PartsCount>"

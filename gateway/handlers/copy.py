@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -24,6 +24,7 @@ from gateway.checksums import (
     asked_algorithm,
     checksum_type_of,
 )
+from gateway.datapath import Observer
 from gateway.handlers.objects import (
     commit,
     data_key,
@@ -42,9 +43,6 @@ from gateway.numbers import is_decimal
 from gateway.state import Ctx
 
 XML = "application/xml"
-# Hash updates that see every copied byte in order (one, or several run in parallel).
-Update = Callable[[bytes | memoryview], None]
-Observers = Update | list[Update]
 
 
 @dataclass(frozen=True)
@@ -62,7 +60,7 @@ class CopySource:
         return {"x-amz-copy-source-version-id": self.manifest.version_id}
 
     async def copy_bytes(self, ctx: Ctx, dest: BucketRecord, start: int, end: int,
-                         observe: Observers, dest_key: bytes,
+                         observe: Observer | Sequence[Observer], dest_key: bytes,
                          dk: sse.DataKey) -> DataRef | None:
         """Write source bytes start..end as new erasure-coded data of the destination,
         encrypted with its data key `dk`."""
@@ -214,7 +212,7 @@ async def copy_object(ctx: Ctx) -> web.StreamResponse:
     old = await ctx.state.catalog.get_object(dest, key)
     # A copy is one part: its ETag is the MD5 of the bytes (SSE-C, SSE-KMS: DataKey.etag's).
     md5 = hashlib.md5()
-    hashes: list[Update] = [md5.update] if summer is None else [md5.update, summer.update]
+    hashes: list[Observer] = [md5.update] if summer is None else [md5.update, summer.update]
     if m.inline is not None:
         plain = inline_bytes(m, 0, m.size - 1, src.data_key)
         for update in hashes:

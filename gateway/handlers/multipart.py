@@ -8,6 +8,7 @@ the parts in order, so a GET streams across part boundaries and nothing is copie
 from __future__ import annotations
 
 import binascii
+import dataclasses
 import hashlib
 import time
 from dataclasses import dataclass
@@ -20,27 +21,24 @@ from gateway import (
     errors,
     headers,
     limits,
+    multipart_checksums,
     object_lock,
     s3xml,
     sse,
     sse_customer,
+    upload_xml,
 )
 from gateway.body import BodyCheck, BodyReader, object_size
-from gateway.checksums import (
-    ChecksumAlgorithm,
-    ChecksumType,
-    algorithm_from_aws_name,
-    combine_crc,
-    composite_checksum,
-    request_checksums,
-)
+from gateway.checksums import ChecksumAlgorithm, Checksummer, request_checksums
 from gateway.expiry import abort_headers, expiration_headers
 from gateway.handlers.buckets import read_xml_body
 from gateway.handlers.copy import copy_source_range, open_copy_source
+from gateway.handlers.listing import encoding_param
 from gateway.handlers.objects import (
     commit,
     data_key,
     kms_use,
+    now_ms,
     owned_bucket,
     recorded_headers,
     sealing,
@@ -69,21 +67,14 @@ def _part_number(ctx: Ctx) -> int:
 async def create_multipart_upload(ctx: Ctx) -> web.StreamResponse:
     bucket = await owned_bucket(ctx)
     key = check_key(ctx.key)
-    declared = request_checksums(ctx.headers)
-    alg = declared.algorithm
-    kind = declared.checksum_type
-    if kind is ChecksumType.FULL_OBJECT and alg is not None and not alg.is_crc:
-        raise errors.InvalidRequest(
-            f"The FULL_OBJECT checksum type is not supported for {alg.aws_name}.")
-    if kind is None and alg is ChecksumAlgorithm.CRC64NVME:
-        kind = ChecksumType.FULL_OBJECT         # AWS: CRC64NVME is always full-object
+    checksum = multipart_checksums.at_create(request_checksums(ctx.headers))
     write_lock(ctx, bucket)     # refused now, not at Complete; kept as asked until then
     dk = await data_key(ctx, bucket)      # every part is encrypted with it
     upload = Upload(ctx.key, new_upload_id(), int(time.time() * 1000),
                     headers.stored_headers(ctx.headers), headers.user_metadata(ctx.headers),
                     headers.tagging_header(ctx.headers),
-                    alg.aws_name if alg else "",
-                    (kind or ChecksumType.COMPOSITE).value if alg else "",
+                    checksum.algorithm.aws_name if checksum.algorithm else "",
+                    checksum.kind.value if checksum.kind else "",
                     # Checked at dispatch (access_ops.check_acl_headers); the object gets
                     # it when the upload completes, as on AWS.
                     acl.from_headers(ctx.headers, bucket.owner) or (),
@@ -111,8 +102,12 @@ async def _upload_of(ctx: Ctx) -> tuple[BucketRecord, bytes, Upload]:
 
 async def _store_part(ctx: Ctx, bucket: BucketRecord, key: bytes, upload: Upload,
                       part: Part) -> None:
-    replaced = await _uploads(ctx).put_part(bucket, key, upload.upload_id, part)
-    if replaced is not None and replaced.data is not None:
+    uploads = _uploads(ctx)
+    replaced = await uploads.put_part(bucket, key, upload.upload_id, part)
+    # A Complete that claimed the upload meanwhile may be committing the part this one
+    # replaced: then its data is left to the nodes' orphan collector.
+    if replaced is not None and replaced.data is not None and \
+            await uploads.is_open(bucket, key, upload.upload_id):
         ctx.state.data.forget([replaced.data])
 
 
@@ -124,6 +119,8 @@ async def upload_part(ctx: Ctx) -> web.StreamResponse:
         raise errors.EntityTooLarge()
     dk = await _part_key(ctx, upload)
     check = BodyCheck(ctx.headers, ctx.auth)
+    check.compute(multipart_checksums.part_algorithm(upload.checksum,
+                                                     check.declared.algorithm))
     body = BodyReader(ctx.request, ctx.auth, size)
     state = ctx.state
     ref = None
@@ -163,12 +160,19 @@ async def upload_part_copy(ctx: Ctx) -> web.StreamResponse:
                             src.manifest.size)
     start, end = rng if rng else (0, src.manifest.size - 1)
     md5 = hashlib.md5()
-    ref = await src.copy_bytes(ctx, bucket, start, end, md5.update, key, dk)
+    # A part of an upload with a checksum has one, however its bytes came (AWS: computed).
+    alg = upload.checksum.algorithm
+    summer = Checksummer(alg) if alg is not None else None
+    observers = [md5.update] + ([summer.update] if summer is not None else [])
+    ref = await src.copy_bytes(ctx, bucket, start, end, observers, key, dk)
     part = Part(number, dk.etag(f'"{md5.hexdigest()}"'), end - start + 1,
-                int(time.time() * 1000), ref)
+                int(time.time() * 1000), ref, summer.b64() if summer is not None else "")
     await _store_part(ctx, bucket, key, upload, part)
-    body = s3xml.simple("CopyPartResult", [("ETag", part.etag),
-                                           ("LastModified", s3xml.iso8601(part.mtime_ms))])
+    fields: list[tuple[str, str | int | bool | None]] = [
+        ("ETag", part.etag), ("LastModified", s3xml.iso8601(part.mtime_ms))]
+    if alg is not None:
+        fields.append(("Checksum" + alg.aws_name, part.checksum))
+    body = s3xml.simple("CopyPartResult", fields)
     return web.Response(body=body, content_type=XML,
                         headers={**src.version_headers(), **dk.response_headers()})
 
@@ -177,7 +181,7 @@ async def upload_part_copy(ctx: Ctx) -> web.StreamResponse:
 class _Requested:
     number: int
     etag: str
-    checksums: dict[str, str]       # ChecksumCRC32 -> value, as the client listed them
+    checksum: multipart_checksums.Listed | None     # the part's Checksum* element
 
 
 def _requested_parts(body: bytes) -> list[_Requested]:
@@ -187,9 +191,9 @@ def _requested_parts(body: bytes) -> list[_Requested]:
         num, etag = s3xml.child_text(el, "PartNumber"), s3xml.child_text(el, "ETag")
         if num is None or etag is None or not is_decimal(num.strip()):
             raise errors.MalformedXML()
-        sums = {a.aws_name: v.strip() for a in ChecksumAlgorithm
+        sums = {a: v.strip() for a in ChecksumAlgorithm
                 if (v := s3xml.child_text(el, "Checksum" + a.aws_name)) is not None}
-        out.append(_Requested(int(num), etag.strip(), sums))
+        out.append(_Requested(int(num), etag.strip(), multipart_checksums.listed(sums)))
     if not out:
         raise errors.MalformedXML()
     return out
@@ -212,13 +216,11 @@ def _chosen_parts(requested: list[_Requested], stored: dict[int, Part],
         if i and req.number <= requested[i - 1].number:
             raise errors.InvalidPartOrder(UploadId=upload.upload_id)
         part = stored.get(req.number)
-        if part is None or part.etag.strip('"') != req.etag.strip('"'):
+        if part is None or part.etag.strip('"') != req.etag.strip('"') or \
+                not multipart_checksums.check_part(upload.checksum, req.number, req.checksum,
+                                                   part.checksum):
             raise errors.InvalidPart(UploadId=upload.upload_id, PartNumber=str(req.number),
-                                     ETag=req.etag)
-        given = req.checksums.get(upload.checksum_alg)
-        if given is not None and given != part.checksum:
-            raise errors.InvalidPart(UploadId=upload.upload_id, PartNumber=str(req.number),
-                                     ETag=req.etag)
+                                     ETag=req.etag.strip('"'))
         chosen.append(part)
     for part in chosen[:-1]:
         if part.size < limits.part_bytes_min:
@@ -227,27 +229,71 @@ def _chosen_parts(requested: list[_Requested], stored: dict[int, Part],
     return chosen
 
 
+def _object_checksum(ctx: Ctx, upload: Upload, requested: list[_Requested],
+                     stored: dict[int, Part]) -> tuple[list[Part], dict[str, str]]:
+    """The parts a Complete names, checked, and the object's checksum from theirs; an
+    object checksum the request declares must match it. AWS compares a composite one with
+    the checksum of the listed part checksums before it looks at the parts."""
+    checksum = upload.checksum
+    declared = multipart_checksums.declared_object_checksum(ctx.headers, checksum)
+    listed = multipart_checksums.composite_of_listed(checksum,
+                                                     [r.checksum for r in requested])
+    if listed is not None:
+        multipart_checksums.check_declared(checksum, declared, listed)
+    chosen = _chosen_parts(requested, stored, upload)
+    sums = multipart_checksums.object_checksum(checksum, [(p.checksum, p.size)
+                                                          for p in chosen])
+    multipart_checksums.check_declared(checksum, declared, "".join(sums.values()))
+    return chosen, sums
+
+
+def _manifest(upload: Upload, chosen: list[Part], sums: dict[str, str]) -> Manifest:
+    return Manifest(
+        size=sum(p.size for p in chosen), etag=_multipart_etag(chosen),
+        mtime_ms=now_ms(), headers=upload.headers, meta=upload.meta,
+        parts=tuple(p.data for p in chosen if p.data is not None), tags=upload.tags,
+        checksums=sums, part_sizes=tuple(p.size for p in chosen), acl=upload.acl,
+        part_checksums=tuple(p.checksum for p in chosen) if sums else (),
+        sse=upload.sse, sse_customer=upload.sse_customer, sse_kms=upload.sse_kms,
+        sse_kms_context=upload.sse_kms_context, sse_bucket_key=upload.sse_bucket_key)
+
+
+async def _claim(uploads: Uploads, bucket: BucketRecord, key: bytes, upload: Upload,
+                 seen: int, stored: dict[int, Part]) -> None:
+    """Claim the upload for this Complete (gateway/uploads.py). The parts it checked must
+    still be the upload's: when an UploadPart replaced one meanwhile, the claim is given
+    back and the Complete is a conflict."""
+    claimed = await uploads.claim(bucket, key, upload, seen,
+                                  dataclasses.replace(upload, completing_ms=now_ms()))
+    now = {p.number: p for p in await uploads.parts(bucket, key, upload.upload_id)}
+    if now != stored:
+        await uploads.release(bucket, key, upload, claimed)
+        raise errors.ConditionalRequestConflict()
+
+
 async def complete_multipart_upload(ctx: Ctx) -> web.StreamResponse:
-    bucket, key, upload = await _upload_of(ctx)
+    bucket = await owned_bucket(ctx)
+    key = check_key(ctx.key)
+    uploads = _uploads(ctx)
+    upload, seen = await uploads.get_stamped(bucket, key,
+                                             ctx.request.query.get("uploadId", ""))
+    if upload.completing_ms:
+        # Another Complete has it; AWS: on a 409, start again with a new upload.
+        raise errors.ConditionalRequestConflict()
     if sse_customer.named(ctx.headers):
         await _part_key(ctx, upload)    # optional here (AWS), but when given, the upload's
     requested = _requested_parts(await read_xml_body(ctx))
-    uploads = _uploads(ctx)
     stored = {p.number: p for p in await uploads.parts(bucket, key, upload.upload_id)}
-    chosen = _chosen_parts(requested, stored, upload)
-    sums = _object_checksum(upload, chosen)
+    chosen, sums = _object_checksum(ctx, upload, requested, stored)
     old = await ctx.state.catalog.get_object(bucket, key)
     conditions.check_write(ctx.headers, old[0].etag if old else None, ctx.key)
-    manifest = Manifest(
-        size=sum(p.size for p in chosen), etag=_multipart_etag(chosen),
-        mtime_ms=int(time.time() * 1000), headers=upload.headers, meta=upload.meta,
-        parts=tuple(p.data for p in chosen if p.data is not None), tags=upload.tags,
-        checksums=sums, part_sizes=tuple(p.size for p in chosen), acl=upload.acl,
-        sse=upload.sse, sse_customer=upload.sse_customer, sse_kms=upload.sse_kms,
-        sse_kms_context=upload.sse_kms_context, sse_bucket_key=upload.sse_bucket_key)
-    lock = object_lock.for_write(bucket.object_lock, upload.lock, int(time.time() * 1000),
+    lock = object_lock.for_write(bucket.object_lock, upload.lock, now_ms(),
                                  asked_ms=upload.initiated_ms)
-    manifest = await commit(ctx, bucket, key, manifest, old[0] if old else None, lock)
+    await _claim(uploads, bucket, key, upload, seen, stored)
+    # From here on the upload is this request's: a failed commit leaves it claimed (its
+    # parts' data may be gone with it), and a retry is a conflict, as on AWS.
+    manifest = await commit(ctx, bucket, key, _manifest(upload, chosen, sums),
+                            old[0] if old else None, lock)
     used = {p.number for p in chosen}
     unused = [p.data for p in stored.values() if p.number not in used and p.data is not None]
     ctx.state.data.forget(unused)
@@ -256,8 +302,8 @@ async def complete_multipart_upload(ctx: Ctx) -> web.StreamResponse:
         ("Location", f"/{bucket.name}/{ctx.key}"), ("Bucket", bucket.name), ("Key", ctx.key),
         ("ETag", manifest.etag)]
     fields += [("Checksum" + alg, value) for alg, value in sums.items()]
-    if sums:
-        fields.append(("ChecksumType", upload.checksum_type))
+    if upload.checksum.kind is not None:
+        fields.append(("ChecksumType", upload.checksum.kind.value))
     body = s3xml.simple("CompleteMultipartUploadResult", fields)
     return web.Response(body=body, content_type=XML,
                         headers={**expiration_headers(bucket, key, manifest),
@@ -265,23 +311,11 @@ async def complete_multipart_upload(ctx: Ctx) -> web.StreamResponse:
                                  **recorded_headers(manifest)})
 
 
-def _object_checksum(upload: Upload, parts: list[Part]) -> dict[str, str]:
-    """The whole upload's checksum from its parts' (AWS: composite "-N" or full-object)."""
-    alg = algorithm_from_aws_name(upload.checksum_alg) if upload.checksum_alg else None
-    if alg is None:
-        return {}
-    if any(not p.checksum for p in parts):
-        raise errors.InvalidRequest(
-            f"The upload was created using the {alg.aws_name} checksum algorithm; "
-            "every part must be uploaded with its checksum.")
-    if upload.checksum_type == ChecksumType.FULL_OBJECT.value:
-        return {alg.aws_name: combine_crc(alg, [(p.checksum, p.size) for p in parts])}
-    return {alg.aws_name: composite_checksum(alg, [p.checksum for p in parts])}
-
-
 async def abort_multipart_upload(ctx: Ctx) -> web.StreamResponse:
-    bucket, key, upload = await _upload_of(ctx)
-    ctx.state.data.forget(await _uploads(ctx).drop(bucket, key, upload.upload_id))
+    bucket = await owned_bucket(ctx)
+    key = check_key(ctx.key)
+    upload_id = ctx.request.query.get("uploadId", "")
+    ctx.state.data.forget(await _uploads(ctx).drop(bucket, key, upload_id, now_ms()))
     return web.Response(status=204)
 
 
@@ -293,15 +327,6 @@ def _int_param(ctx: Ctx, name: str, default: int, cap: int) -> int:
         raise errors.InvalidArgument(f"Provided {name} not an integer or within integer range",
                                      ArgumentName=name, ArgumentValue=raw)
     return min(int(raw), cap)
-
-
-def _parties(bucket: BucketRecord, upload: Upload) -> str:
-    """Initiator and Owner of an upload: who created it (no one to name if that was an
-    anonymous request; the bucket's owner for a record that predates the field), and the
-    bucket's owner, whose the object will be."""
-    initiator = bucket.owner if upload.initiator is None else upload.initiator
-    return (s3xml.party("Initiator", initiator) if initiator else "") + \
-        s3xml.party("Owner", bucket.owner)
 
 
 async def list_parts(ctx: Ctx) -> web.StreamResponse:
@@ -318,30 +343,22 @@ async def list_parts(ctx: Ctx) -> web.StreamResponse:
             truncated = True
             break
         parts.append(Part.decode(rec.value))
-    items = "".join(
-        f"<Part><PartNumber>{p.number}</PartNumber>"
-        f"<LastModified>{s3xml.iso8601(p.mtime_ms)}</LastModified>"
-        f"<ETag>{s3xml.esc(p.etag)}</ETag><Size>{p.size}</Size></Part>" for p in parts)
-    nxt = parts[-1].number if parts else 0
-    body = (
-        f'{s3xml.HEAD}<ListPartsResult xmlns="{s3xml.NS}"><Bucket>{s3xml.esc(bucket.name)}'
-        f"</Bucket><Key>{s3xml.esc(ctx.key)}</Key><UploadId>{upload.upload_id}</UploadId>"
-        f"{_parties(bucket, upload)}"
-        f"<StorageClass>STANDARD</StorageClass><PartNumberMarker>{marker}</PartNumberMarker>"
-        f"<NextPartNumberMarker>{nxt}</NextPartNumberMarker><MaxParts>{max_parts}</MaxParts>"
-        f"<IsTruncated>{'true' if truncated else 'false'}</IsTruncated>{items}"
-        "</ListPartsResult>")
-    return web.Response(body=body.encode(), content_type=XML)
+    body = upload_xml.list_parts(bucket.name, bucket.owner, upload,
+                                 upload_xml.PartsPage(parts, marker, max_parts, truncated))
+    return web.Response(body=body, content_type=XML)
 
 
 async def list_multipart_uploads(ctx: Ctx) -> web.StreamResponse:
     bucket = await owned_bucket(ctx)
     q = ctx.request.query
-    prefix = q.get("prefix", "")
+    url = encoding_param(q.get("encoding-type"))
+    given_prefix = q.get("prefix")
+    prefix = given_prefix or ""
     delimiter = q.get("delimiter") or None
     max_uploads = _int_param(ctx, "max-uploads", 1000, 1000)
     key_marker = q.get("key-marker", "")
-    id_marker = q.get("upload-id-marker", "")
+    # Without a key marker, AWS ignores the upload id marker (and echoes it empty).
+    id_marker = q.get("upload-id-marker", "") if key_marker else ""
     after = None
     if key_marker:
         after = key_marker.encode() + (b"\x00" + id_marker.encode() if id_marker else b"\xff")
@@ -366,23 +383,8 @@ async def list_multipart_uploads(ctx: Ctx) -> web.StreamResponse:
             prefixes.append(rolled)
         else:
             uploads.append(up)
-    items = "".join(
-        f"<Upload><Key>{s3xml.esc(u.key)}</Key><UploadId>{u.upload_id}</UploadId>"
-        f"{_parties(bucket, u)}"
-        f"<StorageClass>STANDARD</StorageClass>"
-        f"<Initiated>{s3xml.iso8601(u.initiated_ms)}</Initiated></Upload>" for u in uploads)
-    items += "".join(f"<CommonPrefixes><Prefix>{s3xml.esc(p)}</Prefix></CommonPrefixes>"
-                     for p in prefixes)
-    nxt = ""
-    if truncated and uploads:
-        nxt = (f"<NextKeyMarker>{s3xml.esc(uploads[-1].key)}</NextKeyMarker>"
-               f"<NextUploadIdMarker>{uploads[-1].upload_id}</NextUploadIdMarker>")
-    body = (
-        f'{s3xml.HEAD}<ListMultipartUploadsResult xmlns="{s3xml.NS}">'
-        f"<Bucket>{s3xml.esc(bucket.name)}</Bucket><KeyMarker>{s3xml.esc(key_marker)}"
-        f"</KeyMarker><UploadIdMarker>{s3xml.esc(id_marker)}</UploadIdMarker>{nxt}"
-        + (f"<Delimiter>{s3xml.esc(delimiter)}</Delimiter>" if delimiter else "")
-        + f"<Prefix>{s3xml.esc(prefix)}</Prefix><MaxUploads>{max_uploads}</MaxUploads>"
-        f"<IsTruncated>{'true' if truncated else 'false'}</IsTruncated>{items}"
-        "</ListMultipartUploadsResult>")
-    return web.Response(body=body.encode(), content_type=XML)
+    query = upload_xml.UploadsQuery(given_prefix, delimiter, key_marker, id_marker,
+                                    max_uploads, url)
+    body = upload_xml.list_uploads(bucket.name, bucket.owner, query,
+                                   upload_xml.UploadsPage(uploads, prefixes, truncated))
+    return web.Response(body=body, content_type=XML)

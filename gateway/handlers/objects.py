@@ -331,13 +331,27 @@ def head_response(ctx: Ctx, bucket: BucketRecord, key: bytes, m: Manifest,
     hdrs.update(version_headers(bucket, m))
     hdrs.update(object_lock.response_headers(m.retention, m.legal_hold))
     hdrs.update(encryption_headers(ctx, m))
-    if ctx.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED":
-        hdrs.update(checksum_headers(m))
     outcome = conditions.evaluate(ctx.headers, m.etag, m.mtime_ms)
     if outcome is conditions.Outcome.NOT_MODIFIED:
         return web.Response(status=304, headers=_not_modified(hdrs))
     rng = _wanted_bytes(ctx, m, hdrs)
+    hdrs.update(_shown_checksums(ctx, m, rng))
     return web.Response(status=206 if rng else 200, headers=_length_headers(hdrs, rng, m.size))
+
+
+def _shown_checksums(ctx: Ctx, m: Manifest, rng: ByteRange | None) -> dict[str, str]:
+    """The checksum headers a GET or HEAD with x-amz-checksum-mode ENABLED sends: for
+    ?partNumber= of an object whose parts have checksums, that part's own (with the
+    object's type), as AWS answers; else the object's, which cover all of it, so only when
+    the bytes asked for are all of it (bytes=0-100 of 10 bytes, or a Range it ignores)."""
+    if ctx.headers.get("x-amz-checksum-mode", "").upper() != "ENABLED":
+        return {}
+    whole = checksum_headers(m)
+    raw_part = ctx.request.query.get("partNumber")
+    if raw_part is not None and m.part_checksums:     # _wanted_bytes has checked it
+        return {**whole, CHECKSUM_HEADER.format(next(iter(m.checksums)).lower()):
+                m.part_checksums[int(raw_part) - 1]}
+    return whole if rng is None or (rng.start, rng.end) == (0, m.size - 1) else {}
 
 
 def _wanted_bytes(ctx: Ctx, m: Manifest, hdrs: dict[str, str]) -> ByteRange | None:
@@ -386,11 +400,7 @@ async def send_object(ctx: Ctx, bucket: BucketRecord, key: bytes, m: Manifest,
         return web.Response(status=304, headers=_not_modified(hdrs))
     rng = _wanted_bytes(ctx, m, hdrs)
     start, end = (rng.start, rng.end) if rng else (0, m.size - 1)
-    # The stored checksums cover the whole object: AWS sends them for a range only when it
-    # is the whole object (bytes=0-100 of 10 bytes), and for a Range it ignores.
-    if ctx.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED" and \
-            (start, end) == (0, m.size - 1):
-        hdrs.update(checksum_headers(m))
+    hdrs.update(_shown_checksums(ctx, m, rng))
     status = 206 if rng else status or 200
     if m.inline is not None:
         # Returned whole, not streamed: aiohttp then sends the head and the body in one

@@ -73,7 +73,9 @@ def test_multipart_errors_name_the_upload(s3: Any) -> None:
     error = _error(s3.complete_multipart_upload, Bucket=BUCKET, Key=key, UploadId=uid,
                    MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": wrong}]})
     assert error.pop("Message").startswith("One or more of the specified parts could not")
-    assert error == {"Code": "InvalidPart", "UploadId": uid, "PartNumber": "1", "ETag": wrong}
+    # The ETag without its quotes (OpenStack Swift's s3api tests, run against AWS).
+    assert error == {"Code": "InvalidPart", "UploadId": uid, "PartNumber": "1",
+                     "ETag": wrong.strip('"')}
     s3.abort_multipart_upload(Bucket=BUCKET, Key=key, UploadId=uid)
     assert _error(s3.list_parts, Bucket=BUCKET, Key=key, UploadId=uid) == {
         "Code": "NoSuchUpload", "UploadId": uid,

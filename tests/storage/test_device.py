@@ -72,6 +72,20 @@ async def test_concurrent_writers_share_commits(device: Device) -> None:
         assert await device.read_fragment(2, k) == v
 
 
+async def test_racing_equal_stamps_one_wins_and_the_other_sees_it(device: Device) -> None:
+    """Two puts of one stamp at once both pass the early check; the one that loses at the
+    commit answers the record that won, not the older one it saw first (put_above's claims
+    rely on it: gateway/uploads.py)."""
+    await device.put_meta(1, b"c", 5, b"open")
+    (a_applied, a_prev), (b_applied, b_prev) = await asyncio.gather(
+        device.put_meta_previous(1, b"c", 6, b"mine"),
+        device.put_meta_previous(1, b"c", 6, b"theirs"))
+    assert [a_applied, b_applied].count(True) == 1
+    won, lost = (a_prev, b_prev) if a_applied else (b_prev, a_prev)
+    assert won is not None and won.ts == 5
+    assert lost is not None and lost.ts == 6
+
+
 async def test_delete_is_idempotent_and_meta_newest_wins(device: Device) -> None:
     await device.put_fragment(1, b"a", 3, chunks(b"abc"))
     assert await device.delete_fragment(1, b"a")
