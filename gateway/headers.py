@@ -75,6 +75,12 @@ def user_metadata(headers: Mapping[str, str]) -> dict[str, str]:
     RFC 2047 encoded-words decoded (gateway.header_text)."""
     meta = {latin1_text(k).lower()[len(META_PREFIX):]: decode_words(latin1_text(v))
             for k, v in headers.items() if k.lower().startswith(META_PREFIX)}
+    return checked_metadata(meta)
+
+
+def checked_metadata(meta: dict[str, str]) -> dict[str, str]:
+    """User metadata within S3's 2 KB (names and values, UTF-8), else MetadataTooLarge;
+    for a PUT's headers and a browser POST's form fields alike."""
     size = sum(len(k.encode()) + len(v.encode()) for k, v in meta.items())
     if size > limits.user_metadata_bytes_max:
         raise errors.MetadataTooLarge()

@@ -134,7 +134,9 @@ def _manifest(fields: dict[str, str], data: bytes, owner: str,
     # The fields that stand for a PUT's content headers, x-amz-storage-class and
     # x-amz-website-redirect-location are kept (and refused) as the PUT's are.
     stored = headers.stored_headers(CIMultiDictProxy(CIMultiDict(fields)))
-    meta = {k[len("x-amz-meta-"):]: v for k, v in fields.items() if k.startswith("x-amz-meta-")}
+    # Form fields are UTF-8 text already (not a header's ISO-8859-1): only the size is checked.
+    meta = headers.checked_metadata(
+        {k[len("x-amz-meta-"):]: v for k, v in fields.items() if k.startswith("x-amz-meta-")})
     grants: acl.Grants = ()
     if "acl" in fields:
         if bucket.ownership == ownership.ENFORCED and \

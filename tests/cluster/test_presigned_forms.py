@@ -255,3 +255,18 @@ def test_post_tagging_other_root_stores_untagged(cluster: Cluster, bucket: str) 
     status, _, body = _post(url, fields)
     assert (status, _error(body)["Code"]) == (400, "MalformedXML")
     assert _keys(cluster, bucket, "tags/") == ["tags/other"]
+
+
+def test_post_metadata_is_held_to_the_put_limit(cluster: Cluster, bucket: str) -> None:
+    """A form's x-amz-meta-* fields are user metadata as a PUT's headers are: over 2 KB
+    (names and values) is 400 MetadataTooLarge and stores nothing; at the limit it is kept."""
+    big = {"x-amz-meta-big": "v" * (2048 - len("big") + 1)}
+    url, fields = _form(cluster, bucket, "meta/big", big)
+    status, _, body = _post(url, fields)
+    assert (status, _error(body)["Code"]) == (400, "MetadataTooLarge"), body
+    assert _keys(cluster, bucket, "meta/") == []
+    fits = {"x-amz-meta-big": "v" * (2048 - len("big"))}
+    url, fields = _form(cluster, bucket, "meta/fits", fits)
+    assert _post(url, fields)[0] == 204
+    got = cluster.s3().head_object(Bucket=bucket, Key="meta/fits")["Metadata"]
+    assert got == {"big": fits["x-amz-meta-big"]}
