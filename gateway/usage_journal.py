@@ -159,6 +159,7 @@ class UsageJournal:
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)     # a fresh id: free
         self._seq = 0
         self._fd = _create_sync(directory, self._file_name(0))
+        self._fresh = True              # nothing appended to the current file yet
         self._pending: dict[tuple[int, bytes], bytes] = {}   # appended, not yet in the store
         self._flushed_later: list[Path] = []        # closed files whose records are pending
         self._file_lock = asyncio.Lock()            # appends and rotation, one at a time
@@ -173,7 +174,8 @@ class UsageJournal:
         loop = asyncio.get_running_loop()
         async with self._file_lock:
             await loop.run_in_executor(None, _append_sync, self._fd, data)
-        self._pending.update(latest(puts))
+            self._fresh = False
+            self._pending.update(latest(puts))     # before a rotation can close the file
 
     async def flush(self) -> None:
         """Write every appended record's latest value to the store, then drop the files
@@ -194,9 +196,13 @@ class UsageJournal:
             await asyncio.get_running_loop().run_in_executor(None, _unlink_all, done)
 
     async def _rotate(self) -> None:
-        """Close the current file (its records are all pending) and start the next."""
+        """Close the current file (its records are all pending) and start the next; a file
+        nothing was appended to is kept (a store outage retries without new files)."""
         loop = asyncio.get_running_loop()
         async with self._file_lock:
+            if self._fresh:
+                return
+            self._fresh = True
             self._seq += 1
             fd = await loop.run_in_executor(None, _create_sync, self.directory,
                                             self._file_name(self._seq))
@@ -263,13 +269,9 @@ class UsageJournal:
             await self.flush()
         except Exception as exc:
             log.warning("usage journal: last flush failed, left for recovery: %s", exc)
-        else:
-            async with self._file_lock:
-                os.close(self._fd)
-                self._fd = -1
+        else:       # the lock file goes while still held: no one recovers it meanwhile
             _unlink_all([self.directory / self._file_name(self._seq),
                          self.directory / (self.name + _LOCK_SUFFIX)])
         finally:
-            if self._fd >= 0:
-                os.close(self._fd)
+            os.close(self._fd)
             os.close(self._lock_fd)

@@ -70,6 +70,10 @@ async def test_a_failed_flush_keeps_records_and_files_until_one_succeeds(
         await j.flush()
     await j.append([Put(1, b"a", b"2")])            # newer than what failed to go
     assert len(_files(tmp_path)) == 2
+    for _ in range(2):                              # the outage goes on
+        with pytest.raises(ConnectionError):
+            await j.flush()
+    assert len(_files(tmp_path)) == 3               # one new file, for the append only
     store.fail = None
     await j.flush()
     assert store.records == {(1, b"a"): b"2"}
