@@ -216,6 +216,11 @@ class RpcPool:
 
     async def _pick(self, addr: str) -> _Conn:
         conns = [c for c in self._conns.get(addr, []) if c.alive]
+        for c in conns:
+            # A connection already gathering this turn's message carries the call in the
+            # same send: a send to loopback costs more CPU than the call's own handling.
+            if c.outbox.gathering and not c.channel.write_paused:
+                return c
         if len(conns) >= self._per_node:
             return conns[next(self._turn) % len(conns)]
         lock = self._locks.setdefault(addr, asyncio.Lock())

@@ -105,6 +105,11 @@ class Outbox:
         self._sent: asyncio.Future[None] | None = None    # the queued batch's outcome
         self._draining: set[asyncio.Task[None]] = set()
 
+    @property
+    def gathering(self) -> bool:
+        """Frames are queued for this loop turn's message: one more rides along free."""
+        return self._sent is not None
+
     def put(self, frame: bytes | list[Buffer]) -> asyncio.Future[None]:
         """Queue a frame; the future is done once its message was written (or failed)."""
         pieces = [frame] if isinstance(frame, bytes) else frame

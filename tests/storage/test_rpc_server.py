@@ -146,3 +146,30 @@ async def test_a_lost_connection_fails_sent_calls_and_frees_unsent_ones() -> Non
         await sent
     with pytest.raises(_NotSent):
         await queued
+
+
+async def test_calls_of_one_loop_turn_ride_one_connection(
+        served: tuple[str, dict[str, Any]]) -> None:
+    """With two connections open, calls started in the same loop turn all join the message
+    the first of them began, instead of alternating (one send each turn, not two)."""
+    addr, state = served
+    state["gate"].set()
+    two = RpcPool(timeout_s=10, connect_timeout_s=2, connections_per_node=2)
+    try:
+        for i in range(2):                      # one call at a time opens both connections
+            assert await two.call(addr, "slow", i) == (200, i)
+        conns = two._conns[addr]
+        assert len(conns) == 2
+        sends: list[int] = [0, 0]
+        for n, c in enumerate(conns):
+            original = c.channel.send
+
+            def counted(pieces: Any, n: int = n, original: Any = original) -> None:
+                sends[n] += 1
+                original(pieces)
+            c.channel.send = counted            # type: ignore[method-assign]
+        answers = await asyncio.gather(*(two.call(addr, "slow", i) for i in range(8)))
+        assert answers == [(200, i) for i in range(8)]
+        assert sorted(sends) == [0, 1]
+    finally:
+        await two.close()
