@@ -224,8 +224,8 @@ def _chosen_parts(requested: list[_Requested], stored: dict[int, Part],
         chosen.append(part)
     for part in chosen[:-1]:
         if part.size < limits.part_bytes_min:
-            raise errors.EntityTooSmall(ProposedSize=str(part.size),
-                                        MinSizeAllowed=str(limits.part_bytes_min))
+            raise errors.too_small(part.size, limits.part_bytes_min,
+                                   PartNumber=str(part.number), ETag=part.etag.strip('"'))
     return chosen
 
 

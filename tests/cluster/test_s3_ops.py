@@ -69,7 +69,13 @@ def test_multipart_errors(s3) -> None:  # type: ignore[no-untyped-def]
                                      MultipartUpload={"Parts": [
                                          {"PartNumber": 1, "ETag": e1},
                                          {"PartNumber": 2, "ETag": e2}]})
-    assert _code(exc) == "EntityTooSmall"
+    # AWS names the part that is too small, after the sizes (versitygw#2040 quotes S3).
+    err = exc.value.response["Error"]
+    assert err == {"Code": "EntityTooSmall",
+                   "Message": "Your proposed upload is smaller than the minimum allowed size",
+                   "ProposedSize": "5", "MinSizeAllowed": str(5 * MIB), "PartNumber": "1",
+                   "ETag": e1.strip('"')}
+    assert list(err)[2:] == ["ProposedSize", "MinSizeAllowed", "PartNumber", "ETag"]
     with pytest.raises(ClientError) as exc:
         s3.complete_multipart_upload(Bucket="ops", Key="mp/bad", UploadId=uid,
                                      MultipartUpload={"Parts": [
