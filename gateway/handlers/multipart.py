@@ -116,7 +116,7 @@ async def upload_part(ctx: Ctx) -> web.StreamResponse:
     bucket, key, upload = await _upload_of(ctx)
     size = object_size(ctx.request, ctx.auth)
     if size > limits.put_object_bytes_max:
-        raise errors.EntityTooLarge()
+        raise errors.too_large(size, limits.put_object_bytes_max)
     dk = await _part_key(ctx, upload)
     check = BodyCheck(ctx.headers, ctx.auth)
     check.compute(multipart_checksums.part_algorithm(upload.checksum,

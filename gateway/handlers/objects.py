@@ -49,7 +49,7 @@ async def receive_object(ctx: Ctx, bucket: BucketRecord, size: int,
     (not yet committed)."""
     req = ctx.request
     if size > limits.put_object_bytes_max:
-        raise errors.EntityTooLarge()
+        raise errors.too_large(size, limits.put_object_bytes_max)
     meta = headers.user_metadata(ctx.headers)
     stored = headers.stored_headers(ctx.headers)
     tags = headers.tagging_header(ctx.headers)
