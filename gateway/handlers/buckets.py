@@ -105,11 +105,11 @@ async def delete_bucket(ctx: Ctx) -> web.StreamResponse:
 
 
 async def list_buckets(ctx: Ctx) -> web.StreamResponse:
-    query = bucket_pages.parse(ctx.request.query)
+    region = ctx.state.config.region
+    query = bucket_pages.parse(ctx.request.query, region)
     records = await ctx.state.catalog.list_buckets()
     mine = [(b.name, b.created_ms) for b in records if b.owner == ctx.tenant]
     assert ctx.tenant is not None
-    region = ctx.state.config.region
     shown = bucket_pages.page(mine, query, region)
     body = s3xml.list_buckets(ctx.tenant, shown.buckets, region, shown.next_token,
                               query.prefix)
