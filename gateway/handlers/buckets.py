@@ -1,4 +1,5 @@
-"""Bucket operations: Create, Head, Delete, ListBuckets, location, tagging, versioning."""
+"""Bucket operations: Create, Head, Delete, ListBuckets, location, tagging, versioning,
+transfer acceleration."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import dataclasses
 
 from aiohttp import web
 
-from gateway import bucket_pages, errors, limits, ownership, s3xml, tags, versions
+from gateway import accelerate, bucket_pages, errors, limits, ownership, s3xml, tags, versions
 from gateway.body import BodyReader, declared_size
 from gateway.config import policy_from_header
 from gateway.handlers.objects import owned_bucket
@@ -162,3 +163,15 @@ async def delete_bucket_tagging(ctx: Ctx) -> web.StreamResponse:
     return web.Response(status=204)
 
 
+async def get_bucket_accelerate_configuration(ctx: Ctx) -> web.StreamResponse:
+    bucket = await owned_bucket(ctx)
+    return web.Response(body=accelerate.render(bucket.accelerate), content_type=XML)
+
+
+async def put_bucket_accelerate_configuration(ctx: Ctx) -> web.StreamResponse:
+    bucket = await owned_bucket(ctx)
+    accelerate.check_bucket(bucket.name)
+    status = accelerate.parse(await read_xml_body(ctx))
+    if status != bucket.accelerate:
+        await ctx.state.catalog.save_bucket(dataclasses.replace(bucket, accelerate=status))
+    return web.Response(status=200)

@@ -277,6 +277,34 @@ def test_unconfigured_subresources_and_versions(s3) -> None:  # type: ignore[no-
         ("ver/a", "null", True, 1), ("ver/b", "null", True, 2)]
 
 
+def test_transfer_acceleration_state_is_kept(s3) -> None:  # type: ignore[no-untyped-def]
+    """Put/GetBucketAccelerateConfiguration as AWS answers them: never set, an empty
+    configuration; Enabled and Suspended are kept; any other Status is MalformedXML; a
+    bucket whose name holds a period is refused (InvalidRequest). Put was 501."""
+    s3.create_bucket(Bucket="ops-accel")
+    never = s3.get_bucket_accelerate_configuration(Bucket="ops-accel")
+    assert "Status" not in never
+    for status in ("Enabled", "Suspended", "Enabled"):
+        s3.put_bucket_accelerate_configuration(Bucket="ops-accel",
+                                               AccelerateConfiguration={"Status": status})
+        got = s3.get_bucket_accelerate_configuration(Bucket="ops-accel")
+        assert got["Status"] == status
+    with pytest.raises(ClientError) as exc:
+        s3.put_bucket_accelerate_configuration(Bucket="ops-accel",
+                                               AccelerateConfiguration={"Status": "On"})
+    assert _code(exc) == "MalformedXML"
+    assert s3.get_bucket_accelerate_configuration(Bucket="ops-accel")["Status"] == "Enabled"
+    s3.create_bucket(Bucket="ops.accel.dotted")
+    with pytest.raises(ClientError) as exc:
+        s3.put_bucket_accelerate_configuration(Bucket="ops.accel.dotted",
+                                               AccelerateConfiguration={"Status": "Enabled"})
+    assert exc.value.response["Error"]["Code"] == "InvalidRequest"
+    assert exc.value.response["Error"]["Message"] == (
+        "S3 Transfer Acceleration is not supported for buckets with periods (.) in their "
+        "names")
+    assert "Status" not in s3.get_bucket_accelerate_configuration(Bucket="ops.accel.dotted")
+
+
 def test_long_and_awkward_keys(s3) -> None:  # type: ignore[no-untyped-def]
     """1024-byte keys, keys that differ only past byte 511, and characters that need
     escaping in XML and URLs, listed in order, with and without encoding-type=url."""
