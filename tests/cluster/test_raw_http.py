@@ -171,25 +171,27 @@ def test_presigned_urls(cluster: Cluster, bucket: str) -> None:
     assert exc.value.code == 403
 
 
-def _expecting_put(cluster: Cluster, path: str, length: int) -> bytes:
+def expecting_put(cluster: Cluster, path: str, length: int,
+                  headers: dict[str, str] | None = None) -> bytes:
     """The signed head of a PUT of `length` bytes that asks for 100 Continue first."""
     hdrs = sigv4_client.sign_request("PUT", cluster.endpoint + path,
-                                     {"Expect": "100-continue", "Content-Length": str(length)},
+                                     {"Expect": "100-continue", "Content-Length": str(length),
+                                      **(headers or {})},
                                      cluster.key.access_key, cluster.key.secret_key,
                                      cluster.config.region, datetime.now(UTC))
     head = "".join(f"{k}: {v}\r\n" for k, v in hdrs.items())
     return f"PUT {path} HTTP/1.1\r\n{head}\r\n".encode()
 
 
-def _gateway_socket(cluster: Cluster) -> socket.socket:
+def gateway_socket(cluster: Cluster) -> socket.socket:
     host, port = cluster.config.listen.rsplit(":", 1)
     return socket.create_connection((host, int(port)), timeout=10)
 
 
 def test_expect_100_continue(cluster: Cluster, bucket: str) -> None:
     body = b"x" * 100_000
-    with _gateway_socket(cluster) as sock:
-        sock.sendall(_expecting_put(cluster, "/raw/expect", len(body)))
+    with gateway_socket(cluster) as sock:
+        sock.sendall(expecting_put(cluster, "/raw/expect", len(body)))
         first = sock.recv(4096)
         assert first.startswith(b"HTTP/1.1 100"), first
         sock.sendall(body)
@@ -340,8 +342,8 @@ def test_every_answer_has_its_own_host_id(cluster: Cluster, bucket: str) -> None
 
 def _refused_head(cluster: Cluster, path: str, length: int) -> bytes:
     """The answer to a PUT's head alone (Expect: 100-continue, no body sent)."""
-    with _gateway_socket(cluster) as sock:
-        sock.sendall(_expecting_put(cluster, path, length))
+    with gateway_socket(cluster) as sock:
+        sock.sendall(expecting_put(cluster, path, length))
         raw = b""
         while b"</Error>" not in raw and (data := sock.recv(4096)):
             raw += data
