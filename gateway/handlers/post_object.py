@@ -25,6 +25,7 @@ from gateway import (
     condition_keys,
     errors,
     headers,
+    limits,
     ownership,
     postpolicy,
     s3xml,
@@ -62,10 +63,12 @@ async def _read_part(part: BodyPartReader, limit: int, too_big: errors.S3Error) 
 async def _read_file(part: BodyPartReader) -> tuple[bytes | None, int]:
     """The file's bytes (None past post_upload_bytes_max) and its size: a file too big to
     buffer is still read to its end, unkept, so that the error can name its size (AWS's
-    EntityTooLarge carries ProposedSize) and the policy's own limit can answer first."""
+    EntityTooLarge carries ProposedSize) and the policy's own limit can answer first. The
+    form is not yet authorized: past the most any one upload may be, reading stops (the
+    size named is then what was read)."""
     out = bytearray()
     size = 0
-    while chunk := await part.read_chunk(64 * 1024):
+    while size <= limits.put_object_bytes_max and (chunk := await part.read_chunk(64 * 1024)):
         size += len(chunk)
         if size <= postpolicy.post_upload_bytes_max:
             out += chunk
