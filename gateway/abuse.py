@@ -38,6 +38,7 @@ XML_OPS = frozenset({
     "PutBucketCors", "PutBucketAcl", "PutObjectAcl", "CreateBucket",
     "PutPublicAccessBlock", "PutBucketVersioning", "PutBucketLifecycleConfiguration",
     "PutBucketWebsite", "PutBucketOwnershipControls", "PutBucketLogging",
+    "PutBucketAccelerateConfiguration",
 })
 
 

@@ -126,6 +126,8 @@ RULES: Mapping[str, Rule] = {
     "GetBucketPolicyStatus": _owner("s3:GetBucketPolicyStatus", manages_policy=True),
     "GetBucketLogging": _owner("s3:GetBucketLogging"),
     "PutBucketLogging": _owner("s3:PutBucketLogging"),
+    "GetBucketAccelerateConfiguration": _owner("s3:GetAccelerateConfiguration"),
+    "PutBucketAccelerateConfiguration": _owner("s3:PutAccelerateConfiguration"),
 }
 _DEFAULT = _owner("s3:*")            # every other bucket operation: the owner's alone
 _NO_BUCKET_OPS = frozenset({"ListBuckets", "CreateBucket"})

@@ -137,6 +137,7 @@ _RESOURCES: Mapping[str, str] = {
     "GetBucketNotificationConfiguration": "NOTIFICATION",
     "GetBucketRequestPayment": "REQUEST_PAYMENT",
     "GetBucketAccelerateConfiguration": "ACCELERATE",
+    "PutBucketAccelerateConfiguration": "ACCELERATE",
     "GetBucketLifecycleConfiguration": "LIFECYCLE", "GetObjectAttributes": "OBJECT_ATTRIBUTES",
     "PutBucketLifecycleConfiguration": "LIFECYCLE", "DeleteBucketLifecycle": "LIFECYCLE",
     "GetObjectLockConfiguration": "OBJECT_LOCK_CONFIGURATION",

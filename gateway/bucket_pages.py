@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from gateway import errors, limits, list_tokens
+from gateway import errors, limits, list_tokens, regions
 
 _PARAMS = ("max-buckets", "continuation-token", "prefix", "bucket-region")
 
@@ -45,7 +45,18 @@ def _max_buckets(raw: str) -> int:
     return value
 
 
-def parse(query: Mapping[str, str]) -> BucketQuery:
+def _region(raw: str | None, own: str) -> str | None:
+    """The bucket-region asked for: a name that is no region is 400 InvalidArgument, as
+    AWS answers (LocalStack's AWS-validated TestS3ListBuckets); a real one holding no
+    bucket of ours lists none."""
+    if raw is not None and not regions.is_region(raw, own):
+        raise errors.InvalidArgument(f"Argument value {raw} is not a valid AWS Region",
+                                     ArgumentName="bucket-region")
+    return raw
+
+
+def parse(query: Mapping[str, str], own_region: str) -> BucketQuery:
+    """The query of a ListBuckets sent to a cluster in `own_region`."""
     raw_max = query.get("max-buckets")
     token = query.get("continuation-token")
     paged = any(name in query for name in _PARAMS)
@@ -54,7 +65,7 @@ def parse(query: Mapping[str, str]) -> BucketQuery:
         size if size is not None or not paged else limits.list_buckets_max,
         # An empty token starts from the first bucket (AWS answers it as if absent).
         list_tokens.decode(token) if token else "",
-        query.get("prefix"), query.get("bucket-region"))
+        query.get("prefix"), _region(query.get("bucket-region"), own_region))
 
 
 def page(buckets: Sequence[tuple[str, int]], query: BucketQuery, region: str) -> BucketPage:

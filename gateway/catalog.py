@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 
 import xxhash
 
@@ -17,6 +18,13 @@ from gateway import errors, object_lock, versions
 from gateway.manifest import BucketRecord, Manifest
 from gateway.metastore import MetaStore
 from storage.client import MetaRecord
+
+
+@dataclass(frozen=True)
+class Overtaken:
+    """A conditional write that another write beat to the key: what won (None: a delete)."""
+    manifest: Manifest | None
+
 
 _BUCKETS_PARTITION_NAME = b"coffre:buckets"
 _BUCKET_PREFIX = b"B"
@@ -120,6 +128,31 @@ class Catalog:
         if rec is None or rec.value is None:
             return None
         return Manifest.decode(rec.value), rec.ts
+
+    async def get_object_stamped(self, bucket: BucketRecord, key: bytes
+                                 ) -> tuple[Manifest | None, int]:
+        """The live manifest of a key (None: none) and the stamp of its newest record,
+        a delete's too (0: never written): what a conditional write commits above."""
+        rec = await self.head_record(bucket, key)
+        if rec is None:
+            return None, 0
+        return (None if rec.value is None else Manifest.decode(rec.value)), rec.ts
+
+    async def put_object_if_current(self, bucket: BucketRecord, key: bytes,
+                                    manifest: Manifest, seen_ts: int) -> Overtaken | None:
+        """Write `manifest` over the record read at stamp `seen_ts`, unless a write landed
+        on the key since: then nothing counts of this one, and what won is answered (the
+        commit of a conditional write, decided where AWS decides it). A write that won
+        is written again one stamp above: a rival conditional write of the same stamp
+        that lost may have reached a replica first, and that copy must not stay."""
+        partition, rkey = self.object_partition(bucket, key), self.object_record_key(bucket, key)
+        value = manifest.encode()
+        winner = await self.store.put_above_seeing(partition, rkey, value, seen_ts)
+        if winner is not None:
+            return Overtaken(None if winner.value is None else Manifest.decode(winner.value))
+        await self.store.put_above(partition, rkey, value, seen_ts + 1)
+        self.store.clock.observe(seen_ts + 2)
+        return None
 
     async def head_record(self, bucket: BucketRecord, key: bytes) -> MetaRecord | None:
         return await self.store.get(self.object_partition(bucket, key),

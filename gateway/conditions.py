@@ -103,6 +103,20 @@ def check_write(headers: Mapping[str, str], current_etag: str | None, key: str) 
             raise errors.PreconditionFailed(Condition="If-Match")
 
 
+def overtaken(headers: Mapping[str, str], winner_etag: str | None, key: str) -> errors.S3Error:
+    """The answer to a conditional write whose check held but that another write beat to
+    the commit (`winner_etag`: what won; None: a delete). AWS: the first write to finish
+    wins, and a later one whose condition fails against it is 412; a delete that landed
+    meanwhile, or a winner the condition still holds for, is 409 ConditionalRequestConflict
+    (the client is to retry)."""
+    if winner_etag is not None:
+        try:
+            check_write(headers, winner_etag, key)
+        except errors.PreconditionFailed as failed:
+            return failed
+    return errors.ConditionalRequestConflict()
+
+
 IF_MATCH_TIME = "x-amz-if-match-last-modified-time"
 IF_MATCH_SIZE = "x-amz-if-match-size"
 _DELETE_CONDITIONS = ("If-Match", IF_MATCH_TIME, IF_MATCH_SIZE)

@@ -68,11 +68,12 @@ AuthorizationQueryParametersError = _error(
 BadDigest = _error(
     "BadDigest", 400, "The Content-MD5 or checksum you specified did not match what we received."
 )
+# AWS's wording (no "object", no full stop), whichever limit was crossed.
 EntityTooSmall = _error(
-    "EntityTooSmall", 400, "Your proposed upload is smaller than the minimum allowed object size."
+    "EntityTooSmall", 400, "Your proposed upload is smaller than the minimum allowed size"
 )
 EntityTooLarge = _error(
-    "EntityTooLarge", 400, "Your proposed upload exceeds the maximum allowed object size."
+    "EntityTooLarge", 400, "Your proposed upload exceeds the maximum allowed size"
 )
 InvalidURI = _error("InvalidURI", 400, "Couldn't parse the specified URI.")
 IncompleteBody = _error(
@@ -176,6 +177,17 @@ def signature_mismatch(access_key: str, string_to_sign: str, provided: str,
         extra["CanonicalRequest"] = canonical_request
         extra["CanonicalRequestBytes"] = _hex_bytes(canonical_request)
     return SignatureDoesNotMatch(**extra)
+
+
+def too_small(size: int, minimum: int, **more: str) -> S3Error:
+    """EntityTooSmall as AWS sends it: the size proposed and the least allowed, in that
+    order, then what else the operation names (Complete: PartNumber, ETag)."""
+    return EntityTooSmall(ProposedSize=str(size), MinSizeAllowed=str(minimum), **more)
+
+
+def too_large(size: int, maximum: int) -> S3Error:
+    """EntityTooLarge as AWS sends it: the size proposed and the most allowed."""
+    return EntityTooLarge(ProposedSize=str(size), MaxSizeAllowed=str(maximum))
 
 
 def _hex_bytes(text: str) -> str:

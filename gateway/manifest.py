@@ -179,6 +179,7 @@ class BucketRecord:
     object_lock: lockmod.LockConfig | None = None   # None: no Object Lock (ever, so far)
     encryption: ssemod.BucketDefault | None = None  # default encryption (gateway/sse.py)
     logging: loggingmod.LoggingConfig | None = None     # server access logging; None: off
+    accelerate: str = ""                # Transfer Acceleration: "" (never set), Enabled, Suspended
 
     def encode(self) -> bytes:
         pab = None if self.public_access_block is None else list(self.public_access_block)
@@ -189,7 +190,7 @@ class BucketRecord:
              aclmod.pack(self.acl), self.policy, corsmod.pack(self.cors), pab,
              lifecyclemod.pack(self.lifecycle), websitemod.pack(self.website),
              self.ownership, self.versioning, lockmod.pack(self.object_lock),
-             encryption[0], loggingmod.pack(self.logging), *encryption[1:]],
+             encryption[0], loggingmod.pack(self.logging), *encryption[1:], self.accelerate],
             use_bin_type=True,
         )
         return out
@@ -214,11 +215,13 @@ class BucketRecord:
             # [18] the algorithm alone (records before KMS), [19] logging, [20:22] KMS's.
             encryption = _unpack_encryption(b[18:19] + b[20:22])
             logging = loggingmod.unpack(b[19]) if len(b) > 19 else None
+            accelerate = str(b[22]) if len(b) > 22 else ""      # [22]: records since it
             return dataclasses.replace(rec, acl=aclmod.unpack(b[9]), policy=str(b[10]),
                                        cors=corsmod.unpack(b[11]), public_access_block=pab,
                                        lifecycle=rules, website=site, ownership=owning,
                                        versioning=versioning, object_lock=lock,
-                                       encryption=encryption, logging=logging)
+                                       encryption=encryption, logging=logging,
+                                       accelerate=accelerate)
         except (ValueError, TypeError, IndexError, KeyError,
                 msgpack.UnpackException) as exc:
             raise errors.InternalError(f"unreadable bucket record: {exc}") from None

@@ -126,6 +126,14 @@ class MetaStore:
         held anything newer than `seen`; a newer acknowledged write is on a majority, so on
         one of the answers, and then the call changed nothing that counts (our record
         loses to it everywhere)."""
+        return await self.put_above_seeing(partition, key, value, seen) is None
+
+    async def put_above_seeing(self, partition: int, key: bytes, value: bytes | None,
+                               seen: int) -> MetaRecord | None:
+        """put_above, answering the newest record newer than `seen` that a write quorum
+        replica held (what this write lost to), or None when it won. A rival written with
+        the same stamp (another put_above of the same `seen`) counts as newer: each replica
+        keeps whichever of the two came first."""
         stamp = seen + 1
         calls = [
             lambda d=d: self.client.put_meta_previous(d.addr, d.id, partition, key, stamp,
@@ -133,7 +141,7 @@ class MetaStore:
             for d in self.replicas(partition)
         ]
         answers = await self._gather_quorum(calls, self.quorum.write, "write")
-        return all(rec is None or rec.ts <= seen for _, rec in answers)
+        return _newest(rec for _, rec in answers if rec is not None and rec.ts > seen)
 
     async def get(self, partition: int, key: bytes) -> MetaRecord | None:
         """The newest record among a read quorum (tombstones included), or None."""

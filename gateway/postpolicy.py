@@ -167,7 +167,7 @@ def _check_one(cond: Any, fields: Mapping[str, str], size: int) -> set[str]:
         if not isinstance(low, int) or not isinstance(high, int):
             raise InvalidPolicyDocument("Invalid Policy: content-length-range needs integers.")
         if not low <= size <= high:
-            raise (errors.EntityTooSmall() if size < low else errors.EntityTooLarge())
+            raise (errors.too_small(size, low) if size < low else errors.too_large(size, high))
         return set()
     name, wanted = _field(cond[1]), cond[2]
     if not isinstance(wanted, str):

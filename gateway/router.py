@@ -86,6 +86,7 @@ _ROUTES: Mapping[tuple[str, Level, str], str] = {
     ("GET", Level.BUCKET, "replication"): "GetBucketReplication",
     ("GET", Level.BUCKET, "requestPayment"): "GetBucketRequestPayment",
     ("GET", Level.BUCKET, "accelerate"): "GetBucketAccelerateConfiguration",
+    ("PUT", Level.BUCKET, "accelerate"): "PutBucketAccelerateConfiguration",
     ("GET", Level.BUCKET, "object-lock"): "GetObjectLockConfiguration",
     ("PUT", Level.BUCKET, "object-lock"): "PutObjectLockConfiguration",
     ("PUT", Level.OBJECT, ""): "PutObject",

@@ -231,7 +231,7 @@ async def _dispatch_website(request: web.Request, bucket: str) -> web.StreamResp
         log.exception("internal error on website %s %s", request.method, request.path)
         err = errors.InternalError()
         endpoint = router.Endpoint("GetObject", bucket, None)
-        s = website_serve.Served(website_serve.html_error(request, err, "", request_id),
+        s = website_serve.Served(website_serve.html_error(request, err, request_id),
                                  endpoint, None, err.code)
     await _finish(request, s.response, _Answered(s.endpoint.op, s.endpoint, None, None,
                                                  s.decision, s.code, started, request_id))

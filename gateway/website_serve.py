@@ -55,7 +55,7 @@ async def serve(request: web.Request, state: State, bucket_name: str,
     try:
         return await site.answer(path)
     except errors.S3Error as err:
-        return Served(html_error(request, err, path, request_id), endpoint, site.decision,
+        return Served(html_error(request, err, request_id), endpoint, site.decision,
                       err.code)
 
 
@@ -107,8 +107,8 @@ class _Site:
         try:
             doc = router.Endpoint("GetObject", self.name, config.error_key)
             served = await self._object(bucket, doc, err.status)
-        except errors.S3Error:
-            raise _DocumentError(err) from None
+        except errors.S3Error as doc_err:
+            raise _DocumentError(err, doc_err) from None
         return Served(served.response, endpoint, self.decision, err.code)
 
     async def _object(self, bucket: BucketRecord, endpoint: router.Endpoint,
@@ -160,37 +160,46 @@ class _Site:
 
 class _DocumentError(errors.S3Error):
     """The error, when the error document could not be served either (AWS adds a second
-    part to its page for that)."""
+    part to its page for that, naming what went wrong with the document)."""
 
-    def __init__(self, original: errors.S3Error) -> None:
+    def __init__(self, original: errors.S3Error, document: errors.S3Error) -> None:
         super().__init__(original.message)
-        self.original = original
+        self.original, self.document = original, document
         self.code, self.status = original.code, original.status
 
 
-def html_error(request: web.Request, err: errors.S3Error, key: str,
-               request_id: str) -> web.Response:
+def html_error(request: web.Request, err: errors.S3Error, request_id: str) -> web.Response:
     """An error as a website answers it: an HTML page, not an XML document."""
     shown = err.original if isinstance(err, _DocumentError) else err
-    title = f"{shown.status} {HTTPStatus(shown.status).phrase}"
-    items = [f"Code: {shown.code}", f"Message: {shown.message}"]
-    if key:
-        items.append(f"Key: {key}")
-    items.append(f"RequestId: {request_id}")
-    items.append(f"HostId: {request_ids.host_id(request_id)}")
-    body = _page(title, items)
-    if isinstance(err, _DocumentError):
-        body += ("<h3>An Error Occurred While Attempting to Retrieve a Custom Error "
-                 "Document</h3>")
-    html = f"<html>\n<head><title>{s3xml.esc(title)}</title></head>\n<body>\n{body}" \
-           "<hr/>\n</body>\n</html>\n"
+    document = err.document if isinstance(err, _DocumentError) else None
     headers = {"x-amz-error-code": shown.code, "x-amz-error-message": shown.message}
     if request.method == "HEAD":
         return web.Response(status=shown.status, headers=headers)
-    return web.Response(status=shown.status, text=html, content_type="text/html",
-                        headers=headers)
+    return web.Response(status=shown.status, text=error_page(shown, document, request_id),
+                        content_type="text/html", headers=headers)
 
 
-def _page(title: str, items: list[str]) -> str:
+def error_page(err: errors.S3Error, document: errors.S3Error | None,
+               request_id: str) -> str:
+    """AWS's HTML error page: the status, then what its XML error would say (the code,
+    the message, the error's own elements: the Key looked up, the BucketName) and the
+    request's ids; then, when the error document could not be served, why (without ids)."""
+    title = f"{err.status} {HTTPStatus(err.status).phrase}"
+    items = [*_said(err), f"RequestId: {request_id}",
+             f"HostId: {request_ids.host_id(request_id)}"]
+    body = f"<h1>{s3xml.esc(title)}</h1>\n{_list(items)}"
+    if document is not None:
+        body += ("<h3>An Error Occurred While Attempting to Retrieve a Custom Error "
+                 f"Document</h3>\n{_list(_said(document))}")
+    return f"<html>\n<head><title>{s3xml.esc(title)}</title></head>\n<body>\n{body}" \
+           "<hr/>\n</body>\n</html>\n"
+
+
+def _said(err: errors.S3Error) -> list[str]:
+    return [f"Code: {err.code}", f"Message: {err.message}",
+            *(f"{name}: {value}" for name, value in err.extra.items())]
+
+
+def _list(items: list[str]) -> str:
     lis = "".join(f"<li>{s3xml.esc(i)}</li>\n" for i in items)
-    return f"<h1>{s3xml.esc(title)}</h1>\n<ul>\n{lis}</ul>\n"
+    return f"<ul>\n{lis}</ul>\n"

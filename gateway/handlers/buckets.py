@@ -1,4 +1,5 @@
-"""Bucket operations: Create, Head, Delete, ListBuckets, location, tagging, versioning."""
+"""Bucket operations: Create, Head, Delete, ListBuckets, location, tagging, versioning,
+transfer acceleration."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import dataclasses
 
 from aiohttp import web
 
-from gateway import bucket_pages, errors, limits, ownership, s3xml, tags, versions
+from gateway import accelerate, bucket_pages, errors, limits, ownership, s3xml, tags, versions
 from gateway.body import BodyReader, declared_size
 from gateway.config import policy_from_header
 from gateway.handlers.objects import owned_bucket
@@ -105,11 +106,11 @@ async def delete_bucket(ctx: Ctx) -> web.StreamResponse:
 
 
 async def list_buckets(ctx: Ctx) -> web.StreamResponse:
-    query = bucket_pages.parse(ctx.request.query)
+    region = ctx.state.config.region
+    query = bucket_pages.parse(ctx.request.query, region)
     records = await ctx.state.catalog.list_buckets()
     mine = [(b.name, b.created_ms) for b in records if b.owner == ctx.tenant]
     assert ctx.tenant is not None
-    region = ctx.state.config.region
     shown = bucket_pages.page(mine, query, region)
     body = s3xml.list_buckets(ctx.tenant, shown.buckets, region, shown.next_token,
                               query.prefix)
@@ -162,3 +163,15 @@ async def delete_bucket_tagging(ctx: Ctx) -> web.StreamResponse:
     return web.Response(status=204)
 
 
+async def get_bucket_accelerate_configuration(ctx: Ctx) -> web.StreamResponse:
+    bucket = await owned_bucket(ctx)
+    return web.Response(body=accelerate.render(bucket.accelerate), content_type=XML)
+
+
+async def put_bucket_accelerate_configuration(ctx: Ctx) -> web.StreamResponse:
+    bucket = await owned_bucket(ctx)
+    accelerate.check_bucket(bucket.name)
+    status = accelerate.parse(await read_xml_body(ctx))
+    if status != bucket.accelerate:
+        await ctx.state.catalog.save_bucket(dataclasses.replace(bucket, accelerate=status))
+    return web.Response(status=200)

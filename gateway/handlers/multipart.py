@@ -35,6 +35,7 @@ from gateway.handlers.buckets import read_xml_body
 from gateway.handlers.copy import copy_source_range, open_copy_source
 from gateway.handlers.listing import encoding_param
 from gateway.handlers.objects import (
+    checked_write,
     commit,
     data_key,
     kms_use,
@@ -116,7 +117,7 @@ async def upload_part(ctx: Ctx) -> web.StreamResponse:
     bucket, key, upload = await _upload_of(ctx)
     size = object_size(ctx.request, ctx.auth)
     if size > limits.put_object_bytes_max:
-        raise errors.EntityTooLarge()
+        raise errors.too_large(size, limits.put_object_bytes_max)
     dk = await _part_key(ctx, upload)
     check = BodyCheck(ctx.headers, ctx.auth)
     check.compute(multipart_checksums.part_algorithm(upload.checksum,
@@ -224,8 +225,8 @@ def _chosen_parts(requested: list[_Requested], stored: dict[int, Part],
         chosen.append(part)
     for part in chosen[:-1]:
         if part.size < limits.part_bytes_min:
-            raise errors.EntityTooSmall(ProposedSize=str(part.size),
-                                        MinSizeAllowed=str(limits.part_bytes_min))
+            raise errors.too_small(part.size, limits.part_bytes_min,
+                                   PartNumber=str(part.number), ETag=part.etag.strip('"'))
     return chosen
 
 
@@ -285,15 +286,18 @@ async def complete_multipart_upload(ctx: Ctx) -> web.StreamResponse:
     requested = _requested_parts(await read_xml_body(ctx))
     stored = {p.number: p for p in await uploads.parts(bucket, key, upload.upload_id)}
     chosen, sums = _object_checksum(ctx, upload, requested, stored)
-    old = await ctx.state.catalog.get_object(bucket, key)
-    conditions.check_write(ctx.headers, old[0].etag if old else None, ctx.key)
+    # With If-None-Match / If-Match, the check holds to the commit (a PutObject of the key
+    # landing in between overtakes this Complete: 412 or 409, as on AWS).
+    expected = await checked_write(ctx, bucket, key) \
+        if conditions.has_write_conditions(ctx.headers) else None
+    old = await ctx.state.catalog.get_object(bucket, key) if expected is None else None
     lock = object_lock.for_write(bucket.object_lock, upload.lock, now_ms(),
                                  asked_ms=upload.initiated_ms)
     await _claim(uploads, bucket, key, upload, seen, stored)
     # From here on the upload is this request's: a failed commit leaves it claimed (its
     # parts' data may be gone with it), and a retry is a conflict, as on AWS.
     manifest = await commit(ctx, bucket, key, _manifest(upload, chosen, sums),
-                            old[0] if old else None, lock)
+                            old[0] if old else None, lock, expected)
     used = {p.number for p in chosen}
     unused = [p.data for p in stored.values() if p.number not in used and p.data is not None]
     ctx.state.data.forget(unused)

@@ -49,7 +49,7 @@ async def receive_object(ctx: Ctx, bucket: BucketRecord, size: int,
     (not yet committed)."""
     req = ctx.request
     if size > limits.put_object_bytes_max:
-        raise errors.EntityTooLarge()
+        raise errors.too_large(size, limits.put_object_bytes_max)
     meta = headers.user_metadata(ctx.headers)
     stored = headers.stored_headers(ctx.headers)
     tags = headers.tagging_header(ctx.headers)
@@ -174,14 +174,12 @@ async def put_object(ctx: Ctx) -> web.StreamResponse:
     bucket = await owned_bucket(ctx)
     key = check_key(ctx.key)
     size = object_size(ctx.request, ctx.auth)
-    catalog = ctx.state.catalog
     lock = write_lock(ctx, bucket)
     dk = await data_key(ctx, bucket)
     if conditions.has_write_conditions(ctx.headers):
-        old = await catalog.get_object(bucket, key)
-        conditions.check_write(ctx.headers, old[0].etag if old else None, ctx.key)
+        expected = await checked_write(ctx, bucket, key)
         manifest = await receive_object(ctx, bucket, size, dk)
-        manifest = await commit(ctx, bucket, key, manifest, old[0] if old else None, lock)
+        manifest = await commit(ctx, bucket, key, manifest, lock=lock, expected=expected)
     else:   # the replaced manifest comes back with the write: no read before it
         manifest = await receive_object(ctx, bucket, size, dk)
         manifest = await commit(ctx, bucket, key, manifest, lock=lock)
@@ -192,6 +190,22 @@ async def put_object(ctx: Ctx) -> web.StreamResponse:
 
 
 _UNKNOWN = object()  # commit(): the caller did not read the replaced manifest
+
+
+@dataclasses.dataclass(frozen=True)
+class Expected:
+    """What a conditional write's If-None-Match / If-Match held against: the key's
+    record as read, whose stamp its commit must still find newest (AWS decides a
+    conditional write when it completes, not when it starts)."""
+    manifest: Manifest | None       # the live object read (None: none)
+    stamp: int                      # its record's stamp, a delete's too (0: never written)
+
+
+async def checked_write(ctx: Ctx, bucket: BucketRecord, key: bytes) -> Expected:
+    """Read the key and check the request's write conditions against it."""
+    manifest, stamp = await ctx.state.catalog.get_object_stamped(bucket, key)
+    conditions.check_write(ctx.headers, manifest.etag if manifest else None, ctx.key)
+    return Expected(manifest, stamp)
 
 
 def write_lock(ctx: Ctx, bucket: BucketRecord) -> object_lock.Lock:
@@ -205,13 +219,16 @@ def now_ms() -> int:
 
 async def commit(ctx: Ctx, bucket: BucketRecord, key: bytes, manifest: Manifest,
                  old: Manifest | object | None = _UNKNOWN,
-                 lock: object_lock.Lock | None = None) -> Manifest:
+                 lock: object_lock.Lock | None = None,
+                 expected: Expected | None = None) -> Manifest:
     """Commit a new manifest; then the replaced object's data can go. Returns the manifest
     as committed (a versioned bucket's gives it its version).
 
     `old` is the manifest the caller read before (None: no object); by default the write
     itself reports what it replaced. `lock`: the version's Object Lock (default: the
-    bucket's default retention, if it has one)."""
+    bucket's default retention, if it has one). `expected`: a conditional write's check
+    (it stands for `old`), which must still hold at the commit
+    (gateway.catalog.put_object_if_current); in a versioned bucket it is the check alone."""
     state = ctx.state
     if bucket.object_lock is not None:
         retention, hold = lock or object_lock.for_write(bucket.object_lock, {}, now_ms())
@@ -226,14 +243,24 @@ async def commit(ctx: Ctx, bucket: BucketRecord, key: bytes, manifest: Manifest,
             raise
         settle(ctx, bucket, outcome)
         return outcome.manifest
+    lost = None
     try:
-        if old is _UNKNOWN:
+        if expected is not None:
+            old = expected.manifest
+            lost = await state.catalog.put_object_if_current(bucket, key, manifest,
+                                                             expected.stamp)
+        elif old is _UNKNOWN:
             old = await state.catalog.replace_object(bucket, key, manifest)
         else:
             await state.catalog.put_object(bucket, key, manifest)
     except errors.S3Error:
         state.data.forget(manifest.parts)
         raise
+    if lost is not None:
+        # The record this write left on some replicas may still be read until the winner
+        # reaches them: its data is left to the nodes' orphan collector, not deleted.
+        raise conditions.overtaken(ctx.headers, lost.manifest.etag if lost.manifest else None,
+                                   ctx.key)
     assert old is None or isinstance(old, Manifest)
     if old is not None and old.parts:
         state.data.retire(old.parts)

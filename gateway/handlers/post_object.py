@@ -25,6 +25,7 @@ from gateway import (
     condition_keys,
     errors,
     headers,
+    limits,
     ownership,
     postpolicy,
     s3xml,
@@ -59,8 +60,26 @@ async def _read_part(part: BodyPartReader, limit: int, too_big: errors.S3Error) 
     return bytes(out)
 
 
-async def _read_form(ctx: Ctx) -> tuple[dict[str, str], bytes, str]:
-    """Form fields (names lower-cased), the file's bytes, and its filename."""
+async def _read_file(part: BodyPartReader) -> tuple[bytes | None, int]:
+    """The file's bytes (None past post_upload_bytes_max) and its size: a file too big to
+    buffer is still read to its end, unkept, so that the error can name its size (AWS's
+    EntityTooLarge carries ProposedSize) and the policy's own limit can answer first. The
+    form is not yet authorized: past the most any one upload may be, reading stops (the
+    size named is then what was read)."""
+    out = bytearray()
+    size = 0
+    while size <= limits.put_object_bytes_max and (chunk := await part.read_chunk(64 * 1024)):
+        size += len(chunk)
+        if size <= postpolicy.post_upload_bytes_max:
+            out += chunk
+        elif out:
+            out = bytearray()
+    return (bytes(out) if size <= postpolicy.post_upload_bytes_max else None), size
+
+
+async def _read_form(ctx: Ctx) -> tuple[dict[str, str], bytes | None, int, str]:
+    """Form fields (names lower-cased), the file's bytes (None: too big to keep), its size
+    and its filename."""
     try:
         reader = await ctx.request.multipart()
     except (AssertionError, ValueError, KeyError):
@@ -71,9 +90,8 @@ async def _read_form(ctx: Ctx) -> tuple[dict[str, str], bytes, str]:
             raise MalformedPOSTRequest()
         name = part.name.lower()
         if name == "file":
-            data = await _read_part(part, postpolicy.post_upload_bytes_max,
-                                    errors.EntityTooLarge())
-            return fields, data, part.filename or ""
+            data, size = await _read_file(part)
+            return fields, data, size, part.filename or ""
         raw = await _read_part(part, postpolicy.post_field_bytes_max,
                                errors.InvalidArgument("A form field is too large"))
         if len(fields) >= postpolicy.post_fields_max:
@@ -210,8 +228,10 @@ def _answer(request: web.Request, fields: dict[str, str], bucket: str, key: str,
 
 async def post_object(ctx: Ctx) -> web.StreamResponse:
     bucket = await ctx.state.catalog.bucket(ctx.bucket_name)
-    fields, data, filename = await _read_form(ctx)
-    key_text, signer = _authorize(ctx, bucket, fields, len(data), filename)
+    fields, data, size, filename = await _read_form(ctx)
+    key_text, signer = _authorize(ctx, bucket, fields, size, filename)
+    if data is None:        # within the policy's range, past what the gateway buffers
+        raise errors.too_large(size, postpolicy.post_upload_bytes_max)
     key = check_key(key_text)
     manifest = _manifest(fields, data, bucket.owner, bucket)
     if ctx.state.quotas is not None:

@@ -36,6 +36,8 @@ HANDLERS: Mapping[str, Handler] = {
     "GetBucketLocation": buckets.get_bucket_location,
     "GetBucketVersioning": buckets.get_bucket_versioning,
     "PutBucketVersioning": buckets.put_bucket_versioning,
+    "GetBucketAccelerateConfiguration": buckets.get_bucket_accelerate_configuration,
+    "PutBucketAccelerateConfiguration": buckets.put_bucket_accelerate_configuration,
     "GetBucketTagging": buckets.get_bucket_tagging,
     "PutBucketTagging": buckets.put_bucket_tagging,
     "DeleteBucketTagging": buckets.delete_bucket_tagging,

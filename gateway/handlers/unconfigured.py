@@ -27,7 +27,6 @@ _NOT_FOUND = {
 _EMPTY = {
     "GetBucketNotificationConfiguration": ("NotificationConfiguration", []),
     "GetBucketRequestPayment": ("RequestPaymentConfiguration", [("Payer", "BucketOwner")]),
-    "GetBucketAccelerateConfiguration": ("AccelerateConfiguration", []),
 }
 
 

@@ -81,6 +81,22 @@ def test_list_buckets_refuses_a_bad_max_buckets(cluster: Cluster, raw: str,
         "max-buckets", raw)
 
 
+def test_list_buckets_refuses_a_name_that_is_no_region(cluster: Cluster) -> None:
+    # AWS (TestS3ListBuckets, LocalStack's provider): a bucket-region that is no AWS
+    # region is 400 InvalidArgument naming the argument; a real region with no bucket of
+    # ours, and the cluster's own, list as before.
+    s3 = cluster.s3()
+    s3.create_bucket(Bucket="lb-region")
+    status, err = _error(s3.list_buckets, BucketRegion="mars-north-1")
+    assert (status, err) == (400, {
+        "Code": "InvalidArgument",
+        "Message": "Argument value mars-north-1 is not a valid AWS Region",
+        "ArgumentName": "bucket-region"})
+    assert s3.list_buckets(BucketRegion="ap-southeast-2")["Buckets"] == []
+    here = s3.list_buckets(BucketRegion=cluster.config.region, Prefix="lb-region")
+    assert [b["Name"] for b in here["Buckets"]] == ["lb-region"]
+
+
 def test_copy_source_reads_plus_as_a_space(cluster: Cluster) -> None:
     # AWS (test_copy_object_special_character_plus_for_space): Go's form encoding of
     # "test key.txt" copies; a '+' of the key itself comes as %2B from the SDKs.

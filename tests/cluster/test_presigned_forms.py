@@ -270,3 +270,42 @@ def test_post_metadata_is_held_to_the_put_limit(cluster: Cluster, bucket: str) -
     assert _post(url, fields)[0] == 204
     got = cluster.s3().head_object(Bucket=bucket, Key="meta/fits")["Metadata"]
     assert got == {"big": fits["x-amz-meta-big"]}
+
+
+def _size_error(status: int, body: bytes) -> tuple[list[str], dict[str, str | None]]:
+    """A size error's element names in order, and its elements but the request's ids."""
+    assert status == 400, body
+    found = _error(body)
+    return list(found), {k: v for k, v in found.items() if k not in ("RequestId", "HostId")}
+
+
+def test_post_outside_content_length_range_names_the_sizes(cluster: Cluster,
+                                                           bucket: str) -> None:
+    """A file outside the policy's content-length-range is 400 EntityTooSmall /
+    EntityTooLarge whose document carries, after the Message, the size proposed and the
+    bound it broke (AWS's answer: ProposedSize, MinSizeAllowed / MaxSizeAllowed); a file
+    past what the gateway buffers names that limit. Nothing is stored."""
+    post = _client(cluster, "s3v4").generate_presigned_post(
+        bucket, "range/obj", ExpiresIn=300,
+        Conditions=[{"bucket": bucket}, ["content-length-range", 5, 10]])
+    small = _size_error(*_post(post["url"], dict(post["fields"]), b"abc")[::2])
+    assert small == (
+        ["Code", "Message", "ProposedSize", "MinSizeAllowed", "RequestId", "HostId"],
+        {"Code": "EntityTooSmall",
+         "Message": "Your proposed upload is smaller than the minimum allowed size",
+         "ProposedSize": "3", "MinSizeAllowed": "5"})
+    large = _size_error(*_post(post["url"], dict(post["fields"]), b"x" * 20)[::2])
+    assert large == (
+        ["Code", "Message", "ProposedSize", "MaxSizeAllowed", "RequestId", "HostId"],
+        {"Code": "EntityTooLarge",
+         "Message": "Your proposed upload exceeds the maximum allowed size",
+         "ProposedSize": "20", "MaxSizeAllowed": "10"})
+    buffered = 64 * 1024 * 1024     # postpolicy.post_upload_bytes_max
+    post = _client(cluster, "s3v4").generate_presigned_post(
+        bucket, "range/big", ExpiresIn=300,
+        Conditions=[{"bucket": bucket}, ["content-length-range", 0, 2 * buffered]])
+    _, found = _size_error(*_post(post["url"], dict(post["fields"]),
+                                  b"x" * (buffered + 1))[::2])
+    assert (found["Code"], found["ProposedSize"], found["MaxSizeAllowed"]) == (
+        "EntityTooLarge", str(buffered + 1), str(buffered))
+    assert _keys(cluster, bucket, "range/") == []

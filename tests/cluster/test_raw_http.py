@@ -171,17 +171,27 @@ def test_presigned_urls(cluster: Cluster, bucket: str) -> None:
     assert exc.value.code == 403
 
 
+def expecting_put(cluster: Cluster, path: str, length: int,
+                  headers: dict[str, str] | None = None) -> bytes:
+    """The signed head of a PUT of `length` bytes that asks for 100 Continue first."""
+    hdrs = sigv4_client.sign_request("PUT", cluster.endpoint + path,
+                                     {"Expect": "100-continue", "Content-Length": str(length),
+                                      **(headers or {})},
+                                     cluster.key.access_key, cluster.key.secret_key,
+                                     cluster.config.region, datetime.now(UTC))
+    head = "".join(f"{k}: {v}\r\n" for k, v in hdrs.items())
+    return f"PUT {path} HTTP/1.1\r\n{head}\r\n".encode()
+
+
+def gateway_socket(cluster: Cluster) -> socket.socket:
+    host, port = cluster.config.listen.rsplit(":", 1)
+    return socket.create_connection((host, int(port)), timeout=10)
+
+
 def test_expect_100_continue(cluster: Cluster, bucket: str) -> None:
     body = b"x" * 100_000
-    url = f"{cluster.endpoint}/raw/expect"
-    hdrs = sigv4_client.sign_request("PUT", url, {"Expect": "100-continue",
-                                           "Content-Length": str(len(body))},
-                              cluster.key.access_key, cluster.key.secret_key,
-                              cluster.config.region, datetime.now(UTC))
-    host, port = cluster.config.listen.rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=10) as sock:
-        head = "".join(f"{k}: {v}\r\n" for k, v in hdrs.items())
-        sock.sendall(f"PUT /raw/expect HTTP/1.1\r\n{head}\r\n".encode())
+    with gateway_socket(cluster) as sock:
+        sock.sendall(expecting_put(cluster, "/raw/expect", len(body)))
         first = sock.recv(4096)
         assert first.startswith(b"HTTP/1.1 100"), first
         sock.sendall(body)
@@ -328,3 +338,30 @@ def test_every_answer_has_its_own_host_id(cluster: Cluster, bucket: str) -> None
     status, hdrs, _ = _send(cluster, "HEAD", "/raw/no-such-key")
     assert status == 404 and hdrs["x-amz-id-2"] not in seen
     assert len(seen) == 3
+
+
+def _refused_head(cluster: Cluster, path: str, length: int) -> bytes:
+    """The answer to a PUT's head alone (Expect: 100-continue, no body sent)."""
+    with gateway_socket(cluster) as sock:
+        sock.sendall(expecting_put(cluster, path, length))
+        raw = b""
+        while b"</Error>" not in raw and (data := sock.recv(4096)):
+            raw += data
+    return raw
+
+
+def test_put_over_5_gib_names_the_sizes(cluster: Cluster, bucket: str) -> None:
+    """A PutObject or UploadPart over 5 GiB is 400 EntityTooLarge naming the size proposed
+    and the most allowed (ProposedSize, MaxSizeAllowed: AWS's document), answered from
+    the head alone."""
+    limit = 5 * 1024 ** 3
+    uid = cluster.s3().create_multipart_upload(Bucket=bucket, Key="huge")["UploadId"]
+    for path in ("/raw/huge", f"/raw/huge?partNumber=1&uploadId={uid}"):
+        raw = _refused_head(cluster, path, limit + 1)
+        assert raw.startswith(b"HTTP/1.1 400"), raw
+        root = ElementTree.fromstring(raw[raw.index(b"<?xml"):])
+        assert [(el.tag, el.text) for el in root][:4] == [
+            ("Code", "EntityTooLarge"),
+            ("Message", "Your proposed upload exceeds the maximum allowed size"),
+            ("ProposedSize", str(limit + 1)), ("MaxSizeAllowed", str(limit))]
+    cluster.s3().abort_multipart_upload(Bucket=bucket, Key="huge", UploadId=uid)

@@ -69,7 +69,13 @@ def test_multipart_errors(s3) -> None:  # type: ignore[no-untyped-def]
                                      MultipartUpload={"Parts": [
                                          {"PartNumber": 1, "ETag": e1},
                                          {"PartNumber": 2, "ETag": e2}]})
-    assert _code(exc) == "EntityTooSmall"
+    # AWS names the part that is too small, after the sizes (versitygw#2040 quotes S3).
+    err = exc.value.response["Error"]
+    assert err == {"Code": "EntityTooSmall",
+                   "Message": "Your proposed upload is smaller than the minimum allowed size",
+                   "ProposedSize": "5", "MinSizeAllowed": str(5 * MIB), "PartNumber": "1",
+                   "ETag": e1.strip('"')}
+    assert list(err)[2:] == ["ProposedSize", "MinSizeAllowed", "PartNumber", "ETag"]
     with pytest.raises(ClientError) as exc:
         s3.complete_multipart_upload(Bucket="ops", Key="mp/bad", UploadId=uid,
                                      MultipartUpload={"Parts": [
@@ -269,6 +275,34 @@ def test_unconfigured_subresources_and_versions(s3) -> None:  # type: ignore[no-
     got = s3.list_object_versions(Bucket="ops", Prefix="ver/")
     assert [(v["Key"], v["VersionId"], v["IsLatest"], v["Size"]) for v in got["Versions"]] == [
         ("ver/a", "null", True, 1), ("ver/b", "null", True, 2)]
+
+
+def test_transfer_acceleration_state_is_kept(s3) -> None:  # type: ignore[no-untyped-def]
+    """Put/GetBucketAccelerateConfiguration as AWS answers them: never set, an empty
+    configuration; Enabled and Suspended are kept; any other Status is MalformedXML; a
+    bucket whose name holds a period is refused (InvalidRequest). Put was 501."""
+    s3.create_bucket(Bucket="ops-accel")
+    never = s3.get_bucket_accelerate_configuration(Bucket="ops-accel")
+    assert "Status" not in never
+    for status in ("Enabled", "Suspended", "Enabled"):
+        s3.put_bucket_accelerate_configuration(Bucket="ops-accel",
+                                               AccelerateConfiguration={"Status": status})
+        got = s3.get_bucket_accelerate_configuration(Bucket="ops-accel")
+        assert got["Status"] == status
+    with pytest.raises(ClientError) as exc:
+        s3.put_bucket_accelerate_configuration(Bucket="ops-accel",
+                                               AccelerateConfiguration={"Status": "On"})
+    assert _code(exc) == "MalformedXML"
+    assert s3.get_bucket_accelerate_configuration(Bucket="ops-accel")["Status"] == "Enabled"
+    s3.create_bucket(Bucket="ops.accel.dotted")
+    with pytest.raises(ClientError) as exc:
+        s3.put_bucket_accelerate_configuration(Bucket="ops.accel.dotted",
+                                               AccelerateConfiguration={"Status": "Enabled"})
+    assert exc.value.response["Error"]["Code"] == "InvalidRequest"
+    assert exc.value.response["Error"]["Message"] == (
+        "S3 Transfer Acceleration is not supported for buckets with periods (.) in their "
+        "names")
+    assert "Status" not in s3.get_bucket_accelerate_configuration(Bucket="ops.accel.dotted")
 
 
 def test_long_and_awkward_keys(s3) -> None:  # type: ignore[no-untyped-def]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -149,3 +150,56 @@ def test_redirect_all_requests(cluster: Cluster) -> None:
         "RedirectAllRequestsTo": {"HostName": "portal.example.org", "Protocol": "https"}})
     status, hdrs, _ = _get(cluster, "www-portal", "/a/b.html")
     assert (status, hdrs["location"]) == (301, "https://portal.example.org/a/b.html")
+
+
+def _lists(body: bytes) -> list[list[str]]:
+    """The items of each list of an HTML error page, ids cut to their names."""
+    out = []
+    for ul in re.findall(rb"<ul>\n(.*?)</ul>", body, re.S):
+        items = [i.decode() for i in re.findall(rb"<li>(.*?)</li>", ul)]
+        out.append([i.split(":")[0] if i.startswith(("RequestId:", "HostId:")) else i
+                    for i in items])
+    return out
+
+
+_IDS = ["RequestId", "HostId"]
+_NO_KEY = ["Code: NoSuchKey", "Message: The specified key does not exist."]
+
+
+def test_error_pages_list_what_aws_lists(cluster: Cluster) -> None:
+    """AWS's website error pages list the code, the message and the error's own element
+    (the Key looked up, which for a folder is its index document; the BucketName), then
+    the ids; a 403 names no key. When the error document is missing too, a second list
+    says why, without ids."""
+    s3 = cluster.s3()
+    _public_site(s3, "pages")
+    s3.put_bucket_website(Bucket="pages", WebsiteConfiguration={
+        "IndexDocument": {"Suffix": "index.html"}})
+    s3.put_object(Bucket="pages", Key="sub/page.html", Body=b"p")
+    for path, key in (("/", "index.html"), ("/sub/", "sub/index.html"),
+                      ("/nowhere.html", "nowhere.html")):
+        status, _, body = _get(cluster, "pages", path)
+        assert (status, _lists(body)) == (404, [[*_NO_KEY, f"Key: {key}", *_IDS]]), path
+    status, _, body = _get(cluster, "no-such-site", "/some/page")
+    assert (status, _lists(body)) == (404, [[
+        "Code: NoSuchBucket", "Message: The specified bucket does not exist",
+        "BucketName: no-such-site", *_IDS]])
+    s3.create_bucket(Bucket="pages-plain")
+    status, _, body = _get(cluster, "pages-plain", "/")
+    assert (status, _lists(body)) == (404, [[
+        "Code: NoSuchWebsiteConfiguration",
+        "Message: The specified bucket does not have a website configuration",
+        "BucketName: pages-plain", *_IDS]])
+    s3.create_bucket(Bucket="pages-private")
+    s3.put_bucket_website(Bucket="pages-private", WebsiteConfiguration={
+        "IndexDocument": {"Suffix": "index.html"}})
+    status, _, body = _get(cluster, "pages-private", "/secret.txt")
+    assert (status, _lists(body)) == (403, [["Code: AccessDenied", "Message: Access Denied",
+                                             *_IDS]])
+    s3.put_bucket_website(Bucket="pages", WebsiteConfiguration={
+        "IndexDocument": {"Suffix": "index.html"}, "ErrorDocument": {"Key": "error.html"}})
+    status, _, body = _get(cluster, "pages", "/nowhere.html")
+    assert (status, _lists(body)) == (404, [[*_NO_KEY, "Key: nowhere.html", *_IDS],
+                                            [*_NO_KEY, "Key: error.html"]])
+    assert b"<h3>An Error Occurred While Attempting to Retrieve a Custom Error Document" \
+        b"</h3>\n<ul>" in body

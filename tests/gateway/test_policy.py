@@ -408,6 +408,11 @@ def test_post_policy_signature_and_conditions() -> None:
     with pytest.raises(errors.S3Error) as exc:
         postpolicy.check_policy(policy_, fields, 11, now)
     assert exc.value.code == "EntityTooLarge"
+    assert exc.value.extra == {"ProposedSize": "11", "MaxSizeAllowed": "10"}
+    with pytest.raises(errors.S3Error) as exc:
+        postpolicy.check_policy(policy_, fields, 0, now)
+    assert exc.value.code == "EntityTooSmall"
+    assert exc.value.extra == {"ProposedSize": "0", "MinSizeAllowed": "1"}
     postpolicy.check_policy(policy_, {**fields, "x-ignore-me": "1"}, 5, now)
     with pytest.raises(errors.S3Error):
         postpolicy.parse_policy("not base64!")

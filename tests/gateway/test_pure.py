@@ -19,6 +19,7 @@ from gateway.conditions import (
     check_delete,
     check_write,
     evaluate,
+    overtaken,
 )
 from gateway.hlc import Clock, wall_ms
 from gateway.manifest import BucketRecord, DataRef, Manifest
@@ -168,6 +169,21 @@ def test_conditions() -> None:
         with pytest.raises(errors.S3Error) as exc:
             check_write(hdrs, etag, "k")
         assert exc.value.status == 501 and exc.value.extra["Header"] == named
+
+
+def test_a_conditional_write_overtaken_at_its_commit() -> None:
+    """What won decides (AWS: first to finish wins): a condition that fails against it is
+    412 naming the header; a delete that won, or a winner the condition holds for, 409."""
+    for hdrs, winner, code in (
+            ({"If-None-Match": "*"}, '"w"', "PreconditionFailed"),
+            ({"If-None-Match": "*"}, None, "ConditionalRequestConflict"),
+            ({"If-Match": '"a"'}, '"w"', "PreconditionFailed"),
+            ({"If-Match": '"a"'}, '"a"', "ConditionalRequestConflict"),
+            ({"If-Match": '"a"'}, None, "ConditionalRequestConflict")):
+        err = overtaken(hdrs, winner, "k")
+        assert err.code == code, (hdrs, winner)
+        if code == "PreconditionFailed":
+            assert err.extra["Condition"] == next(iter(hdrs))
 
 
 def test_delete_conditions() -> None:
