@@ -138,3 +138,34 @@ def test_the_default_upload_checksum() -> None:
     # A part stored before the default (none, or another algorithm's): no object checksum.
     assert object_checksum(DEFAULT_UPLOAD, [parts[0], ("", 3)]) == {}
     assert object_checksum(DEFAULT_UPLOAD, [parts[0], (checksum_b64(CRC32, b"c"), 1)]) == {}
+
+
+@pytest.mark.parametrize("alg", [ChecksumAlgorithm.SHA512, ChecksumAlgorithm.MD5,
+                                 ChecksumAlgorithm.XXHASH64, ChecksumAlgorithm.XXHASH3,
+                                 ChecksumAlgorithm.XXHASH128])
+def test_the_2025_algorithms_are_composite_only(alg: ChecksumAlgorithm) -> None:
+    """AWS: full-object checksums of a multipart upload are for the CRCs alone (they
+    linearize); SHA-512, MD5 and the xxHashes are COMPOSITE."""
+    name = alg.aws_name
+    assert _create(**{"x-amz-checksum-algorithm": name}) == UploadChecksum(
+        alg, ChecksumType.COMPOSITE)
+    with pytest.raises(errors.InvalidRequest) as exc:
+        _create(**{"x-amz-checksum-algorithm": name, "x-amz-checksum-type": "FULL_OBJECT"})
+    assert exc.value.message == (f"The FULL_OBJECT checksum type cannot be used with the "
+                                 f"{alg.value} checksum algorithm.")
+    upload = UploadChecksum(alg, ChecksumType.COMPOSITE)
+    sums = [(checksum_b64(alg, b"a"), 1), (checksum_b64(alg, b"b"), 1)]
+    whole = object_checksum(upload, sums)[name]
+    assert whole.endswith("-2") and declared_object_checksum(
+        {alg.header_name: whole.rsplit("-", 1)[0]}, upload) == whole.rsplit("-", 1)[0]
+
+
+def test_manifests_name_any_algorithm_and_older_ones_read_alike() -> None:
+    """A manifest names its checksums by AWS's names (strings, never numbers): the new
+    algorithms need no new field, and a record written before them reads as it did."""
+    new = Manifest(3, '"e"', 1, checksums={"XXHASH128": checksum_b64(
+        ChecksumAlgorithm.XXHASH128, b"abc")})
+    assert Manifest.decode(new.encode()) == new
+    old = [2, 3, '"e"', 1, {}, {}, b"abc", [], [], {"CRC64NVME": "AAAAAAAAAAA="}, [], []]
+    assert Manifest.decode(msgpack.packb(old, use_bin_type=True)).checksums == {
+        "CRC64NVME": "AAAAAAAAAAA="}
