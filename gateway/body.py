@@ -153,6 +153,7 @@ class BodyCheck:
         self.declared = request_checksums(headers)
         alg = self.declared.algorithm or default
         self.summer = Checksummer(alg) if alg is not None else None
+        self.extra: Checksummer | None = None     # compute()'s, beside a declared one
 
     def updaters(self) -> list[Callable[[bytes | memoryview], None]]:
         """One update function per hash: each must see the bytes in order, but they are
@@ -160,8 +161,7 @@ class BodyCheck:
         fns: list[Callable[[bytes | memoryview], None]] = [self.md5.update]
         if self.sha256 is not None:
             fns.append(self.sha256.update)
-        if self.summer is not None:
-            fns.append(self.summer.update)
+        fns += [s.update for s in (self.summer, self.extra) if s is not None]
         return fns
 
     def update(self, data: bytes) -> None:
@@ -169,13 +169,19 @@ class BodyCheck:
         self.md5.update(data)
         if self.sha256 is not None:
             self.sha256.update(data)
-        if self.summer is not None:
-            self.summer.update(data)
+        for summer in (self.summer, self.extra):
+            if summer is not None:
+                summer.update(data)
 
     def compute(self, alg: ChecksumAlgorithm | None) -> None:
-        """Compute `alg` too when the request declares no checksum (nothing to verify)."""
-        if alg is not None and self.summer is None:
+        """Compute `alg` too (the checksum a part is stored with): alone when the request
+        declares none (nothing to verify), else besides the declared one."""
+        if alg is None or (self.summer is not None and self.summer.alg is alg):
+            return
+        if self.summer is None:
             self.summer = Checksummer(alg)
+        else:
+            self.extra = Checksummer(alg)
 
     def finish(self, trailers: Mapping[str, str]) -> dict[str, str]:
         """Check every promise; return the checksums to store (algorithm name -> base64)."""
@@ -191,6 +197,7 @@ class BodyCheck:
         got = self.summer.b64()
         if self.declared.algorithm is None:
             return {alg.name: got}      # the default: nothing was promised
+        extra = {self.extra.alg.name: self.extra.b64()} if self.extra is not None else {}
         want = self.declared.value_b64
         if self.declared.in_trailer:
             want = trailers.get(alg.header_name)
@@ -198,7 +205,7 @@ class BodyCheck:
                 raise errors.InvalidRequest(f"The {alg.header_name} trailer is missing")
         if want is not None:
             verify(alg, want, got)
-        return {alg.name: got}
+        return {alg.name: got, **extra}
 
     @property
     def etag(self) -> str:

@@ -1,11 +1,15 @@
-"""S3 additional checksums: CRC32, CRC32C, CRC64NVME, SHA1, SHA256 (and Content-MD5).
+"""S3 additional checksums: CRC32, CRC32C, CRC64NVME, SHA1, SHA256, and the five AWS added
+in 2025, SHA512, MD5, XXHASH64, XXHASH3 and XXHASH128 (and Content-MD5).
 
 Pure: streaming digests, the parsing of what a request declares, and the multipart
 arithmetic (composite "checksum of checksums" and full-object CRC combination).
 
 Rules:
 - the CRCs come from awscrt, the library botocore itself uses, so both ends agree bit for
-  bit; the hashes from hashlib;
+  bit; SHA and MD5 from hashlib; the xxHashes from xxhash (xxh64, xxh3_64, xxh3_128, seed
+  0, their canonical big-endian digests: what awscrt's XXHash, botocore's, finalizes);
+- only the CRCs combine into a FULL_OBJECT checksum of a multipart upload; the others are
+  COMPOSITE there;
 - values travel as base64 of the big-endian digest, exactly as S3 headers carry them;
 - a request declares at most one checksum (header or trailer); anything malformed is an
   InvalidRequest (InvalidDigest for Content-MD5) with AWS's wording, before any byte is
@@ -22,7 +26,9 @@ import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from typing import Protocol
 
+import xxhash
 from awscrt import checksums as crt
 
 from gateway import errors
@@ -40,6 +46,11 @@ class ChecksumAlgorithm(Enum):
     CRC64NVME = "crc64nvme"
     SHA1 = "sha1"
     SHA256 = "sha256"
+    SHA512 = "sha512"
+    MD5 = "md5"
+    XXHASH64 = "xxhash64"
+    XXHASH3 = "xxhash3"
+    XXHASH128 = "xxhash128"
 
     @property
     def header_name(self) -> str:
@@ -76,6 +87,11 @@ _DIGEST_BYTES = {
     ChecksumAlgorithm.CRC64NVME: 8,
     ChecksumAlgorithm.SHA1: 20,
     ChecksumAlgorithm.SHA256: 32,
+    ChecksumAlgorithm.SHA512: 64,
+    ChecksumAlgorithm.MD5: 16,
+    ChecksumAlgorithm.XXHASH64: 8,
+    ChecksumAlgorithm.XXHASH3: 8,
+    ChecksumAlgorithm.XXHASH128: 16,
 }
 _CRC_UPDATE: dict[ChecksumAlgorithm, Callable[[bytes | memoryview, int], int]] = {
     ChecksumAlgorithm.CRC32: crt.crc32,
@@ -87,6 +103,27 @@ _CRC_COMBINE: dict[ChecksumAlgorithm, Callable[[int, int, int], int]] = {
     ChecksumAlgorithm.CRC32C: crt.combine_crc32c,
     ChecksumAlgorithm.CRC64NVME: crt.combine_crc64nvme,
 }
+
+
+class _Hash(Protocol):
+    """What hashlib's and xxhash's objects have in common."""
+
+    def update(self, data: bytes | memoryview, /) -> None: ...
+
+    def digest(self) -> bytes: ...
+
+
+_HASH_NEW: dict[ChecksumAlgorithm, Callable[[], _Hash]] = {
+    ChecksumAlgorithm.SHA1: hashlib.sha1,
+    ChecksumAlgorithm.SHA256: hashlib.sha256,
+    ChecksumAlgorithm.SHA512: hashlib.sha512,
+    # An integrity check, not a security one (FIPS builds refuse MD5 otherwise).
+    ChecksumAlgorithm.MD5: lambda: hashlib.md5(usedforsecurity=False),
+    ChecksumAlgorithm.XXHASH64: xxhash.xxh64,
+    ChecksumAlgorithm.XXHASH3: xxhash.xxh3_64,
+    ChecksumAlgorithm.XXHASH128: xxhash.xxh3_128,
+}
+assert set(_CRC_UPDATE) | set(_HASH_NEW) == set(ChecksumAlgorithm) == set(_DIGEST_BYTES)
 _BY_HEADER = {alg.header_name: alg for alg in ChecksumAlgorithm}
 _BY_AWS_NAME = {alg.aws_name: alg for alg in ChecksumAlgorithm}
 
@@ -108,7 +145,7 @@ class Checksummer:
         self.alg = alg
         self._crc = 0
         self._crc_update = _CRC_UPDATE.get(alg)
-        self._hash = None if self._crc_update else hashlib.new(alg.value)
+        self._hash = None if self._crc_update else _HASH_NEW[alg]()
 
     def update(self, data: bytes | memoryview) -> None:
         if self._crc_update is not None:

@@ -11,7 +11,16 @@ Rules (as AWS answers them):
   type is FULL_OBJECT (the gateway then computes it);
 - Complete repeats each part's checksum when the type is COMPOSITE (it may for FULL_OBJECT),
   and may declare the object's checksum in an x-amz-checksum-* header, which is verified;
-- an upload created without an algorithm tracks no part checksums: Complete may list none.
+- an upload created without an algorithm gets AWS's default instead: a FULL_OBJECT
+  CRC64NVME of the object (Complete's answer, GET/HEAD with checksum mode,
+  GetObjectAttributes, listings), combined from the CRC64NVME each part carries (computed
+  here whatever else a part declares, and answered by an UploadPart that declares none).
+  The client asked for no algorithm, so the upload names none (Create, ListParts,
+  ListMultipartUploads), ListParts shows no part checksums, Complete may list none (a
+  listed one is InvalidPart) and its object checksum header is not checked, and the
+  object keeps no part checksums (AWS lists none for a FULL_OBJECT object). An SSE-C
+  upload gets no default (AWS computes none for one); nor does an upload recorded before
+  the default.
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ from dataclasses import dataclass
 from gateway import errors
 from gateway.checksums import (
     CHECKSUM_TYPE_HEADER,
+    DEFAULT_ALGORITHM,
     UPLOAD_ALGORITHM_HEADER,
     ChecksumAlgorithm,
     ChecksumType,
@@ -39,22 +49,35 @@ _COMPOSITE = re.compile(r"^(?P<digest>[A-Za-z0-9+/=]+)-(?P<count>[0-9]+)$")
 
 @dataclass(frozen=True)
 class UploadChecksum:
-    """An upload's checksum algorithm and type; both None for an upload without one."""
+    """An upload's checksum algorithm and type; both None for an upload without one.
+    `default`: the client asked for none, and these are AWS's default (DEFAULT_UPLOAD)."""
 
     algorithm: ChecksumAlgorithm | None
     kind: ChecksumType | None
+    default: bool = False
 
     @classmethod
-    def stored(cls, alg_name: str, type_name: str) -> UploadChecksum:
-        """From the upload record's names ("" = none; an old record's type defaults)."""
+    def stored(cls, alg_name: str, type_name: str, default: bool = False) -> UploadChecksum:
+        """From the upload record's names ("" = none; an old record's type defaults) and
+        its flag of the default checksum (False in records written before it)."""
         alg = algorithm_from_aws_name(alg_name) if alg_name else None
         if alg is None:
-            return cls(None, None)
+            return DEFAULT_UPLOAD if default else NO_CHECKSUM
         return cls(alg, ChecksumType(type_name) if type_name else _default_type(alg))
 
     @property
     def composite(self) -> bool:
         return self.kind is ChecksumType.COMPOSITE
+
+    @property
+    def asked(self) -> ChecksumAlgorithm | None:
+        """The algorithm the client chose at Create (None for the default's)."""
+        return None if self.default else self.algorithm
+
+
+NO_CHECKSUM = UploadChecksum(None, None)
+# AWS's default data integrity protection for an upload created without an algorithm.
+DEFAULT_UPLOAD = UploadChecksum(DEFAULT_ALGORITHM, ChecksumType.FULL_OBJECT, default=True)
 
 
 def _default_type(alg: ChecksumAlgorithm) -> ChecksumType:
@@ -62,15 +85,16 @@ def _default_type(alg: ChecksumAlgorithm) -> ChecksumType:
         else ChecksumType.COMPOSITE
 
 
-def at_create(declared: RequestChecksums) -> UploadChecksum:
-    """CreateMultipartUpload's algorithm and type, or AWS's InvalidRequest."""
+def at_create(declared: RequestChecksums, sse_customer: bool = False) -> UploadChecksum:
+    """CreateMultipartUpload's algorithm and type, or AWS's InvalidRequest; AWS's default
+    when the request names none (none for an SSE-C upload)."""
     alg, kind = declared.algorithm, declared.checksum_type
     if alg is None:
         if kind is not None:
             raise errors.InvalidRequest(
                 f"The {CHECKSUM_TYPE_HEADER} header can only be used with the "
                 f"{UPLOAD_ALGORITHM_HEADER} header.")
-        return UploadChecksum(None, None)
+        return NO_CHECKSUM if sse_customer else DEFAULT_UPLOAD
     kind = kind or _default_type(alg)
     if (kind is ChecksumType.FULL_OBJECT and not alg.is_crc) or (
             kind is ChecksumType.COMPOSITE and alg is ChecksumAlgorithm.CRC64NVME):
@@ -83,9 +107,13 @@ def part_algorithm(upload: UploadChecksum, declared: ChecksumAlgorithm | None
                    ) -> ChecksumAlgorithm | None:
     """The algorithm an UploadPart's checksum is computed (and stored) with: the upload's.
     A part declaring another is refused before its body is read, and so is one declaring
-    none when the upload's checksum is COMPOSITE (a FULL_OBJECT one is computed here)."""
+    none when the upload's checksum is COMPOSITE (a FULL_OBJECT one is computed here). A
+    part of an upload with the default may declare any (it is checked, and the default
+    computed besides)."""
     if upload.algorithm is None:
         return declared
+    if upload.default:
+        return upload.algorithm
     if declared is not upload.algorithm and (declared is not None or upload.composite):
         actual = declared.value if declared is not None else "null"
         raise errors.InvalidRequest(
@@ -122,7 +150,7 @@ def check_part(upload: UploadChecksum, number: int, given: Listed | None,
                stored: str) -> bool:
     """One listed part's checksum against the part's own: False when they differ (the
     caller's InvalidPart); AWS's other errors raised."""
-    alg = upload.algorithm
+    alg = upload.asked
     if alg is None:
         return given is None        # nothing was tracked: a listed checksum matches nothing
     if given is None:
@@ -141,8 +169,9 @@ def check_part(upload: UploadChecksum, number: int, given: Listed | None,
 def declared_object_checksum(headers: Mapping[str, str], upload: UploadChecksum
                              ) -> str | None:
     """The object's checksum a Complete request declares in the upload's algorithm's
-    header (a composite one with or without its "-N"); refused when malformed."""
-    alg = upload.algorithm
+    header (a composite one with or without its "-N"); refused when malformed. AWS does
+    not check one on an upload created without an algorithm."""
+    alg = upload.asked
     if alg is None:
         return None
     value = next((v for k, v in headers.items() if k.lower() == alg.header_name), None)
@@ -184,6 +213,9 @@ def object_checksum(upload: UploadChecksum, parts: Sequence[tuple[str, int]]
     alg = upload.algorithm
     if alg is None:
         return {}
+    if upload.default and any(decode_b64_digest(c, alg.digest_bytes) is None
+                              for c, _ in parts):
+        return {}   # a part stored by a gateway from before the default: nothing to combine
     if any(not c for c, _ in parts):    # a part recorded before every part had one
         raise errors.InvalidRequest(
             f"The upload was created using the {alg.aws_name} checksum algorithm; "

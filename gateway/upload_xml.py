@@ -3,7 +3,10 @@
 Pure. Element names and order follow botocore's service model (the order of AWS's API
 reference), and what AWS leaves in or out follows its answers (LocalStack's snapshots):
 - an upload with a checksum algorithm shows it and its type, and each of its parts shows
-  its checksum; an upload without one shows none (it tracks none);
+  its checksum; an upload created without one shows none, not even the default CRC64NVME
+  its parts carry (AWS's answers, LocalStack's and versitygw's: the API reference's Part
+  says otherwise, but Complete refuses a checksum listed for such a part, so a client that
+  completed from ListParts would fail);
 - NextKeyMarker and NextUploadIdMarker are always there: the last upload the page lists,
   "" when it lists none (a page of common prefixes only, or an empty one);
 - Prefix and Delimiter appear when the request gave them; UploadIdMarker only counts with
@@ -33,9 +36,9 @@ def parties(bucket_owner: str, upload: Upload) -> str:
 
 def _checksum_kind(upload: Upload) -> str:
     checksum = upload.checksum
-    if checksum.algorithm is None or checksum.kind is None:
-        return ""
-    return (f"<ChecksumAlgorithm>{checksum.algorithm.aws_name}</ChecksumAlgorithm>"
+    if checksum.asked is None or checksum.kind is None:
+        return ""       # none asked at Create (the default's is not the upload's own)
+    return (f"<ChecksumAlgorithm>{checksum.asked.aws_name}</ChecksumAlgorithm>"
             f"<ChecksumType>{checksum.kind.value}</ChecksumType>")
 
 
@@ -56,7 +59,7 @@ class PartsPage:
 
 
 def list_parts(bucket: str, bucket_owner: str, upload: Upload, page: PartsPage) -> bytes:
-    alg = upload.checksum.algorithm
+    alg = upload.checksum.asked
     element = "Checksum" + alg.aws_name if alg is not None else None
     nxt = page.parts[-1].number if page.parts else 0
     body = (

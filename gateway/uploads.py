@@ -55,17 +55,22 @@ class Upload:
     sse_bucket_key: bool = False
     # When a Complete claimed the upload (0: none did); kept until the Complete drops it.
     completing_ms: int = 0
+    # Created without an algorithm, so its parts and object get AWS's default checksum
+    # (gateway/multipart_checksums.py); False in records from before the default.
+    checksum_default: bool = False
 
     @property
     def checksum(self) -> UploadChecksum:
-        return UploadChecksum.stored(self.checksum_alg, self.checksum_type)
+        return UploadChecksum.stored(self.checksum_alg, self.checksum_type,
+                                     self.checksum_default)
 
     def encode(self) -> bytes:
         out: bytes = msgpack.packb(
             [UPLOAD_V1, self.key, self.upload_id, self.initiated_ms, self.headers, self.meta,
              [list(t) for t in self.tags], self.checksum_alg, self.checksum_type,
              aclmod.pack(self.acl), self.lock, self.sse, self.initiator, self.sse_customer,
-             self.sse_kms, self.sse_kms_context, self.sse_bucket_key, self.completing_ms],
+             self.sse_kms, self.sse_kms_context, self.sse_bucket_key, self.completing_ms,
+             self.checksum_default],
             use_bin_type=True)
         return out
 
@@ -75,16 +80,17 @@ class Upload:
         if b[0] != UPLOAD_V1:
             raise errors.InternalError(f"upload record version {b[0]}")
         # The checksum type, the ACL, the lock headers, the data key, the initiator, the
-        # data key's SSE-C flag, its KMS key and the Complete's claim were added later
-        # within version 1: absent means "", the owner's alone, none, plaintext, not
-        # recorded, the cluster's key, unclaimed.
+        # data key's SSE-C flag, its KMS key, the Complete's claim and the default checksum
+        # flag were added later within version 1: absent means "", the owner's alone, none,
+        # plaintext, not recorded, the cluster's key, unclaimed, no default.
         kms = len(b) > 16
         return cls(b[1], b[2], b[3], dict(b[4]), dict(b[5]), tuple((x, y) for x, y in b[6]),
                    b[7], b[8] if len(b) > 8 else "", aclmod.unpack(b[9]) if len(b) > 9 else (),
                    dict(b[10]) if len(b) > 10 else {}, bytes(b[11]) if len(b) > 11 else b"",
                    b[12] if len(b) > 12 else None, len(b) > 13 and bool(b[13]),
                    str(b[14]) if kms else "", str(b[15]) if kms else "",
-                   kms and bool(b[16]), int(b[17]) if len(b) > 17 else 0)
+                   kms and bool(b[16]), int(b[17]) if len(b) > 17 else 0,
+                   len(b) > 18 and bool(b[18]))
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway import errors, s3xml
-from gateway.checksums import checksum_type_of
+from gateway.checksums import ChecksumType, checksum_type_of
 from gateway.handlers.objects import current_object, encryption_headers, version_headers
 from gateway.manifest import Manifest
 from gateway.numbers import is_decimal
@@ -42,6 +42,17 @@ def _parts_xml(m: Manifest, marker: int, max_parts: int) -> str:
             f"{items}</ObjectParts>")
 
 
+def _checksum_xml(checksums: dict[str, str]) -> str:
+    """The Checksum element. A COMPOSITE value is shown without the "-N" part count that
+    Complete, HEAD and GET give it (AWS's answers: floci's and moto's captures against S3,
+    LocalStack's snapshots); ObjectParts says how many parts there are."""
+    kind = checksum_type_of(next(iter(checksums.values())))
+    sums = "".join(
+        f"<Checksum{a}>{s3xml.esc(v.rsplit('-', 1)[0] if kind is ChecksumType.COMPOSITE else v)}"
+        f"</Checksum{a}>" for a, v in checksums.items())
+    return f"<Checksum>{sums}<ChecksumType>{kind.value}</ChecksumType></Checksum>"
+
+
 def _int_header(ctx: Ctx, name: str, default: int) -> int:
     raw = ctx.headers.get(name)
     if raw is None:
@@ -59,10 +70,7 @@ async def get_object_attributes(ctx: Ctx) -> web.StreamResponse:
     if "ETag" in wanted:
         parts.append(f"<ETag>{s3xml.esc(m.etag.strip(chr(34)))}</ETag>")
     if "Checksum" in wanted and m.checksums:
-        sums = "".join(f"<Checksum{a}>{s3xml.esc(v)}</Checksum{a}>"
-                       for a, v in m.checksums.items())
-        kind = checksum_type_of(next(iter(m.checksums.values()))).value
-        parts.append(f"<Checksum>{sums}<ChecksumType>{kind}</ChecksumType></Checksum>")
+        parts.append(_checksum_xml(m.checksums))
     if "ObjectParts" in wanted and m.part_sizes:
         parts.append(_parts_xml(m, _int_header(ctx, "x-amz-part-number-marker", 0),
                                 min(_int_header(ctx, "x-amz-max-parts", 1000), 1000)))

@@ -68,20 +68,22 @@ def _part_number(ctx: Ctx) -> int:
 async def create_multipart_upload(ctx: Ctx) -> web.StreamResponse:
     bucket = await owned_bucket(ctx)
     key = check_key(ctx.key)
-    checksum = multipart_checksums.at_create(request_checksums(ctx.headers))
+    declared = request_checksums(ctx.headers)
     write_lock(ctx, bucket)     # refused now, not at Complete; kept as asked until then
     dk = await data_key(ctx, bucket)      # every part is encrypted with it
+    checksum = multipart_checksums.at_create(declared, dk.by_customer)
     upload = Upload(ctx.key, new_upload_id(), int(time.time() * 1000),
                     headers.stored_headers(ctx.headers), headers.user_metadata(ctx.headers),
                     headers.tagging_header(ctx.headers),
-                    checksum.algorithm.aws_name if checksum.algorithm else "",
-                    checksum.kind.value if checksum.kind else "",
+                    checksum.asked.aws_name if checksum.asked else "",
+                    checksum.kind.value if checksum.asked and checksum.kind else "",
                     # Checked at dispatch (access_ops.check_acl_headers); the object gets
                     # it when the upload completes, as on AWS.
                     acl.from_headers(ctx.headers, bucket.owner) or (),
                     object_lock.lock_headers(ctx.headers),
                     # The signer, not the tenant it acts as: AWS lists who initiated it.
-                    initiator=ctx.principal or "", **sealing(dk))
+                    initiator=ctx.principal or "", checksum_default=checksum.default,
+                    **sealing(dk))
     await _uploads(ctx).create(bucket, key, upload)
     body = s3xml.simple("InitiateMultipartUploadResult",
                         [("Bucket", bucket.name), ("Key", ctx.key),
@@ -120,8 +122,8 @@ async def upload_part(ctx: Ctx) -> web.StreamResponse:
         raise errors.too_large(size, limits.put_object_bytes_max)
     dk = await _part_key(ctx, upload)
     check = BodyCheck(ctx.headers, ctx.auth)
-    check.compute(multipart_checksums.part_algorithm(upload.checksum,
-                                                     check.declared.algorithm))
+    stored_alg = multipart_checksums.part_algorithm(upload.checksum, check.declared.algorithm)
+    check.compute(stored_alg)
     body = BodyReader(ctx.request, ctx.auth, size)
     state = ctx.state
     ref = None
@@ -138,10 +140,12 @@ async def upload_part(ctx: Ctx) -> web.StreamResponse:
             state.data.forget([ref])
         raise
     part = Part(number, dk.etag(check.etag), size, int(time.time() * 1000), ref,
-                next(iter(sums.values()), ""))
+                sums.get(stored_alg.name, "") if stored_alg is not None else "")
     await _store_part(ctx, bucket, key, upload, part)
     hdrs = {"ETag": part.etag, **dk.response_headers()}
-    hdrs.update({f"x-amz-checksum-{a.lower()}": v for a, v in sums.items()})
+    # The checksum the part declared, else the one computed for it.
+    shown = list(sums.items())[:1]
+    hdrs.update({f"x-amz-checksum-{a.lower()}": v for a, v in shown})
     return web.Response(status=200, headers=hdrs)
 
 
@@ -254,7 +258,9 @@ def _manifest(upload: Upload, chosen: list[Part], sums: dict[str, str]) -> Manif
         mtime_ms=now_ms(), headers=upload.headers, meta=upload.meta,
         parts=tuple(p.data for p in chosen if p.data is not None), tags=upload.tags,
         checksums=sums, part_sizes=tuple(p.size for p in chosen), acl=upload.acl,
-        part_checksums=tuple(p.checksum for p in chosen) if sums else (),
+        # The default's part checksums are the gateway's own, not the object's to show.
+        part_checksums=tuple(p.checksum for p in chosen)
+        if sums and not upload.checksum.default else (),
         sse=upload.sse, sse_customer=upload.sse_customer, sse_kms=upload.sse_kms,
         sse_kms_context=upload.sse_kms_context, sse_bucket_key=upload.sse_bucket_key)
 
@@ -306,7 +312,7 @@ async def complete_multipart_upload(ctx: Ctx) -> web.StreamResponse:
         ("Location", f"/{bucket.name}/{ctx.key}"), ("Bucket", bucket.name), ("Key", ctx.key),
         ("ETag", manifest.etag)]
     fields += [("Checksum" + alg, value) for alg, value in sums.items()]
-    if upload.checksum.kind is not None:
+    if sums and upload.checksum.kind is not None:
         fields.append(("ChecksumType", upload.checksum.kind.value))
     body = s3xml.simple("CompleteMultipartUploadResult", fields)
     return web.Response(body=body, content_type=XML,

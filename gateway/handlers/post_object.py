@@ -33,7 +33,14 @@ from gateway import (
     tags,
 )
 from gateway.access import PublicAccessBlock
-from gateway.checksums import DEFAULT_ALGORITHM, checksum_b64
+from gateway.checksums import (
+    CHECKSUM_HEADER_PREFIX,
+    DEFAULT_ALGORITHM,
+    checksum_b64,
+    request_checksums,
+    verify,
+    verify_md5,
+)
 from gateway.condition_keys import RequestFacts
 from gateway.handlers.objects import commit, data_key, sealing, written_version_headers
 from gateway.header_text import has_control
@@ -165,12 +172,28 @@ def _manifest(fields: dict[str, str], data: bytes, owner: str,
             raise errors.AccessDenied("Access Denied: public ACLs are blocked on this bucket")
     asked = _form_tags(fields)
     form_tags = tags.check(asked) if asked is not None else ()
-    etag = f'"{hashlib.md5(data).hexdigest()}"'
-    # The form declares no checksum: the object gets AWS's default one (at ~15x MD5's
-    # speed, beside the MD5 already taken here).
-    sums = {DEFAULT_ALGORITHM.name: checksum_b64(DEFAULT_ALGORITHM, data)}
-    return Manifest(len(data), etag, int(time.time() * 1000), stored, meta, acl=grants,
-                    tags=form_tags, checksums=sums)
+    md5 = hashlib.md5(data)
+    return Manifest(len(data), f'"{md5.hexdigest()}"', int(time.time() * 1000), stored, meta,
+                    acl=grants, tags=form_tags, checksums=_checksums(fields, data, md5.digest()))
+
+
+def _checksums(fields: dict[str, str], data: bytes, md5: bytes) -> dict[str, str]:
+    """The checksum to store: the one the form's fields declare (x-amz-checksum-<alg>, or
+    x-amz-checksum-algorithm alone to have it computed), verified against the file, else
+    AWS's default; a Content-MD5 field is verified too. The fields speak as a PUT's headers
+    do, with the same errors (BadDigest for a mismatch, InvalidRequest / InvalidDigest for
+    a malformed or doubled one), all before anything is stored."""
+    declared = request_checksums({name: value for name, value in fields.items()
+                                  if name.startswith(CHECKSUM_HEADER_PREFIX)
+                                  or name == "content-md5"})
+    if declared.content_md5 is not None:
+        verify_md5(declared.content_md5, md5)
+    # The default costs ~1/15 of the MD5 already taken here.
+    alg = declared.algorithm or DEFAULT_ALGORITHM
+    got = checksum_b64(alg, data)
+    if declared.value_b64 is not None:
+        verify(alg, declared.value_b64, got)
+    return {alg.name: got}
 
 
 async def _store(ctx: Ctx, bucket: BucketRecord, key: bytes, m: Manifest,

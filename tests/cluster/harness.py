@@ -112,13 +112,18 @@ class Cluster:
         stop_all(list(self.procs.values()))
         self.procs.clear()
 
-    def s3(self, secret: str | None = None, config_read_timeout: float = 60) -> Any:
+    def s3(self, secret: str | None = None, config_read_timeout: float = 60,
+           send_checksums: bool = True) -> Any:
+        """A boto3 client; `send_checksums=False`: one that declares a checksum only when a
+        call asks for one (boto3 sends its default CRC32 on every upload otherwise)."""
         return boto3.client(
             "s3", endpoint_url=self.endpoint, region_name=self.config.region,
             aws_access_key_id=self.key.access_key,
             aws_secret_access_key=secret or self.key.secret_key,
             config=BotoConfig(s3={"addressing_style": "path"}, retries={"max_attempts": 1},
-                              read_timeout=config_read_timeout),
+                              read_timeout=config_read_timeout,
+                              request_checksum_calculation="when_supported" if send_checksums
+                              else "when_required"),
         )
 
     def add_gateway(self, name: str) -> str:

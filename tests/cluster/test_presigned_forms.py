@@ -6,7 +6,9 @@ class and unusable redirect get AWS's answers."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import http.client
+import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -309,3 +311,46 @@ def test_post_outside_content_length_range_names_the_sizes(cluster: Cluster,
     assert (found["Code"], found["ProposedSize"], found["MaxSizeAllowed"]) == (
         "EntityTooLarge", str(buffered + 1), str(buffered))
     assert _keys(cluster, bucket, "range/") == []
+
+
+def _b64(digest: bytes) -> str:
+    return base64.b64encode(digest).decode()
+
+
+def test_post_checksum_fields_are_verified_and_kept(cluster: Cluster, bucket: str) -> None:
+    """A form's x-amz-checksum-<alg> field is a PUT's header: the file is checked against it
+    (400 BadDigest, nothing stored, when it differs) and it is the object's checksum;
+    x-amz-checksum-algorithm alone has it computed; a Content-MD5 field is checked too."""
+    data = b"form file bytes " * 300
+    s3 = cluster.s3()
+
+    def post(key: str, declared: dict[str, str]) -> tuple[int, bytes]:
+        url, fields = _form(cluster, bucket, key, declared)
+        status, _, body = _post(url, fields, data)
+        return status, body
+
+    sha256 = _b64(hashlib.sha256(data).digest())
+    assert post("sum/sha", {"x-amz-checksum-sha256": sha256})[0] == 204
+    head = s3.head_object(Bucket=bucket, Key="sum/sha", ChecksumMode="ENABLED")
+    assert (head.get("ChecksumSHA256"), head.get("ChecksumType")) == (sha256, "FULL_OBJECT")
+    assert post("sum/c", {"x-amz-checksum-algorithm": "CRC32C"})[0] == 204
+    head = s3.head_object(Bucket=bucket, Key="sum/c", ChecksumMode="ENABLED")
+    assert head.get("ChecksumCRC32C") == _b64(crt.crc32c(data).to_bytes(4, "big"))
+    refused = {
+        "sum/bad": ({"x-amz-checksum-crc32": _b64(zlib.crc32(b"x").to_bytes(4, "big"))},
+                    "BadDigest", "The CRC32 you specified did not match the calculated "
+                                 "checksum."),
+        "sum/md5": ({"Content-MD5": _b64(hashlib.md5(b"x").digest())}, "BadDigest",
+                    "The Content-MD5 you specified did not match what we received."),
+        "sum/malformed": ({"x-amz-checksum-sha256": "bm9wZQ=="}, "InvalidRequest",
+                          "Value for x-amz-checksum-sha256 header is invalid."),
+        "sum/two": ({"x-amz-checksum-sha256": sha256,
+                     "x-amz-checksum-crc32": _b64(zlib.crc32(data).to_bytes(4, "big"))},
+                    "InvalidRequest", "Expecting a single x-amz-checksum- header. Multiple "
+                                      "checksum Types are not allowed."),
+    }
+    for key, (declared, code, message) in refused.items():
+        status, body = post(key, declared)
+        assert (status, _error(body)["Code"], _error(body)["Message"]) == (
+            400, code, message), key
+    assert _keys(cluster, bucket, "sum/") == ["sum/c", "sum/sha"]

@@ -11,10 +11,12 @@ import socket
 import urllib.error
 import urllib.request
 import zlib
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from xml.etree import ElementTree
 
 import pytest
+import xxhash
 from botocore.auth import HmacV1QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
@@ -118,25 +120,34 @@ def test_tampered_chunk_stores_nothing(cluster: Cluster, bucket: str) -> None:
     assert not _exists(cluster, "tampered")
 
 
-def test_trailer_checksum_checked(cluster: Cluster, bucket: str) -> None:
+def _crc32(data: bytes) -> bytes:
+    return zlib.crc32(data).to_bytes(4, "big")
+
+
+@pytest.mark.parametrize(("name", "digest"), [
+    ("crc32", _crc32),
+    ("xxhash3", lambda data: xxhash.xxh3_64(data).digest()),    # one of AWS's 2025 ones
+])
+def test_trailer_checksum_checked(cluster: Cluster, bucket: str, name: str,
+                                  digest: Callable[[bytes], bytes]) -> None:
     body = b"open data " * 10_000
-    good = base64.b64encode(zlib.crc32(body).to_bytes(4, "big")).decode()
-    bad = base64.b64encode((zlib.crc32(body) ^ 1).to_bytes(4, "big")).decode()
-    for key, value, want in (("trail-ok", good, 200), ("trail-bad", bad, 400)):
-        extra = {"x-amz-trailer": "x-amz-checksum-crc32",
-                 "x-amz-sdk-checksum-algorithm": "CRC32"}
+    good = base64.b64encode(digest(body)).decode()
+    bad = base64.b64encode(digest(body + b"!")).decode()
+    header = f"x-amz-checksum-{name}"
+    for key, value, want in ((f"trail-ok-{name}", good, 200), (f"trail-bad-{name}", bad, 400)):
+        extra = {"x-amz-trailer": header, "x-amz-sdk-checksum-algorithm": name.upper()}
         hdrs, _ = _chunked_headers(cluster, key, len(body), TRAILER, extra)
         wire = encode_chunked(body, PayloadMode.STREAMING_UNSIGNED_TRAILER, 8192,
-                              trailers=[("x-amz-checksum-crc32", value)])
+                              trailers=[(header, value)])
         hdrs["content-length"] = str(len(wire))
         status, _, resp = _send(cluster, "PUT", f"/raw/{key}", wire, hdrs, sign=False)
         assert status == want, resp
         if want == 400:
             assert _code(resp) == "BadDigest"
-    assert _exists(cluster, "trail-ok") and not _exists(cluster, "trail-bad")
-    status, hdrs2, _ = _send(cluster, "HEAD", "/raw/trail-ok",
+    assert _exists(cluster, f"trail-ok-{name}") and not _exists(cluster, f"trail-bad-{name}")
+    status, hdrs2, _ = _send(cluster, "HEAD", f"/raw/trail-ok-{name}",
                              headers={"x-amz-checksum-mode": "ENABLED"})
-    assert hdrs2.get("x-amz-checksum-crc32") == good
+    assert hdrs2.get(header) == good
 
 
 def test_malformed_framing_stores_nothing(cluster: Cluster, bucket: str) -> None:

@@ -7,6 +7,7 @@ import base64
 import hashlib
 import random
 
+import botocore.session
 import pytest
 from botocore import httpchecksum
 from hypothesis import given, settings
@@ -27,14 +28,34 @@ from gateway.checksums import (
     verify_md5,
 )
 
+
+class _Md5Checksum:
+    """botocore computes no MD5 checksum (it sends only a given one): hashlib's, with its
+    checksum classes' handle()."""
+
+    def handle(self, body: bytes) -> str:
+        return base64.b64encode(hashlib.md5(body).digest()).decode()
+
+
 BOTOCORE = {
     ChecksumAlgorithm.CRC32: httpchecksum.CrtCrc32Checksum,
     ChecksumAlgorithm.CRC32C: httpchecksum.CrtCrc32cChecksum,
     ChecksumAlgorithm.CRC64NVME: httpchecksum.CrtCrc64NvmeChecksum,
     ChecksumAlgorithm.SHA1: httpchecksum.Sha1Checksum,
     ChecksumAlgorithm.SHA256: httpchecksum.Sha256Checksum,
+    # The 2025 ones: botocore's xxHashes are awscrt's, not the xxhash package the gateway uses.
+    ChecksumAlgorithm.SHA512: httpchecksum.Sha512Checksum,
+    ChecksumAlgorithm.MD5: _Md5Checksum,
+    ChecksumAlgorithm.XXHASH64: httpchecksum.CrtXxhash64Checksum,
+    ChecksumAlgorithm.XXHASH3: httpchecksum.CrtXxhash3Checksum,
+    ChecksumAlgorithm.XXHASH128: httpchecksum.CrtXxhash128Checksum,
 }
 CRCS = [ChecksumAlgorithm.CRC32, ChecksumAlgorithm.CRC32C, ChecksumAlgorithm.CRC64NVME]
+
+
+def _model_enum(shape: str) -> list[str]:
+    model = botocore.session.get_session().get_service_model("s3")
+    return list(model.shape_for(shape).enum)
 
 
 def b64(raw: bytes) -> str:
@@ -56,6 +77,21 @@ def test_crc_check_values(alg: ChecksumAlgorithm, check: int) -> None:
     assert summer.digest() == check.to_bytes(alg.digest_bytes, "big")
 
 
+@pytest.mark.parametrize(
+    ("alg", "empty_hex"),
+    [
+        # xxHash's published digests of no input (seed 0), big-endian as S3 carries them.
+        (ChecksumAlgorithm.XXHASH64, "ef46db3751d8e999"),
+        (ChecksumAlgorithm.XXHASH3, "2d06800538d394c2"),
+        (ChecksumAlgorithm.XXHASH128, "99aa06d3014798d86001c324468d497f"),
+        (ChecksumAlgorithm.MD5, "d41d8cd98f00b204e9800998ecf8427e"),
+    ],
+)
+def test_new_algorithms_check_values(alg: ChecksumAlgorithm, empty_hex: str) -> None:
+    assert Checksummer(alg).digest().hex() == empty_hex
+    assert len(bytes.fromhex(empty_hex)) == alg.digest_bytes
+
+
 @pytest.mark.parametrize("alg", list(ChecksumAlgorithm))
 def test_matches_botocore_streaming(alg: ChecksumAlgorithm) -> None:
     seed = 11
@@ -72,10 +108,14 @@ def test_matches_botocore_streaming(alg: ChecksumAlgorithm) -> None:
 
 def test_names() -> None:
     assert algorithm_from_header_name("X-Amz-Checksum-CRC64NVME") is ChecksumAlgorithm.CRC64NVME
-    assert algorithm_from_header_name("x-amz-checksum-md5") is None
+    assert algorithm_from_header_name("x-amz-checksum-md5") is ChecksumAlgorithm.MD5
+    assert algorithm_from_header_name("x-amz-checksum-xxhash128") is ChecksumAlgorithm.XXHASH128
+    assert algorithm_from_header_name("x-amz-checksum-blake3") is None
     assert algorithm_from_header_name("x-amz-checksum-mode") is None
     assert algorithm_from_aws_name("crc32c") is ChecksumAlgorithm.CRC32C
-    assert algorithm_from_aws_name("MD5") is None
+    assert algorithm_from_aws_name("XXHASH3") is ChecksumAlgorithm.XXHASH3
+    assert algorithm_from_aws_name("BLAKE3") is None
+    assert {a.aws_name for a in ChecksumAlgorithm} == set(_model_enum("ChecksumAlgorithm"))
     assert ChecksumAlgorithm.SHA1.header_name == "x-amz-checksum-sha1"
 
 
@@ -109,7 +149,9 @@ def test_multipart_upload_algorithm() -> None:
     assert found.algorithm is ChecksumAlgorithm.SHA256
     assert found.checksum_type is ChecksumType.COMPOSITE and found.value_b64 is None
     with pytest.raises(errors.InvalidRequest, match="unsupported"):
-        request_checksums({"x-amz-checksum-algorithm": "MD5"})
+        request_checksums({"x-amz-checksum-algorithm": "BLAKE3"})
+    assert request_checksums({"x-amz-checksum-algorithm": "sha512"}).algorithm is (
+        ChecksumAlgorithm.SHA512)
 
 
 def test_content_md5_and_type() -> None:
@@ -132,11 +174,12 @@ def test_content_md5_and_type() -> None:
         {"x-amz-checksum-sha256": b64(b"1" * 31)},
         {"x-amz-checksum-crc32": "AAAAAA"},
         {"x-amz-checksum-crc32": "AAAAAA==", "x-amz-checksum-crc32c": "AAAAAA=="},
-        {"x-amz-checksum-md5": b64(b"1" * 16)},
+        {"x-amz-checksum-blake3": b64(b"1" * 32)},
+        {"x-amz-checksum-xxhash128": b64(b"1" * 8)},
         {"x-amz-sdk-checksum-algorithm": "CRC32"},
         {"x-amz-sdk-checksum-algorithm": "MD5", "x-amz-checksum-crc32": "AAAAAA=="},
         {"x-amz-sdk-checksum-algorithm": "CRC32C", "x-amz-checksum-crc32": "AAAAAA=="},
-        {"x-amz-trailer": "x-amz-checksum-md5"},
+        {"x-amz-trailer": "x-amz-checksum-blake3"},
         {"x-amz-trailer": "x-amz-checksum-crc32,x-amz-checksum-sha1"},
         {"x-amz-trailer": "x-amz-checksum-crc32", "x-amz-checksum-sha1": b64(b"1" * 20)},
     ],

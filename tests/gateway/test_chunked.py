@@ -167,7 +167,11 @@ BOTOCORE_CLASSES = {
     ChecksumAlgorithm.CRC64NVME: httpchecksum.CrtCrc64NvmeChecksum,
     ChecksumAlgorithm.SHA1: httpchecksum.Sha1Checksum,
     ChecksumAlgorithm.SHA256: httpchecksum.Sha256Checksum,
-}
+    ChecksumAlgorithm.SHA512: httpchecksum.Sha512Checksum,
+    ChecksumAlgorithm.XXHASH64: httpchecksum.CrtXxhash64Checksum,
+    ChecksumAlgorithm.XXHASH3: httpchecksum.CrtXxhash3Checksum,
+    ChecksumAlgorithm.XXHASH128: httpchecksum.CrtXxhash128Checksum,
+}   # botocore sends no MD5 trailer (it has no MD5 checksum class)
 
 
 def botocore_chunked(body: bytes, alg: ChecksumAlgorithm | None, chunk_size: int) -> bytes:
@@ -180,7 +184,7 @@ def botocore_chunked(body: bytes, alg: ChecksumAlgorithm | None, chunk_size: int
     return bytes(wrapper.read())
 
 
-@pytest.mark.parametrize("alg", list(ChecksumAlgorithm))
+@pytest.mark.parametrize("alg", list(BOTOCORE_CLASSES))
 @pytest.mark.parametrize("size", [0, 1, 5000, 3 * 4096 + 7])
 def test_botocore_aws_chunked_decodes(alg: ChecksumAlgorithm, size: int) -> None:
     body = random.Random(size).randbytes(size)

@@ -14,6 +14,7 @@ from gateway.checksums import (
 )
 from gateway.manifest import Manifest
 from gateway.multipart_checksums import (
+    DEFAULT_UPLOAD,
     Listed,
     UploadChecksum,
     at_create,
@@ -26,6 +27,7 @@ from gateway.multipart_checksums import (
 )
 
 CRC32, SHA256 = ChecksumAlgorithm.CRC32, ChecksumAlgorithm.SHA256
+CRC64NVME = ChecksumAlgorithm.CRC64NVME
 COMPOSITE_SHA256 = UploadChecksum(SHA256, ChecksumType.COMPOSITE)
 FULL_CRC32 = UploadChecksum(CRC32, ChecksumType.FULL_OBJECT)
 NONE = UploadChecksum(None, None)
@@ -36,7 +38,9 @@ def _create(**headers: str) -> UploadChecksum:
 
 
 def test_create_defaults_and_refusals() -> None:
-    assert _create() == NONE
+    assert _create() == DEFAULT_UPLOAD
+    assert DEFAULT_UPLOAD.algorithm is CRC64NVME and DEFAULT_UPLOAD.asked is None
+    assert at_create(request_checksums({}), sse_customer=True) == NONE
     assert _create(**{"x-amz-checksum-algorithm": "sha256"}) == COMPOSITE_SHA256
     assert _create(**{"x-amz-checksum-algorithm": "CRC64NVME"}).kind is ChecksumType.FULL_OBJECT
     for bad in ({"x-amz-checksum-type": "COMPOSITE"},
@@ -48,6 +52,7 @@ def test_create_defaults_and_refusals() -> None:
 
 def test_stored_names_read_back() -> None:
     assert UploadChecksum.stored("", "") == NONE
+    assert UploadChecksum.stored("", "", default=True) == DEFAULT_UPLOAD
     assert UploadChecksum.stored("SHA256", "") == COMPOSITE_SHA256      # an older record
     assert UploadChecksum.stored("CRC32", "FULL_OBJECT") == FULL_CRC32
 
@@ -116,3 +121,51 @@ def test_manifest_keeps_part_checksums_and_old_records_read() -> None:
     for n in (12, 23):
         old = msgpack.unpackb(raw)[:n]
         assert Manifest.decode(msgpack.packb(old)).part_checksums == ()
+
+
+def test_the_default_upload_checksum() -> None:
+    """Parts always carry the CRC64NVME (besides any they declare); Complete lists none and
+    its header is not checked (none was asked for); the object's is the parts' combined."""
+    assert part_algorithm(DEFAULT_UPLOAD, None) is CRC64NVME
+    assert part_algorithm(DEFAULT_UPLOAD, SHA256) is CRC64NVME
+    value = checksum_b64(CRC64NVME, b"part")
+    assert check_part(DEFAULT_UPLOAD, 1, None, value)
+    assert not check_part(DEFAULT_UPLOAD, 1, Listed(CRC64NVME, value), value)
+    assert declared_object_checksum({"x-amz-checksum-crc64nvme": value}, DEFAULT_UPLOAD) is None
+    parts = [(checksum_b64(CRC64NVME, b"ab"), 2), (checksum_b64(CRC64NVME, b"cde"), 3)]
+    assert object_checksum(DEFAULT_UPLOAD, parts) == {
+        "CRC64NVME": checksum_b64(CRC64NVME, b"abcde")}
+    # A part stored before the default (none, or another algorithm's): no object checksum.
+    assert object_checksum(DEFAULT_UPLOAD, [parts[0], ("", 3)]) == {}
+    assert object_checksum(DEFAULT_UPLOAD, [parts[0], (checksum_b64(CRC32, b"c"), 1)]) == {}
+
+
+@pytest.mark.parametrize("alg", [ChecksumAlgorithm.SHA512, ChecksumAlgorithm.MD5,
+                                 ChecksumAlgorithm.XXHASH64, ChecksumAlgorithm.XXHASH3,
+                                 ChecksumAlgorithm.XXHASH128])
+def test_the_2025_algorithms_are_composite_only(alg: ChecksumAlgorithm) -> None:
+    """AWS: full-object checksums of a multipart upload are for the CRCs alone (they
+    linearize); SHA-512, MD5 and the xxHashes are COMPOSITE."""
+    name = alg.aws_name
+    assert _create(**{"x-amz-checksum-algorithm": name}) == UploadChecksum(
+        alg, ChecksumType.COMPOSITE)
+    with pytest.raises(errors.InvalidRequest) as exc:
+        _create(**{"x-amz-checksum-algorithm": name, "x-amz-checksum-type": "FULL_OBJECT"})
+    assert exc.value.message == (f"The FULL_OBJECT checksum type cannot be used with the "
+                                 f"{alg.value} checksum algorithm.")
+    upload = UploadChecksum(alg, ChecksumType.COMPOSITE)
+    sums = [(checksum_b64(alg, b"a"), 1), (checksum_b64(alg, b"b"), 1)]
+    whole = object_checksum(upload, sums)[name]
+    assert whole.endswith("-2") and declared_object_checksum(
+        {alg.header_name: whole.rsplit("-", 1)[0]}, upload) == whole.rsplit("-", 1)[0]
+
+
+def test_manifests_name_any_algorithm_and_older_ones_read_alike() -> None:
+    """A manifest names its checksums by AWS's names (strings, never numbers): the new
+    algorithms need no new field, and a record written before them reads as it did."""
+    new = Manifest(3, '"e"', 1, checksums={"XXHASH128": checksum_b64(
+        ChecksumAlgorithm.XXHASH128, b"abc")})
+    assert Manifest.decode(new.encode()) == new
+    old = [2, 3, '"e"', 1, {}, {}, b"abc", [], [], {"CRC64NVME": "AAAAAAAAAAA="}, [], []]
+    assert Manifest.decode(msgpack.packb(old, use_bin_type=True)).checksums == {
+        "CRC64NVME": "AAAAAAAAAAA="}

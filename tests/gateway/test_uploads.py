@@ -9,6 +9,7 @@ import botocore.session
 import msgpack
 
 from gateway.manifest import BucketRecord
+from gateway.multipart_checksums import DEFAULT_UPLOAD
 from gateway.s3xml import NS
 from gateway.upload_xml import (
     PartsPage,
@@ -97,5 +98,20 @@ def test_list_uploads_follows_the_model_order() -> None:
 def test_the_completes_claim_round_trips_and_old_records_are_unclaimed() -> None:
     up = Upload("k", "U", 1, completing_ms=1_700_000_000_123)
     raw = up.encode()
-    assert Upload.decode(raw) == up and len(msgpack.unpackb(raw)) == 18
+    assert Upload.decode(raw) == up and len(msgpack.unpackb(raw)) == 19
     assert Upload.decode(msgpack.packb(msgpack.unpackb(raw)[:17])).completing_ms == 0
+
+
+def test_the_default_checksum_flag_round_trips_and_old_records_have_none() -> None:
+    up = Upload("k", "U", 1, checksum_default=True)
+    assert Upload.decode(up.encode()).checksum == DEFAULT_UPLOAD
+    old = Upload.decode(msgpack.packb(msgpack.unpackb(up.encode())[:18]))
+    assert not old.checksum_default and old.checksum.algorithm is None
+
+
+def test_list_parts_of_a_defaulted_upload_shows_no_checksum() -> None:
+    up = Upload("k", "U", 1, checksum_default=True)
+    body = list_parts("b", OWNER, up, PartsPage([Part(1, '"e"', 5, 1, None, "c1")], 0, 1000,
+                                                False))
+    names = [c.tag.rsplit("}", 1)[-1] for c in ElementTree.fromstring(body).iter()]
+    assert not [n for n in names if n.startswith("Checksum")]
