@@ -130,3 +130,30 @@ def test_complete_with_if_none_match_racing_a_put(cluster: Cluster, s3: Any) -> 
             assert _body(s3, key) == part
         elif putted == "ok":
             assert _body(s3, key) == b"put"
+
+
+def test_copy_object_holds_if_none_match_and_if_match_on_the_destination(s3: Any) -> None:
+    """CopyObject's If-None-Match / If-Match name the destination key (its
+    x-amz-copy-source-if-* name the source), as AWS documents: a failed one is 412 and
+    leaves the destination as it was."""
+    src = {"Bucket": BUCKET, "Key": "copy/src"}
+    s3.put_object(Body=b"source", **src)
+    old_etag = s3.put_object(Bucket=BUCKET, Key="copy/dest", Body=b"dest")["ETag"]
+
+    def refused(**kw: Any) -> tuple[int, str, str | None]:
+        with pytest.raises(ClientError) as exc:
+            s3.copy_object(Bucket=BUCKET, CopySource=src, **kw)
+        err = exc.value.response
+        return (err["ResponseMetadata"]["HTTPStatusCode"], err["Error"]["Code"],
+                err["Error"].get("Condition"))
+
+    assert refused(Key="copy/dest", IfNoneMatch="*") == (412, "PreconditionFailed",
+                                                         "If-None-Match")
+    assert refused(Key="copy/dest", IfMatch='"0123456789abcdef0123456789abcdef"') == (
+        412, "PreconditionFailed", "If-Match")
+    assert refused(Key="copy/absent", IfMatch=old_etag)[:2] == (404, "NoSuchKey")
+    assert s3.get_object(Bucket=BUCKET, Key="copy/dest")["Body"].read() == b"dest"
+    s3.copy_object(Bucket=BUCKET, Key="copy/new", CopySource=src, IfNoneMatch="*")
+    s3.copy_object(Bucket=BUCKET, Key="copy/dest", CopySource=src, IfMatch=old_etag)
+    for key in ("copy/new", "copy/dest"):
+        assert s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == b"source"
