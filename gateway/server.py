@@ -283,7 +283,15 @@ def make_state(config: Config) -> State:
 async def _key_refresher(app: web.Application) -> AsyncIterator[None]:
     """Keeps the access key cache within seconds of the metadata store (revocations);
     flushes the audit log at exit."""
-    task = asyncio.create_task(app[STATE].keys.run())
+    keys = app[STATE].keys
+    task = asyncio.create_task(keys.run())
+    # The S3 port opens only after every cleanup context has started. A request let in
+    # before the first load is checked against the bootstrap keys alone: a tenant's valid
+    # key gets InvalidAccessKeyId, and that answer, its signer unknown, is billed to no one
+    # (a restarted gateway's first requests went unmetered that way).
+    if not await keys.first_try():
+        log.warning("serving before the access keys could be loaded: only the bootstrap "
+                    "keys authenticate until a refresh succeeds")
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):

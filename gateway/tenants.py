@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import os
 import re
@@ -51,6 +52,9 @@ ADMIN_TENANT = "admin"
 master_key_bytes = 32                 # AES-256-GCM
 nonce_bytes = 12                      # AES-GCM's standard nonce
 key_refresh_s = 2.0                   # how stale a gateway's key cache may get
+# How long a starting gateway waits for its first key load before it listens anyway (with
+# only its bootstrap keys): a store that slow is one whose requests would fail too.
+key_first_load_wait_s = 10.0
 tenant_name_chars_max = 63
 keys_per_tenant_max = 100
 
@@ -309,13 +313,16 @@ class KeyCache:
     """What SigV4 reads on every request: access key id -> key, refreshed in the background.
 
     Until the first refresh succeeds it holds the bootstrap keys (credentials.toml), so a
-    gateway serves its admin at once; after that, only what the store says."""
+    gateway whose store cannot be read still serves its admin; after that, only what the
+    store says. A gateway waits for the first try (`first_try`) before it listens: with
+    the bootstrap keys alone it would refuse every tenant's valid key."""
 
     def __init__(self, directory: Directory | None, bootstrap: list[AccessKey]) -> None:
         self.directory = directory
         self.bootstrap_keys = list(bootstrap)
         self._keys: dict[str, AccessKey] = {k.access_key: k for k in bootstrap}
         self.refreshed = False
+        self._tried = asyncio.Event()       # set once the first refresh has ended, either way
 
     def get(self, access_key: str) -> AccessKey | None:
         return self._keys.get(access_key)
@@ -333,9 +340,9 @@ class KeyCache:
 
     async def refresh(self) -> bool:
         """Rebuild from the store; False (and the old cache kept) when it cannot be read."""
-        if self.directory is None:
-            return False
         try:
+            if self.directory is None:
+                return False
             if not self.refreshed:
                 for key in self.bootstrap_keys:
                     await self.directory.bootstrap(key)
@@ -346,6 +353,14 @@ class KeyCache:
             log.warning("key cache refresh failed, keeping %d cached keys: %s",
                         len(self._keys), type(exc).__name__)
             return False
+        finally:
+            self._tried.set()
+
+    async def first_try(self, timeout_s: float = key_first_load_wait_s) -> bool:
+        """Wait (up to timeout_s) for the first refresh to end; True if the keys loaded."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._tried.wait(), timeout_s)
+        return self.refreshed
 
     async def run(self, period_s: float = key_refresh_s) -> None:
         """The background loop: refresh now, then every period_s, until cancelled."""
