@@ -347,3 +347,31 @@ def test_copy_ranges_versioning_config_and_ranges(cluster: Cluster, buckets: Non
     with pytest.raises(ClientError) as caught:
         s3.get_object(Bucket=PRIVATE, Key="ten", Range="bytes=100-200")
     assert caught.value.response["Error"]["RangeRequested"] == "bytes=100-200"
+
+
+# ---- found by a second round of Ceph's s3-tests -------------------------------------------
+
+def test_versions_list_encrypted_objects_of_an_unversioned_bucket(cluster: Cluster) -> None:
+    """An object whose manifest carries encryption (SSE-S3, SSE-C) is still the null version
+    of its key in a bucket never versioned, and in one versioned after it was written:
+    ListObjectVersions showed none of them (s3-tests' cleanup then met BucketNotEmpty)."""
+    s3 = cluster.s3()
+    s3.create_bucket(Bucket="edges-sse-versions")
+    customer = {"SSECustomerAlgorithm": "AES256", "SSECustomerKey": "k" * 32}
+    s3.put_object(Bucket="edges-sse-versions", Key="plain", Body=b"a")
+    s3.put_object(Bucket="edges-sse-versions", Key="s3", Body=b"b",
+                  ServerSideEncryption="AES256")
+    s3.put_object(Bucket="edges-sse-versions", Key="customer", Body=b"c", **customer)
+
+    def listed() -> list[tuple[str, str, bool]]:
+        page = s3.list_object_versions(Bucket="edges-sse-versions")
+        return [(v["Key"], v["VersionId"], v["IsLatest"]) for v in page.get("Versions", [])]
+
+    every = [("customer", "null", True), ("plain", "null", True), ("s3", "null", True)]
+    assert listed() == every
+    s3.put_bucket_versioning(Bucket="edges-sse-versions",
+                             VersioningConfiguration={"Status": "Enabled"})
+    assert listed() == every
+    for key in ("plain", "s3", "customer"):
+        s3.delete_object(Bucket="edges-sse-versions", Key=key, VersionId="null")
+    s3.delete_bucket(Bucket="edges-sse-versions")
