@@ -375,3 +375,50 @@ def test_versions_list_encrypted_objects_of_an_unversioned_bucket(cluster: Clust
     for key in ("plain", "s3", "customer"):
         s3.delete_object(Bucket="edges-sse-versions", Key=key, VersionId="null")
     s3.delete_bucket(Bucket="edges-sse-versions")
+
+
+def test_preflight_to_a_presigned_url_is_not_authenticated(cluster: Cluster) -> None:
+    """A browser's OPTIONS to a presigned URL carries the URL's query, which signs GET or PUT:
+    the preflight is answered as any other (400 without Origin, the bucket's CORS rule
+    with one), not checked as a signature (was 403 SignatureDoesNotMatch)."""
+    s3 = cluster.s3()
+    s3.create_bucket(Bucket="edges-cors-signed")
+    s3.put_object(Bucket="edges-cors-signed", Key="foo", Body=b"bar")
+    for method, op in (("GET", "get_object"), ("PUT", "put_object")):
+        url = urlsplit(s3.generate_presigned_url(
+            op, Params={"Bucket": "edges-cors-signed", "Key": "foo"}, ExpiresIn=600))
+        path = f"{url.path}?{url.query}"
+        status, _, body = _raw(cluster, "OPTIONS", path, {"Host": url.netloc})
+        assert status == 400 and b"Origin request header needed" in body, body
+        s3.put_bucket_cors(Bucket="edges-cors-signed", CORSConfiguration={"CORSRules": [
+            {"AllowedMethods": [method], "AllowedOrigins": ["example"]}]})
+        status, headers, body = _raw(cluster, "OPTIONS", path, {
+            "Host": url.netloc, "Origin": "example", "Access-Control-Request-Method": method})
+        assert status == 200, body
+        assert headers["access-control-allow-origin"] == "example"
+        assert headers["access-control-allow-methods"] == method
+        s3.delete_bucket_cors(Bucket="edges-cors-signed")
+
+
+def test_expected_bucket_owner_names_the_owning_account(cluster: Cluster) -> None:
+    """x-amz-expected-bucket-owner (and x-amz-source-expected-bucket-owner on a copy) that
+    names another account than the bucket's owner: 403 AccessDenied and nothing done, as on
+    AWS; the owner's own id passes. The headers were ignored."""
+    s3 = cluster.s3()
+    s3.create_bucket(Bucket="edges-expected-owner")
+    owner = s3.get_bucket_acl(Bucket="edges-expected-owner")["Owner"]["ID"]
+    s3.put_object(Bucket="edges-expected-owner", Key="mine", Body=b"x",
+                  ExpectedBucketOwner=owner)
+    other = owner + "foo"
+    assert _error(lambda: s3.list_objects(Bucket="edges-expected-owner",
+                                          ExpectedBucketOwner=other)) == (403, "AccessDenied")
+    assert _error(lambda: s3.put_object(Bucket="edges-expected-owner", Key="not", Body=b"y",
+                                        ExpectedBucketOwner=other)) == (403, "AccessDenied")
+    assert not _exists(cluster, "edges-expected-owner", "not")
+    source = {"Bucket": "edges-expected-owner", "Key": "mine"}
+    assert _error(lambda: s3.copy_object(Bucket="edges-expected-owner", Key="copy",
+                                         CopySource=source, ExpectedSourceBucketOwner=other)
+                  ) == (403, "AccessDenied")
+    s3.copy_object(Bucket="edges-expected-owner", Key="copy", CopySource=source,
+                   ExpectedSourceBucketOwner=owner, ExpectedBucketOwner=owner)
+    assert _exists(cluster, "edges-expected-owner", "copy")
