@@ -422,3 +422,31 @@ def test_expected_bucket_owner_names_the_owning_account(cluster: Cluster) -> Non
     s3.copy_object(Bucket="edges-expected-owner", Key="copy", CopySource=source,
                    ExpectedSourceBucketOwner=owner, ExpectedBucketOwner=owner)
     assert _exists(cluster, "edges-expected-owner", "copy")
+
+
+def test_complete_retried_after_success_answers_again(cluster: Cluster) -> None:
+    """A Complete retried after it succeeded (its answer lost, say) is answered as the first
+    was, while the object it made is the key's current one, as AWS does; it was 404
+    NoSuchUpload. An upload that never made the current object stays NoSuchUpload."""
+    s3 = cluster.s3()
+    s3.create_bucket(Bucket="edges-complete-twice")
+    where = {"Bucket": "edges-complete-twice", "Key": "mp"}
+    upload_id = s3.create_multipart_upload(**where, ChecksumAlgorithm="CRC32")["UploadId"]
+    part = s3.upload_part(**where, UploadId=upload_id, PartNumber=1, Body=b"x",
+                          ChecksumAlgorithm="CRC32")
+    parts = {"Parts": [{"PartNumber": 1, "ETag": part["ETag"],
+                        "ChecksumCRC32": part["ChecksumCRC32"]}]}
+    first = s3.complete_multipart_upload(**where, UploadId=upload_id, MultipartUpload=parts)
+    again = s3.complete_multipart_upload(**where, UploadId=upload_id, MultipartUpload=parts)
+    for field in ("ETag", "ChecksumCRC32", "ChecksumType", "Key", "Bucket"):
+        assert again[field] == first[field], field
+    assert s3.get_object(**where)["Body"].read() == b"x"
+    other = s3.create_multipart_upload(**where)["UploadId"]
+    s3.abort_multipart_upload(**where, UploadId=other)
+    assert _error(lambda: s3.complete_multipart_upload(
+        **where, UploadId=other, MultipartUpload=parts)) == (404, "NoSuchUpload")
+    s3.put_object(**where, Body=b"replaced")
+    assert _error(lambda: s3.complete_multipart_upload(
+        **where, UploadId=upload_id, MultipartUpload=parts)) == (404, "NoSuchUpload")
+    s3.delete_object(**where)
+    s3.delete_bucket(Bucket="edges-complete-twice")
