@@ -450,3 +450,20 @@ def test_complete_retried_after_success_answers_again(cluster: Cluster) -> None:
         **where, UploadId=upload_id, MultipartUpload=parts)) == (404, "NoSuchUpload")
     s3.delete_object(**where)
     s3.delete_bucket(Bucket="edges-complete-twice")
+
+
+def test_aws_chunked_named_beside_a_plain_signed_body(cluster: Cluster) -> None:
+    """Content-Encoding naming aws-chunked on a request whose x-amz-content-sha256 signs a
+    plain body: the body is the object, and aws-chunked is dropped from its encodings, as
+    AWS does; it was decoded as aws-chunked framing (411 MissingContentLength)."""
+    s3 = cluster.s3()
+    s3.create_bucket(Bucket="edges-chunked-named")
+    where = {"Bucket": "edges-chunked-named", "Key": "enc"}
+    for sent, kept in (("gzip, aws-chunked", "gzip"), ("aws-chunked, gzip", "gzip"),
+                       ("aws-chunked", None), ("aws-chunked, aws-chunked", None)):
+        s3.put_object(**where, Body=b"body", ContentEncoding=sent)
+        got = s3.get_object(**where)
+        assert got["Body"].read() == b"body"
+        assert got.get("ContentEncoding") == kept, sent
+    s3.delete_object(**where)
+    s3.delete_bucket(Bucket="edges-chunked-named")
