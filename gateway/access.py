@@ -177,6 +177,11 @@ class PublicAccessBlock:
                 self.restrict_public_buckets)
 
 
+# Headers naming the account a request expects to own the bucket it is for.
+EXPECTED_OWNER = "x-amz-expected-bucket-owner"
+SOURCE_EXPECTED_OWNER = "x-amz-source-expected-bucket-owner"
+
+
 def request_for(endpoint: Endpoint, principal: str | None, source_ip: str,
                 query: Mapping[str, str], headers: Mapping[str, str],
                 facts: RequestFacts | None = None) -> AccessRequest:
@@ -358,6 +363,14 @@ async def _decide_on(catalog: Catalog, req: AccessRequest, bucket: BucketRecord)
                   None if found is None else found.tags)
 
 
+def _check_expected_owner(expected: str | None, bucket: BucketRecord) -> None:
+    """x-amz-expected-bucket-owner (x-amz-source-expected-bucket-owner for a copy's source):
+    a request meant for a bucket of another account is refused, 403 whoever asks, as on
+    AWS; the account is the owning tenant."""
+    if expected is not None and expected != bucket.owner:
+        raise errors.AccessDenied()
+
+
 async def _check_copy_source(catalog: Catalog, req: AccessRequest) -> None:
     """A copy reads its source: the requester must be allowed to GET it too, by any basis
     a GET would have (ownership, a policy, an ACL grant, public-read)."""
@@ -367,6 +380,7 @@ async def _check_copy_source(catalog: Catalog, req: AccessRequest) -> None:
         return      # the handler answers the malformed header with its own error
     # A missing bucket is answered now: the handler must never read a source unchecked.
     src = await catalog.bucket(source.bucket)
+    _check_expected_owner(req.facts.headers.get(SOURCE_EXPECTED_OWNER), src)
     if await _decide_on(catalog, source_read(req, source), src) is Basis.ABSENT:
         # Missing, to one who may list it: told now, for the handler must not copy what
         # might appear meanwhile (nothing else lets this requester read it).
@@ -391,6 +405,7 @@ async def authorize(catalog: Catalog, req: AccessRequest) -> Decision:
     if bucket is None:
         # The handler answers NoSuchBucket, as S3 does to anyone.
         return Decision(req.principal, Basis.SIGNED, None)
+    _check_expected_owner(req.facts.headers.get(EXPECTED_OWNER), bucket)
     basis = await _decide_on(catalog, req, bucket)
     if req.copy_source is not None and req.op in ("CopyObject", "UploadPartCopy"):
         await _check_copy_source(catalog, req)

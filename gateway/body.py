@@ -131,8 +131,11 @@ def declared_size(request: web.Request, auth: AuthResult | None) -> int:
 
 
 def _is_chunked(request: web.Request, auth: AuthResult | None) -> bool:
-    if auth is not None and auth.payload.streaming:
-        return True
+    # A signed request's x-amz-content-sha256 says how its body is framed; Content-Encoding
+    # may still name aws-chunked beside a plain body (AWS then just drops it from the
+    # object's encodings). Only an anonymous request has nothing else to go by.
+    if auth is not None:
+        return auth.payload.streaming
     encodings = request.headers.get("Content-Encoding", "").lower().replace(" ", "").split(",")
     return "aws-chunked" in encodings
 

@@ -148,7 +148,7 @@ async def _legacy_rows(catalog: Catalog, bucket: BucketRecord, prefix: str,
         for r in rows:
             if r.__class__ is bytes:
                 out.append(_Row(bytes(r), r, False))
-            elif r[_STAMP] is None:
+            elif _never_versioned(r[_STAMP]):
                 out.append(_Row(bytes(r[0]) + _LEGACY, r, True))
         if not truncated:
             return out, None
@@ -158,6 +158,13 @@ async def _legacy_rows(catalog: Catalog, bucket: BucketRecord, prefix: str,
             return out, bound
         start_at = base + (bytes(last) if last.__class__ is bytes else bytes(last[0])) + \
             b"\x00"
+
+
+def _never_versioned(stamp: Any) -> bool:
+    """Whether a current record's version stamp says it was never versioned: absent, or
+    all zero bytes, which is how a manifest writes its version group when only a later
+    group (encryption, Object Lock, part checksums) needs the record to go on."""
+    return stamp is None or not any(bytes(stamp))
 
 
 def _row_key(row: Any) -> bytes:

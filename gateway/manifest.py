@@ -89,6 +89,9 @@ class Manifest:
     # Multipart with a checksum algorithm: each part's checksum (base64), beside part_sizes
     # (GetObjectAttributes lists them).
     part_checksums: tuple[str, ...] = ()
+    # The multipart upload this object was completed from ("" none): a retried Complete of
+    # that upload answers with this object instead of NoSuchUpload, as AWS's does.
+    upload_id: str = ""
 
     @property
     def retention(self) -> lockmod.Retention | None:
@@ -115,10 +118,12 @@ class Manifest:
             [self.sse_customer],
             [self.sse_kms, self.sse_kms_context, self.sse_bucket_key],
             [list(self.part_checksums)],
+            [self.upload_id],
         ]
         used = [bool(self.version or self.null or self.marker),
                 bool(self.lock_mode) or self.legal_hold is not None, bool(self.sse),
-                self.sse_customer, bool(self.sse_kms), bool(self.part_checksums)]
+                self.sse_customer, bool(self.sse_kms), bool(self.part_checksums),
+                bool(self.upload_id)]
         last = max((i for i, u in enumerate(used) if u), default=-1)
         for group in groups[:last + 1]:
             body += group
@@ -133,7 +138,7 @@ class Manifest:
                 raise ValueError(f"manifest version {body[0]}")
             versioned, locked, sealed = len(body) > 14, len(body) > 17, len(body) > 18
             by_customer = len(body) > 19 and bool(body[19])
-            kms, part_sums = len(body) > 22, len(body) > 23
+            kms, part_sums, completed = len(body) > 22, len(body) > 23, len(body) > 24
             return cls(
                 size=int(body[1]), etag=str(body[2]), mtime_ms=int(body[3]),
                 headers=dict(body[4]), meta=dict(body[5]),
@@ -152,6 +157,7 @@ class Manifest:
                 sse_kms_context=str(body[21]) if kms else "",
                 sse_bucket_key=kms and bool(body[22]),
                 part_checksums=tuple(str(c) for c in body[23]) if part_sums else (),
+                upload_id=str(body[24]) if completed else "",
             )
         except (ValueError, TypeError, IndexError, msgpack.UnpackException) as exc:
             raise errors.InternalError(f"unreadable manifest: {exc}") from None

@@ -146,7 +146,9 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
             # shown no Access-Control-* headers reports a CORS failure, not the 403.
             request[access_ops.CORS_HEADERS] = access_ops.actual_headers(
                 request, await state.catalog.find_bucket(endpoint.bucket))
-        auth = _authenticate(request, state)
+        # A preflight is never authenticated (browsers do not sign it): the query of a
+        # presigned URL it is sent to signs the method that URL is for, not OPTIONS.
+        auth = None if op == access_ops.PREFLIGHT else _authenticate(request, state)
         principal = state.keys.tenant_of(auth.access_key) if auth is not None else None
         if auth is not None and principal is None:
             # revoked between two lookups

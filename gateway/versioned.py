@@ -29,6 +29,10 @@ if TYPE_CHECKING:
     from gateway.counters import Counters
     from gateway.datapath import DataPath
 
+# Rounds of _reconcile_current's write-then-check: each round that writes again lost to a
+# concurrent delete's write, so a few suffice; the bound keeps a storm from spinning.
+_RECONCILE_ROUNDS = 8
+
 
 @dataclass
 class Outcome:
@@ -176,15 +180,24 @@ async def _reconcile_current(catalog: Catalog, bucket: BucketRecord, key: bytes,
                              legacy_removed: bool) -> None:
     """Make the current record the newest version left (a tombstone when that is a delete
     marker or there is none); a never-versioned current object stays, unless it is the
-    one removed. Stamped above the record read, so a write landing meanwhile wins."""
-    rec = await catalog.head_record(bucket, key)
-    live = None if rec is None or rec.value is None else Manifest.decode(rec.value)
-    if live is not None and live.version == 0 and not legacy_removed:
-        return
-    newest = await catalog.versions_of(bucket, key, limit=1)
-    want = newest[0][0] if newest and not newest[0][0].marker else None
-    if legacy_removed or (live.version if live else None) != (want.version if want else None):
+    one removed. Stamped above the record read, so a write landing meanwhile wins.
+
+    Deletes of other versions of the key may run at the same time, each choosing from the
+    list as it saw it: one that saw a version since removed can write it back over a
+    better choice. So a writer reads again after its write, until the record it reads is
+    the newest version it reads; the last writer's check then holds."""
+    for _ in range(_RECONCILE_ROUNDS):
+        rec = await catalog.head_record(bucket, key)
+        live = None if rec is None or rec.value is None else Manifest.decode(rec.value)
+        if live is not None and live.version == 0 and not legacy_removed:
+            return
+        newest = await catalog.versions_of(bucket, key, limit=1)
+        want = newest[0][0] if newest and not newest[0][0].marker else None
+        if not legacy_removed and \
+                (live.version if live else None) == (want.version if want else None):
+            return
         await catalog.put_current_above(bucket, key, want, rec.ts if rec else 0)
+        legacy_removed = False
 
 
 async def update_version(catalog: Catalog, bucket: BucketRecord, key: bytes, old: Manifest,

@@ -29,7 +29,12 @@ from gateway import (
     upload_xml,
 )
 from gateway.body import BodyCheck, BodyReader, object_size
-from gateway.checksums import ChecksumAlgorithm, Checksummer, request_checksums
+from gateway.checksums import (
+    ChecksumAlgorithm,
+    Checksummer,
+    checksum_type_of,
+    request_checksums,
+)
 from gateway.expiry import abort_headers, expiration_headers
 from gateway.handlers.buckets import read_xml_body
 from gateway.handlers.copy import copy_source_range, open_copy_source
@@ -262,7 +267,8 @@ def _manifest(upload: Upload, chosen: list[Part], sums: dict[str, str]) -> Manif
         part_checksums=tuple(p.checksum for p in chosen)
         if sums and not upload.checksum.default else (),
         sse=upload.sse, sse_customer=upload.sse_customer, sse_kms=upload.sse_kms,
-        sse_kms_context=upload.sse_kms_context, sse_bucket_key=upload.sse_bucket_key)
+        sse_kms_context=upload.sse_kms_context, sse_bucket_key=upload.sse_bucket_key,
+        upload_id=upload.upload_id)
 
 
 async def _claim(uploads: Uploads, bucket: BucketRecord, key: bytes, upload: Upload,
@@ -278,12 +284,43 @@ async def _claim(uploads: Uploads, bucket: BucketRecord, key: bytes, upload: Upl
         raise errors.ConditionalRequestConflict()
 
 
+async def _completed_before(ctx: Ctx, bucket: BucketRecord, key: bytes,
+                            upload_id: str) -> Manifest:
+    """The object a finished upload made, while it is still the key's current one: a
+    client that lost the answer to its Complete retries it, and AWS answers that retry as
+    it answered the first. Otherwise the upload is gone (NoSuchUpload)."""
+    found = await ctx.state.catalog.get_object(bucket, key)
+    if found is None or not upload_id or found[0].upload_id != upload_id:
+        raise errors.NoSuchUpload(UploadId=upload_id)
+    await read_xml_body(ctx)
+    return found[0]
+
+
+def _completed(ctx: Ctx, bucket: BucketRecord, key: bytes,
+               manifest: Manifest) -> web.StreamResponse:
+    fields: list[tuple[str, str | int | bool | None]] = [
+        ("Location", f"/{bucket.name}/{ctx.key}"), ("Bucket", bucket.name), ("Key", ctx.key),
+        ("ETag", manifest.etag)]
+    fields += [("Checksum" + alg, value) for alg, value in manifest.checksums.items()]
+    kinds = {checksum_type_of(value).value for value in manifest.checksums.values()}
+    fields += [("ChecksumType", kind) for kind in kinds]     # the upload's one algorithm
+    body = s3xml.simple("CompleteMultipartUploadResult", fields)
+    return web.Response(body=body, content_type=XML,
+                        headers={**expiration_headers(bucket, key, manifest),
+                                 **written_version_headers(bucket, manifest),
+                                 **recorded_headers(manifest)})
+
+
 async def complete_multipart_upload(ctx: Ctx) -> web.StreamResponse:
     bucket = await owned_bucket(ctx)
     key = check_key(ctx.key)
     uploads = _uploads(ctx)
-    upload, seen = await uploads.get_stamped(bucket, key,
-                                             ctx.request.query.get("uploadId", ""))
+    upload_id = ctx.request.query.get("uploadId", "")
+    try:
+        upload, seen = await uploads.get_stamped(bucket, key, upload_id)
+    except errors.NoSuchUpload:
+        return _completed(ctx, bucket, key,
+                          await _completed_before(ctx, bucket, key, upload_id))
     if upload.completing_ms:
         # Another Complete has it; AWS: on a 409, start again with a new upload.
         raise errors.ConditionalRequestConflict()
@@ -308,17 +345,7 @@ async def complete_multipart_upload(ctx: Ctx) -> web.StreamResponse:
     unused = [p.data for p in stored.values() if p.number not in used and p.data is not None]
     ctx.state.data.forget(unused)
     await uploads.finish(bucket, key, upload.upload_id, list(stored.values()))
-    fields: list[tuple[str, str | int | bool | None]] = [
-        ("Location", f"/{bucket.name}/{ctx.key}"), ("Bucket", bucket.name), ("Key", ctx.key),
-        ("ETag", manifest.etag)]
-    fields += [("Checksum" + alg, value) for alg, value in sums.items()]
-    if sums and upload.checksum.kind is not None:
-        fields.append(("ChecksumType", upload.checksum.kind.value))
-    body = s3xml.simple("CompleteMultipartUploadResult", fields)
-    return web.Response(body=body, content_type=XML,
-                        headers={**expiration_headers(bucket, key, manifest),
-                                 **written_version_headers(bucket, manifest),
-                                 **recorded_headers(manifest)})
+    return _completed(ctx, bucket, key, manifest)
 
 
 async def abort_multipart_upload(ctx: Ctx) -> web.StreamResponse:
