@@ -19,7 +19,7 @@ def _gateway(args: argparse.Namespace) -> int:
     listen = cfg.listen
     host, port = listen.rsplit(":", 1)
     from gateway.server import make_app  # heavy imports only for the server itself
-    from storage import malloc
+    from storage import malloc, pygc
 
     malloc.tune()
 
@@ -34,6 +34,7 @@ def _gateway(args: argparse.Namespace) -> int:
         site = abuse.GuardedSite(runner, app[abuse.ABUSE], host, int(port), reuse_port=True,
                                  backlog=1024)
         await site.start()
+        pygc.tune()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -95,6 +95,8 @@ async def _serve(node: object, host: str, port: int, *, background: bool) -> Non
                            shutdown_timeout=limits.shutdown_drain_s)
     await runner.setup()
     server = await listen(runner, host, port)
+    from storage import pygc
+    pygc.tune()
     print(f"coffre node listening on http://{host}:{port}", file=sys.stderr, flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
