@@ -95,6 +95,19 @@ def _authenticate(request: web.Request, state: State) -> sigv4.AuthResult | None
                               state.config.region, state.config.max_skew_s)
 
 
+def _authenticated(request: web.Request, state: State) -> sigv4.AuthResult | None:
+    """_authenticate, except that a key unknown while the store's keys have never loaded (the
+    store was unreachable when this gateway started) is 503, not 403: the key may well be
+    valid, and an SDK retries a 503 where a 403 is final."""
+    try:
+        return _authenticate(request, state)
+    except errors.InvalidAccessKeyId:
+        if state.keys.directory is not None and not state.keys.refreshed:
+            raise errors.ServiceUnavailable(
+                "The access keys could not be loaded yet. Please retry.") from None
+        raise
+
+
 def _authenticate_v2(request: web.Request, state: State, path: str, query: str,
                      headers: list[tuple[str, str]], now: datetime) -> sigv4.AuthResult:
     """SigV2 (boto3's default presigned URLs in us-east-1, legacy tools): the bucket is in
@@ -148,7 +161,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
                 request, await state.catalog.find_bucket(endpoint.bucket))
         # A preflight is never authenticated (browsers do not sign it): the query of a
         # presigned URL it is sent to signs the method that URL is for, not OPTIONS.
-        auth = None if op == access_ops.PREFLIGHT else _authenticate(request, state)
+        auth = None if op == access_ops.PREFLIGHT else _authenticated(request, state)
         principal = state.keys.tenant_of(auth.access_key) if auth is not None else None
         if auth is not None and principal is None:
             # revoked between two lookups

@@ -111,3 +111,34 @@ async def test_first_try_after_the_load_returns_at_once(loaded: bool) -> None:
     assert await cache.refresh() is loaded
     assert await asyncio.wait_for(cache.first_try(), 1.0) is loaded
     assert (cache.tenant_of(TENANT_KEY.access_key) == TENANT) is loaded
+
+
+async def test_a_key_unknown_before_any_load_is_retryable(tmp_path: Path) -> None:
+    """While the store's keys have never loaded, a key the cache does not hold may be a
+    tenant's valid one: 503 ServiceUnavailable (retried by SDKs), not a final 403. Once they
+    loaded, an unknown key is InvalidAccessKeyId again."""
+    cfg = Config(data_root=tmp_path, part_power=4, meta_replicas=3,
+                 nodes=NodeLayout(count=6, first_port=free_ports(1)[0]), node_timeout_s=2.0)
+    admin_key = prepare(cfg)
+    app = make_app(cfg)
+    keys = app[STATE].keys
+    store = SlowDirectory([admin_key, TENANT_KEY], fault=RuntimeError("no quorum"))
+    keys.directory = cast(Any, store)
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    stranger = AccessKey("AKIDNOBODY0000000000", "x" * 40, "nobody")
+    try:
+        url = str(client.make_url("/somebucket/k"))
+
+        async def code_of(key: AccessKey) -> tuple[int, str]:
+            async with client.session.get(url, headers=_signed_get(url, key)) as resp:
+                body = await resp.text()
+            return resp.status, body.split("<Code>")[1].split("</Code>")[0]
+
+        assert not keys.refreshed
+        assert await code_of(TENANT_KEY) == (503, "ServiceUnavailable")
+        store.fault = None
+        assert await keys.refresh()
+        assert await code_of(stranger) == (403, "InvalidAccessKeyId")
+    finally:
+        await client.close()
