@@ -31,10 +31,10 @@ def _gateway(args: argparse.Namespace) -> int:
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=10.0,
                                **abuse.runner_kwargs(cfg.abuse))
         await runner.setup()
+        pygc.tune()     # before the port opens: its collection pauses no request
         site = abuse.GuardedSite(runner, app[abuse.ABUSE], host, int(port), reuse_port=True,
                                  backlog=1024)
         await site.start()
-        pygc.tune()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

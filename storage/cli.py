@@ -94,9 +94,9 @@ async def _serve(node: object, host: str, port: int, *, background: bool) -> Non
     runner = web.AppRunner(app, access_log=None, handle_signals=False,
                            shutdown_timeout=limits.shutdown_drain_s)
     await runner.setup()
-    server = await listen(runner, host, port)
     from storage import pygc
-    pygc.tune()
+    pygc.tune()     # before the port opens: its collection pauses no call
+    server = await listen(runner, host, port)
     print(f"coffre node listening on http://{host}:{port}", file=sys.stderr, flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

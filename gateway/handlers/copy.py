@@ -26,7 +26,6 @@ from gateway.checksums import (
 )
 from gateway.datapath import Observer
 from gateway.handlers.objects import (
-    checked_write,
     commit,
     data_key,
     inline_bytes,
@@ -35,6 +34,7 @@ from gateway.handlers.objects import (
     owned_bucket,
     sealing,
     stream_parts,
+    write_conditions,
     write_lock,
     written_version_headers,
 )
@@ -212,9 +212,7 @@ async def copy_object(ctx: Ctx) -> web.StreamResponse:
     summer = copy_checksummer(asked_algorithm(ctx.headers), m)
     # If-None-Match / If-Match name the destination (x-amz-copy-source-if-* the source):
     # checked before any byte is copied, and held again at the commit, as a PUT's are.
-    expected = await checked_write(ctx, dest, key) \
-        if conditions.has_write_conditions(ctx.headers) else None
-    old = None if expected is not None else await ctx.state.catalog.get_object(dest, key)
+    expected = await write_conditions(ctx, dest, key)
     # A copy is one part: its ETag is the MD5 of the bytes (SSE-C, SSE-KMS: DataKey.etag's).
     md5 = hashlib.md5()
     hashes: list[Observer] = [md5.update] if summer is None else [md5.update, summer.update]
@@ -231,7 +229,7 @@ async def copy_object(ctx: Ctx) -> web.StreamResponse:
                        stored, meta, parts=(ref,) if ref else (), tags=tags, **sealing(dk))
     sums = m.checksums if summer is None else {summer.alg.name: summer.b64()}
     new = dataclasses.replace(new, checksums=sums)
-    new = await commit(ctx, dest, key, new, old[0] if old else None, lock, expected)
+    new = await commit(ctx, dest, key, new, lock=lock, expected=expected)
     body = s3xml.simple("CopyObjectResult", [("ETag", new.etag),
                                              ("LastModified", s3xml.iso8601(new.mtime_ms)),
                                              *_result_checksums(new.checksums)])

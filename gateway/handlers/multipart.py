@@ -17,7 +17,6 @@ from aiohttp import web
 
 from gateway import (
     acl,
-    conditions,
     errors,
     headers,
     limits,
@@ -40,7 +39,6 @@ from gateway.handlers.buckets import read_xml_body
 from gateway.handlers.copy import copy_source_range, open_copy_source
 from gateway.handlers.listing import encoding_param
 from gateway.handlers.objects import (
-    checked_write,
     commit,
     data_key,
     kms_use,
@@ -49,6 +47,7 @@ from gateway.handlers.objects import (
     recorded_headers,
     sealing,
     stored_key,
+    write_conditions,
     write_lock,
     written_version_headers,
 )
@@ -331,16 +330,14 @@ async def complete_multipart_upload(ctx: Ctx) -> web.StreamResponse:
     chosen, sums = _object_checksum(ctx, upload, requested, stored)
     # With If-None-Match / If-Match, the check holds to the commit (a PutObject of the key
     # landing in between overtakes this Complete: 412 or 409, as on AWS).
-    expected = await checked_write(ctx, bucket, key) \
-        if conditions.has_write_conditions(ctx.headers) else None
-    old = await ctx.state.catalog.get_object(bucket, key) if expected is None else None
+    expected = await write_conditions(ctx, bucket, key)
     lock = object_lock.for_write(bucket.object_lock, upload.lock, now_ms(),
                                  asked_ms=upload.initiated_ms)
     await _claim(uploads, bucket, key, upload, seen, stored)
     # From here on the upload is this request's: a failed commit leaves it claimed (its
     # parts' data may be gone with it), and a retry is a conflict, as on AWS.
     manifest = await commit(ctx, bucket, key, _manifest(upload, chosen, sums),
-                            old[0] if old else None, lock, expected)
+                            lock=lock, expected=expected)
     used = {p.number for p in chosen}
     unused = [p.data for p in stored.values() if p.number not in used and p.data is not None]
     ctx.state.data.forget(unused)

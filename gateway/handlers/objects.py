@@ -176,13 +176,9 @@ async def put_object(ctx: Ctx) -> web.StreamResponse:
     size = object_size(ctx.request, ctx.auth)
     lock = write_lock(ctx, bucket)
     dk = await data_key(ctx, bucket)
-    if conditions.has_write_conditions(ctx.headers):
-        expected = await checked_write(ctx, bucket, key)
-        manifest = await receive_object(ctx, bucket, size, dk)
-        manifest = await commit(ctx, bucket, key, manifest, lock=lock, expected=expected)
-    else:   # the replaced manifest comes back with the write: no read before it
-        manifest = await receive_object(ctx, bucket, size, dk)
-        manifest = await commit(ctx, bucket, key, manifest, lock=lock)
+    expected = await write_conditions(ctx, bucket, key)
+    manifest = await receive_object(ctx, bucket, size, dk)
+    manifest = await commit(ctx, bucket, key, manifest, lock=lock, expected=expected)
     hdrs = {"ETag": manifest.etag, **checksum_headers(manifest),
             **expiration_headers(bucket, key, manifest),
             **written_version_headers(bucket, manifest), **dk.written_headers()}
@@ -206,6 +202,14 @@ async def checked_write(ctx: Ctx, bucket: BucketRecord, key: bytes) -> Expected:
     manifest, stamp = await ctx.state.catalog.get_object_stamped(bucket, key)
     conditions.check_write(ctx.headers, manifest.etag if manifest else None, ctx.key)
     return Expected(manifest, stamp)
+
+
+async def write_conditions(ctx: Ctx, bucket: BucketRecord, key: bytes) -> Expected | None:
+    """checked_write when the request has If-None-Match / If-Match, else None: without
+    them nothing is read before the write (the replaced manifest comes back with it)."""
+    if not conditions.has_write_conditions(ctx.headers):
+        return None
+    return await checked_write(ctx, bucket, key)
 
 
 def write_lock(ctx: Ctx, bucket: BucketRecord) -> object_lock.Lock:
